@@ -1,0 +1,156 @@
+"""Assembles the static site in a staging folder: files, precache manifest, pages.
+
+Layout of dist/ (URLs under assets/, pyodide/ and vendor/ change whenever their content
+does, so the server marks them immutable):
+
+    index.html, sw.js, manifest.webmanifest, icons/   fixed names, revalidated on each use
+    precache-manifest.json                           every file with its sha256 and size
+    assets/                                          bundles, served lock, snapshot: <name>-<hash>
+    pyodide/<version>/                               Pyodide core from npm
+    pyodide/packages/                                vendored wheels (micropip, --pyodide-dist)
+    vendor/workbox-<version>/                        the service worker's precaching library
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyjoy import __version__
+from pyjoy.build.fingerprint import files_under, sha256_file, sri
+from pyjoy.build.lockfile import PackageSet
+from pyjoy.build.pins import PYODIDE_CORE_FILES, PYODIDE_VERSION, WORKBOX_MODULES, WORKBOX_VERSION
+
+PACKAGES_DIR = "pyodide/packages/"
+COMPRESSIBLE = {".html", ".js", ".mjs", ".css", ".json", ".webmanifest", ".svg", ".wasm", ".bin", ".map", ".txt"}
+NOT_PRECACHED = {".map", ".gz"}
+
+
+@dataclass
+class Sources:
+    app: Path  # app/: index.html template and the modules esbuild bundles
+    service_worker: Path  # service_worker/sw.js template
+    static: Path  # static/: manifest and icons, copied as they are
+    node_modules: Path
+    snapshot: Path
+    cache: Path  # where compressed copies of large files are kept between builds
+
+
+def copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+
+
+def hashed_name(source: Path, stem: str, suffix: str) -> str:
+    return f"assets/{stem}-{sha256_file(source)[:12]}{suffix}"
+
+
+def place_runtime(site: Path, sources: Sources, packages: PackageSet) -> dict:
+    """Copies Pyodide, the wheels, the served lock and the snapshot; returns their URLs."""
+    shutil.copytree(sources.static, site, dirs_exist_ok=True)
+    pyodide_dir = f"pyodide/{PYODIDE_VERSION}/"
+    for name in PYODIDE_CORE_FILES:
+        copy(sources.node_modules / "pyodide" / name, site / pyodide_dir / name)
+    for module in WORKBOX_MODULES:
+        copy(sources.node_modules / module / "build" / f"{module}.prod.js", site / f"vendor/workbox-{WORKBOX_VERSION}/{module}.prod.js")
+    for file_name, source in packages.vendored.items():
+        copy(source, site / PACKAGES_DIR / file_name)
+
+    lock_text = json.dumps(packages.lock, indent=1, sort_keys=True)
+    lock_url = f"assets/pyodide-lock-{hashlib.sha256(lock_text.encode()).hexdigest()[:12]}.json"
+    (site / "assets").mkdir(exist_ok=True)
+    (site / lock_url).write_text(lock_text)
+    snapshot_url = hashed_name(sources.snapshot, "python", ".bin")
+    copy(sources.snapshot, site / snapshot_url)
+    return {
+        "indexURL": pyodide_dir,
+        "lockFileURL": lock_url,
+        "packageBaseUrl": PACKAGES_DIR,
+        "snapshotURL": snapshot_url,
+        "snapshotBytes": sources.snapshot.stat().st_size,
+        "python": packages.lock["info"]["python"],
+        "version": PYODIDE_VERSION,
+    }
+
+
+def file_entries(site: Path, packages: PackageSet) -> list[dict]:
+    entries = []
+    for path in files_under(site):
+        url = path.relative_to(site).as_posix()
+        if path.suffix == ".gz":
+            continue
+        vendored_wheel = url.startswith(PACKAGES_DIR) and url[len(PACKAGES_DIR):] not in packages.precached
+        entries.append({
+            "url": url,
+            "sha256": sha256_file(path),
+            "size": path.stat().st_size,
+            # A vendored distribution can be hundreds of MB: its wheels are cached when first loaded.
+            "precache": path.suffix not in NOT_PRECACHED and not vendored_wheel,
+        })
+    return entries
+
+
+def build_id(entries: list[dict], *templates: Path) -> str:
+    digest = hashlib.sha256()
+    for entry in entries:
+        digest.update(f"{entry['url']} {entry['sha256']}\n".encode())
+    for template in templates:
+        digest.update(template.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def write_pages(site: Path, sources: Sources, build: str, bundles: dict[str, str], runtime: dict, package_index: str) -> None:
+    """index.html carries the build's configuration; sw.js carries its precache list."""
+    config = {
+        "build": build,
+        "version": __version__,
+        "worker": bundles["python-worker.js"],
+        "pyodide": runtime,
+        "packageIndex": package_index,
+    }
+    head = "\n".join([
+        f'<link rel="stylesheet" href="{bundles["style.css"]}">',
+        f'<script type="application/json" id="pyjoy-build">{json.dumps(config)}</script>',
+        f'<script type="module" src="{bundles["main.js"]}"></script>',
+    ])
+    page = (sources.app / "index.html").read_text()
+    (site / "index.html").write_text(page.replace("<!-- pyjoy:head -->", head))
+
+
+def write_service_worker(site: Path, sources: Sources, build: str, entries: list[dict]) -> None:
+    precache = [
+        {
+            "url": entry["url"],
+            # URLs that change with their content need no revision; Workbox then lets the
+            # HTTP cache answer, so an update fetches only what changed.
+            "revision": None if entry["url"].startswith(("assets/", "pyodide/", "vendor/")) else entry["sha256"][:16],
+            "integrity": sri(entry["sha256"]),
+        }
+        for entry in entries
+        if entry["precache"]
+    ]
+    workbox = [f"vendor/workbox-{WORKBOX_VERSION}/{module}.prod.js" for module in WORKBOX_MODULES]
+    build_info = {"id": build, "workbox": workbox, "precache": precache, "packages": PACKAGES_DIR}
+    template = (sources.service_worker / "sw.js").read_text()
+    (site / "sw.js").write_text(template.replace("/* pyjoy:build */ null", json.dumps(build_info, indent=1)))
+
+
+def compress(site: Path, cache: Path) -> None:
+    """Writes a .gz beside each compressible file where it saves at least a tenth."""
+    for path in files_under(site):
+        if path.suffix not in COMPRESSIBLE or path.stat().st_size < 1024:
+            continue
+        sha = sha256_file(path)
+        cached = cache / "gzip" / f"{sha}.gz"
+        if not cached.is_file():
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            packed = gzip.compress(path.read_bytes(), compresslevel=9, mtime=0)
+            partial = cached.with_suffix(".partial")
+            partial.write_bytes(packed)
+            partial.replace(cached)
+        if cached.stat().st_size <= 0.9 * path.stat().st_size:
+            copy(cached, path.with_name(path.name + ".gz"))

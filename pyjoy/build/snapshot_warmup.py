@@ -1,0 +1,13 @@
+"""Runs inside Pyodide (on Node) at build time, just before the memory snapshot is taken.
+
+Every module imported here is already initialised when the worker restores the snapshot,
+so list what the worker uses at start. Touch no JavaScript object here: the snapshot can
+only carry Python state.
+"""
+
+import asyncio  # noqa: F401  top-level await in runPython
+import json  # noqa: F401
+import traceback  # noqa: F401
+
+import pyodide.code  # noqa: F401  find_imports, used to load packages a snippet imports
+import pyodide.ffi  # noqa: F401
