@@ -1,0 +1,68 @@
+"""What the tests and benchmarks share: a real server on 127.0.0.1 and Debian's Chromium.
+
+Chromium is /usr/bin/chromium from Debian, driven by Playwright (the `test` extra);
+`playwright install` cannot download here, so this never asks Playwright for a browser.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+CHROMIUM = os.environ.get("PYJOY_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",  # this machine's network is closed: no calls home
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served(dist: Path, port: int | None = None) -> Iterator[str]:
+    """Runs `pyjoy serve` on dist in a child process; yields its base URL."""
+    port = port or free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pyjoy.cli", "serve", "--dist", str(dist), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        if "served at" not in line:
+            raise RuntimeError(f"pyjoy serve did not start: {line}{process.stdout.read()}")
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def launch_options(**extra) -> dict:
+    args = CHROMIUM_ARGS + extra.pop("args", [])
+    return {"executable_path": CHROMIUM, "headless": True, "args": args, **extra}
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1):
+    """Polls predicate until it returns something true; returns that, or raises TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        time.sleep(interval)
