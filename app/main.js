@@ -35,10 +35,10 @@ runtime.subscribe((message) => {
 });
 
 runtime.ready.then(
-  ({ python, ms }) => {
+  ({ python, ms, via }) => {
     window.pyjoy.timings.pythonReady = Math.round(performance.now());
     const shortVersion = python.split(".").slice(0, 2).join(".");
-    status.show(`Python ${shortVersion} ready in ${ms} ms`);
+    status.show(`Python ${shortVersion} ready in ${ms} ms${via === "cold" ? " (without its snapshot)" : ""}`);
     chip.textContent = `Python ${shortVersion}`;
     chip.dataset.state = "ready";
   },
@@ -60,7 +60,11 @@ watchForUpdates({
     document.getElementById("update-button").onclick = accept;
   },
   onUpdateFailed(message) {
-    status.toast(`Update not installed: ${message}. PyJoy keeps running this version.`, "error");
+    if (navigator.serviceWorker.controller) {
+      status.toast(`Update not installed: ${message}. PyJoy keeps running this version.`, "error");
+    } else {
+      status.toast(`PyJoy could not be saved for offline use: ${message}. It tries again on the next visit.`, "error");
+    }
   },
 }).catch((error) => status.toast(`Offline use is unavailable: ${error.message}`, "error"));
 

@@ -14,8 +14,9 @@ function post(message) {
   self.postMessage(message);
 }
 
-// Reads a download as it arrives so the page can show a progress bar.
-async function download(url, expectedBytes) {
+// Reads a download as it arrives so the page can show a progress bar, then checks its
+// hash: fetch()'s own integrity option would hold the whole body back until the end.
+async function download(url, expectedBytes, integrity) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`${url} answered ${response.status} ${response.statusText}`);
   const total = expectedBytes || Number(response.headers.get("Content-Length")) || 0;
@@ -40,7 +41,13 @@ async function download(url, expectedBytes) {
     offset += chunk.length;
   }
   post({ type: "progress", phase: "download", loaded, total: loaded });
+  if (integrity && (await sri(bytes)) !== integrity) throw new Error(`${url} is damaged: its sha256 does not match the build's`);
   return bytes;
+}
+
+async function sri(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return `sha256-${btoa(String.fromCharCode(...digest))}`;
 }
 
 async function startPython() {
@@ -53,7 +60,7 @@ async function startPython() {
     stdout: (text) => post({ type: "stdout", text }),
     stderr: (text) => post({ type: "stderr", text }),
   };
-  const snapshot = download(config.snapshotURL, config.snapshotBytes).finally(() => {
+  const snapshot = download(config.snapshotURL, config.snapshotBytes, config.snapshotIntegrity).finally(() => {
     mark("download");
     post({ type: "progress", phase: "start" });
   });

@@ -36,6 +36,7 @@ export class PythonRuntime {
       packageBaseUrl: absolute(pyodide.packageBaseUrl),
       snapshotURL: absolute(pyodide.snapshotURL),
       snapshotBytes: pyodide.snapshotBytes,
+      snapshotIntegrity: pyodide.snapshotIntegrity,
     };
     this.#worker = new Worker(absolute(build.worker), { type: "module", name: JSON.stringify(config) });
     this.ready = new Promise((resolve, reject) => {

@@ -27,6 +27,7 @@ async function tellPages(message) {
 self.addEventListener("install", (event) => {
   event.waitUntil(
     precache.install(event).catch(async (error) => {
+      await caches.delete(precache.strategy.cacheName); // what it holds is never used
       const file = lastFailedURL ? new URL(lastFailedURL).pathname : "a file";
       // A fetch that fails its integrity check rejects like a network error.
       await tellPages({

@@ -28,6 +28,7 @@ from pyjoy.build.pins import PYODIDE_CORE_FILES, PYODIDE_VERSION, WORKBOX_MODULE
 PACKAGES_DIR = "pyodide/packages/"
 COMPRESSIBLE = {".html", ".js", ".mjs", ".css", ".json", ".webmanifest", ".svg", ".wasm", ".bin", ".map", ".txt"}
 NOT_PRECACHED = {".map", ".gz"}
+SERVICE_WORKER = "sw.js"  # the browser fetches it itself to look for updates; never precached
 
 
 @dataclass
@@ -72,6 +73,8 @@ def place_runtime(site: Path, sources: Sources, packages: PackageSet) -> dict:
         "packageBaseUrl": PACKAGES_DIR,
         "snapshotURL": snapshot_url,
         "snapshotBytes": sources.snapshot.stat().st_size,
+        # Checked by fetch() itself: a damaged snapshot is never handed to Pyodide.
+        "snapshotIntegrity": sri(sha256_file(sources.snapshot)),
         "python": packages.lock["info"]["python"],
         "version": PYODIDE_VERSION,
     }
@@ -89,7 +92,7 @@ def file_entries(site: Path, packages: PackageSet) -> list[dict]:
             "sha256": sha256_file(path),
             "size": path.stat().st_size,
             # A vendored distribution can be hundreds of MB: its wheels are cached when first loaded.
-            "precache": path.suffix not in NOT_PRECACHED and not vendored_wheel,
+            "precache": path.suffix not in NOT_PRECACHED and url != SERVICE_WORKER and not vendored_wheel,
         })
     return entries
 
@@ -135,8 +138,8 @@ def write_service_worker(site: Path, sources: Sources, build: str, entries: list
     ]
     workbox = [f"vendor/workbox-{WORKBOX_VERSION}/{module}.prod.js" for module in WORKBOX_MODULES]
     build_info = {"id": build, "workbox": workbox, "precache": precache, "packages": PACKAGES_DIR}
-    template = (sources.service_worker / "sw.js").read_text()
-    (site / "sw.js").write_text(template.replace("/* pyjoy:build */ null", json.dumps(build_info, indent=1)))
+    template = (sources.service_worker / SERVICE_WORKER).read_text()
+    (site / SERVICE_WORKER).write_text(template.replace("/* pyjoy:build */ null", json.dumps(build_info, indent=1)))
 
 
 def compress(site: Path, cache: Path) -> None:

@@ -1,0 +1,74 @@
+"""Fixtures: the real build, a real server on 127.0.0.1, Debian's Chromium via Playwright."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
+
+from pyjoy.devtools import launch_options, served
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_build(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "build.py"), *args], capture_output=True, text=True, env=env, cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="session")
+def dist() -> Path:
+    """The project's own dist/, built as the README says (a no-op when up to date)."""
+    result = run_build()
+    assert result.returncode == 0, result.stderr
+    return ROOT / "dist"
+
+
+@pytest.fixture(scope="session")
+def base_url(dist: Path) -> Iterator[str]:
+    with served(dist) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(**launch_options())
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser):
+    context = browser.new_context()
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def profile_context(playwright: Playwright) -> Iterator[BrowserContext]:
+    """A persistent context on a fresh profile: it keeps the HTTP cache and service workers
+    (an incognito context never caches files over ~6 MB), like a person's browser."""
+    profile = tempfile.mkdtemp(prefix="pyjoy-profile-")
+    context = playwright.chromium.launch_persistent_context(profile, **launch_options())
+    yield context
+    context.close()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait_for_service_worker(page, timeout_ms: int = 60_000) -> None:
+    """Waits until the service worker controls the page and has precached the build."""
+    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=timeout_ms)

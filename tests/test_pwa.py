@@ -1,0 +1,136 @@
+"""Installable, offline after one visit, updated on the person's word; damaged files and
+missing packages reported, never fatal."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from playwright.sync_api import BrowserContext, expect
+
+from conftest import run_build, wait_for_service_worker
+from pyjoy.devtools import free_port, served
+from pyodide_dist import make_distribution
+from test_build import CLOSED_INDEX, ROOT, build_config
+
+
+def test_installable_with_no_errors(profile_context: BrowserContext, base_url: str) -> None:
+    page = profile_context.new_page()
+    page.goto(base_url)
+    wait_for_service_worker(page)
+    errors = profile_context.new_cdp_session(page).send("Page.getInstallabilityErrors")
+    assert errors["installabilityErrors"] == []
+    manifest = page.evaluate("fetch('manifest.webmanifest').then(r => r.json())")
+    assert manifest["display"] == "standalone"
+    purposes = {(icon["sizes"], icon["purpose"]) for icon in manifest["icons"]}
+    assert {("192x192", "any"), ("512x512", "any"), ("512x512", "maskable")} <= purposes
+
+
+def test_offline_reload_starts_the_shell_and_python_from_the_cache(profile_context: BrowserContext, base_url: str) -> None:
+    page = profile_context.new_page()
+    page.goto(base_url + "?w=lab")
+    page.evaluate("pyjoy.ready")
+    wait_for_service_worker(page)
+    build = page.evaluate("pyjoy.build")
+    assert page.evaluate("caches.keys()") == [f"pyjoy-build-{build}"]
+
+    profile_context.set_offline(True)
+    page.reload()
+    assert page.evaluate("pyjoy.ready")["via"] == "snapshot"
+    assert page.evaluate("pyjoy.runPython('import micropip; 40 + 2')") == 42
+    assert page.evaluate("crossOriginIsolated") is True
+    # Another URL of the app (a query string) opens offline too.
+    page.goto(base_url + "?plugin=x")
+    assert page.evaluate("pyjoy.runPython('1 + 1')") == 2
+
+
+def served_copy(dist: Path, target: Path) -> Path:
+    shutil.copytree(dist, target)
+    return target
+
+
+def test_update_is_offered_and_then_every_asset_comes_from_the_new_build(profile_context: BrowserContext, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    assert run_build("--out", str(site), "--package-index", "http://127.0.0.1:9/old/").returncode == 0
+    old_build = build_config(site)["build"]
+    with served(site) as url:
+        page = profile_context.new_page()
+        page.goto(url)
+        page.evaluate("pyjoy.ready")
+        wait_for_service_worker(page)
+        expect(page.locator("#update-banner")).to_be_hidden()
+
+        result = run_build("--out", str(site), "--package-index", "http://127.0.0.1:9/new/")
+        assert result.returncode == 0, result.stderr
+        new_build = build_config(site)["build"]
+        assert new_build != old_build
+
+        # A person coming back to the tab makes the page look for an update.
+        page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+        expect(page.locator("#update-banner")).to_be_visible(timeout=60_000)
+        assert page.evaluate("pyjoy.build") == old_build  # nothing changes until asked
+        with page.expect_navigation():
+            page.click("#update-button")
+        page.evaluate("pyjoy.ready")
+        assert page.evaluate("pyjoy.build") == new_build
+        page.wait_for_function(f"caches.keys().then(k => k.length === 1 && k[0] === 'pyjoy-build-{new_build}')")
+        lock_url = build_config(site)["pyodide"]["lockFileURL"]
+        lock = page.evaluate(f"fetch('{lock_url}').then(r => r.json())")
+        assert lock["packages"]["numpy"]["file_name"].startswith("http://127.0.0.1:9/new/")
+        # Every script and style the new page loaded is one the new build lists.
+        names = {e["url"] for e in json.loads((site / "precache-manifest.json").read_text())["files"]}
+        loaded = page.evaluate("[...document.querySelectorAll('script[src], link[rel=stylesheet]')].map(e => e.getAttribute('src') || e.getAttribute('href'))")
+        assert loaded and set(loaded) <= names
+
+
+def test_a_damaged_download_is_reported_and_python_still_starts(profile_context: BrowserContext, dist: Path, tmp_path: Path) -> None:
+    site = served_copy(dist, tmp_path / "site")
+    snapshot = site / build_config(site)["pyodide"]["snapshotURL"]
+    damaged = bytearray(snapshot.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    snapshot.write_bytes(bytes(damaged))
+    snapshot.with_name(snapshot.name + ".gz").unlink()
+    with served(site) as url:
+        page = profile_context.new_page()
+        page.goto(url)
+        # The worker refuses the damaged snapshot and starts Python without it.
+        ready = page.evaluate("pyjoy.ready")
+        assert ready["via"] == "cold"
+        assert page.evaluate("pyjoy.runPython('3 * 14')") == 42
+        expect(page.locator("#status-line")).to_contain_text("(without its snapshot)")
+        # The service worker's integrity check refuses to keep the build; the page says which file.
+        expect(page.locator(".toast-error")).to_contain_text(
+            f"could not be saved for offline use: /{snapshot.relative_to(site).as_posix()} could not be downloaded intact"
+        )
+        assert page.evaluate("caches.keys()") == []
+
+
+def test_a_package_that_cannot_be_fetched_is_an_error_naming_it(page, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    assert run_build("--out", str(site), "--package-index", f"http://127.0.0.1:{free_port()}/").returncode == 0
+    with served(site) as url:
+        page.goto(url)
+        page.evaluate("pyjoy.ready")
+        message = page.evaluate("pyjoy.loadPackage('six').then(() => 'loaded', e => e.message)")
+        assert "loading six failed" in message
+        message = page.evaluate("pyjoy.runPython('import six').then(() => 'imported', e => e.message)")
+        assert "six" in message and "failed" in message
+        assert page.evaluate("pyjoy.runPython('1 + 1')") == 2
+
+
+def test_a_vendored_distribution_package_loads_and_stays_offline(profile_context: BrowserContext, tmp_path: Path) -> None:
+    runtime_lock = json.loads((ROOT / "node_modules/pyodide/pyodide-lock.json").read_text())
+    source = make_distribution(tmp_path / "pyodide-dist", runtime_lock, {"pyjoy_sample": "ANSWER = 42\n"})
+    site = tmp_path / "site"
+    result = run_build("--out", str(site), "--pyodide-dist", str(source), "--package-index", CLOSED_INDEX)
+    assert result.returncode == 0, result.stderr
+    with served(site) as url:
+        page = profile_context.new_page()
+        page.goto(url)
+        page.evaluate("pyjoy.ready")
+        wait_for_service_worker(page)
+        assert page.evaluate("pyjoy.runPython('import pyjoy_sample; pyjoy_sample.ANSWER')") == 42
+        profile_context.set_offline(True)
+        page.reload()
+        assert page.evaluate("pyjoy.runPython('import pyjoy_sample; pyjoy_sample.ANSWER + 1')") == 43
