@@ -65,7 +65,14 @@ async function startPython() {
     post({ type: "progress", phase: "start" });
   });
   try {
-    return { pyodide: await loadPyodide({ ...options, _loadSnapshot: snapshot }), via: "snapshot" };
+    const pyodide = await loadPyodide({ ...options, _loadSnapshot: snapshot });
+    // The snapshot was made on Node, without a browser's language; set LANG as Pyodide
+    // does at a cold start.
+    const lang = `${(navigator.language ?? "C").replace("-", "_")}.UTF-8`;
+    const globals = pyodide.toPy({ lang });
+    pyodide.runPython("import os\nos.environ['LANG'] = lang", { globals });
+    globals.destroy();
+    return { pyodide, via: "snapshot" };
   } catch (error) {
     // A snapshot that cannot be restored costs speed, not the session.
     post({ type: "notice", message: `Python's memory snapshot could not be used (${error.message}); starting Python from scratch.` });

@@ -106,3 +106,34 @@ def test_phone_layout(browser: Browser, playwright, base_url: str, device: str) 
     page.tap("#console-run")
     expect(page.locator(".console-value")).to_have_text("tapped")
     context.close()
+
+
+PYTHON_STATE = """
+import os, sys, json
+json.dumps({
+    "path": sys.path, "cwd": os.getcwd(), "env": dict(os.environ), "platform": sys.platform,
+    "executable": sys.executable, "argv": sys.argv, "prefix": sys.prefix,
+    "stdlib_zip": os.path.exists(sys.path[1] if len(sys.path) > 1 else ""),
+})
+"""
+
+
+def python_state(page: Page, base_url: str) -> tuple[str, dict]:
+    page.goto(base_url)
+    via = page.evaluate("pyjoy.ready")["via"]
+    return via, page.evaluate(f"pyjoy.runPython({PYTHON_STATE!r}).then(JSON.parse)")
+
+
+def test_a_snapshot_start_is_the_same_python_as_a_cold_start(browser: Browser, base_url: str) -> None:
+    # The snapshot is made by Pyodide on Node at build time; what it restores in the browser
+    # must not differ from Python started from scratch there.
+    warm = browser.new_context()
+    via, from_snapshot = python_state(warm.new_page(), base_url)
+    assert via == "snapshot"
+    cold = browser.new_context()
+    cold.route("**/assets/python-*.bin", lambda route: route.abort())
+    via, from_scratch = python_state(cold.new_page(), base_url)
+    assert via == "cold"
+    assert from_snapshot == from_scratch
+    warm.close()
+    cold.close()

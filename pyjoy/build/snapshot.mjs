@@ -9,6 +9,9 @@ const { loadPyodide } = await import(pathToFileURL(`${pyodideDir}/pyodide.mjs`).
 const pyodide = await loadPyodide({
   indexURL: `${pyodideDir}/`,
   _makeSnapshot: true,
+  // What a browser's Pyodide reports; on Node it would be this script's path, baked into
+  // sys.executable of every restored Python.
+  _sysExecutable: "./this.program",
   stdout: () => {},
 });
 pyodide.runPython(readFileSync(warmupFile, "utf8"));
