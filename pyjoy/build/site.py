@@ -143,7 +143,11 @@ def write_service_worker(site: Path, sources: Sources, build: str, entries: list
 
 
 def compress(site: Path, cache: Path) -> None:
-    """Writes a .gz beside each compressible file where it saves at least a tenth."""
+    """Writes a .gz beside each compressible file where it saves at least a tenth.
+
+    Compressed copies are cached by content hash; those this build did not use are deleted.
+    """
+    used = set()
     for path in files_under(site):
         if path.suffix not in COMPRESSIBLE or path.stat().st_size < 1024:
             continue
@@ -155,5 +159,8 @@ def compress(site: Path, cache: Path) -> None:
             partial = cached.with_suffix(".partial")
             partial.write_bytes(packed)
             partial.replace(cached)
+        used.add(cached)
         if cached.stat().st_size <= 0.9 * path.stat().st_size:
             copy(cached, path.with_name(path.name + ".gz"))
+    for stale in set((cache / "gzip").glob("*.gz")) - used:
+        stale.unlink()

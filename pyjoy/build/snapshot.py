@@ -18,8 +18,15 @@ WARMUP = HERE / "snapshot_warmup.py"
 def make_snapshot(pyodide_dir: Path, cache: Path) -> Path:
     key = digest_files([pyodide_dir / name for name in PYODIDE_CORE_FILES] + [SCRIPT, WARMUP])
     cached = cache / "snapshots" / f"{key[:20]}.bin"
-    if cached.is_file():
-        return cached
+    if not cached.is_file():
+        run_snapshot_script(pyodide_dir, cached)
+    for stale in cached.parent.glob("*.bin"):
+        if stale != cached:
+            stale.unlink()  # 31 MB each: keep only the snapshot of the runtime in use
+    return cached
+
+
+def run_snapshot_script(pyodide_dir: Path, cached: Path) -> None:
     node = require_tool("node", NODE_FIX)
     cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_suffix(".partial")
@@ -31,4 +38,3 @@ def make_snapshot(pyodide_dir: Path, cache: Path) -> Path:
     if not partial.is_file() or partial.stat().st_size == 0:
         raise BuildError("the Python memory snapshot came out empty", "build again; report it if it repeats")
     shutil.move(partial, cached)
-    return cached
