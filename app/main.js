@@ -68,4 +68,5 @@ watchForUpdates({
   },
 }).catch((error) => status.toast(`Offline use is unavailable: ${error.message}`, "error"));
 
-window.pyjoy.timings.shellInteractive = Math.round(performance.now());
+// Interactive means wired and painted: stamp after the frame that shows the shell.
+requestAnimationFrame(() => setTimeout(() => (window.pyjoy.timings.shellInteractive = Math.round(performance.now()))));

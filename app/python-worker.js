@@ -51,6 +51,12 @@ async function sri(bytes) {
 }
 
 async function startPython() {
+  // The snapshot is the largest download: start it before anything else.
+  const snapshot = download(config.snapshotURL, config.snapshotBytes, config.snapshotIntegrity).finally(() => {
+    mark("download");
+    post({ type: "progress", phase: "start" });
+  });
+  snapshot.catch(() => {}); // handled where loadPyodide awaits it
   const { loadPyodide } = await import(`${config.indexURL}pyodide.mjs`);
   mark("module");
   const options = {
@@ -60,10 +66,6 @@ async function startPython() {
     stdout: (text) => post({ type: "stdout", text }),
     stderr: (text) => post({ type: "stderr", text }),
   };
-  const snapshot = download(config.snapshotURL, config.snapshotBytes, config.snapshotIntegrity).finally(() => {
-    mark("download");
-    post({ type: "progress", phase: "start" });
-  });
   try {
     const pyodide = await loadPyodide({ ...options, _loadSnapshot: snapshot });
     // The snapshot was made on Node, without a browser's language; set LANG as Pyodide
