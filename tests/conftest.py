@@ -72,3 +72,26 @@ def profile_context(playwright: Playwright) -> Iterator[BrowserContext]:
 def wait_for_service_worker(page, timeout_ms: int = 60_000) -> None:
     """Waits until the service worker controls the page and has precached the build."""
     page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=timeout_ms)
+
+
+@pytest.fixture(scope="session")
+def modules_url(tmp_path_factory) -> Iterator[str]:
+    """Serves every module under app/ for tests that drive JS modules directly in a page.
+
+    esbuild bundles each app/**/*.js as its own entry with code splitting, so imports
+    resolve (npm packages included) and a module shared by two entries is one instance.
+    The page `blank.html` at the returned URL is cross-origin isolated like the app:
+    `await import("./modules/rpc/session.js")` from there.
+    """
+    site = tmp_path_factory.mktemp("modules")
+    entries = sorted(str(p) for p in (ROOT / "app").rglob("*.js"))
+    result = subprocess.run(
+        [str(ROOT / "node_modules/.bin/esbuild"), *entries, "--bundle", "--format=esm", "--splitting",
+         "--target=es2022", f"--outdir={site / 'modules'}", f"--outbase={ROOT / 'app'}", "--log-level=error"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    (site / "index.html").write_text("<!doctype html><title>modules</title>")
+    (site / "blank.html").write_text("<!doctype html><title>blank</title>")
+    with served(site) as url:
+        yield url
