@@ -1,0 +1,7 @@
+# ---
+# name: Forgot The Fence
+# requirements: [numpy]
+import numpy as np
+from imjoy import api
+
+api.export({})
