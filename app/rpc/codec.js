@@ -1,0 +1,297 @@
+// Values to wire form and back: the "Values" table of PROTOCOL.md, for JavaScript.
+// Mirrors pyjoy/rpc/codec.py. The session supplies the context: where functions are kept
+// (its store) and where remote functions come from (its proxies).
+//
+//   const job = { codecs, method: (fn, name) => id, transfer: new Set() };
+//   const wire = await encode(value, job);        // job.transfer: the buffers to move
+//   const value = decode(wire, { codecs, proxy: (id, name) => fn });
+//
+// Encoding is async only because a Blob's bytes must be read (blob.arrayBuffer()) and a
+// custom encoder may be async; everything else is walked synchronously, so a large array
+// of numbers costs no promise per item. Decoding is synchronous.
+
+/**
+ * @typedef {object} Codec  a custom wire form, e.g. for an app's own image type
+ * @property {string} name  its `_rtype`; not one of BUILTIN_RTYPES
+ * @property {Function} [type]  values that are `instanceof type` are encoded with it
+ * @property {(value: any) => object} [encoder]  returns a plain object (or a promise of one),
+ *   sent with its members encoded and `_rtype` set to `name`
+ * @property {(members: object) => any} [decoder]  gets that object decoded, `_rtype`
+ *   removed; synchronous
+ */
+
+/** The `_rtype`s of the Values table; a codec cannot take one of these names. */
+export const BUILTIN_RTYPES = new Set(["memoryview", "typedarray", "ndarray", "blob", "error", "method"]);
+
+/** Element types of typedarray and ndarray wire forms (`_rdtype`). */
+export const DTYPES = {
+  int8: Int8Array, uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array,
+  int32: Int32Array, uint32: Uint32Array, int64: BigInt64Array, uint64: BigUint64Array,
+  float32: Float32Array, float64: Float64Array, bool: Uint8Array,
+};
+
+// By Symbol.toStringTag, which subclasses keep. A DataView has no element type: bytes.
+const DTYPE_OF_VIEW = {
+  Int8Array: "int8", Uint8Array: "uint8", Uint8ClampedArray: "uint8", Int16Array: "int16",
+  Uint16Array: "uint16", Int32Array: "int32", Uint32Array: "uint32", BigInt64Array: "int64",
+  BigUint64Array: "uint64", Float32Array: "float32", Float64Array: "float64", DataView: "uint8",
+};
+
+/** How an exception from the other side arrives: rejected calls, or a value sent as is. */
+export class RemoteError extends Error {
+  constructor(type, message, traceback) {
+    super(message);
+    this.name = "RemoteError";
+    this.remoteType = type; // the sender's class name, e.g. "ZeroDivisionError", "TypeError"
+    this.traceback = traceback; // the sender's traceback (Python) or stack (JS)
+  }
+}
+
+// Methods of interfaces are sent bound to their object (a plugin's `this.state` works when
+// called remotely); the bound function is kept per object and member so that sending the
+// same object again reuses the same store id.
+const BOUND = new WeakMap();
+
+/**
+ * @param {any} value
+ * @param {{codecs: Map<string, Codec>, method: (fn: Function, name: string) => string,
+ *          transfer: Set<ArrayBuffer>}} job
+ * @returns {Promise<any>} the wire form; job.transfer holds every buffer in it
+ */
+export async function encode(value, job) {
+  const pending = [];
+  const wire = walk(value, { ...job, pending }, new Set());
+  // Blob reads and async encoders fill their places in the tree; they may add more.
+  while (pending.length) await Promise.all(pending.splice(0));
+  return wire;
+}
+
+function walk(value, job, path) {
+  if (value === null || value === undefined) return null;
+  const kind = typeof value;
+  if (kind === "string" || kind === "number" || kind === "boolean" || kind === "bigint") return value;
+  if (kind === "symbol") throw unsupported(value);
+  const codec = codecFor(value, job.codecs);
+  if (codec) return encodeCustom(codec, value, job);
+  if (kind === "function") return { _rtype: "method", _rtarget: job.method(value, value.name), _rname: value.name };
+  if (path.has(value)) throw new TypeError("cannot send a value that contains itself (a cycle)");
+  path.add(value);
+  try {
+    return encodeObject(value, job, path);
+  } finally {
+    path.delete(value);
+  }
+}
+
+function encodeObject(value, job, path) {
+  if (Array.isArray(value)) return Array.from(value, (item) => walk(item, job, path));
+  if (ArrayBuffer.isView(value)) {
+    const _rdtype = DTYPE_OF_VIEW[value[Symbol.toStringTag] ?? "DataView"];
+    if (!_rdtype) throw unsupported(value);
+    return { _rtype: "typedarray", _rvalue: viewBuffer(value, job), _rdtype };
+  }
+  if (value instanceof ArrayBuffer) return { _rtype: "memoryview", _rvalue: ownBuffer(value, job) };
+  if (typeof SharedArrayBuffer !== "undefined" && value instanceof SharedArrayBuffer) {
+    // Shared memory cannot be transferred; the other side gets a copy of its bytes.
+    return { _rtype: "memoryview", _rvalue: viewBuffer(new Uint8Array(value), job) };
+  }
+  if (value instanceof Blob) return encodeBlob(value, job);
+  if (value instanceof Error) return encodeError(value);
+  const proto = Object.getPrototypeOf(value);
+  if (proto === Object.prototype || proto === null) {
+    if (value._rtype === "ndarray") return encodeNdarray(value, job);
+    if (!Object.values(value).some((member) => typeof member === "function")) {
+      const out = {};
+      for (const key of Object.keys(value)) put(out, key, walk(value[key], job, path));
+      return out;
+    }
+    return encodeInterface(value, Object.keys(value), job, path);
+  }
+  // Built-ins without a wire form (Map, Date, Promise, ...) are errors, not interfaces of
+  // their methods; instances of the program's own classes are interfaces.
+  if (isNative(value.constructor)) throw unsupported(value);
+  return encodeInterface(value, publicMembers(value), job, path);
+}
+
+function encodeInterface(object, keys, job, path) {
+  const out = {};
+  for (const key of keys) {
+    if (key === "_rintf") continue;
+    const member = object[key];
+    if (typeof member === "function" && !codecFor(member, job.codecs)) {
+      put(out, key, { _rtype: "method", _rtarget: job.method(bound(object, key, member), key), _rname: key });
+    } else {
+      put(out, key, walk(member, job, path));
+    }
+  }
+  out._rintf = true;
+  return out;
+}
+
+// A class instance's own enumerable fields and its methods up the prototype chain (to the
+// first built-in class: an EventTarget subclass does not send addEventListener), without
+// names starting with "_" (as for Python objects) and without the constructor.
+function publicMembers(object) {
+  const keys = new Set(Object.keys(object));
+  for (let proto = Object.getPrototypeOf(object); proto && !isNative(proto.constructor); proto = Object.getPrototypeOf(proto)) {
+    for (const key of Object.getOwnPropertyNames(proto)) {
+      const descriptor = Object.getOwnPropertyDescriptor(proto, key);
+      if (key !== "constructor" && typeof descriptor.value === "function") keys.add(key);
+    }
+  }
+  return [...keys].filter((key) => !key.startsWith("_"));
+}
+
+function isNative(constructor) {
+  return typeof constructor !== "function" || /\[native code\]\s*\}$/.test(Function.prototype.toString.call(constructor));
+}
+
+function bound(object, key, fn) {
+  let members = BOUND.get(object);
+  if (!members) BOUND.set(object, (members = new Map()));
+  let entry = members.get(key);
+  if (entry?.fn !== fn) {
+    entry = { fn, bound: { [key]: (...args) => fn.apply(object, args) }[key] };
+    members.set(key, entry);
+  }
+  return entry.bound;
+}
+
+function encodeNdarray(value, job) {
+  const { _rdtype, _rshape } = value;
+  const Type = DTYPES[_rdtype];
+  if (!Type) throw new TypeError(`cannot send an ndarray of _rdtype ${JSON.stringify(_rdtype)}: expected one of ${Object.keys(DTYPES).join(" ")}`);
+  if (!Array.isArray(_rshape) || !_rshape.every((n) => Number.isInteger(n) && n >= 0)) {
+    throw new TypeError(`cannot send an ndarray with _rshape ${JSON.stringify(_rshape)}: expected an array of sizes`);
+  }
+  const buffer = ArrayBuffer.isView(value._rvalue) ? viewBuffer(value._rvalue, job) : value._rvalue;
+  if (!(buffer instanceof ArrayBuffer)) throw new TypeError("cannot send an ndarray whose _rvalue is not an ArrayBuffer or a typed array");
+  const bytes = _rshape.reduce((a, b) => a * b, 1) * Type.BYTES_PER_ELEMENT;
+  if (buffer.byteLength !== bytes) {
+    throw new TypeError(`cannot send an ndarray of shape [${_rshape}] ${_rdtype} (${bytes} bytes) with a buffer of ${buffer.byteLength} bytes`);
+  }
+  return { _rtype: "ndarray", _rvalue: ownBuffer(buffer, job), _rshape: [..._rshape], _rdtype };
+}
+
+function encodeBlob(blob, job) {
+  const wire = { _rtype: "blob", _rvalue: null, type: blob.type, name: typeof File !== "undefined" && blob instanceof File ? blob.name : null };
+  job.pending.push(blob.arrayBuffer().then((buffer) => { wire._rvalue = ownBuffer(buffer, job); }));
+  return wire;
+}
+
+/** An Error's wire form; a RemoteError passed on keeps the type and traceback it came with. */
+export function encodeError(error) {
+  if (error instanceof RemoteError) return { _rtype: "error", type: error.remoteType, message: error.message, traceback: error.traceback };
+  return { _rtype: "error", type: error.name || "Error", message: String(error.message), traceback: String(error.stack ?? "") };
+}
+
+function encodeCustom(codec, value, job) {
+  const result = codec.encoder(value);
+  if (typeof result?.then !== "function") return customWire(codec, result, job);
+  const slot = {}; // filled in place once the encoder resolves
+  job.pending.push(Promise.resolve(result).then((resolved) => Object.assign(slot, customWire(codec, resolved, job))));
+  return slot;
+}
+
+function customWire(codec, result, job) {
+  const proto = result !== null && typeof result === "object" ? Object.getPrototypeOf(result) : undefined;
+  if (proto !== Object.prototype && proto !== null) {
+    throw new TypeError(`codec ${codec.name}: the encoder returned ${result === null ? "null" : typeof result}, not a plain object`);
+  }
+  const out = { _rtype: codec.name };
+  for (const key of Object.keys(result)) if (key !== "_rtype") put(out, key, walk(result[key], job, new Set()));
+  return out;
+}
+
+function codecFor(value, codecs) {
+  for (const codec of codecs.values()) if (codec.type && codec.encoder && value instanceof codec.type) return codec;
+  return null;
+}
+
+// The buffer of a view, moved when the view spans all of it, else a copy of its bytes.
+// Views of shared memory are always copied: a SharedArrayBuffer cannot be transferred.
+function viewBuffer(view, job) {
+  const { buffer, byteOffset, byteLength } = view;
+  if (buffer instanceof ArrayBuffer && byteOffset === 0 && byteLength === buffer.byteLength) return ownBuffer(buffer, job);
+  return ownBuffer(new Uint8Array(buffer, byteOffset, byteLength).slice().buffer, job);
+}
+
+function ownBuffer(buffer, job) {
+  if (buffer.detached) throw new TypeError("cannot send a detached ArrayBuffer (it was sent before: a sent buffer moves to the other side)");
+  job.transfer.add(buffer);
+  return buffer;
+}
+
+function unsupported(value) {
+  const type = typeof value === "object" ? value[Symbol.toStringTag] ?? value.constructor?.name ?? "object" : typeof value;
+  return new TypeError(`cannot send a ${type}: it has no wire form (see PROTOCOL.md "Values"; registerCodec adds one)`);
+}
+
+// Own data property even for the key "__proto__", which plain assignment would turn into
+// a prototype change.
+function put(object, key, value) {
+  if (key === "__proto__") Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
+  else object[key] = value;
+}
+
+/**
+ * @param {any} wire  a received wire form
+ * @param {{codecs: Map<string, Codec>, proxy: (id: string, name: string) => Function}} context
+ */
+export function decode(wire, context) {
+  if (wire === null || typeof wire !== "object") return wire;
+  if (Array.isArray(wire)) return wire.map((item) => decode(item, context));
+  if (wire instanceof ArrayBuffer || ArrayBuffer.isView(wire)) return wire;
+  const rtype = wire._rtype;
+  if (rtype === undefined) {
+    const out = {};
+    for (const key of Object.keys(wire)) if (!(key === "_rintf" && wire._rintf === true)) put(out, key, decode(wire[key], context));
+    return out;
+  }
+  switch (rtype) {
+    case "method":
+      if (typeof wire._rtarget !== "string") throw malformed("a method without a string _rtarget");
+      return context.proxy(wire._rtarget, typeof wire._rname === "string" ? wire._rname : "");
+    case "memoryview":
+      return received(wire._rvalue);
+    case "typedarray":
+    case "ndarray": {
+      const Type = DTYPES[wire._rdtype];
+      if (!Type) throw malformed(`a ${rtype} of unknown _rdtype ${JSON.stringify(wire._rdtype)}`);
+      const buffer = received(wire._rvalue);
+      if (rtype === "ndarray") return { _rtype: "ndarray", _rvalue: buffer, _rshape: wire._rshape, _rdtype: wire._rdtype };
+      if (buffer.byteLength % Type.BYTES_PER_ELEMENT) throw malformed(`a ${wire._rdtype} typedarray of ${buffer.byteLength} bytes`);
+      return new Type(buffer);
+    }
+    case "blob": {
+      const options = { type: typeof wire.type === "string" ? wire.type : "" };
+      const parts = [received(wire._rvalue)];
+      return wire.name != null ? new File(parts, String(wire.name), options) : new Blob(parts, options);
+    }
+    case "error":
+      return new RemoteError(String(wire.type ?? "Error"), String(wire.message ?? ""), String(wire.traceback ?? ""));
+    default: {
+      // A codec's form; with no codec of that name here it stays a plain object, `_rtype`
+      // kept, for the program to look at (as pyjoy/rpc/codec.py does).
+      const codec = context.codecs.get(rtype);
+      const members = {};
+      for (const key of Object.keys(wire)) if (key !== "_rtype") put(members, key, decode(wire[key], context));
+      return codec?.decoder ? codec.decoder(members) : { ...members, _rtype: rtype };
+    }
+  }
+}
+
+// Buffers arrive as ArrayBuffer; a view is accepted too (what a converter may make of
+// Python bytes), taken whole when it spans its buffer.
+function received(value) {
+  if (value instanceof ArrayBuffer) return value;
+  if (ArrayBuffer.isView(value)) {
+    const { buffer, byteOffset, byteLength } = value;
+    return byteOffset === 0 && byteLength === buffer.byteLength ? buffer : buffer.slice(byteOffset, byteOffset + byteLength);
+  }
+  throw malformed("a wire form whose _rvalue is not a buffer");
+}
+
+function malformed(what) {
+  return new TypeError(`received ${what}`);
+}
