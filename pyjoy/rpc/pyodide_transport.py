@@ -1,0 +1,142 @@
+"""Messages over postMessage, from Python in Pyodide (the Python twin of transport.js).
+
+In a Pyodide worker, wrap the worker's global scope, or a MessagePort, and connect:
+
+    import js
+    from pyjoy.rpc import connect
+    from pyjoy.rpc.pyodide_transport import PyodideTransport
+
+    session = connect(PyodideTransport(js), root=api)      # `js` is the worker's global scope
+
+Each message travels in the envelope `{_pyjoy_rpc: message}` (PROTOCOL.md, Transport);
+anything else on the channel (the worker's own messages) is left to its own listeners.
+On send, the message becomes plain JS objects and arrays, None becomes null (not
+undefined), and each buffer is copied out of the WASM heap once into a new ArrayBuffer,
+which is then transferred, not copied again. On receive, objects and arrays become dicts
+and lists, null and undefined None, and each ArrayBuffer (or typed array) is copied into
+the heap once, as a writable memoryview of bytes. Messages that come before the session
+registers its handler are kept for it. `close()` stops listening; it closes a MessagePort
+(made for this transport) but not a worker's scope, which others share.
+
+`js` and `pyodide.ffi` are imported inside functions, so the package imports on CPython.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .transport import Buffer, Handler, Message
+
+log = logging.getLogger("pyjoy.rpc")
+ENVELOPE = "_pyjoy_rpc"
+
+
+class PyodideTransport:
+    """A transport over `target`, a JS object with postMessage and addEventListener."""
+
+    def __init__(self, target: Any) -> None:
+        from pyodide.ffi import create_proxy
+
+        self.closed = False
+        self._target = target
+        self._handler: Handler | None = None
+        self._early: list[Message] = []
+        self._listener = create_proxy(self._receive)
+        target.addEventListener("message", self._listener)
+        start = getattr(target, "start", None)  # a MessagePort holds its messages until started
+        if start is not None:
+            start()
+
+    def send(self, message: Message, transfer: list[Buffer]) -> None:
+        # `transfer` is not needed: every buffer is copied out of the heap, and all copies move.
+        import js
+        from pyodide.ffi import to_js
+
+        if self.closed:
+            raise ConnectionError("transport closed")
+        buffers: list[Any] = []
+        tree = {ENVELOPE: _with_js_buffers(message, buffers)}
+        # No PyProxies: a Python object left in a message is a bug, better an error than a leak.
+        js_message = to_js(tree, dict_converter=js.Object.fromEntries, create_pyproxies=False)
+        self._target.postMessage(js_message, to_js(buffers))
+
+    def on_message(self, handler: Handler) -> None:
+        self._handler = handler
+        early, self._early = self._early, []
+        for message in early:
+            handler(message)
+
+    def close(self) -> None:
+        import js
+
+        if self.closed:
+            return
+        self.closed = True
+        self._early = []
+        self._target.removeEventListener("message", self._listener)
+        self._listener.destroy()
+        if js.Object.prototype.toString.call(self._target) == "[object MessagePort]":
+            self._target.close()
+
+    def _receive(self, event: Any) -> None:
+        import js
+        from pyodide.ffi import JsProxy
+
+        data = event.data
+        if self.closed or not isinstance(data, JsProxy) or data.typeof != "object" \
+                or not js.Object.prototype.hasOwnProperty.call(data, ENVELOPE):
+            return  # not ours (see ENVELOPE)
+        try:
+            message = _from_js(getattr(data, ENVELOPE))
+        except Exception as error:
+            log.warning("pyjoy.rpc: dropped a message that is not plain data: %s", error)
+            return
+        if self._handler is None:
+            self._early.append(message)
+        else:
+            self._handler(message)
+
+
+def _with_js_buffers(value: Any, buffers: list[Any]) -> Any:
+    """The message with each buffer replaced by a JS ArrayBuffer copy, listed in `buffers`,
+    and None by JS null (to_js would make it undefined, which the wire does not have)."""
+    if value is None:
+        from pyodide.ffi import jsnull
+
+        return jsnull
+    if isinstance(value, dict):
+        return {key: _with_js_buffers(item, buffers) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_with_js_buffers(item, buffers) for item in value]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        import js
+
+        view = memoryview(value).cast("B")
+        array = js.Uint8Array.new(view.nbytes)
+        array.assign(view)  # the one copy, out of the WASM heap
+        buffer = array.buffer
+        buffers.append(buffer)
+        return buffer
+    return value
+
+
+def _from_js(data: Any) -> Any:
+    from pyodide.ffi import JsProxy, jsnull
+
+    def plain(value: Any) -> Any:
+        if value is None or value is jsnull:  # JS undefined and null (Pyodide 314 keeps null apart)
+            return None
+        if isinstance(value, (str, int, float, bool)):
+            return value
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [plain(item) for item in value]
+        if isinstance(value, memoryview):
+            return value.cast("B")  # a typed array arrives with its element format; the wire wants bytes
+        raise TypeError(f"{type(value).__name__} is not message data")
+
+    # to_py converts the whole tree in one go: objects to dicts, arrays to lists, and
+    # buffers to writable memoryviews of a copy in the heap.
+    return plain(data.to_py() if isinstance(data, JsProxy) else data)
