@@ -1,14 +1,36 @@
 // The shell's entry: starts Python in its worker at once, wires the page, registers the
 // service worker, and exposes window.pyjoy, the embedding API for other pages and tests.
 import { mountConsole } from "./console.js";
+import { hostApiFor } from "./plugins/host-api.js";
+import { PluginHost } from "./plugins/host.js";
 import { PythonRuntime } from "./runtime.js";
 import { createStatus } from "./status.js";
+import { dialogs } from "./ui/dialog.js";
+import { chooseFiles, download } from "./ui/files.js";
+import { createWindowArea } from "./ui/windows.js";
 import { watchForUpdates } from "./updates.js";
 
 const build = JSON.parse(document.getElementById("pyjoy-build").textContent);
 const runtime = new PythonRuntime(build);
 const status = createStatus(document);
 const chip = document.getElementById("runtime-chip");
+
+const ui = {
+  toast: (text, kind, duration) => status.toast(text, kind, duration),
+  status: (text) => status.show(text),
+  progress: (label, fraction) => status.show(fraction >= 1 ? `${label}: done` : label, fraction >= 1 ? null : fraction),
+  dialogs,
+  chooseFiles,
+  download,
+};
+const plugins = new PluginHost({
+  build,
+  ui,
+  hiddenContainer: document.getElementById("sandboxes"),
+  windows: createWindowArea(document.getElementById("windows")),
+});
+// The page itself, as a caller of the plugin API (pyjoy.api).
+const page = { name: "PyJoy", type: "page", config: { name: "PyJoy", version: build.version }, source: { attachments: {} } };
 
 window.pyjoy = {
   build: build.build,
@@ -21,6 +43,18 @@ window.pyjoy = {
   loadPackage: (names) => runtime.loadPackage(names),
   /** Milliseconds since navigation start at each boot milestone. */
   timings: {},
+  /** Loads a plugin from a URL or its source; resolves to its exported API (a proxy). */
+  loadPlugin: async (urlOrSource) => (await plugins.load(urlOrSource)).api,
+  /** The exported API of a loaded plugin, by name. */
+  getPlugin: (name) => plugins.getPlugin(name),
+  /** [{name, type, version, state, error}] of the loaded plugins. */
+  plugins: () => plugins.list(),
+  /** Ends a plugin (even one stuck in a loop); it can be loaded again. */
+  terminatePlugin: (name) => plugins.terminate(name),
+  /** Loads a plugin again from its URL or source. */
+  reloadPlugin: async (name) => (await plugins.reload(name)).api,
+  /** The API the host gives plugins, callable from the page. */
+  api: hostApiFor(page, plugins),
 };
 
 runtime.subscribe((message) => {
@@ -37,6 +71,10 @@ runtime.subscribe((message) => {
 runtime.ready.then(
   ({ python, ms, via }) => {
     window.pyjoy.timings.pythonReady = Math.round(performance.now());
+    // While the shell idles, boot a sandboxed Python for the first web-python plugin.
+    const warm = () => plugins.warmUp();
+    if ("requestIdleCallback" in window) requestIdleCallback(warm, { timeout: 3000 });
+    else setTimeout(warm, 1000);
     const shortVersion = python.split(".").slice(0, 2).join(".");
     status.show(`Python ${shortVersion} ready in ${ms} ms${via === "cold" ? " (without its snapshot)" : ""}`);
     chip.textContent = `Python ${shortVersion}`;

@@ -1,17 +1,18 @@
-// The main thread's side of the Python worker: starts it, follows its boot, and sends
-// it code to run. Python never runs on this thread.
+// The page's side of the console's Python worker: starts it, follows its boot, and talks
+// to its kernel (pyjoy/plugin/kernel.py) over RPC. Python never runs on this thread.
 //
-// Worker -> page messages: {type: "progress", phase, loaded, total}, {type: "ready", python,
-// via, phases}, {type: "failed", error}, {type: "notice", message}, {type: "stdout" | "stderr",
-// text}, {type: "result", id, value} and {type: "error", id, error}.
-// Page -> worker: {type: "run", id, code} and {type: "load-packages", id, names}.
+// Besides RPC messages, the worker posts {type: "progress", phase, loaded, total},
+// {type: "ready", python, via, phases}, {type: "failed", error}, {type: "notice", message}
+// and {type: "stdout" | "stderr", text}; subscribe() hands these to the page.
+import { Session } from "./rpc/session.js";
+import { PostMessageTransport } from "./rpc/transport.js";
 
 export class PythonError extends Error {
   constructor({ type, message, traceback }) {
     super(message);
     this.name = "PythonError";
     this.pythonType = type; // e.g. "ZeroDivisionError"
-    this.traceback = traceback; // Python's own traceback text, when the error came from Python
+    this.traceback = traceback; // Python's own traceback text
   }
 }
 
@@ -19,40 +20,57 @@ function absolute(url) {
   return new URL(url, document.baseURI).href;
 }
 
+/** The worker configuration for Python: the build's URLs, made absolute. */
+export function pythonConfig(build) {
+  const { pyodide } = build;
+  return {
+    indexURL: absolute(pyodide.indexURL),
+    lockFileURL: absolute(pyodide.lockFileURL),
+    packageBaseUrl: absolute(pyodide.packageBaseUrl),
+    snapshotURL: absolute(pyodide.snapshotURL),
+    snapshotBytes: pyodide.snapshotBytes,
+    snapshotIntegrity: pyodide.snapshotIntegrity,
+    runtimeURL: absolute(pyodide.runtimeURL),
+    runtimeIntegrity: pyodide.runtimeIntegrity,
+  };
+}
+
+// Errors from the kernel come as RemoteError; the embedding API names them PythonError.
+function asPythonError(error) {
+  if (error?.name !== "RemoteError") throw error;
+  const lines = (error.message ?? "").trim().split("\n");
+  const last = lines[lines.length - 1];
+  const message = last.startsWith(`${error.remoteType}:`) ? last : `${error.remoteType}: ${last}`;
+  throw new PythonError({ type: error.remoteType, message, traceback: error.traceback });
+}
+
 export class PythonRuntime {
   #worker;
-  #pending = new Map();
-  #nextId = 1;
+  #session;
   #listeners = new Set();
 
   constructor(build) {
     const started = performance.now();
-    const pyodide = build.pyodide;
     // The worker reads its configuration from its name: available synchronously at its
     // start, so loading begins without waiting for a first message.
-    const config = {
-      indexURL: absolute(pyodide.indexURL),
-      lockFileURL: absolute(pyodide.lockFileURL),
-      packageBaseUrl: absolute(pyodide.packageBaseUrl),
-      snapshotURL: absolute(pyodide.snapshotURL),
-      snapshotBytes: pyodide.snapshotBytes,
-      snapshotIntegrity: pyodide.snapshotIntegrity,
-    };
-    this.#worker = new Worker(absolute(build.worker), { type: "module", name: JSON.stringify(config) });
-    this.ready = new Promise((resolve, reject) => {
+    this.#worker = new Worker(absolute(build.worker), { type: "module", name: JSON.stringify(pythonConfig(build)) });
+    this.#session = new Session(new PostMessageTransport(this.#worker));
+    const booted = new Promise((resolve, reject) => {
       this.#worker.addEventListener("message", ({ data }) => {
-        if (data.type === "ready") {
-          resolve({ python: data.python, via: data.via, ms: Math.round(performance.now() - started), phases: data.phases });
-        } else if (data.type === "failed") {
-          reject(new PythonError(data.error));
-        }
+        if (data?.type === "ready") resolve(data);
+        else if (data?.type === "failed") reject(new PythonError(data.error));
+        else if (data?.type) for (const listener of this.#listeners) listener(data);
       });
       this.#worker.addEventListener("error", (event) => {
         reject(new Error(`the Python worker failed to start: ${event.message || "its script did not load"}`));
       });
     });
+    this.kernel = booted.then(() => this.#session.remoteRoot);
+    this.ready = this.kernel.then(async () => {
+      const { python, via, phases } = await booted;
+      return { python, via, phases, ms: Math.round(performance.now() - started) };
+    });
     this.ready.catch(() => {}); // a failed start is reported through ready's own users
-    this.#worker.addEventListener("message", ({ data }) => this.#receive(data));
   }
 
   /** Calls listener(message) for progress, notices and output; returns an unsubscribe. */
@@ -62,32 +80,14 @@ export class PythonRuntime {
   }
 
   /** Runs Python code (top-level await allowed); resolves to its last expression's value. */
-  runPython(code) {
-    return this.#request({ type: "run", code: String(code) });
+  async runPython(code) {
+    const kernel = await this.kernel;
+    return kernel.run_python(String(code)).catch(asPythonError);
   }
 
   /** Loads Pyodide packages by name; rejects naming each package that failed to load. */
-  loadPackage(names) {
-    return this.#request({ type: "load-packages", names: [].concat(names) });
-  }
-
-  async #request(message) {
-    await this.ready;
-    const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      this.#worker.postMessage({ ...message, id });
-    });
-  }
-
-  #receive(data) {
-    if (data.type === "result" || data.type === "error") {
-      const pending = this.#pending.get(data.id);
-      this.#pending.delete(data.id);
-      if (data.type === "result") pending?.resolve(data.value);
-      else pending?.reject(new PythonError(data.error));
-      return;
-    }
-    for (const listener of this.#listeners) listener(data);
+  async loadPackage(names) {
+    const kernel = await this.kernel;
+    return kernel.load_packages([].concat(names)).catch(asPythonError);
   }
 }

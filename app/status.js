@@ -18,8 +18,8 @@ export function createStatus(document) {
       }
     },
 
-    /** A message that stays a few seconds; kind "error" stays until dismissed. */
-    toast(text, kind = "info") {
+    /** A message that stays a few seconds (or duration s); kind "error" stays until dismissed. */
+    toast(text, kind = "info", duration = 6) {
       const toast = document.createElement("div");
       toast.className = `toast toast-${kind}`;
       toast.setAttribute("role", kind === "error" ? "alert" : "status");
@@ -32,7 +32,7 @@ export function createStatus(document) {
       close.addEventListener("click", () => toast.remove());
       toast.append(close);
       toasts.append(toast);
-      if (kind !== "error") setTimeout(() => toast.remove(), 6000);
+      if (kind !== "error") setTimeout(() => toast.remove(), (Number(duration) || 6) * 1000);
     },
   };
 }

@@ -5,3 +5,12 @@ site (`pyjoy.build`), the server that serves it (`pyjoy.server`) and the `pyjoy`
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # `from pyjoy import api` in a plugin, without importing the plugin runtime elsewhere.
+    if name == "api":
+        from pyjoy.plugin.api import api
+
+        return api
+    raise AttributeError(f"module 'pyjoy' has no attribute {name!r}")

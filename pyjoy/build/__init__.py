@@ -5,7 +5,8 @@ The pipeline, each step cached so that a build with nothing changed is a no-op:
     node_modules   npm ci when package-lock.json changed (Pyodide, Workbox, esbuild)
     wheels         micropip from PyPI, checked against its pinned sha256
     packages       the served lock: vendored wheels by hash, the rest at the package index
-    snapshot       Python's memory snapshot, made in Pyodide on Node
+    runtime        pyjoy's in-browser Python (RPC, plugin runtime, `imjoy`) as a zip
+    snapshot       Python's memory snapshot with that runtime imported, made on Node
     bundle         app/ through esbuild into hashed files
     site           pages, precache manifest, service worker, .gz copies
 
@@ -31,6 +32,7 @@ from pyjoy.build.fingerprint import digest_files, files_under
 from pyjoy.build.lockfile import package_set
 from pyjoy.build.npm import ensure_node_modules
 from pyjoy.build.pins import DEFAULT_PACKAGE_INDEX, VENDORED_WHEELS
+from pyjoy.build.python_runtime import make_runtime_zip
 from pyjoy.build.snapshot import make_snapshot
 from pyjoy.build.wheels import fetch_wheel
 
@@ -87,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
 def input_fingerprint(options: Options) -> str:
     root = options.root
-    sources = files_under(root / "app", root / "service_worker", root / "static", root / "pyjoy" / "build")
+    sources = files_under(root / "app", root / "service_worker", root / "static", root / "pyjoy")
     sources += [root / "package.json", root / "package-lock.json"]
     extra = [options.package_index]
     if options.pyodide_dist is not None:
@@ -112,10 +114,11 @@ def build(options: Options) -> Result:
     pinned = [(wheel, fetch_wheel(wheel, cache)) for wheel in VENDORED_WHEELS]
     runtime_lock = json.loads((modules / "pyodide" / "pyodide-lock.json").read_text())
     packages = package_set(runtime_lock, pinned, options.package_index, options.pyodide_dist)
-    snapshot = make_snapshot(modules / "pyodide", cache)
+    runtime_zip = make_runtime_zip(root, cache)
+    snapshot = make_snapshot(modules / "pyodide", runtime_zip, cache)
     sources = site_files.Sources(
         app=root / "app", service_worker=root / "service_worker", static=root / "static",
-        node_modules=modules, snapshot=snapshot, cache=cache,
+        node_modules=modules, snapshot=snapshot, runtime_zip=runtime_zip, cache=cache,
     )
 
     stage = out.with_name(f"{out.name}.partial-{os.getpid()}")

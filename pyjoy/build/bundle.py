@@ -8,8 +8,11 @@ from pathlib import Path
 
 from pyjoy.build.errors import BuildError, run_tool
 
-# The entry points under app/: the shell, the Python worker's bootstrap, the styles.
-ENTRIES = ("main.js", "python-worker.js", "style.css")
+# Under app/: the shell, the console's Python worker, the styles (ES modules, as files).
+MODULE_ENTRIES = ("main.js", "python-worker.js", "style.css")
+# Classic scripts the page hands to plugin sandboxes as text, so each is one self-contained
+# file: a sandbox has an opaque origin and loads nothing from ours (plugins/sandbox.js).
+SCRIPT_ENTRIES = ("sandbox/frame.js", "sandbox/js-worker.js", "sandbox/python-worker.js")
 
 
 def bundle(app_dir: Path, node_modules: Path, site: Path) -> dict[str, str]:
@@ -17,13 +20,22 @@ def bundle(app_dir: Path, node_modules: Path, site: Path) -> dict[str, str]:
     esbuild = node_modules / ".bin" / "esbuild"
     if not esbuild.exists():
         raise BuildError("node_modules/.bin/esbuild is missing", "run npm ci (or rm -r node_modules and build again)")
+    urls = run_esbuild(esbuild, app_dir, MODULE_ENTRIES, site, "esm")
+    urls |= run_esbuild(esbuild, app_dir, SCRIPT_ENTRIES, site, "iife")
+    missing = set(MODULE_ENTRIES + SCRIPT_ENTRIES) - set(urls)
+    if missing:
+        raise BuildError(f"esbuild wrote no output for {', '.join(sorted(missing))}", "check the entries in pyjoy/build/bundle.py")
+    return urls
+
+
+def run_esbuild(esbuild: Path, app_dir: Path, entries: tuple[str, ...], site: Path, format: str) -> dict[str, str]:
     with tempfile.TemporaryDirectory() as scratch:
         metafile = Path(scratch) / "meta.json"
         run_tool(
-            [str(esbuild), *(str(app_dir / entry) for entry in ENTRIES),
-             "--bundle", "--format=esm", "--target=es2022", "--minify", "--sourcemap=linked",
-             "--entry-names=[name]-[hash]", "--asset-names=[name]-[hash]", "--log-level=error",
-             f"--outdir={site / 'assets'}", f"--metafile={metafile}"],
+            [str(esbuild), *(str(app_dir / entry) for entry in entries),
+             "--bundle", f"--format={format}", "--target=es2022", "--minify", "--sourcemap=linked",
+             "--entry-names=[dir]/[name]-[hash]", "--asset-names=[name]-[hash]", "--log-level=error",
+             f"--outbase={app_dir}", f"--outdir={site / 'assets'}", f"--metafile={metafile}"],
             what="bundling app/ with esbuild",
             fix="fix the JavaScript or CSS error named above",
         )
@@ -32,8 +44,6 @@ def bundle(app_dir: Path, node_modules: Path, site: Path) -> dict[str, str]:
     for output, meta in outputs.items():
         entry = meta.get("entryPoint")
         if entry:
-            urls[Path(entry).name] = Path(output).resolve().relative_to(site.resolve()).as_posix()
-    missing = set(ENTRIES) - set(urls)
-    if missing:
-        raise BuildError(f"esbuild wrote no output for {', '.join(sorted(missing))}", "check the entries in pyjoy/build/bundle.py")
+            name = Path(entry).resolve().relative_to(app_dir.resolve()).as_posix()
+            urls[name] = Path(output).resolve().relative_to(site.resolve()).as_posix()
     return urls

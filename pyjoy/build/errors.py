@@ -25,7 +25,15 @@ def run_tool(command: list[str], *, what: str, fix: str, cwd: Path | None = None
     """Runs a tool quietly; on failure, names the step and the tool's own last words."""
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     if result.returncode != 0:
-        lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
-        said = lines[-1].strip() if lines else f"exit status {result.returncode}"
-        raise BuildError(f"{what} failed ({said})", fix)
+        raise BuildError(f"{what} failed ({last_words(result.stderr + result.stdout, result.returncode)})", fix)
     return result.stdout
+
+
+def last_words(output: str, returncode: int) -> str:
+    """The line of a tool's output that says what went wrong: its last error line, else its
+    last line; minified source lines (Node prints them with a stack trace) are skipped."""
+    lines = [line.strip() for line in output.splitlines() if line.strip() and len(line) < 500]
+    lines = [line for line in lines if not line.startswith("at ")]
+    errors = [line for line in lines if "Error" in line or "error" in line]
+    said = (errors or lines or [f"exit status {returncode}"])[-1]
+    return said[:300]

@@ -38,6 +38,7 @@ class Sources:
     static: Path  # static/: manifest and icons, copied as they are
     node_modules: Path
     snapshot: Path
+    runtime_zip: Path  # pyjoy's in-browser Python
     cache: Path  # where compressed copies of large files are kept between builds
 
 
@@ -67,6 +68,8 @@ def place_runtime(site: Path, sources: Sources, packages: PackageSet) -> dict:
     (site / lock_url).write_text(lock_text)
     snapshot_url = hashed_name(sources.snapshot, "python", ".bin")
     copy(sources.snapshot, site / snapshot_url)
+    runtime_url = hashed_name(sources.runtime_zip, "pyjoy-runtime", ".zip")
+    copy(sources.runtime_zip, site / runtime_url)
     return {
         "indexURL": pyodide_dir,
         "lockFileURL": lock_url,
@@ -75,6 +78,8 @@ def place_runtime(site: Path, sources: Sources, packages: PackageSet) -> dict:
         "snapshotBytes": sources.snapshot.stat().st_size,
         # Checked by fetch() itself: a damaged snapshot is never handed to Pyodide.
         "snapshotIntegrity": sri(sha256_file(sources.snapshot)),
+        "runtimeURL": runtime_url,
+        "runtimeIntegrity": sri(sha256_file(sources.runtime_zip)),
         "python": packages.lock["info"]["python"],
         "version": PYODIDE_VERSION,
     }
@@ -112,6 +117,8 @@ def write_pages(site: Path, sources: Sources, build: str, bundles: dict[str, str
         "build": build,
         "version": __version__,
         "worker": bundles["python-worker.js"],
+        # Classic scripts the page puts into each plugin's sandbox as text (plugins/sandbox.js).
+        "sandbox": {name: bundles[f"sandbox/{name}.js"] for name in ("frame", "js-worker", "python-worker")},
         "pyodide": runtime,
         "packageIndex": package_index,
     }

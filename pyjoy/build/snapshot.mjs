@@ -1,10 +1,10 @@
 // Makes the memory snapshot the Python worker restores at start (Pyodide's
 // `_loadSnapshot`), so a start skips Python's own initialisation (about 3 s here).
-// Usage: node snapshot.mjs PYODIDE_DIR WARMUP_PY OUT_FILE
+// Usage: node snapshot.mjs PYODIDE_DIR RUNTIME_ZIP WARMUP_PY OUT_FILE
 import { readFileSync, writeFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 
-const [pyodideDir, warmupFile, outFile] = process.argv.slice(2);
+const [pyodideDir, runtimeZip, warmupFile, outFile] = process.argv.slice(2);
 const { loadPyodide } = await import(pathToFileURL(`${pyodideDir}/pyodide.mjs`).href);
 const pyodide = await loadPyodide({
   indexURL: `${pyodideDir}/`,
@@ -14,5 +14,8 @@ const pyodide = await loadPyodide({
   _sysExecutable: "./this.program",
   stdout: () => {},
 });
+// pyjoy's runtime, where the worker unpacks it too (python/boot.js).
+const sitePackages = pyodide.runPython("import sysconfig; sysconfig.get_path('purelib')");
+pyodide.unpackArchive(new Uint8Array(readFileSync(runtimeZip)), "zip", { extractDir: sitePackages });
 pyodide.runPython(readFileSync(warmupFile, "utf8"));
 writeFileSync(outFile, pyodide.makeMemorySnapshot());

@@ -15,23 +15,24 @@ SCRIPT = HERE / "snapshot.mjs"
 WARMUP = HERE / "snapshot_warmup.py"
 
 
-def make_snapshot(pyodide_dir: Path, cache: Path) -> Path:
-    key = digest_files([pyodide_dir / name for name in PYODIDE_CORE_FILES] + [SCRIPT, WARMUP])
+def make_snapshot(pyodide_dir: Path, runtime_zip: Path, cache: Path) -> Path:
+    """The snapshot of Python with pyjoy's runtime (runtime_zip) imported."""
+    key = digest_files([pyodide_dir / name for name in PYODIDE_CORE_FILES] + [runtime_zip, SCRIPT, WARMUP])
     cached = cache / "snapshots" / f"{key[:20]}.bin"
     if not cached.is_file():
-        run_snapshot_script(pyodide_dir, cached)
+        run_snapshot_script(pyodide_dir, runtime_zip, cached)
     for stale in cached.parent.glob("*.bin"):
         if stale != cached:
             stale.unlink()  # 31 MB each: keep only the snapshot of the runtime in use
     return cached
 
 
-def run_snapshot_script(pyodide_dir: Path, cached: Path) -> None:
+def run_snapshot_script(pyodide_dir: Path, runtime_zip: Path, cached: Path) -> None:
     node = require_tool("node", NODE_FIX)
     cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_suffix(".partial")
     run_tool(
-        [node, str(SCRIPT), str(pyodide_dir.resolve()), str(WARMUP), str(partial)],
+        [node, str(SCRIPT), str(pyodide_dir.resolve()), str(runtime_zip), str(WARMUP), str(partial)],
         what="making the Python memory snapshot",
         fix="check that node_modules/pyodide is intact (rm -r node_modules and build again)",
     )

@@ -10,8 +10,12 @@ import json  # noqa: F401
 import sys
 import traceback  # noqa: F401
 
-import pyodide.code  # noqa: F401  find_imports, used to load packages a snippet imports
+import pyodide.code  # noqa: F401  eval_code_async runs console and plugin code
 import pyodide.ffi  # noqa: F401
+
+import imjoy  # noqa: F401  what ImJoy plugins import their api from
+import pyjoy.plugin.kernel  # noqa: F401  the worker's side of its connection to the page
+import pyjoy.rpc.pyodide_transport  # noqa: F401
 
 # Restoring a snapshot puts "" at the front of sys.path again: take this one out so the
 # restored sys.path equals a cold start's (tests/test_shell.py compares the two).

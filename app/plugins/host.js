@@ -1,0 +1,234 @@
+// The plugin host: loads plugins into sandboxes, keeps track of them, and gives each its
+// API (host-api.js). One instance per page: `pyjoy.loadPlugin(...)` and the workbench use it.
+//
+//   const host = new PluginHost({ build, ui, hiddenContainer, windows });
+//   const plugin = await host.load(urlOrSource);   // -> Plugin; plugin.api is its export
+//   await (await host.getPlugin("Name")).run({});
+//   host.list();                                   // [{name, type, version, state}]
+//   host.terminate("Name");
+import { parsePlugin } from "./format.js";
+import { hostApiFor } from "./host-api.js";
+import { Sandbox } from "./sandbox.js";
+
+/** A plugin that could not be loaded or started: says which, and why. */
+export class PluginError extends Error {
+  constructor(message, { traceback, block, line } = {}) {
+    super(message);
+    this.name = "PluginError";
+    Object.assign(this, { traceback, block, line });
+  }
+}
+
+const SANDBOX_KIND = { "web-python": "web-python", "web-worker": "web-worker", window: "window", iframe: "window" };
+
+function looksLikeURL(text) {
+  return !/[\n<]/.test(text) && /^(https?:\/\/|\.{0,2}\/|[\w.-]+\.(py|js|html)$)/i.test(text.trim());
+}
+
+export class Plugin {
+  constructor({ source, url, text }) {
+    this.source = source;
+    this.url = url;
+    this.text = text; // the file as loaded, for reload and the editor
+    this.config = source.config;
+    this.name = source.config.name;
+    this.type = source.config.type;
+    this.state = "loading";
+    this.api = null;
+    this.sandbox = null;
+    this.window = null;
+    this.error = null;
+  }
+
+  describe() {
+    return { name: this.name, type: this.type, version: this.config.version, state: this.state, error: this.error?.message ?? null };
+  }
+}
+
+export class PluginHost {
+  #plugins = new Map(); // name -> Plugin
+  #windows = new Map(); // window name -> {plugin, api}
+  #listeners = new Map(); // event -> Set of {plugin, handler}
+  #services = [];
+  #spare = null; // a booted Python sandbox, waiting for the next web-python plugin
+
+  constructor({ build, ui, hiddenContainer, windows }) {
+    Object.assign(this, { build, ui, hiddenContainer, windows });
+    this.logs = []; // {plugin, level, text, time}
+    this.events = {
+      on: (plugin, event, handler) => this.#subscribers(event).add({ plugin, handler }),
+      off: (plugin, event, handler) => {
+        for (const entry of this.#subscribers(event)) if (entry.plugin === plugin && (!handler || entry.handler === handler)) this.#subscribers(event).delete(entry);
+      },
+      emit: (event, data) => Promise.all([...this.#subscribers(event)].map(({ handler }) => handler(data))),
+    };
+    this.services = {
+      register: (plugin, service) => {
+        const entry = { ...service, id: `${plugin.name}:${service.id ?? service.name}`, provider: plugin.name };
+        this.#services = this.#services.filter((known) => known.id !== entry.id).concat(entry);
+        return entry.id;
+      },
+      unregister: (plugin, service) => {
+        const id = typeof service === "string" ? service : `${plugin.name}:${service.id ?? service.name}`;
+        this.#services = this.#services.filter((known) => known.id !== id && known.id !== `${plugin.name}:${id}`);
+      },
+      find: (query) => this.#services.filter((service) => Object.entries(query).every(([key, value]) => service[key] === value)),
+    };
+  }
+
+  /** [{name, type, version, state, error}] of every plugin this page has loaded. */
+  list() {
+    return [...this.#plugins.values()].map((plugin) => plugin.describe());
+  }
+
+  log(plugin, level, text) {
+    this.logs.push({ plugin: plugin.name, level, text, time: Date.now() });
+    (level === "error" ? console.error : console.log)(`[${plugin.name}] ${text}`);
+    if (level === "error") this.ui.toast(`${plugin.name}: ${text}`, "error");
+  }
+
+  /**
+   * Loads a plugin from a URL or from its source text. A malformed plugin is a
+   * PluginError naming the block and line; nothing already loaded is touched. A plugin
+   * with the name of a loaded one replaces it (a reload).
+   */
+  async load(urlOrSource, { url } = {}) {
+    let text = String(urlOrSource);
+    if (!url && looksLikeURL(text)) {
+      url = new URL(text, document.baseURI).href;
+      const response = await fetch(url).catch((error) => { throw new PluginError(`could not fetch plugin ${url}: ${error.message}`); });
+      if (!response.ok) throw new PluginError(`could not fetch plugin ${url}: ${response.status} ${response.statusText}`);
+      text = await response.text();
+    }
+    let source;
+    try {
+      source = parsePlugin(text, { url, filename: url?.split("/").pop() });
+    } catch (error) {
+      throw new PluginError(error.message, { block: error.block, line: error.line });
+    }
+    const plugin = new Plugin({ source, url, text });
+    if (!SANDBOX_KIND[plugin.type]) {
+      throw new PluginError(`plugin ${plugin.name} is a ${plugin.type} plugin: it needs the PyJoy engine (pyjoy engine), which is not connected`);
+    }
+    this.#plugins.get(plugin.name)?.sandbox?.terminate("replaced by a new version");
+    this.#plugins.set(plugin.name, plugin);
+    try {
+      await this.#start(plugin);
+    } catch (error) {
+      plugin.state = "crashed";
+      plugin.error = error;
+      plugin.sandbox?.terminate("failed to load");
+      throw error instanceof PluginError ? error : new PluginError(`plugin ${plugin.name} failed to load: ${error.message}`, { traceback: error.traceback });
+    }
+    return plugin;
+  }
+
+  async #start(plugin, { container } = {}) {
+    const kind = SANDBOX_KIND[plugin.type];
+    if (kind === "window" && plugin.type === "window" && !container) {
+      plugin.window = this.windows.open({ title: plugin.name, onClose: () => this.terminate(plugin.name) });
+      container = plugin.window.body;
+    }
+    const sandbox = kind === "web-python" && !plugin.config.permissions?.length ? await this.#takePython()
+      : await Sandbox.create({
+        build: this.build, kind, container: container ?? this.hiddenContainer,
+        permissions: plugin.config.permissions ?? [], onOutput: (output) => this.log(plugin, output.type === "stderr" ? "error" : "info", output.text),
+      });
+    plugin.sandbox = sandbox;
+    sandbox.onCrash((message) => {
+      plugin.state = "crashed";
+      plugin.error = new PluginError(message);
+      this.ui.toast(`Plugin ${plugin.name} crashed: ${message}`, "error");
+    });
+    await sandbox.session.setRoot(hostApiFor(plugin, this));
+    try {
+      plugin.api = await sandbox.kernel.load_plugin(plugin.source);
+      if (typeof plugin.api.setup === "function") await plugin.api.setup();
+    } catch (error) {
+      throw new PluginError(`plugin ${plugin.name} failed to load: ${error.message}`, { traceback: error.traceback });
+    }
+    plugin.state = "running";
+    this.#prepareSpare();
+  }
+
+  // Python takes a second or more to boot: keep one sandbox booted for the next plugin.
+  async #takePython() {
+    const spare = this.#spare ?? this.#bootPython();
+    this.#spare = null;
+    return spare;
+  }
+
+  #bootPython() {
+    const sandbox = Sandbox.create({ build: this.build, kind: "web-python", container: this.hiddenContainer, onOutput: (output) => console.log(output.text) });
+    sandbox.catch(() => {});
+    return sandbox;
+  }
+
+  #prepareSpare() {
+    if (this.#spare || ![...this.#plugins.values()].some((plugin) => plugin.type === "web-python")) return;
+    const boot = () => (this.#spare ??= this.#bootPython());
+    if ("requestIdleCallback" in window) requestIdleCallback(boot, { timeout: 5000 });
+    else setTimeout(boot, 500);
+  }
+
+  /** Starts a spare Python sandbox now, so the first web-python plugin need not wait. */
+  warmUp() {
+    this.#spare ??= this.#bootPython();
+  }
+
+  /** The API of a loaded plugin, by name. */
+  async getPlugin(name) {
+    const plugin = this.#plugins.get(name);
+    if (!plugin) throw new PluginError(`no plugin named ${name} is loaded; loaded: ${[...this.#plugins.keys()].join(", ") || "none"}`);
+    if (plugin.state !== "running") throw new PluginError(`plugin ${name} is ${plugin.state}${plugin.error ? `: ${plugin.error.message}` : ""}`);
+    return plugin.api;
+  }
+
+  /** Ends a plugin, even one stuck in an endless loop; it can be loaded again. */
+  terminate(name) {
+    const plugin = this.#plugins.get(name);
+    if (!plugin) return false;
+    plugin.state = "stopped";
+    plugin.sandbox?.terminate("terminated");
+    plugin.window?.element.remove();
+    for (const subscribers of this.#listeners.values()) for (const entry of subscribers) if (entry.plugin === plugin) subscribers.delete(entry);
+    this.#plugins.delete(name);
+    return true;
+  }
+
+  /** Loads a plugin again from its source (or its URL, fetched anew). */
+  async reload(name) {
+    const plugin = this.#plugins.get(name);
+    if (!plugin) throw new PluginError(`no plugin named ${name} is loaded`);
+    return this.load(plugin.url ?? plugin.text);
+  }
+
+  /**
+   * createWindow/showDialog: a new instance of a window plugin ({type: name, name, data}),
+   * shown in a window; returns the instance's API after its run({data, config}).
+   */
+  async createWindow(caller, config = {}) {
+    const template = this.#plugins.get(config.type);
+    if (!template || !["window", "iframe"].includes(template.type)) {
+      throw new PluginError(`createWindow: ${config.type ? `no window plugin named ${config.type}` : "config.type must name a window plugin"}`);
+    }
+    const instance = new Plugin({ source: template.source, url: template.url, text: template.text });
+    instance.name = config.name ?? template.name;
+    instance.window = this.windows.open({ title: instance.name, onClose: () => instance.sandbox?.terminate("window closed") });
+    await this.#start(instance, { container: instance.window.body });
+    if (typeof instance.api.run === "function") await instance.api.run({ data: config.data ?? {}, config: config.config ?? {} });
+    this.#windows.set(instance.name, instance);
+    return instance.api;
+  }
+
+  async getWindow(name) {
+    const instance = this.#windows.get(name);
+    if (!instance) throw new PluginError(`no window named ${name}`);
+    return instance.api;
+  }
+
+  #subscribers(event) {
+    if (!this.#listeners.has(event)) this.#listeners.set(event, new Set());
+    return this.#listeners.get(event);
+  }
+}

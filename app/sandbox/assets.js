@@ -1,0 +1,45 @@
+// Files from PyJoy's own origin, for code in a sandbox. A sandbox has an opaque origin:
+// it can neither read our storage nor be served by our service worker, so the page answers
+// its requests for our files (plugins/sandbox.js, serveAssets) over a MessagePort, from
+// the service worker's cache when offline. Other origins are fetched directly.
+//
+// Request {id, url} -> reply {id, status, statusText, contentType, body: ArrayBuffer} or
+// {id, error}.
+
+import { sri } from "../python/boot.js";
+
+export function assetFetcher(port, hostOrigin) {
+  const pending = new Map();
+  let nextId = 0;
+  port.addEventListener("message", ({ data }) => {
+    const request = pending.get(data?.id);
+    if (!request) return;
+    pending.delete(data.id);
+    if (data.error) request.reject(new TypeError(`${request.url}: ${data.error}`));
+    else request.resolve(data);
+  });
+  port.start();
+
+  const ask = (url) =>
+    new Promise((resolve, reject) => {
+      const id = nextId++;
+      pending.set(id, { url, resolve, reject });
+      port.postMessage({ id, url });
+    });
+
+  const realFetch = globalThis.fetch.bind(globalThis);
+  return async function fetchAsset(input, init = {}) {
+    const url = new URL(input instanceof Request ? input.url : String(input), hostOrigin);
+    if (url.origin !== hostOrigin) return realFetch(input, init);
+    const reply = await ask(url.href);
+    // Pyodide asks for its packages with an integrity hash; keep that check.
+    if (init.integrity && reply.status === 200 && (await sri(reply.body)) !== init.integrity) {
+      throw new TypeError(`${url.href} failed its integrity check`);
+    }
+    return new Response(reply.body, {
+      status: reply.status,
+      statusText: reply.statusText,
+      headers: { "Content-Type": reply.contentType },
+    });
+  };
+}

@@ -1,0 +1,101 @@
+// Runs first in every plugin sandbox: an iframe with sandbox="allow-scripts" (an opaque
+// origin: no access to the page, its storage or other plugins). The page sends one
+// message, {type: "pyjoy:sandbox", kind, ...} with ports [rpc, assets]:
+// - kind "window": this document is the plugin's UI; offer the page a kernel whose
+//   load_plugin(plugin) puts the plugin's style, HTML and scripts here, as ImJoy does.
+// - kind "worker": start a worker from the script text sent along (js-worker.js or
+//   python-worker.js) and hand it the ports; the frame itself stays empty and hidden.
+import { Session } from "../rpc/session.js";
+import { PostMessageTransport } from "../rpc/transport.js";
+import { createPluginApi } from "./plugin-api.js";
+
+function blobURL(text, type = "text/javascript") {
+  return URL.createObjectURL(new Blob([text], { type }));
+}
+
+function reportToPage(message) {
+  parent.postMessage({ type: "pyjoy:sandbox-error", message }, "*");
+}
+
+// Scripts set through innerHTML do not run: recreate each, in order, waiting for src ones.
+async function runScripts(container) {
+  for (const old of [...container.querySelectorAll("script")]) {
+    const script = document.createElement("script");
+    for (const { name, value } of old.attributes) script.setAttribute(name, value);
+    script.textContent = old.textContent;
+    const loaded = script.src ? new Promise((resolve, reject) => {
+      script.onload = resolve;
+      script.onerror = () => reject(new Error(`could not load ${script.src}`));
+    }) : null;
+    old.replaceWith(script);
+    await loaded;
+  }
+}
+
+function addScript(code, { type, line = 1, name }) {
+  const script = document.createElement("script");
+  if (type) script.type = type;
+  // Blank lines first, so that errors name the plugin file's own line numbers.
+  script.textContent = `${"\n".repeat(Math.max(0, line - 1))}${code}\n//# sourceURL=${name}`;
+  document.body.append(script);
+}
+
+function loadRequirement(url) {
+  const bare = url.replace(/^(js|mjs|css|cache):/, "");
+  const isCss = url.startsWith("css:") || /\.css($|\?)/.test(bare);
+  const element = document.createElement(isCss ? "link" : "script");
+  if (isCss) Object.assign(element, { rel: "stylesheet", href: bare });
+  else Object.assign(element, { src: bare, type: url.startsWith("mjs:") ? "module" : "text/javascript" });
+  return new Promise((resolve, reject) => {
+    element.onload = resolve;
+    element.onerror = () => reject(new Error(`requirement ${url} could not be loaded`));
+    document.head.append(element);
+  });
+}
+
+function startWindow(rpcPort) {
+  const session = new Session(new PostMessageTransport(rpcPort));
+  const { api, exported } = createPluginApi(session);
+  window.api = api;
+  // Errors in the plugin's own scripts surface where the page shows them.
+  let lastError = null;
+  window.addEventListener("error", (event) => (lastError = event.error ?? new Error(event.message)));
+  session.setRoot({
+    async load_plugin(plugin) {
+      for (const url of plugin.config.requirements ?? []) await loadRequirement(url);
+      for (const style of plugin.styles ?? []) {
+        const element = document.createElement("style");
+        element.textContent = style.css;
+        document.head.append(element);
+      }
+      for (const part of plugin.windows ?? []) {
+        const holder = document.createElement("div");
+        holder.innerHTML = part.html;
+        document.body.append(...holder.childNodes);
+      }
+      await runScripts(document.body);
+      for (const script of plugin.scripts ?? [plugin.script]) {
+        lastError = null;
+        addScript(script.code, { type: script.attrs?.type, line: script.line, name: plugin.config.name });
+        if (lastError) throw lastError;
+      }
+      const offered = exported();
+      if (!offered) throw new Error(`plugin ${plugin.config.name} did not call api.export(...)`);
+      return offered;
+    },
+  });
+}
+
+function startWorker(source, ports, message) {
+  const worker = new Worker(blobURL(source));
+  worker.addEventListener("error", (event) => reportToPage(event.message || "the plugin's worker failed to start"));
+  worker.postMessage({ type: "pyjoy:boot", config: message.config, hostOrigin: message.hostOrigin }, ports);
+}
+
+window.addEventListener("message", function init(event) {
+  if (event.source !== parent || event.data?.type !== "pyjoy:sandbox") return;
+  window.removeEventListener("message", init);
+  const { kind, workerSource } = event.data;
+  if (kind === "window") startWindow(event.ports[0]);
+  else startWorker(workerSource, event.ports, event.data);
+});

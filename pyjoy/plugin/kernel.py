@@ -1,0 +1,120 @@
+"""The Python worker's side of its connection to the page.
+
+A Python worker boots Pyodide, then `serve(scope)` opens an RPC session over the worker's
+message channel and offers a `Kernel` as its root. The page uses the same kind of worker
+for its Python console (`run_python`) and for each web-python plugin (`load_plugin`), and
+keeps one booted worker spare so that a plugin starts without waiting for Python.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from pyjoy.plugin.api import api
+
+PLAIN_TYPES = (type(None), bool, int, float, str, bytes, list, tuple, dict)
+
+
+class PluginError(Exception):
+    """A plugin that cannot be loaded: the message says what is wrong and how to fix it."""
+
+
+def user_frames(tb: TracebackType | None, filename: str) -> TracebackType | None:
+    """The part of a traceback from the first frame of the user's code on."""
+    while tb is not None and tb.tb_frame.f_code.co_filename != filename:
+        tb = tb.tb_next
+    return tb
+
+
+async def load_packages(names: list[str], code: str | None = None) -> list[str]:
+    """Loads Pyodide packages by name, or those of the lock that code imports; raises
+    naming each that failed (Pyodide's loadPackage only logs them)."""
+    from pyodide.ffi import create_proxy, to_js
+    import js
+    import pyodide_js
+
+    failures: list[str] = []
+    on_error = create_proxy(failures.append)
+    on_message = create_proxy(lambda _message: None)
+    try:
+        options = to_js({"errorCallback": on_error, "messageCallback": on_message}, dict_converter=js.Object.fromEntries)
+        if code is None:
+            await pyodide_js.loadPackage(to_js(list(names)), options)
+        else:
+            await pyodide_js.loadPackagesFromImports(code, options)
+    finally:
+        on_error.destroy()
+        on_message.destroy()
+    if failures:
+        what = ", ".join(names) if code is None else "the packages this code imports"
+        raise ImportError(f"loading {what} failed: {'; '.join(failures)}")
+    return list(names)
+
+
+async def install_requirements(requirements: list[str]) -> None:
+    if not requirements:
+        return
+    await load_packages(["micropip"])
+    import micropip
+
+    try:
+        await micropip.install(list(requirements))
+    except Exception as error:  # micropip's own message names the requirement
+        raise PluginError(f"requirements {requirements} could not be installed: {error}") from error
+
+
+async def run_code(code: str, namespace: dict, filename: str, first_line: int = 1) -> Any:
+    """Runs code with top-level await; tracebacks show `filename` and the file's lines."""
+    from pyodide.code import eval_code_async
+
+    padded = "\n" * (first_line - 1) + code  # so line numbers in tracebacks are the file's
+    try:
+        return await eval_code_async(padded, namespace, filename=filename)
+    except BaseException as error:
+        error.__traceback__ = user_frames(error.__traceback__, filename) or error.__traceback__
+        raise
+
+
+def plain(value: Any) -> Any:
+    """Values the page can receive as data; anything else is shown as its repr."""
+    if isinstance(value, PLAIN_TYPES) or type(value).__module__ == "numpy":
+        return value
+    return repr(value)
+
+
+class Kernel:
+    """The root a Python worker offers the page."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self._console: dict[str, Any] = {"__name__": "__main__"}
+
+    async def run_python(self, code: str) -> Any:
+        await load_packages([], code=code)
+        return plain(await run_code(code, self._console, "<exec>"))
+
+    async def load_packages(self, names: list[str]) -> list[str]:
+        return await load_packages(names)
+
+    async def load_plugin(self, plugin: dict) -> Any:
+        """Installs the plugin's requirements, runs its script, returns what it exported."""
+        config, script = plugin["config"], plugin["script"]
+        name = config["name"]
+        api._connect(await self._session.remote_root(), self._session)
+        await install_requirements(config.get("requirements") or [])
+        namespace = {"__name__": "__plugin__", "__file__": plugin.get("filename") or name}
+        await run_code(script["code"], namespace, plugin.get("filename") or f"<plugin {name}>", script.get("line", 1))
+        if api._exported is None:
+            raise PluginError(f"plugin {name!r} did not call api.export(...); export an object with setup() and run()")
+        return api._exported
+
+
+def serve(scope: Any) -> Any:
+    """Connects this worker to the page over scope (the worker's global scope)."""
+    from pyjoy.rpc import Session
+    from pyjoy.rpc.pyodide_transport import PyodideTransport
+
+    session = Session(PyodideTransport(scope))
+    session.set_root(Kernel(session))
+    return session
