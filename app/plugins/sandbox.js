@@ -52,13 +52,13 @@ export function allowAttribute(permissions = []) {
 function serveAssets(port) {
   const readable = READABLE.map((prefix) => new URL(prefix, document.baseURI).href);
   port.addEventListener("message", async ({ data }) => {
-    const { id, url } = data ?? {};
+    const { id, url, integrity } = data ?? {};
     try {
       const target = new URL(url);
       if (target.origin !== location.origin || !readable.some((prefix) => target.href.startsWith(prefix))) {
         throw new Error("not a file plugins may read");
       }
-      const response = await fetch(target);
+      const response = await fetch(target, integrity ? { integrity } : {});
       const body = await response.arrayBuffer();
       const contentType = response.headers.get("Content-Type") ?? "";
       port.postMessage({ id, status: response.status, statusText: response.statusText, contentType, body }, [body]);

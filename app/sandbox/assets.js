@@ -3,10 +3,9 @@
 // its requests for our files (plugins/sandbox.js, serveAssets) over a MessagePort, from
 // the service worker's cache when offline. Other origins are fetched directly.
 //
-// Request {id, url} -> reply {id, status, statusText, contentType, body: ArrayBuffer} or
-// {id, error}.
-
-import { sri } from "../python/boot.js";
+// Request {id, url, integrity} -> reply {id, status, statusText, contentType, body:
+// ArrayBuffer} or {id, error}. The page checks integrity: a sandbox is not a secure
+// context and has no SubtleCrypto.
 
 export function assetFetcher(port, hostOrigin) {
   const pending = new Map();
@@ -20,22 +19,19 @@ export function assetFetcher(port, hostOrigin) {
   });
   port.start();
 
-  const ask = (url) =>
+  const ask = (url, integrity) =>
     new Promise((resolve, reject) => {
       const id = nextId++;
       pending.set(id, { url, resolve, reject });
-      port.postMessage({ id, url });
+      port.postMessage({ id, url, integrity });
     });
 
   const realFetch = globalThis.fetch.bind(globalThis);
   return async function fetchAsset(input, init = {}) {
     const url = new URL(input instanceof Request ? input.url : String(input), hostOrigin);
     if (url.origin !== hostOrigin) return realFetch(input, init);
-    const reply = await ask(url.href);
-    // Pyodide asks for its packages with an integrity hash; keep that check.
-    if (init.integrity && reply.status === 200 && (await sri(reply.body)) !== init.integrity) {
-      throw new TypeError(`${url.href} failed its integrity check`);
-    }
+    // Pyodide asks for its packages with an integrity hash; the page keeps that check.
+    const reply = await ask(url.href, init.integrity);
     return new Response(reply.body, {
       status: reply.status,
       statusText: reply.statusText,

@@ -12,6 +12,12 @@ self.addEventListener("message", function boot({ data, ports }) {
   // Pyodide fetches its files with the global fetch: route ours through the page.
   const fetchAsset = assetFetcher(assetPort, data.hostOrigin);
   self.fetch = fetchAsset;
+  // This is a classic worker (an opaque origin cannot start a module worker from a blob),
+  // which Pyodide refuses by probing importScripts. It needs nothing a module worker has
+  // that this one lacks (dynamic import works), so the probe is made to fail.
+  self.importScripts = () => {
+    throw new TypeError("importScripts is not available in PyJoy's Python sandbox");
+  };
   const importModule = async (url) => {
     const text = await (await fetchAsset(url)).text();
     return import(URL.createObjectURL(new Blob([text], { type: "text/javascript" })));
