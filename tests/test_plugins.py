@@ -1,0 +1,225 @@
+"""Plugins in real Chromium: each type, calls across plugins and the page, arrays moved by
+transfer, errors with tracebacks, malformed files, endless loops, and the sandbox walls."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+LIVE = Path(__file__).parent / "plugins" / "live"
+MALFORMED = Path(__file__).parent / "plugins"
+
+
+def source(name: str) -> str:
+    return (LIVE / name).read_text()
+
+
+def load(page: Page, text: str):
+    """Loads a plugin from its source; returns {ok, value} or {error, name, block, line}."""
+    return page.evaluate(
+        """async (text) => {
+             try { await pyjoy.loadPlugin(text); return {ok: true}; }
+             catch (e) { return {error: e.message, name: e.name, block: e.block ?? null, line: e.line ?? null, traceback: e.traceback ?? null}; }
+           }""",
+        text,
+    )
+
+
+@pytest.fixture
+def app(page: Page, base_url: str) -> Page:
+    page.goto(base_url)
+    page.evaluate("pyjoy.ready")
+    return page
+
+
+@pytest.fixture
+def python_plugin(app: Page) -> Page:
+    assert load(app, source("echo_python.imjoy.html")) == {"ok": True}
+    return app
+
+
+def plugin_frame(page: Page, title_text: str):
+    for frame in page.frames:
+        if frame != page.main_frame and frame.evaluate("document.body?.innerText ?? ''").find(title_text) >= 0:
+            return frame
+    raise AssertionError(f"no plugin frame shows {title_text!r}")
+
+
+def test_web_python_plugin_loads_sets_up_and_answers(python_plugin: Page) -> None:
+    page = python_plugin
+    assert page.evaluate("pyjoy.getPlugin('Echo Python').then(p => p.add(1, 2))") == 3
+    # ImJoy's keyword-argument convention from JS.
+    assert page.evaluate("pyjoy.getPlugin('Echo Python').then(p => p.add(1, {b: 5, _rkwargs: true}))") == 6
+    plugins = page.evaluate("pyjoy.plugins()")
+    assert plugins == [{"name": "Echo Python", "type": "web-python", "version": "0.1.0", "state": "running", "error": None}]
+    # setup() ran, and its api.log reached the host.
+    assert page.evaluate("pyjoy.api.echo('pong')") == "pong"
+
+
+def test_web_worker_plugin_runs_javascript_in_a_worker(python_plugin: Page) -> None:
+    page = python_plugin
+    assert load(page, source("echo_worker.imjoy.html")) == {"ok": True}
+    assert page.evaluate("pyjoy.getPlugin('Echo Worker').then(p => p.multiply(6, 7))") == 42
+    # A JS plugin calls a Python plugin through the host.
+    assert page.evaluate("pyjoy.getPlugin('Echo Worker').then(p => p.callPython([40, 2]))") == 42
+    error = page.evaluate("pyjoy.getPlugin('Echo Worker').then(p => p.fail()).catch(e => [e.name, e.remoteType, e.message])")
+    assert error == ["RemoteError", "TypeError", "worker says no"]
+
+
+def test_window_plugin_calls_python_with_a_callback(python_plugin: Page) -> None:
+    page = python_plugin
+    assert load(page, source("probe_window.imjoy.html")) == {"ok": True}
+    expect(page.locator(".plugin-window h2")).to_have_text("Probe Window")
+    result = page.evaluate("pyjoy.getPlugin('Probe Window').then(p => p.countInPython(3))")
+    assert result == {"total": 3, "seen": ["1/3", "2/3", "3/3"]}
+    # The window's own document shows what the Python callbacks did.
+    frame = plugin_frame(page, "Probe")
+    assert frame.evaluate("[...document.querySelectorAll('#progress li')].map(li => li.textContent)") == ["1/3", "2/3", "3/3"]
+
+
+def test_a_64_mb_array_moves_by_transfer_both_ways(python_plugin: Page) -> None:
+    page = python_plugin
+    result = page.evaluate(
+        """async () => {
+             const crc32 = (bytes) => {
+               let table = new Uint32Array(256);
+               for (let n = 0; n < 256; n++) { let c = n; for (let k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320 ^ (c >>> 1) : c >>> 1; table[n] = c >>> 0; }
+               let crc = 0xFFFFFFFF;
+               for (let i = 0; i < bytes.length; i++) crc = table[(crc ^ bytes[i]) & 0xFF] ^ (crc >>> 8);
+               return (crc ^ 0xFFFFFFFF) >>> 0;
+             };
+             const n = 16 * 1024 * 1024;  // 64 MB of float32
+             const values = new Float32Array(n);
+             for (let i = 0; i < n; i++) values[i] = Math.sin(i) * 1000;
+             const sent = crc32(new Uint8Array(values.buffer));
+             const python = await pyjoy.getPlugin('Echo Python');
+             const array = {_rtype: 'ndarray', _rvalue: values.buffer, _rshape: [4096, 4096], _rdtype: 'float32'};
+             const seen = await python.checksum(array);
+             const detached = values.buffer.byteLength === 0;
+             const again = new Float32Array(n);
+             for (let i = 0; i < n; i++) again[i] = Math.sin(i) * 1000;
+             const back = await python.roundtrip({_rtype: 'ndarray', _rvalue: again.buffer, _rshape: [4096, 4096], _rdtype: 'float32'});
+             return {sent, seen, detached, backShape: back._rshape, backType: back._rdtype,
+                     backCrc: crc32(new Uint8Array(back._rvalue)), againDetached: again.buffer.byteLength === 0};
+           }"""
+    )
+    assert result["detached"] and result["againDetached"]  # moved, not copied, into the sandbox
+    assert result["seen"] == {"crc": result["sent"], "shape": [4096, 4096], "dtype": "float32"}
+    assert result["backShape"] == [4096, 4096] and result["backType"] == "float32"
+    assert result["backCrc"] == result["sent"]
+
+
+def test_a_python_exception_reaches_js_with_its_traceback(python_plugin: Page) -> None:
+    error = python_plugin.evaluate(
+        "pyjoy.getPlugin('Echo Python').then(p => p.fail('bad input')).catch(e => ({name: e.name, type: e.remoteType, message: e.message, traceback: e.traceback}))"
+    )
+    assert error["name"] == "RemoteError"
+    assert error["type"] == "ValueError"
+    assert "bad input" in error["message"]
+    lines = source("echo_python.imjoy.html").splitlines()
+    raise_line = next(i for i, line in enumerate(lines, 1) if "raise ValueError(message)" in line)
+    # The traceback names the plugin's own functions at the plugin file's line numbers.
+    assert "in _deeper" in error["traceback"] and "in fail" in error["traceback"]
+    assert f"line {raise_line}" in error["traceback"]
+
+
+@pytest.mark.parametrize(
+    ("file", "block", "line", "words"),
+    [
+        ("bad_json.imjoy.html", "config", None, "config"),
+        ("bad_type.imjoy.html", "config", None, "unknown plugin type"),
+        ("bad_no_script.imjoy.html", "script", None, "script"),
+        ("bad_requirement.imjoy.html", "config", None, "requirement"),
+        ("bad_unclosed.imjoy.html", None, None, "never closed"),
+    ],
+)
+def test_a_malformed_plugin_is_a_clear_error_and_breaks_nothing(python_plugin: Page, file: str, block, line, words: str) -> None:
+    page = python_plugin
+    result = load(page, (MALFORMED / file).read_text())
+    assert result["name"] == "PluginError"
+    assert words in result["error"]
+    assert result["line"] and f"line {result['line']}" in result["error"]
+    if block:
+        assert result["block"] == block
+    # What was loaded goes on working.
+    assert page.evaluate("pyjoy.getPlugin('Echo Python').then(p => p.add(2, 2))") == 4
+
+
+def test_a_plugin_that_crashes_in_setup_is_reported_and_can_be_fixed(app: Page) -> None:
+    broken = source("echo_worker.imjoy.html").replace('await api.log("echo worker ready");', 'throw new Error("setup exploded");')
+    result = load(app, broken)
+    assert "setup exploded" in result["error"]
+    assert app.evaluate("pyjoy.plugins()")[0]["state"] == "crashed"
+    assert load(app, source("echo_worker.imjoy.html")) == {"ok": True}
+    assert app.evaluate("pyjoy.getPlugin('Echo Worker').then(p => p.multiply(2, 3))") == 6
+
+
+def test_an_endless_loop_is_terminated_and_the_host_goes_on(python_plugin: Page) -> None:
+    page = python_plugin
+    page.evaluate("pyjoy.getPlugin('Echo Python').then(p => { window.spinning = p.spin().catch(e => e.message); })")
+    time.sleep(0.5)
+    # The page stays responsive while the plugin spins in its worker.
+    started = time.monotonic()
+    assert page.evaluate("1 + 1") == 2
+    assert time.monotonic() - started < 2
+    assert page.evaluate("pyjoy.terminatePlugin('Echo Python')") is True
+    assert "closed" in page.evaluate("window.spinning")  # the pending call fails, naming why
+    assert page.evaluate("pyjoy.plugins()") == []
+    # It can be started again.
+    assert load(page, source("echo_python.imjoy.html")) == {"ok": True}
+    assert page.evaluate("pyjoy.getPlugin('Echo Python').then(p => p.add(20, 22))") == 42
+
+
+def test_a_window_plugin_cannot_reach_the_host(python_plugin: Page) -> None:
+    page = python_plugin
+    page.evaluate("localStorage.setItem('secret', 'host only')")
+    assert load(page, source("probe_window.imjoy.html")) == {"ok": True}
+    escapes = page.evaluate("pyjoy.getPlugin('Probe Window').then(p => p.escapes())")
+    assert escapes == {
+        "parent.document": "SecurityError",
+        "localStorage": "SecurityError",
+        "top.location": "SecurityError",
+        "indexedDB": "SecurityError",
+        "document.cookie": "SecurityError",
+        "origin": "null",
+    }
+    frame = page.locator("iframe.plugin-frame:not(.hidden-frame)")
+    assert frame.get_attribute("sandbox") == "allow-scripts"
+    # Its declared permission, and nothing else beyond cross-origin isolation.
+    assert frame.get_attribute("allow") == "cross-origin-isolated; camera"
+
+
+def test_worker_plugins_cannot_reach_the_hosts_storage(python_plugin: Page) -> None:
+    page = python_plugin
+    escapes = page.evaluate("pyjoy.getPlugin('Echo Python').then(p => p.escape())")
+    assert escapes["origin"] == "null"
+    assert "SecurityError" in escapes["indexedDB"]
+    assert "allowed" not in escapes["caches"]
+    assert load(page, source("echo_worker.imjoy.html")) == {"ok": True}
+    assert page.evaluate("pyjoy.getPlugin('Echo Worker').then(p => p.escape())") == {"indexedDB": "SecurityError", "origin": "null"}
+
+
+def test_plugin_settings_persist_across_a_reload(python_plugin: Page) -> None:
+    page = python_plugin
+    assert page.evaluate("pyjoy.getPlugin('Echo Python').then(p => p.config_round_trip({threshold: 0.5}))") == {"threshold": 0.5}
+    page.reload()
+    page.evaluate("pyjoy.ready")
+    assert load(page, source("echo_python.imjoy.html")) == {"ok": True}
+    assert page.evaluate("pyjoy.api.echo(1)") == 1
+    assert page.evaluate("pyjoy.getPlugin('Echo Python').then(p => p.config_round_trip({threshold: 0.7}))") == {"threshold": 0.7}
+
+
+def test_plugin_dialogs_wait_for_the_person(python_plugin: Page) -> None:
+    page = python_plugin
+    page.evaluate("() => { window.answer = pyjoy.api.confirm('Delete everything?'); }")
+    dialog = page.locator("dialog.dialog")
+    expect(dialog).to_contain_text("Delete everything?")
+    dialog.get_by_role("button", name="Cancel").click()
+    assert page.evaluate("window.answer") is False
+    page.evaluate("() => { window.answer = pyjoy.api.prompt('Your name?', 'Ada'); }")
+    page.locator("dialog.dialog input").fill("Grace")
+    page.locator("dialog.dialog").get_by_role("button", name="OK").click()
+    assert page.evaluate("window.answer") == "Grace"
