@@ -223,3 +223,55 @@ def test_plugin_dialogs_wait_for_the_person(python_plugin: Page) -> None:
     page.locator("dialog.dialog input").fill("Grace")
     page.locator("dialog.dialog").get_by_role("button", name="OK").click()
     assert page.evaluate("window.answer") == "Grace"
+
+
+def test_an_iframe_plugin_runs_without_a_window_and_reloads(app: Page) -> None:
+    hidden = """<config lang="json">{"name": "Hidden Frame", "type": "iframe", "version": "0.1.0", "api_version": "0.1.8"}</config>
+<window><p id="state">ready</p></window>
+<script lang="javascript">
+api.export({ state: () => document.getElementById("state").textContent, version: () => 1 });
+</script>"""
+    assert load(app, hidden) == {"ok": True}
+    assert app.evaluate("pyjoy.getPlugin('Hidden Frame').then(p => p.state())") == "ready"
+    expect(app.locator(".plugin-window")).to_have_count(0)
+    assert app.locator("#sandboxes iframe").count() >= 1
+    # Loading a new version by the same name replaces the running one.
+    assert load(app, hidden.replace("version: () => 1", "version: () => 2")) == {"ok": True}
+    assert app.evaluate("pyjoy.getPlugin('Hidden Frame').then(p => p.version())") == 2
+    assert app.evaluate("pyjoy.reloadPlugin('Hidden Frame').then(p => p.version())") == 2
+    assert [p["name"] for p in app.evaluate("pyjoy.plugins()")] == ["Hidden Frame"]
+
+
+def test_requirements_install_from_the_package_index(page: Page, tmp_path: Path) -> None:
+    import json
+
+    from conftest import ROOT, run_build
+    from pyjoy.devtools import free_port, served
+    from pyodide_dist import make_distribution
+
+    runtime_lock = json.loads((ROOT / "node_modules/pyodide/pyodide-lock.json").read_text())
+    dist = make_distribution(tmp_path / "pyodide-dist", runtime_lock, {"pyjoy_sample": "ANSWER = 42\n"})
+    site = tmp_path / "site"
+    index = f"http://127.0.0.1:{free_port()}/"  # closed: only vendored packages can load
+    assert run_build("--out", str(site), "--pyodide-dist", str(dist), "--package-index", index).returncode == 0
+    plugin = """<config lang="json">{"name": "Needs Sample", "type": "web-python", "version": "0.1.0",
+  "api_version": "0.1.8", "requirements": ["pyjoy-sample"]}</config>
+<script lang="python">
+from imjoy import api
+import pyjoy_sample
+
+class Plugin:
+    def answer(self):
+        return pyjoy_sample.ANSWER
+
+api.export(Plugin())
+</script>"""
+    with served(site) as url:
+        page.goto(url)
+        page.evaluate("pyjoy.ready")
+        assert load(page, plugin) == {"ok": True}
+        assert page.evaluate("pyjoy.getPlugin('Needs Sample').then(p => p.answer())") == 42
+        # A requirement that cannot be had is an error naming it; the host goes on.
+        missing = load(page, plugin.replace('"Needs Sample"', '"Needs Six"').replace('"pyjoy-sample"', '"six"'))
+        assert missing["name"] == "PluginError" and "six" in missing["error"]
+        assert page.evaluate("pyjoy.getPlugin('Needs Sample').then(p => p.answer())") == 42

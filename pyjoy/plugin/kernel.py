@@ -8,6 +8,7 @@ keeps one booted worker spare so that a plugin starts without waiting for Python
 
 from __future__ import annotations
 
+import re
 from types import TracebackType
 from typing import Any
 
@@ -52,16 +53,36 @@ async def load_packages(names: list[str], code: str | None = None) -> list[str]:
     return list(names)
 
 
+def project_name(requirement: str) -> str:
+    """The normalised project name of a requirement ("scikit-image>=0.22" -> "scikit-image")."""
+    name = re.split(r"[<>=!~;\[ @]", requirement.strip(), maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 async def install_requirements(requirements: list[str]) -> None:
+    """Loads requirements the lock knows with Pyodide's loader, which reports failures we
+    can name; the rest (PyPI projects, wheel URLs) go to micropip."""
+    import js
+    import pyodide_js
+
     if not requirements:
         return
-    await load_packages(["micropip"])
-    import micropip
+    in_lock = set(js.Object.keys(pyodide_js.lockfile.packages))
+    from_lock = [project_name(r) for r in requirements if project_name(r) in in_lock]
+    others = [r for r in requirements if project_name(r) not in in_lock]
+    if from_lock:
+        try:
+            await load_packages(from_lock)
+        except ImportError as error:
+            raise PluginError(f"requirements {from_lock} could not be installed: {error}") from error
+    if others:
+        await load_packages(["micropip"])
+        import micropip
 
-    try:
-        await micropip.install(list(requirements))
-    except Exception as error:  # micropip's own message names the requirement
-        raise PluginError(f"requirements {requirements} could not be installed: {error}") from error
+        try:
+            await micropip.install(others)
+        except Exception as error:  # micropip's own message names the requirement
+            raise PluginError(f"requirements {others} could not be installed: {error}") from error
 
 
 async def run_code(code: str, namespace: dict, filename: str, first_line: int = 1) -> Any:
