@@ -275,3 +275,11 @@ api.export(Plugin())
         missing = load(page, plugin.replace('"Needs Sample"', '"Needs Six"').replace('"pyjoy-sample"', '"six"'))
         assert missing["name"] == "PluginError" and "six" in missing["error"]
         assert page.evaluate("pyjoy.getPlugin('Needs Sample').then(p => p.answer())") == 42
+
+
+def test_the_readme_example_runs(app: Page) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    start = readme.index("```js\nconst viewer") + len("```js\n")
+    example = readme[start:readme.index("```", start)]
+    result = app.evaluate(f"(async () => {{ {example}; return {{mean, detached: data.buffer.byteLength === 0}}; }})()")
+    assert result == {"mean": 3, "detached": True}
