@@ -16,7 +16,6 @@ export function hostApiFor(plugin, host) {
   const { ui } = host;
   const name = plugin.name;
   const configKey = (key) => `${CONFIG_PREFIX}${name}:${key}`;
-  const ops = new Map();
 
   return {
     config: { name, type: plugin.type, version: plugin.config.version },
@@ -52,28 +51,28 @@ export function hostApiFor(plugin, host) {
     registerService: (service) => host.services.register(plugin, service),
     unregisterService: (service) => host.services.unregister(plugin, service),
     getServices: (query = {}) => host.services.find(query),
-    register: (op) => {
-      ops.set(op.name, op);
-      host.log(plugin, "info", `registered op ${op.name}`);
-      return op.name;
-    },
-    unregister: (op) => ops.delete(typeof op === "string" ? op : op.name),
+    // ImJoy's register/unregister: ops (type "operator", the default) and services alike,
+    // all found by getServices.
+    register: (op) => host.services.register(plugin, { type: "operator", ...op }),
+    unregister: (op) => host.services.unregister(plugin, op),
     // Settings, kept across reloads
+    // As in ImJoy, settings are strings (setConfig("n", 123) then getConfig("n") is "123");
+    // objects are kept as JSON text.
     getConfig: (key) => {
       if (key === undefined || key === null) {
         const all = {};
+        const prefix = configKey("");
         for (let i = 0; i < localStorage.length; i++) {
           const stored = localStorage.key(i);
-          if (stored.startsWith(configKey(""))) all[stored.slice(configKey("").length)] = JSON.parse(localStorage.getItem(stored));
+          if (stored.startsWith(prefix)) all[stored.slice(prefix.length)] = localStorage.getItem(stored);
         }
         return all;
       }
-      const stored = localStorage.getItem(configKey(key));
-      return stored === null ? plugin.config.defaults?.[key] ?? null : JSON.parse(stored);
+      return localStorage.getItem(configKey(key)) ?? plugin.config.defaults?.[key] ?? null;
     },
     setConfig: (key, value) => {
-      if (typeof key === "object") for (const [k, v] of Object.entries(key)) localStorage.setItem(configKey(k), JSON.stringify(v));
-      else localStorage.setItem(configKey(key), JSON.stringify(value));
+      const entries = typeof key === "object" && key !== null ? Object.entries(key) : [[key, value]];
+      for (const [k, v] of entries) localStorage.setItem(configKey(k), typeof v === "object" && v !== null ? JSON.stringify(v) : String(v));
     },
     getAttachment: (attachmentName) => {
       const attachment = plugin.source.attachments?.[attachmentName];

@@ -62,15 +62,20 @@ export class PluginHost {
       },
       emit: (event, data) => Promise.all([...this.#subscribers(event)].map(({ handler }) => handler(data))),
     };
+    let serial = 0;
     this.services = {
       register: (plugin, service) => {
-        const entry = { ...service, id: `${plugin.name}:${service.id ?? service.name}`, provider: plugin.name };
-        this.#services = this.#services.filter((known) => known.id !== entry.id).concat(entry);
-        return entry.id;
+        const id = `${plugin.name}:${service.id ?? service.name ?? `${service.type ?? "service"}-${++serial}`}`;
+        const entry = { ...service, id, provider: plugin.name };
+        this.#services = this.#services.filter((known) => known.id !== id).concat(entry);
+        return id;
       },
+      // By id, by name, or by the registered object's {id} / {name} / {type, name}.
       unregister: (plugin, service) => {
-        const id = typeof service === "string" ? service : `${plugin.name}:${service.id ?? service.name}`;
-        this.#services = this.#services.filter((known) => known.id !== id && known.id !== `${plugin.name}:${id}`);
+        const keys = typeof service === "string" ? [service] : [service.id, service.name].filter(Boolean);
+        const matches = (known) => known.provider === plugin.name
+          && keys.some((key) => known.id === key || known.id === `${plugin.name}:${key}` || known.name === key);
+        this.#services = this.#services.filter((known) => !matches(known));
       },
       find: (query) => this.#services.filter((service) => Object.entries(query).every(([key, value]) => service[key] === value)),
     };
@@ -214,17 +219,35 @@ export class PluginHost {
     }
     const instance = new Plugin({ source: template.source, url: template.url, text: template.text });
     instance.name = config.name ?? template.name;
-    instance.window = this.windows.open({ title: instance.name, onClose: () => instance.sandbox?.terminate("window closed") });
+    const closeListeners = new Set();
+    instance.window = this.windows.open({
+      title: instance.name,
+      onClose: () => {
+        instance.sandbox?.terminate("window closed");
+        this.#windows.delete(instance.name);
+        for (const listener of closeListeners) listener();
+      },
+    });
     await this.#start(instance, { container: instance.window.body });
     if (typeof instance.api.run === "function") await instance.api.run({ data: config.data ?? {}, config: config.config ?? {} });
+    // What ImJoy gives for a window: its plugin's API, plus close() and on("close").
+    instance.handle = {
+      ...instance.api,
+      close: () => instance.window.close(),
+      on: (event, handler) => event === "close" && closeListeners.add(handler),
+      off: (event, handler) => closeListeners.delete(handler),
+    };
     this.#windows.set(instance.name, instance);
-    return instance.api;
+    return instance.handle;
   }
 
-  async getWindow(name) {
-    const instance = this.#windows.get(name);
-    if (!instance) throw new PluginError(`no window named ${name}`);
-    return instance.api;
+  /** A window by its name, or ({type}) the first window of that window plugin. */
+  async getWindow(query) {
+    const instance = typeof query === "object" && query !== null
+      ? [...this.#windows.values()].find((known) => (query.name ? known.name === query.name : known.source.config.name === query.type))
+      : this.#windows.get(query);
+    if (!instance) throw new PluginError(`no window ${JSON.stringify(query)}; open: ${[...this.#windows.keys()].join(", ") || "none"}`);
+    return instance.handle;
   }
 
   #subscribers(event) {
