@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,10 @@ def run(test: Callable[[], Awaitable[Any]]) -> None:
         await test()
         await settle()
 
-    asyncio.run(main())
+    # In its own thread: Playwright's sync API keeps an event loop running in this one
+    # when browser tests share the pytest session.
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        thread.submit(asyncio.run, main()).result()
     assert not problems, problems
 
 
