@@ -36,10 +36,16 @@ class PyodideTransport:
     """A transport over `target`, a JS object with postMessage and addEventListener."""
 
     def __init__(self, target: Any) -> None:
-        from pyodide.ffi import create_proxy
+        import js
+        from pyodide.ffi import create_proxy, jsnull
 
         self.closed = False
         self._target = target
+        # Looked up once: each lookup of a JS global or property from Python crosses into JS.
+        self._jsnull = jsnull
+        self._has_own = js.Object.hasOwn
+        self._from_entries = js.Object.fromEntries
+        self._no_buffers = js.Array.new()  # postMessage only reads the transfer list
         self._handler: Handler | None = None
         self._early: list[Message] = []
         self._listener = create_proxy(self._receive)
@@ -50,7 +56,6 @@ class PyodideTransport:
 
     def send(self, message: Message, transfer: list[Buffer]) -> None:
         # `transfer` is not needed: every buffer is copied out of the heap, and all copies move.
-        import js
         from pyodide.ffi import to_js
 
         if self.closed:
@@ -58,8 +63,8 @@ class PyodideTransport:
         buffers: list[Any] = []
         tree = {ENVELOPE: _with_js_buffers(message, buffers)}
         # No PyProxies: a Python object left in a message is a bug, better an error than a leak.
-        js_message = to_js(tree, dict_converter=js.Object.fromEntries, create_pyproxies=False)
-        self._target.postMessage(js_message, to_js(buffers))
+        js_message = to_js(tree, dict_converter=self._from_entries, create_pyproxies=False)
+        self._target.postMessage(js_message, to_js(buffers) if buffers else self._no_buffers)
 
     def on_message(self, handler: Handler) -> None:
         self._handler = handler
@@ -80,12 +85,11 @@ class PyodideTransport:
             self._target.close()
 
     def _receive(self, event: Any) -> None:
-        import js
-        from pyodide.ffi import JsProxy
-
         data = event.data
-        if self.closed or not isinstance(data, JsProxy) or data.typeof != "object" \
-                or not js.Object.prototype.hasOwnProperty.call(data, ENVELOPE):
+        # A JS object arrives as a JsProxy (typeof "object"); of the other values only null has a
+        # `typeof` (isinstance(data, JsProxy) costs more than this whole check).
+        if self.closed or data is self._jsnull or getattr(data, "typeof", None) != "object" \
+                or not self._has_own(data, ENVELOPE):
             return  # not ours (see ENVELOPE)
         try:
             message = _from_js(getattr(data, ENVELOPE))
@@ -121,22 +125,38 @@ def _with_js_buffers(value: Any, buffers: list[Any]) -> Any:
     return value
 
 
+_SCALARS = (str, int, float, bool)
+
+
+def _plain(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        return {key: _plain(item) for key, item in value.items()}
+    if kind is list:
+        return [_plain(item) for item in value]
+    if kind in _SCALARS or value is None:
+        return value
+    return _plain_other(value)
+
+
+def _plain_other(value: Any) -> Any:
+    from pyodide.ffi import jsnull
+
+    if value is jsnull:  # JS null (Pyodide 314 keeps null apart from undefined, which is None)
+        return None
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, memoryview):
+        return value.cast("B")  # a typed array arrives with its element format; the wire wants bytes
+    raise TypeError(f"{type(value).__name__} is not message data")
+
+
 def _from_js(data: Any) -> Any:
-    from pyodide.ffi import JsProxy, jsnull
-
-    def plain(value: Any) -> Any:
-        if value is None or value is jsnull:  # JS undefined and null (Pyodide 314 keeps null apart)
-            return None
-        if isinstance(value, (str, int, float, bool)):
-            return value
-        if isinstance(value, dict):
-            return {key: plain(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [plain(item) for item in value]
-        if isinstance(value, memoryview):
-            return value.cast("B")  # a typed array arrives with its element format; the wire wants bytes
-        raise TypeError(f"{type(value).__name__} is not message data")
-
     # to_py converts the whole tree in one go: objects to dicts, arrays to lists, and
-    # buffers to writable memoryviews of a copy in the heap.
-    return plain(data.to_py() if isinstance(data, JsProxy) else data)
+    # buffers to writable memoryviews of a copy in the heap. (JsNull has no to_py.)
+    to_py = getattr(data, "to_py", None) if type(data) not in _SCALARS else None
+    return _plain(to_py() if to_py is not None else data)
