@@ -186,7 +186,7 @@ def test_a_window_plugin_cannot_reach_the_host(python_plugin: Page) -> None:
         "document.cookie": "SecurityError",
         "origin": "null",
     }
-    frame = page.locator("iframe.plugin-frame:not(.hidden-frame)")
+    frame = page.locator(".plugin-window iframe")
     assert frame.get_attribute("sandbox") == "allow-scripts"
     # Its declared permission, and nothing else beyond cross-origin isolation.
     assert frame.get_attribute("allow") == "cross-origin-isolated; camera"

@@ -1,21 +1,11 @@
-// Runs first in every plugin sandbox: an iframe with sandbox="allow-scripts" (an opaque
-// origin: no access to the page, its storage or other plugins). The page sends one
-// message, {type: "pyjoy:sandbox", kind, ...} with ports [rpc, assets]:
-// - kind "window": this document is the plugin's UI; offer the page a kernel whose
-//   load_plugin(plugin) puts the plugin's style, HTML and scripts here, as ImJoy does.
-// - kind "worker": start a worker from the script text sent along (js-worker.js or
-//   python-worker.js) and hand it the ports; the frame itself stays empty and hidden.
+// Runs first in a window or iframe plugin's sandbox: an iframe with
+// sandbox="allow-scripts" (an opaque origin: no access to the page, its storage or other
+// plugins). The page sends one message, {type: "pyjoy:sandbox"} with the RPC port; this
+// document then offers the page a kernel whose load_plugin(plugin) puts the plugin's
+// style, HTML and scripts here, as ImJoy does.
 import { Session } from "../rpc/session.js";
 import { PostMessageTransport } from "../rpc/transport.js";
 import { createPluginApi } from "./plugin-api.js";
-
-function blobURL(text, type = "text/javascript") {
-  return URL.createObjectURL(new Blob([text], { type }));
-}
-
-function reportToPage(message) {
-  parent.postMessage({ type: "pyjoy:sandbox-error", message }, "*");
-}
 
 // Scripts set through innerHTML do not run: recreate each, in order, waiting for src ones.
 async function runScripts(container) {
@@ -86,16 +76,8 @@ function startWindow(rpcPort) {
   });
 }
 
-function startWorker(source, ports, message) {
-  const worker = new Worker(blobURL(source));
-  worker.addEventListener("error", (event) => reportToPage(event.message || "the plugin's worker failed to start"));
-  worker.postMessage({ type: "pyjoy:boot", config: message.config, hostOrigin: message.hostOrigin }, ports);
-}
-
 window.addEventListener("message", function init(event) {
   if (event.source !== parent || event.data?.type !== "pyjoy:sandbox") return;
   window.removeEventListener("message", init);
-  const { kind, workerSource } = event.data;
-  if (kind === "window") startWindow(event.ports[0]);
-  else startWorker(workerSource, event.ports, event.data);
+  startWindow(event.ports[0]);
 });

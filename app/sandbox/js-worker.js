@@ -1,4 +1,4 @@
-// A web-worker plugin's worker, started from a blob inside the plugin's sandbox frame.
+// A web-worker plugin's worker, started by the page from a data: URL (an opaque origin).
 // It offers the page a kernel with load_plugin(plugin): run the plugin's script (as a
 // classic script, as ImJoy does) with a global `api`, and return what it exported.
 import { Session } from "../rpc/session.js";

@@ -1,4 +1,4 @@
-// A web-python plugin's worker, started from a blob inside the plugin's sandbox frame.
+// A web-python plugin's worker, started by the page from a data: URL (an opaque origin).
 // Files of our origin come from the page through the asset port (assets.js); once Python
 // is up, pyjoy/plugin/kernel.py serves the page over the RPC port.
 import { bootPython, describeError } from "../python/boot.js";
@@ -12,8 +12,8 @@ self.addEventListener("message", function boot({ data, ports }) {
   // Pyodide fetches its files with the global fetch: route ours through the page.
   const fetchAsset = assetFetcher(assetPort, data.hostOrigin);
   self.fetch = fetchAsset;
-  // This is a classic worker (an opaque origin cannot start a module worker from a blob),
-  // which Pyodide refuses by probing importScripts. It needs nothing a module worker has
+  // This is a classic worker (what a data: URL script starts as), which Pyodide refuses
+  // by probing importScripts. It needs nothing a module worker has
   // that this one lacks (dynamic import works), so the probe is made to fail.
   self.importScripts = () => {
     throw new TypeError("importScripts is not available in PyJoy's Python sandbox");
