@@ -26,7 +26,7 @@ import itertools
 import logging
 import types
 import weakref
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Any
 
 from .codec import Codec, Decoder, Encoder, RPCError, encode_error
@@ -314,25 +314,36 @@ class Session:
         fn = self._store.get(target)
         if fn is None:
             raise RPCError(f"unknown target {target!r}: never sent, or already released")
-        task = self._loop.create_task(self._serve(call_id, fn, args, kwargs))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _serve(self, call_id: str | None, fn: Callable[..., Any], args: list[Any],
-                     kwargs: dict[str, Any]) -> None:
+        # The function runs here, at once: a plain function answers without a trip through
+        # the event loop (about a third of a call's time in Pyodide). What it returns to be
+        # awaited is awaited in a task, so slow calls run side by side.
         try:
             result = fn(*args, **kwargs)
-            del args, kwargs  # let proxies among the arguments go while a slow result is awaited
-            if inspect.isawaitable(result):
-                result = await result
         except Exception as error:
-            if call_id is None:
-                log.error("pyjoy.rpc: %s raised", getattr(fn, "__name__", fn), exc_info=error)
-            elif not self.closed:
-                self._reply_error(call_id, error)
+            self._answer_error(call_id, fn, error)
+            return
+        del args, kwargs  # let proxies among the arguments go while a slow result is awaited
+        if inspect.isawaitable(result):
+            task = self._loop.create_task(self._serve(call_id, fn, result))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif call_id is not None and not self.closed:
+            self._reply(call_id, result)
+
+    async def _serve(self, call_id: str | None, fn: Callable[..., Any], pending: Awaitable[Any]) -> None:
+        try:
+            result = await pending
+        except Exception as error:
+            self._answer_error(call_id, fn, error)
             return
         if call_id is not None and not self.closed:
             self._reply(call_id, result)
+
+    def _answer_error(self, call_id: str | None, fn: Callable[..., Any], error: Exception) -> None:
+        if call_id is None:
+            log.error("pyjoy.rpc: %s raised", getattr(fn, "__name__", fn), exc_info=error)
+        elif not self.closed:
+            self._reply_error(call_id, error)
 
     def _on_result(self, message: Message) -> None:
         self._settle(message, "value")
