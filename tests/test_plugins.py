@@ -309,3 +309,25 @@ def test_plugins_start_offline(profile_context, base_url: str) -> None:
     for name in ("echo_python.imjoy.html", "echo_worker.imjoy.html"):
         assert load(page, source(name)) == {"ok": True}, name
     assert page.evaluate("pyjoy.getPlugin('Echo Worker').then(p => p.callPython([40, 2]))") == 42
+
+
+def test_messages_progress_files_and_downloads(app: Page, tmp_path: Path) -> None:
+    app.evaluate("pyjoy.api.showMessage('segmentation done')")
+    expect(app.locator(".toast", has_text="segmentation done")).to_be_visible()
+    app.evaluate("pyjoy.api.showProgress(40)")
+    expect(app.locator("#progress")).to_have_attribute("aria-valuenow", "40")
+    app.evaluate("pyjoy.api.showStatus('counting cells')")
+    expect(app.locator("#status-line")).to_have_text("PyJoy: counting cells")
+    # exportFile saves a download with the plugin's content and name.
+    with app.expect_download() as download:
+        app.evaluate("pyjoy.api.exportFile(new Blob(['a,b\\n1,2\\n']), 'table.csv')")
+    saved = tmp_path / "table.csv"
+    download.value.save_as(saved)
+    assert saved.read_text() == "a,b\n1,2\n"
+    # showFileDialog hands the chosen file to the caller.
+    picked = tmp_path / "cells.txt"
+    picked.write_text("42 cells")
+    with app.expect_file_chooser() as chooser:
+        app.evaluate("() => { window.chosen = pyjoy.api.showFileDialog().then(f => f.text()); }")
+    chooser.value.set_files(str(picked))
+    assert app.evaluate("window.chosen") == "42 cells"
