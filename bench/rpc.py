@@ -42,7 +42,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -51,7 +50,7 @@ from typing import Any
 
 from playwright.sync_api import Page, sync_playwright
 
-from pyjoy.devtools import launch_options, served
+from pyjoy.devtools import launch_options, machine_facts, served
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST = ROOT / "dist"
@@ -379,13 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     goal_list = goals(calls, roundtrips)
     results = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "nproc": len(os.sched_getaffinity(0)),
-            "chromium": chromium,
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "loadavg_1min_before": round(load_before, 2),
-        },
+        "machine": machine_facts(chromium, load_before),
         "build": installed["build"],
         "pyodide_boot": {key: ready.get(key) for key in ("python", "via", "ms")},
         "cross_origin_isolated": installed["crossOriginIsolated"],

@@ -34,7 +34,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -45,7 +44,7 @@ from pathlib import Path
 
 from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwright
 
-from pyjoy.devtools import launch_options, served
+from pyjoy.devtools import launch_options, machine_facts, served
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST = ROOT / "dist"
@@ -302,15 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {side: {state: summarise(runs) for state, runs in states.items()} for side, states in loads.items()}
     results = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "nproc": len(os.sched_getaffinity(0)),
-            "chromium": chromium,
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            # Other work on the machine skews every number. (Chromium's own threads push the
-            # load average far above the core count while it runs, so only "before" means much.)
-            "loadavg_1min_before": round(load_before, 2),
-        },
+        "machine": machine_facts(chromium, load_before),
         "build": {"id": config["build"], "pyodide": config["pyodide"]["version"], "snapshot_bytes": config["pyodide"]["snapshotBytes"]},
         "runs": args.runs,
         "seconds": round(time.perf_counter() - started, 1),

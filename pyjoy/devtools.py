@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import socket
 import subprocess
 import sys
@@ -66,3 +67,16 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1):
         if time.monotonic() > deadline:
             raise TimeoutError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+def machine_facts(chromium: str, load_before: float) -> dict:
+    """What a benchmark's JSON records about where it ran."""
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "chromium": chromium,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        # Other work on the machine skews every number. (Chromium's own threads push the
+        # load average far above the core count while it runs, so only "before" means much.)
+        "loadavg_1min_before": round(load_before, 2),
+    }

@@ -134,7 +134,7 @@ export class PluginHost {
       plugin.window = this.windows.open({ title: plugin.name, onClose: () => this.terminate(plugin.name) });
       container = plugin.window.body;
     }
-    const sandbox = kind === "web-python" && !plugin.config.permissions?.length ? await this.#takePython()
+    const sandbox = kind === "web-python" ? await this.#takePython()
       : await Sandbox.create({
         build: this.build, kind, container: container ?? this.hiddenContainer,
         permissions: plugin.config.permissions ?? [], onOutput: (output) => this.log(plugin, output.type === "stderr" ? "error" : "info", output.text),
