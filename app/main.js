@@ -1,13 +1,8 @@
 // The shell's entry: starts Python in its worker at once, wires the page, registers the
 // service worker, and exposes window.pyjoy, the embedding API for other pages and tests.
 import { mountConsole } from "./console.js";
-import { hostApiFor } from "./plugins/host-api.js";
-import { PluginHost } from "./plugins/host.js";
 import { PythonRuntime } from "./runtime.js";
 import { createStatus } from "./status.js";
-import { dialogs } from "./ui/dialog.js";
-import { chooseFiles, download } from "./ui/files.js";
-import { createWindowArea } from "./ui/windows.js";
 import { watchForUpdates } from "./updates.js";
 
 const build = JSON.parse(document.getElementById("pyjoy-build").textContent);
@@ -15,22 +10,35 @@ const runtime = new PythonRuntime(build);
 const status = createStatus(document);
 const chip = document.getElementById("runtime-chip");
 
-const ui = {
-  toast: (text, kind, duration) => status.toast(text, kind, duration),
-  status: (text) => status.show(text),
-  progress: (label, fraction) => status.show(fraction >= 1 ? `${label}: done` : label, fraction >= 1 ? null : fraction),
-  dialogs,
-  chooseFiles,
-  download,
-};
-const plugins = new PluginHost({
-  build,
-  ui,
-  hiddenContainer: document.getElementById("sandboxes"),
-  windows: createWindowArea(document.getElementById("windows")),
-});
+// The plugin host (and its YAML parser) loads on first use or once the shell idles, so the
+// page's first script stays small and the Python worker starts sooner.
+let hostLoading = null;
+function pluginHost() {
+  hostLoading ??= Promise.all([import("./plugins/host.js"), import("./ui/dialog.js"), import("./ui/files.js"), import("./ui/windows.js")])
+    .then(([{ PluginHost }, { dialogs }, { chooseFiles, download }, { createWindowArea }]) => new PluginHost({
+      build,
+      ui: {
+        toast: (text, kind, duration) => status.toast(text, kind, duration),
+        status: (text) => status.show(text),
+        progress: (label, fraction) => status.show(fraction >= 1 ? `${label}: done` : label, fraction >= 1 ? null : fraction),
+        dialogs,
+        chooseFiles,
+        download,
+      },
+      hiddenContainer: document.getElementById("sandboxes"),
+      windows: createWindowArea(document.getElementById("windows")),
+    }));
+  return hostLoading;
+}
 // The page itself, as a caller of the plugin API (pyjoy.api).
 const page = { name: "PyJoy", type: "page", config: { name: "PyJoy", version: build.version }, source: { attachments: {} } };
+let pageApi = null;
+const api = new Proxy({}, {
+  get: (_target, name) => typeof name !== "string" || name === "then" ? undefined : async (...args) => {
+    pageApi ??= Promise.all([pluginHost(), import("./plugins/host-api.js")]).then(([host, { hostApiFor }]) => hostApiFor(page, host));
+    return (await pageApi)[name](...args);
+  },
+});
 
 window.pyjoy = {
   build: build.build,
@@ -44,17 +52,17 @@ window.pyjoy = {
   /** Milliseconds since navigation start at each boot milestone. */
   timings: {},
   /** Loads a plugin from a URL or its source; resolves to its exported API (a proxy). */
-  loadPlugin: async (urlOrSource) => (await plugins.load(urlOrSource)).api,
+  loadPlugin: async (urlOrSource) => (await (await pluginHost()).load(urlOrSource)).api,
   /** The exported API of a loaded plugin, by name. */
-  getPlugin: (name) => plugins.getPlugin(name),
+  getPlugin: async (name) => (await pluginHost()).getPlugin(name),
   /** [{name, type, version, state, error}] of the loaded plugins. */
-  plugins: () => plugins.list(),
+  plugins: async () => (hostLoading ? (await hostLoading).list() : []),
   /** Ends a plugin (even one stuck in a loop); it can be loaded again. */
-  terminatePlugin: (name) => plugins.terminate(name),
+  terminatePlugin: async (name) => (await pluginHost()).terminate(name),
   /** Loads a plugin again from its URL or source. */
-  reloadPlugin: async (name) => (await plugins.reload(name)).api,
-  /** The API the host gives plugins, callable from the page. */
-  api: hostApiFor(page, plugins),
+  reloadPlugin: async (name) => (await (await pluginHost()).reload(name)).api,
+  /** The API the host gives plugins, callable from the page: each call returns a promise. */
+  api,
 };
 
 runtime.subscribe((message) => {
@@ -72,7 +80,7 @@ runtime.ready.then(
   ({ python, ms, via }) => {
     window.pyjoy.timings.pythonReady = Math.round(performance.now());
     // While the shell idles, boot a sandboxed Python for the first web-python plugin.
-    const warm = () => plugins.warmUp();
+    const warm = () => pluginHost().then((host) => host.warmUp());
     if ("requestIdleCallback" in window) requestIdleCallback(warm, { timeout: 3000 });
     else setTimeout(warm, 1000);
     const shortVersion = python.split(".").slice(0, 2).join(".");

@@ -63,10 +63,11 @@ export async function bootPython({ config, fetch: fetchAsset, importModule, post
   const runtime = download(fetchAsset, config.runtimeURL, { integrity: config.runtimeIntegrity });
   runtime.catch(() => {});
 
-  const [{ loadPyodide }, { default: createPyodideModule }] = await Promise.all([
-    importModule(`${config.indexURL}pyodide.mjs`),
-    importModule(`${config.indexURL}pyodide.asm.mjs`),
-  ]);
+  // loadPyodide awaits this promise where it would import pyodide.asm.mjs itself, so the
+  // import runs alongside its other downloads, through our importModule (sandboxes need that).
+  const createPyodideModule = importModule(`${config.indexURL}pyodide.asm.mjs`).then((module) => module.default);
+  createPyodideModule.catch(() => {});
+  const { loadPyodide } = await importModule(`${config.indexURL}pyodide.mjs`);
   mark("module");
   const options = {
     indexURL: config.indexURL,

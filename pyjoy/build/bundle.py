@@ -29,10 +29,13 @@ def bundle(app_dir: Path, node_modules: Path, site: Path) -> dict[str, str]:
 
 
 def run_esbuild(esbuild: Path, app_dir: Path, entries: tuple[str, ...], site: Path, format: str) -> dict[str, str]:
+    # ES modules split: what the shell imports dynamically (the plugin host, with its YAML
+    # parser) becomes its own chunk, off the path to the first paint.
+    splitting = ["--splitting", "--chunk-names=chunks/[name]-[hash]"] if format == "esm" else []
     with tempfile.TemporaryDirectory() as scratch:
         metafile = Path(scratch) / "meta.json"
         run_tool(
-            [str(esbuild), *(str(app_dir / entry) for entry in entries),
+            [str(esbuild), *(str(app_dir / entry) for entry in entries), *splitting,
              "--bundle", f"--format={format}", "--target=es2022", "--minify", "--sourcemap=linked",
              "--entry-names=[dir]/[name]-[hash]", "--asset-names=[name]-[hash]", "--log-level=error",
              f"--outbase={app_dir}", f"--outdir={site / 'assets'}", f"--metafile={metafile}"],
