@@ -2,7 +2,7 @@
 // console's worker (same origin, real fetch) and plugin workers in sandboxes (assets come
 // from the page through an asset port): each passes its own `fetch` and `importModule`.
 //
-//   const { pyodide, via, phases } = await bootPython({ config, fetch, importModule, post });
+//   const { pyodide, via, phases } = await bootPython({ config, fetch, importModule, importAsm, post });
 //
 // config: {indexURL, lockFileURL, packageBaseUrl, snapshotURL, snapshotBytes,
 // snapshotIntegrity, runtimeURL, runtimeIntegrity} with absolute URLs. post(message)
@@ -47,7 +47,7 @@ async function download(fetchAsset, url, { expectedBytes = 0, integrity, post })
   return bytes;
 }
 
-export async function bootPython({ config, fetch: fetchAsset, importModule, post }) {
+export async function bootPython({ config, fetch: fetchAsset, importModule, importAsm = false, post }) {
   const started = performance.now();
   const phases = {};
   const mark = (phase) => (phases[phase] = Math.round(performance.now() - started));
@@ -63,11 +63,13 @@ export async function bootPython({ config, fetch: fetchAsset, importModule, post
   const runtime = download(fetchAsset, config.runtimeURL, { integrity: config.runtimeIntegrity });
   runtime.catch(() => {});
 
-  // loadPyodide awaits this promise where it would import pyodide.asm.mjs itself, so the
-  // import runs alongside its other downloads, through our importModule (sandboxes need that).
-  const createPyodideModule = importModule(`${config.indexURL}pyodide.asm.mjs`).then((module) => module.default);
-  createPyodideModule.catch(() => {});
   const { loadPyodide } = await importModule(`${config.indexURL}pyodide.mjs`);
+  // A sandbox must import pyodide.asm.mjs through its importModule; loadPyodide awaits this
+  // promise where it would import the file itself. Elsewhere Pyodide imports it, later.
+  const createPyodideModule = importAsm
+    ? importModule(`${config.indexURL}pyodide.asm.mjs`).then((module) => module.default)
+    : undefined;
+  createPyodideModule?.catch(() => {});
   mark("module");
   const options = {
     indexURL: config.indexURL,

@@ -22,7 +22,7 @@ self.addEventListener("message", function boot({ data, ports }) {
     const text = await (await fetchAsset(url)).text();
     return import(URL.createObjectURL(new Blob([text], { type: "text/javascript" })));
   };
-  bootPython({ config: data.config, fetch: fetchAsset, importModule, post }).then(
+  bootPython({ config: data.config, fetch: fetchAsset, importModule, importAsm: true, post }).then(
     ({ pyodide, via, phases, python }) => {
       pyodide.pyimport("pyjoy.plugin.kernel").serve(rpcPort);
       post({ type: "ready", python, via, phases });
