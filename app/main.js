@@ -79,10 +79,6 @@ runtime.subscribe((message) => {
 runtime.ready.then(
   ({ python, ms, via }) => {
     window.pyjoy.timings.pythonReady = Math.round(performance.now());
-    // While the shell idles, boot a sandboxed Python for the first web-python plugin.
-    const warm = () => pluginHost().then((host) => host.warmUp());
-    if ("requestIdleCallback" in window) requestIdleCallback(warm, { timeout: 3000 });
-    else setTimeout(warm, 1000);
     const shortVersion = python.split(".").slice(0, 2).join(".");
     status.show(`Python ${shortVersion} ready in ${ms} ms${via === "cold" ? " (without its snapshot)" : ""}`);
     chip.textContent = `Python ${shortVersion}`;
