@@ -10,7 +10,7 @@ const runtime = new PythonRuntime(build);
 const status = createStatus(document);
 const chip = document.getElementById("runtime-chip");
 
-// The plugin host (and its YAML parser) loads on first use or once the shell idles, so the
+// The plugin host (and its YAML parser) loads on first use, so the
 // page's first script stays small and the Python worker starts sooner.
 let hostLoading = null;
 function pluginHost() {
