@@ -12,7 +12,6 @@ import platform
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,18 +54,6 @@ def served(dist: Path, port: int | None = None) -> Iterator[str]:
 def launch_options(**extra) -> dict:
     args = CHROMIUM_ARGS + extra.pop("args", [])
     return {"executable_path": CHROMIUM, "headless": True, "args": args, **extra}
-
-
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1):
-    """Polls predicate until it returns something true; returns that, or raises TimeoutError."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 def machine_facts(chromium: str, load_before: float) -> dict:

@@ -176,11 +176,6 @@ export class PluginHost {
     else setTimeout(boot, 500);
   }
 
-  /** Starts a spare Python sandbox now, so the first web-python plugin need not wait. */
-  warmUp() {
-    this.#spare ??= this.#bootPython();
-  }
-
   /** The API of a loaded plugin, by name. */
   async getPlugin(name) {
     const plugin = this.#plugins.get(name);

@@ -8,7 +8,7 @@
 // snapshotIntegrity, runtimeURL, runtimeIntegrity} with absolute URLs. post(message)
 // reports {type: "progress" | "notice" | "stdout" | "stderr"} to whoever shows them.
 
-export async function sri(bytes) {
+async function sri(bytes) {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
   return `sha256-${btoa(String.fromCharCode(...digest))}`;
 }
