@@ -7,7 +7,7 @@ Run from the repository root after `python build.py`:
 It serves dist/ with `pyjoy serve` on 127.0.0.1, opens the app in Debian's Chromium (through
 Playwright) and loads two plugins from bench/plugins/ with `pyjoy.loadPlugin(source)`: a
 web-python one (Pyodide in a worker inside an opaque-origin iframe) and a web-worker (JS)
-one, each exporting `noop()` and `roundtrip(array)`. Everything is measured in that one
+one, each exporting `noop()` and `roundtrip(array)`, and a window plugin with `roundtrip`. Everything is measured in that one
 page, in one run, with `performance.now()` (5 us resolution: the page is cross-origin
 isolated), after warm-up, and once Chromium is idle (the host boots a spare Python sandbox
 after a plugin loads; that must not run during the measurements):
@@ -27,7 +27,9 @@ after a plugin loads; that must not run during the measurements):
    sent buffer detached). The floor: one `TypedArray.set` of as many bytes in the page (both
    arrays allocated and touched beforehand). For context: a copy into a newly allocated
    array (what first touching fresh memory adds), a raw transfer echo to the bare worker and
-   over the sandbox route, and the round trip to the web-worker plugin (no WASM heap).
+   over the sandbox route, and the round trips to the web-worker plugin (no WASM heap) and
+   to the window plugin (another process: chunked). For each, the page's longest task
+   while it ran (Long Tasks API), which is how long a click could have waited.
    Goal: the 64 MB web-python round trip within 3x of one TypedArray.set (the buffer enters
    and leaves the WASM heap: two copies; nothing more should cost as much).
 
@@ -78,11 +80,13 @@ ROUNDTRIPS = {
     "echo": "raw transfer echo, bare worker (postMessage both ways)",
     "frame_echo": "raw transfer echo over a MessagePort to a worker in a sandboxed iframe",
     "worker": "web-worker (JS) plugin, `await plugin.roundtrip(a)`",
+    "window": "window plugin (a sandboxed frame: another process; buffers go in 1 MB chunks)",
     "python": "web-python plugin, `await plugin.roundtrip(a)`",
 }
+SENDERS = ("echo", "frame_echo", "worker", "window", "python")  # the round trips that cross to another thread
 
 # Installed in the page once the app is ready: window.rpcBench.
-HARNESS = """async ({ pythonSource, workerSource }) => {
+HARNESS = """async ({ pythonSource, workerSource, windowSource }) => {
   const ECHO = "onmessage = ({ data }) => postMessage(data, data instanceof ArrayBuffer ? [data] : []);";
   const blobURL = (text, type = "text/javascript") => URL.createObjectURL(new Blob([text], { type }));
 
@@ -120,6 +124,14 @@ HARNESS = """async ({ pythonSource, workerSource }) => {
 
   const python = await pyjoy.loadPlugin(pythonSource);
   const worker = await pyjoy.loadPlugin(workerSource);
+  const windowPlugin = await pyjoy.loadPlugin(windowSource);
+
+  // The page's long tasks (over 50 ms: input waits that long), to see what each round
+  // trip stalls; an observer costs the page nothing while it is idle.
+  const longTasks = [];
+  new PerformanceObserver((list) => longTasks.push(...list.getEntries())).observe({ type: "longtask" });
+  const longestStall = (start, end) => Math.max(0, ...longTasks
+    .filter((task) => task.startTime < end && task.startTime + task.duration > start).map((task) => task.duration));
   // Each answers once before anything is timed.
   await Promise.all([echo(0), frameEcho(0), python.noop(), worker.noop()]);
 
@@ -151,6 +163,7 @@ HARNESS = """async ({ pythonSource, workerSource }) => {
     echo: (values) => echo(values.buffer, [values.buffer]),
     frame_echo: (values) => frameEcho(values.buffer, [values.buffer]),
     worker: (values, shape) => worker.roundtrip({ _rtype: "ndarray", _rvalue: values.buffer, _rshape: shape, _rdtype: "float32" }),
+    window: (values, shape) => windowPlugin.roundtrip({ _rtype: "ndarray", _rvalue: values.buffer, _rshape: shape, _rdtype: "float32" }),
     python: (values, shape) => python.roundtrip({ _rtype: "ndarray", _rvalue: values.buffer, _rshape: shape, _rdtype: "float32" }),
   };
 
@@ -171,19 +184,26 @@ HARNESS = """async ({ pythonSource, workerSource }) => {
       return Array.from(times);
     },
 
-    /** ms per round trip of a fresh `size` MB float32 array (filled beforehand, not timed). */
+    /** ms per round trip of a fresh `size` MB float32 array (filled beforehand, not timed),
+        and the page's longest task during each (0: none over 50 ms). */
     async roundtrips(kind, size, warmup, n) {
       const times = [];
+      const stalls = [];
       for (let i = 0; i < warmup + n; i++) {
         const values = fresh(size);
         const count = values.length;
+        await new Promise((resolve) => setTimeout(resolve, 0)); // filling it is not the round trip's stall
         const start = performance.now();
         const back = await send[kind](values, SHAPES[size]);
         const elapsed = performance.now() - start;
         check(`${kind} ${size} MB`, back, values, count);
-        if (i >= warmup) times.push(elapsed);
+        await new Promise((resolve) => setTimeout(resolve, 0)); // the observer reports after the task
+        if (i >= warmup) {
+          times.push(elapsed);
+          stalls.push(longestStall(start, start + elapsed));
+        }
       }
-      return times;
+      return { times, stalls };
     },
 
     /** ms per TypedArray.set of `size` MB, between two arrays allocated and touched first
@@ -315,10 +335,19 @@ def context_tables(calls: dict[str, dict], roundtrips: dict[str, dict[int, dict]
     return "\n".join(lines)
 
 
+def stall_table(stalls: dict[str, dict[int, list[float]]]) -> str:
+    lines = ["| round trip | " + " | ".join(f"{size} MB" for size in SIZES) + " |", "|---" * (len(SIZES) + 1) + "|"]
+    for kind in SENDERS:
+        lines.append(f"| {ROUNDTRIPS[kind]} | " + " | ".join(f"{max(stalls[kind][size]):.0f}" for size in SIZES) + " |")
+    return "\n".join(lines)
+
+
 # -- the run -----------------------------------------------------------------------------
 
-def measure(page: Page, calls_per_round: int) -> tuple[dict[str, list[float]], dict[str, dict[int, list[float]]], dict]:
-    """Every sample (ms): calls by kind, round trips by kind and size; and the idle waits (s)."""
+def measure(page: Page, calls_per_round: int) -> tuple[dict[str, list[float]], dict[str, dict[int, list[float]]],
+                                                      dict[str, dict[int, list[float]]], dict]:
+    """Every sample (ms): calls by kind, round trips and the page's longest task during each,
+    by kind and size; and the idle waits (s)."""
     waits: dict[str, float] = {"before calls": wait_until_idle()}
     call_samples: dict[str, list[float]] = {kind: [] for kind in CALLS}
     for kind in CALLS:
@@ -330,17 +359,19 @@ def measure(page: Page, calls_per_round: int) -> tuple[dict[str, list[float]], d
               + ", ".join(f"{kind} {statistics.median(s) * 1000:.0f} us" for kind, s in call_samples.items()), file=sys.stderr)
 
     trip_samples: dict[str, dict[int, list[float]]] = {kind: {} for kind in ROUNDTRIPS}
+    stall_samples: dict[str, dict[int, list[float]]] = {kind: {} for kind in SENDERS}
     for size, (warmup, runs) in SIZES.items():
         waits[f"before {size} MB"] = wait_until_idle()
         for kind, into_fresh in (("copy", False), ("copy_fresh", True)):
             trip_samples[kind][size] = page.evaluate(
                 "([size, warmup, n, intoFresh]) => rpcBench.copies(size, warmup, n, intoFresh)", [size, warmup, runs, into_fresh])
-        for kind in ("echo", "frame_echo", "worker", "python"):
-            trip_samples[kind][size] = page.evaluate(
+        for kind in SENDERS:
+            measured = page.evaluate(
                 "([kind, size, warmup, n]) => rpcBench.roundtrips(kind, size, warmup, n)", [kind, size, warmup, runs])
+            trip_samples[kind][size], stall_samples[kind][size] = measured["times"], measured["stalls"]
         print(f"round trips, {size} MB: "
               + ", ".join(f"{kind} {statistics.median(s[size]):.2f} ms" for kind, s in trip_samples.items()), file=sys.stderr)
-    return call_samples, trip_samples, waits
+    return call_samples, trip_samples, stall_samples, waits
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -353,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.dist}/index.html not found; build the site first: python build.py", file=sys.stderr)
         return 1
     sources = {"pythonSource": (PLUGINS / "rpc_python.imjoy.html").read_text(),
-               "workerSource": (PLUGINS / "rpc_worker.imjoy.html").read_text()}
+               "workerSource": (PLUGINS / "rpc_worker.imjoy.html").read_text(),
+               "windowSource": (PLUGINS / "rpc_window.imjoy.html").read_text()}
     calls_per_round = max(1, args.calls // CALL_ROUNDS)
 
     load_before = os.getloadavg()[0]
@@ -368,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             installed = page.evaluate(HARNESS, sources)
             if not installed["crossOriginIsolated"]:
                 print("warning: the page is not cross-origin isolated: performance.now() is coarse (100 us)", file=sys.stderr)
-            call_samples, trip_samples, waits = measure(page, calls_per_round)
+            call_samples, trip_samples, stall_samples, waits = measure(page, calls_per_round)
             chromium = browser.version
         finally:
             browser.close()
@@ -390,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         "calls_us": calls,
         "roundtrips_ms": roundtrips,
         "goals": goal_list,
+        "longest_page_task_ms": {kind: {size: max(samples) for size, samples in by_size.items()}
+                                 for kind, by_size in stall_samples.items()},
         "samples": {
             "calls_us": {kind: [round(x * 1000, 1) for x in samples] for kind, samples in call_samples.items()},
             "roundtrips_ms": {kind: {size: [round(x, 3) for x in samples] for size, samples in by_size.items()}
@@ -406,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nContext ({calls['python']['n']} calls of each kind, timed one by one, in {CALL_ROUNDS} alternating rounds; "
           f"round trips: {', '.join(f'{size} MB x{n}' for size, (_, n) in SIZES.items())}):\n")
     print(context_tables(calls, roundtrips))
+    print("\nThe page's longest task during any round trip (ms; 0: none over 50 ms, so input was never kept waiting longer):\n")
+    print(stall_table(stall_samples))
     print("\nGoals:")
     for goal in goal_list:
         print(f"- [{verdict(goal['met'])}] {goal['goal']}: {goal['measured']}")

@@ -112,6 +112,24 @@ def test_a_64_mb_array_moves_by_transfer_both_ways(python_plugin: Page) -> None:
     assert result["backCrc"] == result["sent"]
 
 
+def test_a_big_array_crosses_to_a_window_plugin_and_back(app: Page) -> None:
+    # A frame is another process: 32 MB go there and back in chunks (rpc/transport.js).
+    assert load(app, source("probe_window.imjoy.html")) == {"ok": True}
+    result = app.evaluate(
+        """async () => {
+             const n = 8 * 1024 * 1024;
+             const values = Float32Array.from({length: n}, (_, i) => (i % 65536) - 7);
+             const probe = await pyjoy.getPlugin('Probe Window');
+             const back = await probe.reverse({_rtype: 'ndarray', _rvalue: values.buffer, _rshape: [2048, 4096], _rdtype: 'float32'});
+             const reversed = new Float32Array(back._rvalue);
+             let mismatches = 0;
+             for (let i = 0; i < n; i++) if (reversed[i] !== ((n - 1 - i) % 65536) - 7) mismatches++;
+             return {detached: values.buffer.byteLength === 0, length: reversed.length, mismatches, shape: back._rshape};
+           }"""
+    )
+    assert result == {"detached": True, "length": 8 * 1024 * 1024, "mismatches": 0, "shape": [2048, 4096]}
+
+
 def test_a_python_exception_reaches_js_with_its_traceback(python_plugin: Page) -> None:
     error = python_plugin.evaluate(
         "pyjoy.getPlugin('Echo Python').then(p => p.fail('bad input')).catch(e => ({name: e.name, type: e.remoteType, message: e.message, traceback: e.traceback}))"

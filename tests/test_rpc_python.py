@@ -694,6 +694,10 @@ array = await api.echo(NDArray(bytes(range(8)), (2, 2), "int16"))
 blob = await api.echo(Blob(b"<x/>", "text/xml", "x.xml"))
 out["echo"] = [(await api.echo(b"abc")).tobytes().decode(), array.tolist(), array.data.readonly,
                bytes(blob).decode(), blob.type, blob.name, await api.echo({"a": [1, None, 2.5, "s", True]})]
+# What JSON cannot carry exactly takes the object-by-object way, both ways.
+odd = await api.echo({"nan": float("nan"), "inf": float("-inf"), "big": 2**60, "digits": "12345678901234567890",
+                      "nested": [None, {"x": 2**53 + 1}]})
+out["odd"] = [odd["nan"] != odd["nan"], odd["inf"], odd["big"] == 2**60, odd["digits"], odd["nested"][1]["x"] == 2**53 + 1]
 out["callbacks"] = [await api.apply(lambda x: x + 1, i) for i in range(50)][-1]
 try:
     await api.boom()
@@ -741,6 +745,7 @@ def test_pyodide_transport_in_pyodide_on_node(tmp_path: Path) -> None:
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["echo"] == ["abc", [[256, 770], [1284, 1798]], False, "<x/>", "text/xml", "x.xml",
                            {"a": [1, None, 2.5, "s", True]}]
+    assert out["odd"] == [True, float("-inf"), True, "12345678901234567890", True]
     assert out["callbacks"] == 50 and out["error"] == ["ZeroDivisionError", True] and out["leak"] is True
     assert out["closed"] == "the other side closed: done"
     assert out["root"] == ['{"_pyjoy_rpc":{"type":"root","value":{"f":{"_rtype":"method","_rtarget":"f1",'

@@ -10,7 +10,7 @@
 // The page and the sandbox talk over two MessagePorts: RPC (app/rpc) and asset requests
 // for our own files (sandbox/assets.js), which this side answers, offline included.
 import { Session } from "../rpc/session.js";
-import { PostMessageTransport } from "../rpc/transport.js";
+import { FRAME_CHUNK_BYTES, PostMessageTransport } from "../rpc/transport.js";
 import { pythonConfig } from "../runtime.js";
 
 // ImJoy plugin permissions -> the iframe's `allow` (Permissions Policy) features.
@@ -100,7 +100,9 @@ export class Sandbox {
     const rpc = new MessageChannel();
     const assets = new MessageChannel();
     serveAssets(assets.port1);
-    this.session = new Session(new PostMessageTransport(rpc.port1));
+    // A frame is another process: big buffers go to it in pieces (rpc/transport.js).
+    const chunkBytes = kind === "window" ? FRAME_CHUNK_BYTES : 0;
+    this.session = new Session(new PostMessageTransport(rpc.port1, { chunkBytes }));
 
     let crash;
     const crashed = new Promise((_resolve, reject) => (crash = reject));

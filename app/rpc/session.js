@@ -51,8 +51,9 @@ export class Session {
   #markClosed;
 
   /**
-   * @param {{send(message: object, transfer: Transferable[]): void, onMessage: Function,
-   *          close(): void}} transport  e.g. a PostMessageTransport (transport.js)
+   * @param {{send(message: object, transfer: Transferable[]): (Promise<void> | undefined),
+   *          onMessage: Function, close(): void}} transport  e.g. a PostMessageTransport
+   *          (transport.js); a promise from send means "posted once it settles"
    * @param {{codecs?: import("./codec.js").Codec[]}} [options]
    */
   constructor(transport, { codecs = [] } = {}) {
@@ -141,7 +142,7 @@ export class Session {
   close(reason = "closed") {
     if (this.#closedReason !== null) return;
     try {
-      this.#transport.send({ type: "close", reason: String(reason) }, []);
+      this.#transport.send({ type: "close", reason: String(reason) }, [])?.catch(() => {});
     } catch {
       // The channel is already gone: there is nobody left to tell.
     }
@@ -157,9 +158,10 @@ export class Session {
     const job = { codecs: this.#codecs, transfer: new Set(), sent: [], method: (fn) => this.#keep(fn, job) };
     const built = this.#closedReason === null ? build(job) : Promise.reject(this.#closedError());
     built.catch(() => {}); // handled below, in order
-    const sent = this.#outbox.then(() => built).then((message) => {
+    const sent = this.#outbox.then(() => built).then(async (message) => {
       if (this.#closedReason !== null) throw this.#closedError();
-      this.#transport.send(message, [...job.transfer]);
+      const chunked = this.#transport.send(message, [...job.transfer]);
+      if (chunked) await chunked; // big buffers going in pieces (transport.js)
       if (pin) for (const id of job.sent) this.#store.get(id).pinned = true;
     }).catch((error) => {
       for (const id of job.sent) this.#release(id, 1); // never sent: take the counts back

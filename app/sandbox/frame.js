@@ -4,7 +4,7 @@
 // document then offers the page a kernel whose load_plugin(plugin) puts the plugin's
 // style, HTML and scripts here, as ImJoy does.
 import { Session } from "../rpc/session.js";
-import { PostMessageTransport } from "../rpc/transport.js";
+import { FRAME_CHUNK_BYTES, PostMessageTransport } from "../rpc/transport.js";
 import { createPluginApi } from "./plugin-api.js";
 
 // Scripts set through innerHTML do not run: recreate each, in order, waiting for src ones.
@@ -44,7 +44,8 @@ function loadRequirement(url) {
 }
 
 function startWindow(rpcPort) {
-  const session = new Session(new PostMessageTransport(rpcPort));
+  // The page is another process: big buffers go back in pieces too (rpc/transport.js).
+  const session = new Session(new PostMessageTransport(rpcPort, { chunkBytes: FRAME_CHUNK_BYTES }));
   const { api, exported } = createPluginApi(session);
   window.api = api;
   // Errors in the plugin's own scripts surface where the page shows them.
