@@ -10,26 +10,67 @@ const runtime = new PythonRuntime(build);
 const status = createStatus(document);
 const chip = document.getElementById("runtime-chip");
 
-// The plugin host (and its YAML parser) loads on first use, so the
-// page's first script stays small and the Python worker starts sooner.
-let hostLoading = null;
-function pluginHost() {
-  hostLoading ??= Promise.all([import("./plugins/host.js"), import("./ui/dialog.js"), import("./ui/files.js"), import("./ui/windows.js")])
-    .then(([{ PluginHost }, { dialogs }, { chooseFiles, download }, { createWindowArea }]) => new PluginHost({
-      build,
-      ui: {
-        toast: (text, kind, duration) => status.toast(text, kind, duration),
-        status: (text) => status.show(text),
-        progress: (label, fraction) => status.show(fraction >= 1 ? `${label}: done` : label, fraction >= 1 ? null : fraction),
-        dialogs,
-        chooseFiles,
-        download,
-      },
-      hiddenContainer: document.getElementById("sandboxes"),
-      windows: createWindowArea(document.getElementById("windows")),
-    }));
-  return hostLoading;
+// The workbench (workspaces in IndexedDB, the plugin list, windows) loads right after the
+// shell paints; the plugin host (and its YAML parser) only when a plugin first starts, so
+// the page's first script stays small and the Python worker starts sooner.
+const params = new URL(location.href).searchParams;
+const workbenchReady = Promise.all([
+  import("./workbench/workbench.js"), import("./workbench/manager.js"), import("./ui/windows.js"),
+  import("./ui/dialog.js"), import("./ui/files.js"),
+]).then(async ([{ Workbench }, { mountManager }, { createWindowArea }, { dialogs }, { chooseFiles, download }]) => {
+  const ui = {
+    toast: (text, kind, duration, action) => status.toast(text, kind, duration, action),
+    status: (text) => status.show(text),
+    log: (text, kind) => status.log(text, kind),
+    progress: (label, fraction) => status.show(fraction >= 1 ? `${label}: done` : label, fraction >= 1 ? null : fraction),
+    dialogs,
+    chooseFiles,
+    download,
+  };
+  let workbench;
+  const windows = createWindowArea(document.getElementById("windows"), { onLayout: (layout) => workbench?.saveLayout(layout) });
+  const host = () => import("./plugins/host.js").then(({ PluginHost }) => new PluginHost({
+    build, ui, windows,
+    hiddenContainer: document.getElementById("sandboxes"),
+    settings: workbench.settings,
+    installer: workbench.installer,
+    windowLayout: (name) => workbench.windowLayout(name),
+  }));
+  workbench = await Workbench.start({ ui, host, workspace: params.get("w") });
+  const manager = mountManager(document, {
+    workbench, status, dialogs, windows, builtinManifest: new URL("plugins/manifest.imjoy.json", document.baseURI).href,
+  });
+  window.pyjoy.timings.workbenchReady = Math.round(performance.now());
+  workbench.restoreWindows();
+  if (params.has("plugin")) openSharedPlugin(workbench, manager, dialogs, params.get("plugin"));
+  return workbench;
+});
+workbenchReady.catch((error) => status.toast(`The workbench could not start: ${error.message}`, "error"));
+const pluginHost = () => workbenchReady.then((workbench) => workbench.host());
+
+// ?plugin=URL: install that plugin (asking first, since it is code from elsewhere) and run it.
+async function openSharedPlugin(workbench, manager, dialogs, url) {
+  try {
+    const { fetchPluginText } = await import("./workbench/install.js");
+    const { parsePlugin } = await import("./plugins/format.js");
+    const fetched = await fetchPluginText(url);
+    const { name, type } = parsePlugin(fetched.text, { url: fetched.url, filename: fetched.url.split("/").pop() }).config;
+    const installed = workbench.workspace.plugin(name);
+    if (!installed || installed.text !== fetched.text) {
+      const question = installed
+        ? `A different version of ${name} is installed. Replace it with the one from ${fetched.url}?`
+        : `Install the ${type} plugin ${name} from ${fetched.url} into workspace "${workbench.workspace.name}"? Plugins run in a sandbox, but only install plugins you trust.`;
+      if (!(await dialogs.confirm(installed ? "Update plugin" : "Install plugin", question))) return;
+      await workbench.install(fetched.text, { url: fetched.url, start: false });
+    }
+    await workbench.run(name);
+    if (type === "window") manager.show("windows");
+    status.show(`${name} is running`);
+  } catch (error) {
+    status.toast(`Could not open the shared plugin ${url}: ${error.message}`, "error");
+  }
 }
+
 // The page itself, as a caller of the plugin API (pyjoy.api).
 const page = { name: "PyJoy", type: "page", config: { name: "PyJoy", version: build.version }, source: { attachments: {} } };
 let pageApi = null;
@@ -51,16 +92,35 @@ window.pyjoy = {
   loadPackage: (names) => runtime.loadPackage(names),
   /** Milliseconds since navigation start at each boot milestone. */
   timings: {},
-  /** Loads a plugin from a URL or its source; resolves to its exported API (a proxy). */
+  /** Loads a plugin from a URL or its source for this page only; resolves to its API (a proxy). */
   loadPlugin: async (urlOrSource) => (await (await pluginHost()).load(urlOrSource)).api,
-  /** The exported API of a loaded plugin, by name. */
-  getPlugin: async (name) => (await pluginHost()).getPlugin(name),
-  /** [{name, type, version, state, error}] of the loaded plugins. */
-  plugins: async () => (hostLoading ? (await hostLoading).list() : []),
-  /** Ends a plugin (even one stuck in a loop); it can be loaded again. */
+  /** Installs a plugin into the open workspace (kept, offline too) and starts it; its API. */
+  installPlugin: async (urlOrSource) => {
+    const workbench = await workbenchReady;
+    return workbench.getPlugin((await workbench.install(urlOrSource)).name);
+  },
+  /** Removes an installed plugin from the open workspace. */
+  uninstallPlugin: async (name) => (await workbenchReady).remove(name),
+  /** A plugin's API by name: a loaded one's, or an installed one's, started if needed. */
+  getPlugin: async (name) => (await workbenchReady).getPlugin(name),
+  /** [{name, type, version, state, error}]: the workspace's plugins, then any loaded only here. */
+  plugins: async () => {
+    const workbench = await workbenchReady;
+    await workbench.refreshStates();
+    const installed = workbench.list().map(({ name, type, version, state, error }) => ({ name, type, version, state, error }));
+    const loaded = workbench.hostStarted ? (await workbench.host()).list() : [];
+    return [...installed, ...loaded.filter((plugin) => !installed.some((known) => known.name === plugin.name))];
+  },
+  /** Ends a plugin (even one stuck in a loop); it can be started again. */
   terminatePlugin: async (name) => (await pluginHost()).terminate(name),
-  /** Loads a plugin again from its URL or source. */
-  reloadPlugin: async (name) => (await (await pluginHost()).reload(name)).api,
+  /** Starts a plugin again: an installed one from its stored file, else from its URL or source. */
+  reloadPlugin: async (name) => {
+    const workbench = await workbenchReady;
+    if (workbench.workspace.plugin(name)) return (await workbench.start(name)).api;
+    return (await (await pluginHost()).reload(name)).api;
+  },
+  /** The open workspace's name. */
+  workspace: async () => (await workbenchReady).workspace.name,
   /** The API the host gives plugins, callable from the page: each call returns a promise. */
   api,
 };

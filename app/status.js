@@ -1,12 +1,16 @@
-// The status bar (one line and a progress bar) and the toasts above it.
+// The status bar (one line and a progress bar), the toasts above it, and the message log
+// that keeps every toast and plugin message (toasts go; the log stays for this visit).
 
 export function createStatus(document) {
   const line = document.getElementById("status-line");
   const progress = document.getElementById("progress");
   const bar = progress.querySelector(".progress-bar");
   const toasts = document.getElementById("toasts");
+  const log = document.getElementById("message-log");
+  const count = document.getElementById("message-count");
+  let logged = 0;
 
-  return {
+  const status = {
     /** Shows text in the status line; fraction in [0, 1] fills the bar, null hides it. */
     show(text, fraction = null) {
       line.textContent = text;
@@ -18,12 +22,43 @@ export function createStatus(document) {
       }
     },
 
-    /** A message that stays a few seconds (or duration s); kind "error" stays until dismissed. */
-    toast(text, kind = "info", duration = 6) {
+    /** Adds a line to the message log (kind "info" or "error"). */
+    log(text, kind = "info") {
+      if (!log) return;
+      const item = document.createElement("li");
+      item.dataset.kind = kind;
+      const time = document.createElement("time");
+      time.textContent = new Date().toLocaleTimeString();
+      item.append(time, document.createTextNode(text));
+      log.append(item);
+      while (log.children.length > 500) log.firstElementChild.remove();
+      count.textContent = String(++logged);
+      item.scrollIntoView?.({ block: "nearest" });
+    },
+
+    /**
+     * A message that stays a few seconds (or duration s); kind "error" stays until
+     * dismissed. action: {label, run} adds a button (e.g. Undo). Every toast is logged.
+     */
+    toast(text, kind = "info", duration = 6, action = null) {
+      status.log(text, kind);
       const toast = document.createElement("div");
       toast.className = `toast toast-${kind}`;
       toast.setAttribute("role", kind === "error" ? "alert" : "status");
-      toast.textContent = text;
+      const words = document.createElement("span");
+      words.textContent = text;
+      toast.append(words);
+      if (action) {
+        const act = document.createElement("button");
+        act.type = "button";
+        act.className = "toast-action";
+        act.textContent = action.label;
+        act.addEventListener("click", () => {
+          toast.remove();
+          action.run();
+        });
+        toast.append(act);
+      }
       const close = document.createElement("button");
       close.type = "button";
       close.className = "toast-close";
@@ -35,4 +70,5 @@ export function createStatus(document) {
       if (kind !== "error") setTimeout(() => toast.remove(), (Number(duration) || 6) * 1000);
     },
   };
+  return status;
 }

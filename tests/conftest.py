@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,4 +98,39 @@ def modules_url(tmp_path_factory) -> Iterator[str]:
     (site / "index.html").write_text("<!doctype html><title>modules</title>")
     (site / "blank.html").write_text("<!doctype html><title>blank</title>")
     with served(site) as url:
+        yield url
+
+
+class _RepositoryHandler(http.server.SimpleHTTPRequestHandler):
+    """Files as GitHub's raw server sends them: readable from any origin (CORS), and
+    embeddable by a cross-origin-isolated page (CORP cross-origin)."""
+
+    def end_headers(self) -> None:
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.send_header("Cross-Origin-Resource-Policy", "cross-origin")
+        self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+
+@contextlib.contextmanager
+def repository_server(folder: Path) -> Iterator[str]:
+    """Serves `folder` on another origin of 127.0.0.1, as a plugin repository would be."""
+    handler = functools.partial(_RepositoryHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def repository_url() -> Iterator[str]:
+    """tests/plugins/repo/ (plugins and a manifest.imjoy.json) served on its own origin."""
+    with repository_server(ROOT / "tests" / "plugins" / "repo") as url:
         yield url

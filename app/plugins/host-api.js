@@ -1,8 +1,6 @@
 // The API the page gives each plugin: ImJoy's calls, with ImJoy's names and meanings.
 // One object per plugin, so that getConfig, events and windows belong to that plugin.
 
-const CONFIG_PREFIX = "pyjoy:plugin-config:"; // the workbench moves these into the workspace
-
 function text(args) {
   return args.map((arg) => (typeof arg === "string" ? arg : JSON.stringify(arg))).join(" ");
 }
@@ -39,8 +37,9 @@ export function hostApiFor(plugin, host) {
     getWindow: (windowName) => host.getWindow(windowName),
     getPlugin: (pluginName) => host.getPlugin(pluginName),
     loadPlugin: (source) => host.load(source).then((loaded) => loaded.api),
-    installPlugin: (source) => host.load(typeof source === "object" ? source.src ?? source.uri : source).then((loaded) => loaded.api),
-    uninstallPlugin: (pluginName) => host.terminate(typeof pluginName === "object" ? pluginName.name : pluginName),
+    // Installing keeps the plugin in the workspace; loading runs it for this page only.
+    installPlugin: (source) => host.install(typeof source === "object" ? source.src ?? source.uri : source),
+    uninstallPlugin: (pluginName) => host.uninstall(typeof pluginName === "object" ? pluginName.name : pluginName),
     run: async (pluginName, context = {}) => (await host.getPlugin(pluginName)).run?.(context),
     call: async (pluginName, fn, ...args) => {
       const target = await host.getPlugin(pluginName);
@@ -55,25 +54,14 @@ export function hostApiFor(plugin, host) {
     // all found by getServices.
     register: (op) => host.services.register(plugin, { type: "operator", ...op }),
     unregister: (op) => host.services.unregister(plugin, op),
-    // Settings, kept across reloads
+    // Settings, kept in the workspace (IndexedDB) across reloads and restarts.
     // As in ImJoy, settings are strings (setConfig("n", 123) then getConfig("n") is "123");
     // objects are kept as JSON text.
     getConfig: (key) => {
-      if (key === undefined || key === null) {
-        const all = {};
-        const prefix = configKey("");
-        for (let i = 0; i < localStorage.length; i++) {
-          const stored = localStorage.key(i);
-          if (stored.startsWith(prefix)) all[stored.slice(prefix.length)] = localStorage.getItem(stored);
-        }
-        return all;
-      }
-      return localStorage.getItem(configKey(key)) ?? plugin.config.defaults?.[key] ?? null;
+      if (key === undefined || key === null) return host.settings.get(name);
+      return host.settings.get(name, key) ?? plugin.config.defaults?.[key] ?? null;
     },
-    setConfig: (key, value) => {
-      const entries = typeof key === "object" && key !== null ? Object.entries(key) : [[key, value]];
-      for (const [k, v] of entries) localStorage.setItem(configKey(k), typeof v === "object" && v !== null ? JSON.stringify(v) : String(v));
-    },
+    setConfig: (key, value) => host.settings.set(name, typeof key === "object" && key !== null ? Object.entries(key) : [[key, value]]),
     getAttachment: (attachmentName) => {
       const attachment = plugin.source.attachments?.[attachmentName];
       if (!attachment) throw new Error(`plugin ${name} has no attachment ${attachmentName}`);

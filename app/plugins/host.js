@@ -1,11 +1,17 @@
 // The plugin host: loads plugins into sandboxes, keeps track of them, and gives each its
 // API (host-api.js). One instance per page: `pyjoy.loadPlugin(...)` and the workbench use it.
 //
-//   const host = new PluginHost({ build, ui, hiddenContainer, windows });
+//   const host = new PluginHost({ build, ui, hiddenContainer, windows, settings, installer });
 //   const plugin = await host.load(urlOrSource);   // -> Plugin; plugin.api is its export
 //   await (await host.getPlugin("Name")).run({});
 //   host.list();                                   // [{name, type, version, state}]
 //   host.terminate("Name");
+//   host.onChange(() => ...);                       // after any plugin's state changes
+//
+// The workbench gives it `settings` ({get(plugin, key?), set(plugin, [[key, value]])}, the
+// workspace's), `installer` ({install(source) -> api, uninstall(name)}) and `windowLayout`
+// (name -> where its window was); without them settings live in memory and installing
+// is loading.
 import { parsePlugin } from "./format.js";
 import { hostApiFor } from "./host-api.js";
 import { Sandbox } from "./sandbox.js";
@@ -45,15 +51,31 @@ export class Plugin {
   }
 }
 
+function memorySettings() {
+  const settings = new Map();
+  return {
+    get: (plugin, key) => {
+      const own = settings.get(plugin) ?? {};
+      return key === undefined || key === null ? { ...own } : own[key] ?? null;
+    },
+    set: (plugin, entries) => {
+      const own = settings.get(plugin) ?? {};
+      for (const [key, value] of entries) own[key] = typeof value === "object" && value !== null ? JSON.stringify(value) : String(value);
+      settings.set(plugin, own);
+    },
+  };
+}
+
 export class PluginHost {
   #plugins = new Map(); // name -> Plugin
   #windows = new Map(); // window name -> {plugin, api}
   #listeners = new Map(); // event -> Set of {plugin, handler}
   #services = [];
   #spare = null; // a booted Python sandbox, waiting for the next web-python plugin
+  #changeListeners = new Set();
 
-  constructor({ build, ui, hiddenContainer, windows }) {
-    Object.assign(this, { build, ui, hiddenContainer, windows });
+  constructor({ build, ui, hiddenContainer, windows, settings = memorySettings(), installer = null, windowLayout = () => null }) {
+    Object.assign(this, { build, ui, hiddenContainer, windows, settings, installer, windowLayout });
     this.logs = []; // {plugin, level, text, time}
     this.events = {
       on: (plugin, event, handler) => this.#subscribers(event).add({ plugin, handler }),
@@ -78,7 +100,34 @@ export class PluginHost {
         this.#services = this.#services.filter((known) => !matches(known));
       },
       find: (query) => this.#services.filter((service) => Object.entries(query).every(([key, value]) => service[key] === value)),
+      unregisterAll: (provider) => {
+        this.#services = this.#services.filter((known) => known.provider !== provider);
+      },
     };
+  }
+
+  /** Calls listener() after a plugin loads, stops, crashes or is replaced. */
+  onChange(listener) {
+    this.#changeListeners.add(listener);
+    return () => this.#changeListeners.delete(listener);
+  }
+
+  #changed() {
+    for (const listener of this.#changeListeners) listener();
+  }
+
+  /** The loaded plugin by name, or null. */
+  plugin(name) {
+    return this.#plugins.get(name) ?? null;
+  }
+
+  /** installPlugin: kept in the workspace by the workbench; else only loaded. */
+  async install(source) {
+    return this.installer ? this.installer.install(source) : (await this.load(source)).api;
+  }
+
+  async uninstall(name) {
+    return this.installer ? this.installer.uninstall(name) : this.terminate(name);
   }
 
   /** [{name, type, version, state, error}] of every plugin this page has loaded. */
@@ -89,6 +138,7 @@ export class PluginHost {
   log(plugin, level, text) {
     this.logs.push({ plugin: plugin.name, level, text, time: Date.now() });
     (level === "error" ? console.error : console.log)(`[${plugin.name}] ${text}`);
+    if (level !== "error") this.ui.log?.(`${plugin.name}: ${text}`, level);
     if (level === "error") this.ui.toast(`${plugin.name}: ${text}`, "error");
   }
 
@@ -115,23 +165,28 @@ export class PluginHost {
     if (!SANDBOX_KIND[plugin.type]) {
       throw new PluginError(`plugin ${plugin.name} is a ${plugin.type} plugin: it needs the PyJoy engine (pyjoy engine), which is not connected`);
     }
-    this.#plugins.get(plugin.name)?.sandbox?.terminate("replaced by a new version");
+    const previous = this.#plugins.get(plugin.name);
+    previous?.sandbox?.terminate("replaced by a new version");
+    previous?.window?.close();
     this.#plugins.set(plugin.name, plugin);
+    this.#changed();
     try {
       await this.#start(plugin);
     } catch (error) {
       plugin.state = "crashed";
       plugin.error = error;
       plugin.sandbox?.terminate("failed to load");
+      this.#changed();
       throw error instanceof PluginError ? error : new PluginError(`plugin ${plugin.name} failed to load: ${error.message}`, { traceback: error.traceback });
     }
+    this.#changed();
     return plugin;
   }
 
   async #start(plugin, { container } = {}) {
     const kind = SANDBOX_KIND[plugin.type];
     if (kind === "window" && plugin.type === "window" && !container) {
-      plugin.window = this.windows.open({ title: plugin.name, onClose: () => this.terminate(plugin.name) });
+      plugin.window = this.windows.open({ title: plugin.name, key: plugin.name, layout: this.windowLayout(plugin.name), onClose: () => this.terminate(plugin.name) });
       container = plugin.window.body;
     }
     const sandbox = kind === "web-python" ? await this.#takePython()
@@ -144,6 +199,7 @@ export class PluginHost {
       plugin.state = "crashed";
       plugin.error = new PluginError(message);
       this.ui.toast(`Plugin ${plugin.name} crashed: ${message}`, "error");
+      this.#changed();
     });
     await sandbox.session.setRoot(hostApiFor(plugin, this));
     try {
@@ -189,10 +245,12 @@ export class PluginHost {
     const plugin = this.#plugins.get(name);
     if (!plugin) return false;
     plugin.state = "stopped";
-    plugin.sandbox?.terminate("terminated");
-    plugin.window?.element.remove();
-    for (const subscribers of this.#listeners.values()) for (const entry of subscribers) if (entry.plugin === plugin) subscribers.delete(entry);
     this.#plugins.delete(name);
+    plugin.sandbox?.terminate("terminated");
+    plugin.window?.close();
+    for (const subscribers of this.#listeners.values()) for (const entry of subscribers) if (entry.plugin === plugin) subscribers.delete(entry);
+    this.services.unregisterAll(plugin.name);
+    this.#changed();
     return true;
   }
 

@@ -1,0 +1,81 @@
+// Where plugins come from: a URL (a plugin file, a GitHub file in its blob or raw form, a
+// Gist), a repository manifest in ImJoy's manifest.imjoy.json format, or a file dropped on
+// the page. This module only fetches and describes; the workspace keeps what is installed.
+//
+//   rawURL("https://github.com/o/r/blob/main/x.imjoy.html")  // -> raw.githubusercontent.com/...
+//   const { text, url } = await fetchPluginText(url);
+//   const manifest = await fetchManifest(url);  // {name, url, plugins: [{name, type, version, uri, ...}]}
+//   describe(parsedPlugin) -> {name, type, version, description, tags, icon}
+
+/** The URL that serves a plugin file's text, for the forms people copy from GitHub. */
+export function rawURL(input) {
+  const url = new URL(String(input).trim(), document.baseURI);
+  if (url.hostname === "github.com") {
+    // github.com/OWNER/REPO/blob/REF/PATH -> raw.githubusercontent.com/OWNER/REPO/REF/PATH
+    const match = url.pathname.match(/^\/([^/]+)\/([^/]+)\/(?:blob|raw)\/(.+)$/);
+    if (match) return `https://raw.githubusercontent.com/${match[1]}/${match[2]}/${match[3]}`;
+  }
+  if (url.hostname === "gist.github.com") {
+    // gist.github.com/USER/ID (a one-file gist) -> its raw text, newest revision
+    const match = url.pathname.match(/^\/([^/]+)\/([0-9a-f]+)\/?$/i);
+    if (match) return `https://gist.githubusercontent.com/${match[1]}/${match[2]}/raw`;
+  }
+  return url.href;
+}
+
+/** Fetches a plugin file; errors say which URL and what went wrong. */
+export async function fetchPluginText(input) {
+  const url = rawURL(input);
+  let response;
+  try {
+    response = await fetch(url, { cache: "no-cache" });
+  } catch (error) {
+    throw new Error(`could not fetch ${url}: ${navigator.onLine ? error.message : "you are offline"}`);
+  }
+  if (!response.ok) throw new Error(`could not fetch ${url}: ${response.status} ${response.statusText}`);
+  return { text: await response.text(), url };
+}
+
+/** What the plugin list shows of a parsed plugin. */
+export function describe(plugin) {
+  const { name, type, version = "", description = "", tags = [], icon = "" } = plugin.config;
+  return { name, type, version: String(version), description, tags, icon };
+}
+
+/** A repository manifest, each plugin's `uri` made absolute. */
+export async function fetchManifest(input) {
+  const url = rawURL(input);
+  let data;
+  try {
+    const response = await fetch(url, { cache: "no-cache" });
+    if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+    data = await response.json();
+  } catch (error) {
+    throw new Error(`could not read the plugin manifest ${url}: ${error.message}`);
+  }
+  if (!Array.isArray(data?.plugins)) throw new Error(`${url} is not a plugin manifest: it has no "plugins" list`);
+  const base = data.uri_root ? new URL(data.uri_root, url).href : url;
+  const plugins = data.plugins
+    .filter((entry) => entry?.name && (entry.uri || entry.url))
+    .map((entry) => ({
+      name: String(entry.name), type: entry.type ?? "", version: String(entry.version ?? ""),
+      description: entry.description ?? "", tags: entry.tags ?? [], icon: entry.icon ?? "",
+      uri: new URL(entry.uri ?? entry.url, base.endsWith("/") ? base : base.replace(/[^/]*$/, "")).href,
+    }));
+  return { name: data.name ?? url, description: data.description ?? "", url, plugins };
+}
+
+/** True when `available` (a manifest's version) is newer than `installed`. */
+export function isNewer(available, installed) {
+  const parts = (version) => String(version ?? "").split(/[.+-]/).map((part) => (/^\d+$/.test(part) ? Number(part) : part));
+  const a = parts(available);
+  const b = parts(installed);
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const x = a[i] ?? 0;
+    const y = b[i] ?? 0;
+    if (x === y) continue;
+    if (typeof x === "number" && typeof y === "number") return x > y;
+    return String(x) > String(y);
+  }
+  return false;
+}

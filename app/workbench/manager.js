@@ -1,0 +1,359 @@
+// The workbench's face: the workspace switcher and its menu, the plugin list with its
+// actions, the add-plugin dialog (a URL, a repository manifest, a file), ops' forms, the
+// message log, the phone's tab bar, and dropping files on the page. It draws what the
+// Workbench (workbench.js) holds and calls it for every action.
+//
+//   mountManager(document, { workbench, status, dialogs, windows, builtinManifest });
+import { fetchManifest, isNewer } from "./install.js";
+import { opForm } from "./forms.js";
+import { openEditorWindow } from "./editor-window.js";
+
+export function mountManager(doc, { workbench, status, dialogs, windows, builtinManifest }) {
+  const list = doc.getElementById("plugin-list");
+  const emptyHint = doc.getElementById("plugin-empty");
+  const select = doc.getElementById("workspace-select");
+  const shell = doc.getElementById("workbench");
+  const fail = (error) => status.toast(error.message ?? String(error), "error");
+  const act = (work) => (...args) => Promise.resolve().then(() => work(...args)).catch(fail);
+
+  // -- views (phone tab bar) ---------------------------------------------------------
+  const tabs = [...doc.querySelectorAll(".tabbar button")];
+  const show = (view) => {
+    shell.dataset.view = view;
+    for (const tab of tabs) tab.setAttribute("aria-pressed", String(tab.dataset.view === view));
+  };
+  for (const tab of tabs) tab.addEventListener("click", () => show(tab.dataset.view));
+
+  // -- the plugin list -----------------------------------------------------------------
+  const openDocs = new Set();
+  async function renderPlugins() {
+    await workbench.refreshStates();
+    const plugins = workbench.list();
+    emptyHint.hidden = plugins.length > 0;
+    list.replaceChildren(...plugins.map(pluginItem));
+    doc.getElementById("window-count").textContent = windows.windows().length ? String(windows.windows().length) : "";
+  }
+
+  function pluginItem(plugin) {
+    const item = el("li", "plugin-item");
+    item.dataset.state = plugin.state;
+    item.dataset.name = plugin.name;
+    const title = el("div", "plugin-title");
+    title.append(iconFor(plugin), el("span", "plugin-name", plugin.name), el("span", "plugin-state", plugin.state));
+    const meta = el("div", "plugin-meta");
+    meta.append(el("span", "", plugin.type), el("span", "", plugin.version ? `v${plugin.version}` : ""));
+    for (const tag of plugin.tags ?? []) meta.append(el("span", "tag", tag));
+    item.append(title, meta);
+    if (plugin.description) item.append(el("p", "plugin-description", plugin.description));
+    if (plugin.error) item.append(el("p", "plugin-error", plugin.error));
+    const actions = el("div", "plugin-actions");
+    const running = plugin.state === "running";
+    actions.append(
+      button(running ? "Run again" : "Run", act(() => runPlugin(plugin.name)), "primary"),
+      ...(running ? [button("Stop", act(() => workbench.stop(plugin.name)))] : []),
+      button("Reload", act(() => workbench.start(plugin.name).then(() => status.toast(`${plugin.name} reloaded`)))),
+      button("Edit", act(() => editPlugin(plugin.name))),
+      button("Docs", () => {
+        if (openDocs.has(plugin.name)) openDocs.delete(plugin.name);
+        else openDocs.add(plugin.name);
+        renderPlugins();
+      }),
+      button("Remove", act(() => removePlugin(plugin.name))),
+    );
+    item.append(actions);
+    if (openDocs.has(plugin.name)) item.append(el("pre", "plugin-docs", docsOf(workbench.workspace.plugin(plugin.name)?.text ?? "")));
+    return item;
+  }
+
+  async function runPlugin(name) {
+    const loading = `Starting ${name}…`;
+    status.show(loading, 0.3);
+    await workbench.run(name);
+    status.show(`${name} is running`);
+    if (workbench.list().find((plugin) => plugin.name === name)?.type === "window") show("windows");
+  }
+
+  async function removePlugin(name) {
+    if (!(await dialogs.confirm("Remove plugin", `Remove ${name} from workspace "${workbench.workspace.name}"? Its settings go too.`))) return;
+    await workbench.remove(name);
+    status.toast(`${name} removed`);
+  }
+
+  function editPlugin(name) {
+    const entry = workbench.workspace.plugin(name);
+    return openEditorWindow({ windows, workbench, status, text: entry.text, filename: fileName(entry), onOpen: () => show("windows") });
+  }
+
+  // -- workspaces ------------------------------------------------------------------------
+  async function renderWorkspaces() {
+    const names = await workbench.workspaces.names();
+    const current = workbench.workspace.name;
+    select.replaceChildren(...names.map((name) => new Option(name, name, false, name === current)));
+    const url = new URL(location.href);
+    if (url.searchParams.get("w") !== current && (url.searchParams.has("w") || current !== "default")) {
+      url.searchParams.set("w", current);
+      history.replaceState(null, "", url); // the address names the workspace, to share or bookmark
+    }
+  }
+  select.addEventListener("change", act(() => workbench.switchWorkspace(select.value)));
+
+  const menuButton = doc.getElementById("workspace-menu-button");
+  const menu = doc.getElementById("workspace-menu");
+  const setMenu = (open) => {
+    menu.hidden = !open;
+    menuButton.setAttribute("aria-expanded", String(open));
+    if (open) menu.querySelector("button").focus();
+  };
+  menuButton.addEventListener("click", () => setMenu(menu.hidden));
+  doc.addEventListener("click", (event) => !menu.hidden && !event.target.closest(".workspace-switch") && setMenu(false));
+  menu.addEventListener("keydown", (event) => event.key === "Escape" && (setMenu(false), menuButton.focus()));
+  const workspaceActions = {
+    new: async () => {
+      const name = await dialogs.prompt("New workspace", "Name of the new workspace:", "");
+      if (name) await workbench.switchWorkspace(name);
+    },
+    rename: async () => {
+      const old = workbench.workspace.name;
+      const name = await dialogs.prompt("Rename workspace", `New name for "${old}":`, old);
+      if (name && name !== old) await workbench.workspaces.rename(old, name);
+    },
+    export: async () => {
+      const file = await workbench.workspaces.exportFile();
+      const link = Object.assign(doc.createElement("a"), { href: URL.createObjectURL(file), download: file.name });
+      link.click();
+      setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+    },
+    import: async () => {
+      const input = Object.assign(doc.createElement("input"), { type: "file", accept: ".json,application/json" });
+      input.addEventListener("change", act(async () => {
+        if (!input.files[0]) return;
+        const workspace = await workbench.workspaces.importFile(input.files[0]);
+        await workbench.switchWorkspace(workspace.name);
+        status.toast(`Workspace "${workspace.name}" imported`);
+      }));
+      input.click();
+    },
+    delete: async () => {
+      const name = workbench.workspace.name;
+      if (!(await dialogs.confirm("Delete workspace", `Delete workspace "${name}" and its plugins?`))) return;
+      const undo = await workbench.workspaces.remove(name);
+      await workbench.switchWorkspace(workbench.workspace.name);
+      status.toast(`Workspace "${name}" deleted`, "info", 12, { label: "Undo", run: act(async () => {
+        await undo();
+        await workbench.switchWorkspace(name);
+      }) });
+    },
+  };
+  menu.addEventListener("click", (event) => {
+    const action = event.target.closest("button")?.dataset.action;
+    if (!action) return;
+    setMenu(false);
+    act(workspaceActions[action])();
+  });
+
+  // -- adding plugins ----------------------------------------------------------------------
+  doc.getElementById("add-plugin").addEventListener("click", act(() => addPluginDialog()));
+  doc.getElementById("new-plugin").addEventListener("click", act(() => openEditorWindow({
+    windows, workbench, status, template: "web-python", onOpen: () => show("windows"),
+  })));
+
+  async function addPluginDialog() {
+    const dialog = el("dialog", "dialog wide");
+    dialog.setAttribute("aria-label", "Add a plugin");
+    const form = el("form");
+    form.method = "dialog";
+    form.innerHTML = `<h2>Add a plugin</h2>
+      <label for="plugin-url">From a URL (a plugin file, a GitHub file or a Gist)</label>
+      <div class="console-form"><input id="plugin-url" name="url" type="url" placeholder="https://…/my-plugin.imjoy.html" autocomplete="off" style="flex:1">
+      <button type="submit" value="url">Install</button></div>
+      <h2 style="margin-top:16px">From a repository</h2>
+      <div class="console-form"><select id="repository" name="repository" style="flex:1"></select>
+      <button type="button" class="secondary" id="add-repository">Other…</button></div>
+      <input id="catalog-search" type="search" placeholder="Search plugins" aria-label="Search plugins" style="margin-top:8px">
+      <ul class="catalog" id="catalog"><li>Loading…</li></ul>
+      <div class="dialog-buttons"><button type="button" class="secondary" id="close-add">Close</button></div>`;
+    dialog.append(form);
+    doc.body.append(dialog);
+    const repositories = [builtinManifest, ...(await workbench.workspaces.store.getState("repositories") ?? [])].filter(Boolean);
+    const repoSelect = form.querySelector("#repository");
+    const fill = () => repoSelect.replaceChildren(...repositories.map((url) => new Option(url === builtinManifest ? "PyJoy built-in plugins" : url, url)));
+    fill();
+    let manifest = null;
+    const catalog = form.querySelector("#catalog");
+    const search = form.querySelector("#catalog-search");
+    const renderCatalog = () => {
+      const query = search.value.trim().toLowerCase();
+      const rows = (manifest?.plugins ?? []).filter((plugin) => !query || `${plugin.name} ${plugin.description} ${plugin.tags.join(" ")}`.toLowerCase().includes(query));
+      catalog.replaceChildren(...rows.map((plugin) => {
+        const installed = workbench.workspace.plugin(plugin.name);
+        const row = el("li");
+        const text = el("div", "catalog-text");
+        text.append(el("strong", "", plugin.name), el("span", "", [plugin.type, plugin.version && `v${plugin.version}`, plugin.description].filter(Boolean).join(" · ")));
+        const label = !installed ? "Install" : isNewer(plugin.version, installed.version) ? `Update to v${plugin.version}` : "Installed";
+        const install = button(label, act(async () => {
+          install.disabled = true;
+          await workbench.install(plugin.uri, { start: false });
+          status.toast(`${plugin.name} ${installed ? "updated" : "installed"}`);
+          renderCatalog();
+        }), "small");
+        install.disabled = label === "Installed";
+        row.append(text, install);
+        return row;
+      }));
+      if (!rows.length) catalog.replaceChildren(el("li", "", manifest ? "No plugin matches." : "No repository."));
+    };
+    const loadRepository = async () => {
+      catalog.replaceChildren(el("li", "", "Loading…"));
+      try {
+        manifest = await fetchManifest(repoSelect.value);
+      } catch (error) {
+        manifest = null;
+        catalog.replaceChildren(el("li", "plugin-error", error.message));
+        return;
+      }
+      renderCatalog();
+    };
+    repoSelect.addEventListener("change", loadRepository);
+    search.addEventListener("input", renderCatalog);
+    form.querySelector("#add-repository").addEventListener("click", act(async () => {
+      const url = await dialogs.prompt("Add a repository", "URL of a manifest.imjoy.json:", "");
+      if (!url) return;
+      await fetchManifest(url); // only keep one that reads
+      const kept = [...new Set([...(await workbench.workspaces.store.getState("repositories") ?? []), url])];
+      await workbench.workspaces.store.setState("repositories", kept);
+      repositories.push(url);
+      fill();
+      repoSelect.value = url;
+      await loadRepository();
+    }));
+    form.querySelector("#close-add").addEventListener("click", () => dialog.close());
+    form.addEventListener("submit", act(async (event) => {
+      event.preventDefault();
+      const url = form.elements.url.value.trim();
+      if (!url) return;
+      const entry = await installWithFeedback(url);
+      if (entry) dialog.close();
+    }));
+    dialog.addEventListener("close", () => dialog.remove());
+    dialog.showModal();
+    if (repositories.length) loadRepository();
+    else catalog.replaceChildren();
+  }
+
+  async function installWithFeedback(source, options) {
+    status.show("Installing…", 0.2);
+    try {
+      const entry = await workbench.install(source, options);
+      status.show(`${entry.name} installed`);
+      status.toast(`${entry.name} installed in workspace "${workbench.workspace.name}"`);
+      return entry;
+    } catch (error) {
+      status.show("Install failed");
+      fail(error.line ? Object.assign(new Error(`${error.message} (line ${error.line})`)) : error);
+      return null;
+    }
+  }
+
+  // -- dropping files ----------------------------------------------------------------------
+  const dropHint = doc.getElementById("drop-hint");
+  let depth = 0;
+  const hasFiles = (event) => [...(event.dataTransfer?.types ?? [])].includes("Files");
+  doc.addEventListener("dragenter", (event) => hasFiles(event) && (depth += 1, (dropHint.hidden = false)));
+  doc.addEventListener("dragleave", (event) => hasFiles(event) && (depth -= 1) <= 0 && ((depth = 0), (dropHint.hidden = true)));
+  doc.addEventListener("dragover", (event) => hasFiles(event) && event.preventDefault());
+  doc.addEventListener("drop", act(async (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    depth = 0;
+    dropHint.hidden = true;
+    await installFiles([...event.dataTransfer.files]);
+  }));
+
+  async function installFiles(files) {
+    for (const file of files) {
+      if (/\.json$/i.test(file.name)) {
+        const workspace = await workbench.workspaces.importFile(file);
+        await workbench.switchWorkspace(workspace.name);
+        status.toast(`Workspace "${workspace.name}" imported`);
+      } else if (/\.(imjoy\.html|html|py|js)$/i.test(file.name)) {
+        await installWithFeedback(await file.text(), { url: null, filename: file.name });
+      } else {
+        status.toast(`${file.name} is not a plugin file (.imjoy.html, .py, .js) or a workspace (.json)`, "error");
+      }
+    }
+  }
+
+  // -- ops -------------------------------------------------------------------------------
+  const opsPanel = doc.getElementById("ops-panel");
+  const opsList = doc.getElementById("ops-list");
+  async function renderOps() {
+    const host = await workbench.host();
+    const ops = host.services.find({ type: "operator" });
+    opsPanel.hidden = ops.length === 0;
+    opsList.replaceChildren(...ops.map((op) => {
+      try {
+        return opForm(op, { onRun: act(async (config) => {
+          const result = await op.run({ config, data: {} });
+          status.toast(`${op.name}: ${result === undefined ? "done" : typeof result === "object" ? JSON.stringify(result) : result}`);
+        }) });
+      } catch (error) {
+        return el("p", "plugin-error", error.message);
+      }
+    }));
+  }
+
+  // -- keeping it current ------------------------------------------------------------------
+  let scheduled = false;
+  const render = () => {
+    if (scheduled) return;
+    scheduled = true;
+    queueMicrotask(async () => {
+      scheduled = false;
+      await Promise.all([renderPlugins(), renderWorkspaces()]).catch(fail);
+      if (workbench.hostStarted) await renderOps().catch(fail);
+    });
+  };
+  workbench.subscribe(render);
+  render();
+  return { show, render, installFiles };
+}
+
+function el(tag, className = "", text = null) {
+  const element = document.createElement(tag);
+  if (className) element.className = className;
+  if (text !== null) element.textContent = text;
+  return element;
+}
+
+function button(label, onClick, className = "") {
+  const element = el("button", className, label);
+  element.type = "button";
+  element.addEventListener("click", onClick);
+  return element;
+}
+
+function iconFor(plugin) {
+  const holder = el("span", "plugin-icon");
+  holder.setAttribute("aria-hidden", "true");
+  if (/^(https?:|data:image\/)/.test(plugin.icon ?? "")) {
+    const image = el("img");
+    image.src = plugin.icon;
+    image.alt = "";
+    holder.append(image);
+  } else {
+    // A short icon (an emoji) as it is; otherwise the name's first letter, which every font has.
+    holder.textContent = plugin.icon && [...plugin.icon].length <= 2 ? plugin.icon : [...plugin.name.trim()][0]?.toUpperCase() ?? "?";
+    holder.dataset.type = plugin.type;
+  }
+  return holder;
+}
+
+function docsOf(text) {
+  const match = text.match(/<docs[^>]*>([\s\S]*?)<\/docs>/i);
+  return match ? match[1].trim() : "This plugin has no docs.";
+}
+
+function fileName(entry) {
+  if (entry.url) return decodeURIComponent(entry.url.split(/[?#]/)[0].split("/").pop());
+  return /<config/i.test(entry.text) ? `${entry.name}.imjoy.html` : entry.type === "web-python" ? `${entry.name}.py` : `${entry.name}.js`;
+}

@@ -1,0 +1,202 @@
+// The workbench's logic: the open workspace's installed plugins, started on demand in the
+// plugin host, installed from URLs, manifests, files and the editor, and the links that
+// open it (?w=NAME, ?plugin=URL). The sidebar (manager.js) draws what this holds.
+//
+//   const workbench = await Workbench.start({ build, ui, host: () => pluginHostPromise });
+//   await workbench.install(urlOrText);     // parsed, stored in the workspace, started
+//   await workbench.getPlugin(name);        // starts an installed plugin if needed
+//   workbench.list();                       // [{name, type, version, state, ...}]
+import { fetchPluginText, describe } from "./install.js";
+import { memoryStore, openStore } from "./store.js";
+import { Workspaces } from "./workspace.js";
+
+const parser = () => import("../plugins/format.js");
+
+export class Workbench {
+  #host;
+  #hostPromise = null;
+  #listeners = new Set();
+  #layoutFrozen = false; // while a workspace closes and opens, its windows come and go
+
+  /**
+   * Opens the workspace store (IndexedDB; in memory, with a warning, where it is
+   * unavailable) and the workspace the URL names (?w=) or the last one used.
+   */
+  static async start({ ui, host, workspace = null }) {
+    let store;
+    try {
+      store = await openStore();
+    } catch (error) {
+      store = memoryStore();
+      ui.toast(`Storage is unavailable (${error.message}): this session's workspaces will not be kept.`, "error");
+    }
+    const workspaces = await Workspaces.open(store, { initial: workspace });
+    return new Workbench({ ui, host, workspaces });
+  }
+
+  constructor({ ui, host, workspaces }) {
+    this.ui = ui;
+    this.#host = host;
+    this.workspaces = workspaces;
+    workspaces.subscribe(() => this.#changed());
+  }
+
+  /** True once the plugin host exists (a plugin was started or asked for). */
+  get hostStarted() {
+    return this.#hostPromise !== null;
+  }
+
+  get workspace() {
+    return this.workspaces.current;
+  }
+
+  /** The plugin host, created on first use (it loads the parser and the sandboxes' code). */
+  host() {
+    this.#hostPromise ??= this.#host().then((host) => {
+      host.onChange(() => this.#changed());
+      return host;
+    });
+    return this.#hostPromise;
+  }
+
+  /** Calls listener() whenever the workspace or a plugin's state changes. */
+  subscribe(listener) {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #changed() {
+    for (const listener of this.#listeners) listener();
+  }
+
+  /** The host's settings for plugins: the open workspace's. */
+  get settings() {
+    return {
+      get: (plugin, key) => this.workspace.getConfig(plugin, key),
+      set: (plugin, entries) => this.workspace.setConfig(plugin, entries),
+    };
+  }
+
+  /** What installPlugin/uninstallPlugin do: keep the plugin in the workspace. */
+  get installer() {
+    return {
+      install: async (source) => (await this.getPlugin((await this.install(source)).name)),
+      uninstall: (name) => this.remove(name),
+    };
+  }
+
+  /** Where a plugin's window was in this workspace, or null. */
+  windowLayout(name) {
+    return this.workspace.windows.find((window) => window.key === name) ?? null;
+  }
+
+  /** The installed plugins with their state here: installed (not started), running, ... */
+  list() {
+    const loaded = this.#hostPromise ? this.#loadedNow : new Map();
+    return this.workspace.plugins.map((entry) => ({
+      name: entry.name, type: entry.type, version: entry.version, description: entry.description,
+      tags: entry.tags, icon: entry.icon, url: entry.url,
+      state: loaded.get(entry.name)?.state ?? "installed", error: loaded.get(entry.name)?.error ?? null,
+    }));
+  }
+
+  #loadedNow = new Map();
+
+  /** Keeps the list's states current without waiting on the host. */
+  async refreshStates() {
+    if (!this.#hostPromise) return;
+    const host = await this.#hostPromise;
+    this.#loadedNow = new Map(host.list().map((plugin) => [plugin.name, plugin]));
+  }
+
+  /**
+   * Parses a plugin (source text, or a URL to fetch) and installs it in the workspace,
+   * replacing an installed one of the same name. Resolves to its entry. A malformed file
+   * is the parser's PluginFormatError (block, line), and nothing is installed.
+   */
+  async install(urlOrText, { url = null, filename = null, start = true } = {}) {
+    let text = String(urlOrText);
+    if (!url && !filename && !/[\n<]/.test(text)) ({ text, url } = await fetchPluginText(text));
+    const { parsePlugin } = await parser();
+    const parsed = parsePlugin(text, { url: url ?? undefined, filename: filename ?? url?.split("/").pop() });
+    const entry = await this.workspace.install({ text, url, meta: describe(parsed) });
+    const host = this.#hostPromise ? await this.#hostPromise : null;
+    // A running plugin picks up the new version now; otherwise when it is next started.
+    if (start || host?.plugin(entry.name)) await this.start(entry.name);
+    return entry;
+  }
+
+  /** Starts an installed plugin (again, from its stored file); resolves to the loaded plugin. */
+  async start(name) {
+    const entry = this.workspace.plugin(name);
+    if (!entry) throw new Error(`no plugin named ${name} is installed in workspace "${this.workspace.name}"`);
+    const host = await this.host();
+    const plugin = await host.load(entry.text, { url: entry.url ?? undefined });
+    await this.refreshStates();
+    this.#changed();
+    return plugin;
+  }
+
+  /** A plugin's API: a running one's, or an installed one's once started. */
+  async getPlugin(name) {
+    const host = await this.host();
+    if (host.plugin(name)?.state === "running") return host.getPlugin(name);
+    if (this.workspace.plugin(name)) return (await this.start(name)).api;
+    return host.getPlugin(name); // loaded for this page only, or an error naming what is there
+  }
+
+  /** "Run" in the list: starts the plugin if needed, then calls its run(ctx) if it has one. */
+  async run(name, data = {}) {
+    const api = await this.getPlugin(name);
+    if (typeof api?.run === "function") return api.run({ config: {}, data });
+    return undefined;
+  }
+
+  async stop(name) {
+    const host = await this.host();
+    host.terminate(name);
+    await this.refreshStates();
+    this.#changed();
+  }
+
+  async remove(name) {
+    if (this.#hostPromise) (await this.#hostPromise).terminate(name);
+    await this.workspace.uninstall(name);
+    await this.refreshStates();
+  }
+
+  /** Stops this workspace's plugins and opens another; its windows come back where they were. */
+  async switchWorkspace(name) {
+    this.#layoutFrozen = true;
+    try {
+      if (this.#hostPromise) {
+        const host = await this.#hostPromise;
+        for (const plugin of host.list()) host.terminate(plugin.name);
+      }
+      await this.workspaces.switchTo(name);
+    } finally {
+      await this.restoreWindows();
+    }
+  }
+
+  /** Reopens the window plugins whose windows were open when the workspace was last used. */
+  async restoreWindows() {
+    this.#layoutFrozen = true;
+    try {
+      const names = this.workspace.windows.map((window) => window.key).filter((name) => this.workspace.plugin(name));
+      for (const name of names) {
+        await this.start(name).catch((error) => this.ui.toast(`Could not reopen ${name}: ${error.message}`, "error"));
+      }
+    } finally {
+      this.#layoutFrozen = false;
+    }
+  }
+
+  /** Keeps the window layout the window area reports (not while a workspace changes). */
+  async saveLayout(windows) {
+    if (this.#layoutFrozen) return;
+    const mine = windows.filter((window) => this.workspace.plugin(window.key));
+    if (JSON.stringify(mine) === JSON.stringify(this.workspace.windows)) return;
+    await this.workspace.saveWindows(mine).catch((error) => this.ui.toast(error.message, "error"));
+  }
+}
