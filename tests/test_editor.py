@@ -295,8 +295,7 @@ def test_error_line_of_a_python_traceback_from_the_kernel(blank: Page) -> None:
     traceback = python_traceback(script["code"], script["line"], script["name"], None)
     assert "SyntaxError" in traceback
     line = page.evaluate("([traceback, text]) => errorLine({ message: 'x', traceback }, text)", [traceback, broken])
-    assert line is not None and "numbers = list(range(1, 11)" in broken.split("\n")[line - 1] or \
-        "total" in broken.split("\n")[line - 1], (line, traceback)
+    assert "numbers = list(range(1, 11)" in broken.split("\n")[line - 1], (line, traceback)  # "'(' was never closed"
 
     # Frames of another plugin in the same traceback are not this file's.
     other = traceback.replace(f"<plugin {script['name']}>", "<plugin Other>") + f'  File "<plugin {script["name"]}>", line 3, in x\n'
@@ -333,16 +332,32 @@ def test_error_line_of_a_javascript_stack(blank: Page) -> None:
     assert result["direct"] == result["remote"] == result["firefox"] == result["throwing"]
 
 
-def test_error_line_of_a_python_plugin_run_in_the_app(blank: Page, browser: Browser, base_url: str) -> None:
-    """The whole way: the template, broken, loaded by the app; its traceback, in the editor."""
-    template = templates(blank)["web-python"]
-    text = template.replace("        total = sum(n * n for n in numbers)\n", "        total = sum(numbers) / undefined_name\n")
-    expected = next(i for i, line in enumerate(text.split("\n"), 1) if "undefined_name" in line)
+# Each template, broken in run(): the text to replace, what replaces it, and the words in
+# the line the error must point at.
+BREAKS = {
+    "web-python": ("        total = sum(n * n for n in numbers)\n", "        total = sum(numbers) / undefined_name\n", "undefined_name"),
+    "web-worker": ("    const ms = ", "    undefinedFunction(primes);\n    const ms = ", "undefinedFunction"),
+    "window": ("    draw();\n", "    draw(undefinedCanvas.width);\n", "undefinedCanvas"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BREAKS))
+def test_templates_run_in_the_app_and_their_errors_point_at_the_line(kind: str, blank: Page, browser: Browser, base_url: str) -> None:
+    """The whole way: each template loads and runs in the app (it shows a message); broken,
+    the RemoteError its run() throws, through the real sandbox, points at the broken line."""
+    template = templates(blank)[kind]
+    old, new, words = BREAKS[kind]
+    assert old in template
+    text = template.replace(old, new)
+    expected = next(i for i, line in enumerate(text.split("\n"), 1) if words in line)
     context = browser.new_context()
     try:
         app = context.new_page()
         app.goto(base_url)
         app.evaluate("pyjoy.ready")
+        app.evaluate("(text) => pyjoy.loadPlugin(text).then((p) => p.run({}))", template)
+        app.locator(".toast", has_text="Hello from").first.wait_for()
+        app.evaluate("(name) => pyjoy.terminatePlugin(name)", template.split('"name": "')[1].split('"')[0])
         error = app.evaluate(
             """async (text) => {
                  const plugin = await pyjoy.loadPlugin(text);
@@ -353,9 +368,9 @@ def test_error_line_of_a_python_plugin_run_in_the_app(blank: Page, browser: Brow
         )
     finally:
         context.close()
-    assert error and error["name"] == "RemoteError" and "undefined_name" in error["message"]
-    page = open_editor(blank, text, "Untitled Python Plugin.imjoy.html")
-    assert page.evaluate("([e, text]) => errorLine(e, text)", [error, text]) == expected
+    assert error and error["name"] == "RemoteError" and words in error["message"], error
+    page = open_editor(blank, text, "Untitled.imjoy.html")
+    assert page.evaluate("([e, text]) => errorLine(e, text)", [error, text]) == expected, error["traceback"]
     assert page.evaluate("(e) => editor.showError(e)", error) == expected
     assert page.evaluate(ERROR_STATE)["gutter"] == [str(expected)]
 
