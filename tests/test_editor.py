@@ -92,6 +92,24 @@ def test_typing_saving_running_and_the_keyboard(blank: Page) -> None:
     assert page.evaluate("calls.change") == []
 
 
+def test_enter_and_tab_indent_as_the_file_does(blank: Page) -> None:
+    plugins = templates(blank)
+    for kind, line, indent, later in (("web-python", "    async def run(self, ctx):", 8, "for"), ("web-worker", "  async run(ctx) {", 4, "break")):
+        page = open_editor(blank, plugins[kind], "T.imjoy.html", height=1200)
+        # Indentation follows the syntax tree: wait until the script is parsed past the line.
+        page.wait_for_function("(w) => [...document.querySelectorAll('.tok-keyword')].some((s) => s.textContent === w)", arg=later)
+        page.evaluate("""(line) => {
+          const doc = editor.view.state.doc, text = doc.toString();
+          const at = text.indexOf(line) + line.length;
+          editor.view.dispatch({ selection: { anchor: at } });
+          editor.focus();
+        }""", line)
+        page.keyboard.press("Enter")
+        page.keyboard.type("x")
+        after = page.evaluate("editor.getText()").split(line + "\n")[1].split("\n")[0]
+        assert after == " " * indent + "x", (kind, after)
+
+
 # The highlighted tokens in the editor's DOM: [text, classes] of each innermost span.
 TOKENS = """() => [...document.querySelectorAll(".cm-line span")].filter((s) => !s.querySelector("span"))
   .map((s) => [s.textContent, s.className, s.closest(".cm-line").textContent])"""

@@ -66,15 +66,35 @@ const pluginLanguage = () => html({
   autoCloseTags: true,
 });
 
-/** The CodeMirror language for a file name (the text decides when the name does not). */
+// The file's own indentation (2 or 4 spaces, or a tab), so Tab and Enter indent as the
+// file already does: the templates use 4 in Python and 2 in JavaScript.
+function indentOf(text, fallback) {
+  const widths = [...text.matchAll(/^( +|\t)\S/gm)].map((m) => (m[1] === "\t" ? "\t" : m[1].length));
+  if (widths.includes("\t") && !widths.some((w) => w !== "\t")) return "\t";
+  const smallest = Math.min(...widths.filter((w) => w !== "\t"));
+  return smallest === 2 || smallest === 4 ? " ".repeat(smallest) : fallback;
+}
+
+/** The language and indentation for a file: its name picks the language, else its text. */
 function languageFor(filename = "", text = "") {
+  const language = languageOf(filename, text);
+  // In a plugin file the script's indentation counts (the config's JSON has its own).
+  const script = language === pythonSupport || language === jsSupport ? null : /<script\b([^>]*)>([\s\S]*?)<\/script>/i.exec(text);
+  const python = script ? /\blang\s*=\s*["']?py/i.test(script[1]) : language === pythonSupport;
+  return [language, indentUnit.of(indentOf(script ? script[2] : text, python ? "    " : "  "))];
+}
+
+const pythonSupport = python();
+const jsSupport = javascript();
+
+function languageOf(filename, text) {
   const name = filename.toLowerCase().split(/[?#]/)[0];
   if (/\.html?$/.test(name)) return pluginLanguage();
-  if (name.endsWith(".py")) return python();
-  if (/\.[cm]?js$/.test(name)) return javascript();
+  if (name.endsWith(".py")) return pythonSupport;
+  if (/\.[cm]?js$/.test(name)) return jsSupport;
   if (name.endsWith(".json")) return json();
-  if (/^\s*# ---/.test(text)) return python();
-  if (/^\s*\/\/ ---/.test(text)) return javascript();
+  if (/^\s*# ---/.test(text)) return pythonSupport;
+  if (/^\s*\/\/ ---/.test(text)) return jsSupport;
   if (/<config[\s>]/i.test(text) || !name) return pluginLanguage();
   return [];
 }
@@ -293,7 +313,6 @@ export function createEditor(parent, {
         drawSelection(),
         EditorState.allowMultipleSelections.of(true),
         indentOnInput(),
-        indentUnit.of("    "),
         syntaxHighlighting(classHighlighter),
         bracketMatching(),
         closeBrackets(),
