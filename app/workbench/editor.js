@@ -1,7 +1,7 @@
 // The workbench's code editor: CodeMirror 6 set up for plugin files, with templates for
 // new plugins and a way to find the line an error points at. Lazy-loaded by the workbench
-// when an editor opens (it is the biggest chunk the shell has), so nothing here runs at
-// start-up.
+// when an editor opens (about 200 KB gzipped: CodeMirror and five languages), so nothing
+// here runs at start-up.
 //
 //   const { createEditor, TEMPLATES, errorLine } = await import("./workbench/editor.js");
 //   const editor = createEditor(parent, {
