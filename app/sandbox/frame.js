@@ -25,8 +25,9 @@ async function runScripts(container) {
 function addScript(code, { type, line = 1, name }) {
   const script = document.createElement("script");
   if (type) script.type = type;
-  // Blank lines first, so that errors name the plugin file's own line numbers.
-  script.textContent = `${"\n".repeat(Math.max(0, line - 1))}${code}\n//# sourceURL=${name}`;
+  // Blank lines first, so that errors name the plugin file's own line numbers. V8 ignores a
+  // sourceURL with a space in it (most plugin names), hence encodeURI.
+  script.textContent = `${"\n".repeat(Math.max(0, line - 1))}${code}\n//# sourceURL=${encodeURI(name)}`;
   document.body.append(script);
 }
 

@@ -21,7 +21,8 @@ self.addEventListener("message", function boot({ data, ports }) {
       for (const script of plugin.scripts ?? [plugin.script]) {
         // Blank lines first, so that errors name the plugin file's own line numbers.
         const source = "\n".repeat(Math.max(0, script.line - 1)) + script.code;
-        const url = blobURL(`${source}\n//# sourceURL=${plugin.config.name}`);
+        // V8 ignores a sourceURL with a space in it (most plugin names), hence encodeURI.
+        const url = blobURL(`${source}\n//# sourceURL=${encodeURI(plugin.config.name)}`);
         try {
           if (script.attrs?.type === "module") await import(url);
           else importScripts(url);
