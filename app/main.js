@@ -3,12 +3,14 @@
 import { mountConsole } from "./console.js";
 import { PythonRuntime } from "./runtime.js";
 import { createStatus } from "./status.js";
+import { mountViews } from "./ui/views.js";
 import { watchForUpdates } from "./updates.js";
 
 const build = JSON.parse(document.getElementById("pyjoy-build").textContent);
 const runtime = new PythonRuntime(build);
 const status = createStatus(document);
 const chip = document.getElementById("runtime-chip");
+const showView = mountViews(document);
 
 // The workbench (workspaces in IndexedDB, the plugin list, windows) loads right after the
 // shell paints; the plugin host (and its YAML parser) only when a plugin first starts, so
@@ -37,19 +39,19 @@ const workbenchReady = Promise.all([
     windowLayout: (name) => workbench.windowLayout(name),
   }));
   workbench = await Workbench.start({ ui, host, workspace: params.get("w") });
-  const manager = mountManager(document, {
-    workbench, status, dialogs, windows, builtinManifest: new URL("plugins/manifest.imjoy.json", document.baseURI).href,
+  mountManager(document, {
+    workbench, status, dialogs, windows, show: showView, builtinManifest: new URL("plugins/manifest.imjoy.json", document.baseURI).href,
   });
   window.pyjoy.timings.workbenchReady = Math.round(performance.now());
   workbench.restoreWindows();
-  if (params.has("plugin")) openSharedPlugin(workbench, manager, dialogs, params.get("plugin"));
+  if (params.has("plugin")) openSharedPlugin(workbench, dialogs, params.get("plugin"));
   return workbench;
 });
 workbenchReady.catch((error) => status.toast(`The workbench could not start: ${error.message}`, "error"));
 const pluginHost = () => workbenchReady.then((workbench) => workbench.host());
 
 // ?plugin=URL: install that plugin (asking first, since it is code from elsewhere) and run it.
-async function openSharedPlugin(workbench, manager, dialogs, url) {
+async function openSharedPlugin(workbench, dialogs, url) {
   try {
     const { fetchPluginText } = await import("./workbench/install.js");
     const { parsePlugin } = await import("./plugins/format.js");
@@ -64,7 +66,7 @@ async function openSharedPlugin(workbench, manager, dialogs, url) {
       await workbench.install(fetched.text, { url: fetched.url, start: false });
     }
     await workbench.run(name);
-    if (type === "window") manager.show("windows");
+    if (type === "window") showView("windows");
     status.show(`${name} is running`);
   } catch (error) {
     status.toast(`Could not open the shared plugin ${url}: ${error.message}`, "error");

@@ -342,3 +342,19 @@ def test_a_full_disk_is_a_clear_message_and_loses_nothing(profile_context, base_
     open_app(page, base_url)
     assert [p["name"] for p in page.evaluate("pyjoy.plugins()")] == ["Hello Worker"]
     assert page.evaluate("pyjoy.getPlugin('Hello Worker').then(p => p.greet('still here'))") == "Hello, still here!"
+
+
+def test_an_ops_inputs_become_a_form_that_runs_it(app: Page, repository_url: str) -> None:
+    page = app
+    page.evaluate(f"pyjoy.installPlugin('{repository_url}threshold_op.imjoy.html')")
+    form = page.locator(".op-form", has_text="Count above")
+    expect(form).to_be_visible()
+    expect(form.get_by_label("Threshold")).to_have_value("128")
+    expect(form.get_by_label("Channel")).to_have_value("green")
+    form.get_by_label("Threshold").fill("120")
+    form.get_by_label("Channel").select_option("blue")
+    form.get_by_role("button", name="Run").click()
+    expect(page.locator(".toast").filter(has_text="Count above: 3 above 120 in blue")).to_be_visible()
+    # Stopping the plugin takes its op away.
+    item(page, "Threshold Op").get_by_role("button", name="Stop").click()
+    expect(page.locator(".op-form")).to_have_count(0)

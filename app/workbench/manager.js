@@ -3,26 +3,17 @@
 // message log, the phone's tab bar, and dropping files on the page. It draws what the
 // Workbench (workbench.js) holds and calls it for every action.
 //
-//   mountManager(document, { workbench, status, dialogs, windows, builtinManifest });
+//   mountManager(document, { workbench, status, dialogs, windows, builtinManifest, show });  // show(view): ui/views.js
 import { fetchManifest, isNewer } from "./install.js";
 import { opForm } from "./forms.js";
 import { openEditorWindow } from "./editor-window.js";
 
-export function mountManager(doc, { workbench, status, dialogs, windows, builtinManifest }) {
+export function mountManager(doc, { workbench, status, dialogs, windows, builtinManifest, show }) {
   const list = doc.getElementById("plugin-list");
   const emptyHint = doc.getElementById("plugin-empty");
   const select = doc.getElementById("workspace-select");
-  const shell = doc.getElementById("workbench");
   const fail = (error) => status.toast(error.message ?? String(error), "error");
   const act = (work) => (...args) => Promise.resolve().then(() => work(...args)).catch(fail);
-
-  // -- views (phone tab bar) ---------------------------------------------------------
-  const tabs = [...doc.querySelectorAll(".tabbar button")];
-  const show = (view) => {
-    shell.dataset.view = view;
-    for (const tab of tabs) tab.setAttribute("aria-pressed", String(tab.dataset.view === view));
-  };
-  for (const tab of tabs) tab.addEventListener("click", () => show(tab.dataset.view));
 
   // -- the plugin list -----------------------------------------------------------------
   const openDocs = new Set();
@@ -315,7 +306,7 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
   };
   workbench.subscribe(render);
   render();
-  return { show, render, installFiles };
+  return { render, installFiles };
 }
 
 function el(tag, className = "", text = null) {
