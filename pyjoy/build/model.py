@@ -175,9 +175,9 @@ def preprocess(image) -> "np.ndarray":  # noqa: F821 (numpy is imported late: it
     rows = resize_weights(height, resized_h, top, CROP)
     columns = resize_weights(width, resized_w, left, CROP)
     rgb = image[..., :3].astype(np.float64)
-    out = np.einsum("yh,hwc->ywc", rows, rgb)
-    out = np.einsum("ywc,xw->cyx", out, columns)
-    return ((out - MEAN) / STD).astype(np.float32)[None]
+    out = (rows @ rgb.reshape(height, -1)).reshape(CROP, width, 3)  # rows, as matrix products
+    out = np.tensordot(out, columns, axes=([1], [1]))  # then columns: [y, c, x]
+    return ((out.transpose(1, 0, 2) - MEAN) / STD).astype(np.float32)[None]
 
 
 def export(target: Path, labels: list[str]) -> dict:
