@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh machine (Debian's Chromium, Node.js if missing,
-# the Python test extra), builds dist/, and runs every test. Arguments go to pytest.
+# the Python test and model extras), builds dist/, and runs every test. Arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,6 @@ apt_install() {
 [ -x /usr/bin/chromium ] || apt_install chromium
 command -v npm >/dev/null || apt_install nodejs npm
 
-python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+python3 -m pip install --quiet --disable-pip-version-check -e '.[test,model]'
 python3 build.py
 exec python3 -m pytest "$@"

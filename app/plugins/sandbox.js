@@ -8,10 +8,12 @@
 //   of their own, where every message is copied between processes (bench/rpc.py measured
 //   64 MB round trips at 390 ms through a frame, 12 ms without).
 // The page and the sandbox talk over two MessagePorts: RPC (app/rpc) and asset requests
-// for our own files (sandbox/assets.js), which this side answers, offline included.
+// for our own files (sandbox/assets.js), which this side answers, offline included; a
+// window plugin's frame gets a third, for the camera (plugins/camera.js).
 import { Session } from "../rpc/session.js";
 import { FRAME_CHUNK_BYTES, PostMessageTransport } from "../rpc/transport.js";
 import { pythonConfig } from "../runtime.js";
+import { serveCamera } from "./camera.js";
 
 // ImJoy plugin permissions -> the iframe's `allow` (Permissions Policy) features.
 const PERMISSIONS = {
@@ -29,8 +31,9 @@ const PERMISSIONS = {
   bluetooth: "bluetooth",
 };
 
-// Our files a sandbox may ask for: the runtime and the bundles, nothing else.
-const READABLE = ["pyodide/", "assets/"];
+// Our files a sandbox may ask for: the runtime, the bundles, vendored libraries and models
+// (models.json says where they are), the built-in plugins; nothing else.
+const READABLE = ["pyodide/", "assets/", "vendor/", "plugins/", "models.json"];
 
 const scriptTexts = new Map();
 function scriptText(url) {
@@ -94,6 +97,7 @@ export class Sandbox {
   session = null;
   kernel = null;
   boot = null; // {python, via, phases} for Python sandboxes
+  camera = null; // {close()} for window sandboxes
   #onCrash = new Set();
 
   async #start({ build, kind, container, permissions, onOutput }) {
@@ -119,7 +123,11 @@ export class Sandbox {
 
     const ports = [rpc.port2, assets.port2];
     const boot = { config: pythonConfig(build), hostOrigin: location.origin };
-    if (kind === "window") await this.#startFrame(build, container, permissions, ports, reportCrash);
+    if (kind === "window") {
+      const camera = new MessageChannel();
+      this.camera = serveCamera(camera.port1, { allowed: permissions.includes("camera") });
+      await this.#startFrame(build, container, permissions, [...ports, camera.port2], reportCrash);
+    }
     else await this.#startWorker(build, kind, ports, boot, reportCrash);
     this.kernel = await Promise.race([this.session.remoteRoot, crashed]);
   }
@@ -138,7 +146,7 @@ export class Sandbox {
     const loaded = new Promise((resolve) => frame.addEventListener("load", resolve, { once: true }));
     container.append(frame);
     await loaded;
-    frame.contentWindow.postMessage({ type: "pyjoy:sandbox" }, "*", ports);
+    frame.contentWindow.postMessage({ type: "pyjoy:sandbox", hostOrigin: location.origin }, "*", ports);
   }
 
   async #startWorker(build, kind, ports, boot, reportCrash) {
@@ -157,6 +165,7 @@ export class Sandbox {
   /** Ends the sandbox at once, even a plugin stuck in an endless loop. */
   terminate(reason = "terminated") {
     this.session?.close(reason);
+    this.camera?.close();
     this.worker?.terminate();
     this.frame?.remove(); // removing a frame ends its document
   }

@@ -96,6 +96,11 @@ function encodeObject(value, job, path) {
     return { _rtype: "memoryview", _rvalue: viewBuffer(new Uint8Array(value), job) };
   }
   if (value instanceof Blob) return encodeBlob(value, job);
+  // An image's pixels, as ImJoy's ndarray (RGBA). Copied: an ImageData is usually still
+  // on screen or in use, and moving its buffer would empty it.
+  if (typeof ImageData !== "undefined" && value instanceof ImageData) {
+    return encodeNdarray({ _rtype: "ndarray", _rvalue: value.data.slice().buffer, _rshape: [value.height, value.width, 4], _rdtype: "uint8" }, job);
+  }
   if (value instanceof Error) return encodeError(value);
   const proto = Object.getPrototypeOf(value);
   if (proto === Object.prototype || proto === null) {

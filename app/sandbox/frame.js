@@ -1,10 +1,14 @@
 // Runs first in a window or iframe plugin's sandbox: an iframe with
 // sandbox="allow-scripts" (an opaque origin: no access to the page, its storage or other
-// plugins). The page sends one message, {type: "pyjoy:sandbox"} with the RPC port; this
-// document then offers the page a kernel whose load_plugin(plugin) puts the plugin's
-// style, HTML and scripts here, as ImJoy does.
+// plugins). The page sends one message, {type: "pyjoy:sandbox", hostOrigin} with three
+// ports: RPC, assets and camera. This document then offers the page a kernel whose
+// load_plugin(plugin) puts the plugin's style, HTML and scripts here, as ImJoy does.
+// fetch() of PyJoy's own files (vendor/, models.json, ...) is answered by the page, offline
+// too (assets.js); navigator.mediaDevices.getUserMedia by the page's camera (camera.js).
 import { Session } from "../rpc/session.js";
 import { FRAME_CHUNK_BYTES, PostMessageTransport } from "../rpc/transport.js";
+import { assetFetcher } from "./assets.js";
+import { installCamera } from "./camera.js";
 import { createPluginApi } from "./plugin-api.js";
 
 // Scripts set through innerHTML do not run: recreate each, in order, waiting for src ones.
@@ -44,7 +48,9 @@ function loadRequirement(url) {
   });
 }
 
-function startWindow(rpcPort) {
+function startWindow([rpcPort, assetPort, cameraPort], hostOrigin) {
+  self.fetch = assetFetcher(assetPort, hostOrigin);
+  installCamera(cameraPort);
   // The page is another process: big buffers go back in pieces too (rpc/transport.js).
   const session = new Session(new PostMessageTransport(rpcPort, { chunkBytes: FRAME_CHUNK_BYTES }));
   const { api, exported } = createPluginApi(session);
@@ -81,5 +87,5 @@ function startWindow(rpcPort) {
 window.addEventListener("message", function init(event) {
   if (event.source !== parent || event.data?.type !== "pyjoy:sandbox") return;
   window.removeEventListener("message", init);
-  startWindow(event.ports[0]);
+  startWindow(event.ports, event.data.hostOrigin);
 });

