@@ -30,7 +30,10 @@ const workbenchReady = Promise.all([
     download,
   };
   let workbench;
-  const windows = createWindowArea(document.getElementById("windows"), { onLayout: (layout) => workbench?.saveLayout(layout) });
+  const windows = createWindowArea(document.getElementById("windows"), {
+    onLayout: (layout) => workbench?.saveLayout(layout),
+    onOpen: () => showView("windows"), // on a phone, a new window is what the person wants to see
+  });
   const host = () => import("./plugins/host.js").then(({ PluginHost }) => new PluginHost({
     build, ui, windows,
     hiddenContainer: document.getElementById("sandboxes"),
@@ -38,10 +41,9 @@ const workbenchReady = Promise.all([
     installer: workbench.installer,
     windowLayout: (name) => workbench.windowLayout(name),
   }));
-  workbench = await Workbench.start({ ui, host, workspace: params.get("w") });
-  mountManager(document, {
-    workbench, status, dialogs, windows, show: showView, builtinManifest: new URL("plugins/manifest.imjoy.json", document.baseURI).href,
-  });
+  const builtinManifest = new URL("plugins/manifest.imjoy.json", document.baseURI).href;
+  workbench = await Workbench.start({ ui, host, workspace: params.get("w"), builtinManifest });
+  mountManager(document, { workbench, status, dialogs, windows, show: showView, builtinManifest });
   window.pyjoy.timings.workbenchReady = Math.round(performance.now());
   workbench.restoreWindows();
   if (params.has("plugin")) openSharedPlugin(workbench, dialogs, params.get("plugin"));

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import json
 import shutil
 import subprocess
 import sys
@@ -134,3 +135,15 @@ def repository_url() -> Iterator[str]:
     """tests/plugins/repo/ (plugins and a manifest.imjoy.json) served on its own origin."""
     with repository_server(ROOT / "tests" / "plugins" / "repo") as url:
         yield url
+
+
+def builtin_plugin_names() -> set[str]:
+    """The built-in plugins a first visit installs (dist/plugins/manifest.imjoy.json)."""
+    manifest = json.loads((ROOT / "dist" / "plugins" / "manifest.imjoy.json").read_text())
+    return {plugin["name"] for plugin in manifest["plugins"]}
+
+
+def user_plugins(page) -> list[dict]:
+    """pyjoy.plugins() without the built-ins: what the test itself installed or loaded."""
+    builtins = builtin_plugin_names()
+    return [plugin for plugin in page.evaluate("pyjoy.plugins()") if plugin["name"] not in builtins]

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from conftest import user_plugins
+
 LIVE = Path(__file__).parent / "plugins" / "live"
 MALFORMED = Path(__file__).parent / "plugins"
 
@@ -53,7 +55,7 @@ def test_web_python_plugin_loads_sets_up_and_answers(python_plugin: Page) -> Non
     assert page.evaluate("pyjoy.getPlugin('Echo Python').then(p => p.add(1, 2))") == 3
     # ImJoy's keyword-argument convention from JS.
     assert page.evaluate("pyjoy.getPlugin('Echo Python').then(p => p.add(1, {b: 5, _rkwargs: true}))") == 6
-    plugins = page.evaluate("pyjoy.plugins()")
+    plugins = user_plugins(page)
     assert plugins == [{"name": "Echo Python", "type": "web-python", "version": "0.1.0", "state": "running", "error": None}]
     # setup() ran, and its api.log reached the host.
     assert page.evaluate("pyjoy.api.echo('pong')") == "pong"
@@ -170,7 +172,7 @@ def test_a_plugin_that_crashes_in_setup_is_reported_and_can_be_fixed(app: Page) 
     broken = source("echo_worker.imjoy.html").replace('await api.log("echo worker ready");', 'throw new Error("setup exploded");')
     result = load(app, broken)
     assert "setup exploded" in result["error"]
-    assert app.evaluate("pyjoy.plugins()")[0]["state"] == "crashed"
+    assert user_plugins(app)[0]["state"] == "crashed"
     assert load(app, source("echo_worker.imjoy.html")) == {"ok": True}
     assert app.evaluate("pyjoy.getPlugin('Echo Worker').then(p => p.multiply(2, 3))") == 6
 
@@ -185,7 +187,7 @@ def test_an_endless_loop_is_terminated_and_the_host_goes_on(python_plugin: Page)
     assert time.monotonic() - started < 2
     assert page.evaluate("pyjoy.terminatePlugin('Echo Python')") is True
     assert "closed" in page.evaluate("window.spinning")  # the pending call fails, naming why
-    assert page.evaluate("pyjoy.plugins()") == []
+    assert user_plugins(page) == []
     # It can be started again.
     assert load(page, source("echo_python.imjoy.html")) == {"ok": True}
     assert page.evaluate("pyjoy.getPlugin('Echo Python').then(p => p.add(20, 22))") == 42
@@ -260,7 +262,7 @@ api.export({ state: () => document.getElementById("state").textContent, version:
     assert load(app, hidden.replace("version: () => 1", "version: () => 2")) == {"ok": True}
     assert app.evaluate("pyjoy.getPlugin('Hidden Frame').then(p => p.version())") == 2
     assert app.evaluate("pyjoy.reloadPlugin('Hidden Frame').then(p => p.version())") == 2
-    assert [p["name"] for p in app.evaluate("pyjoy.plugins()")] == ["Hidden Frame"]
+    assert [p["name"] for p in user_plugins(app)] == ["Hidden Frame"]
 
 
 def test_requirements_install_from_the_package_index(page: Page, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from conftest import wait_for_service_worker
+from conftest import user_plugins, wait_for_service_worker
 from pyjoy.devtools import launch_options
 
 REPO = Path(__file__).resolve().parent / "plugins" / "repo"
@@ -61,7 +61,7 @@ def test_install_by_url_survives_reload_offline_and_a_browser_restart(playwright
 
         page.reload()
         open_app(page, base_url)
-        assert page.evaluate("pyjoy.plugins()") == [
+        assert user_plugins(page) == [
             {"name": "Hello Worker", "type": "web-worker", "version": "0.2.0", "state": "installed", "error": None}]
         context.set_offline(True)
         page.reload()
@@ -117,7 +117,7 @@ def test_a_shared_link_installs_after_asking_and_opens_its_workspace(page: Page,
     expect(page.locator(".plugin-window h2")).to_have_text("Hello Window")
     assert page.evaluate("pyjoy.workspace()") == "shared"
     expect(page.locator("#workspace-select")).to_have_value("shared")
-    assert [p["name"] for p in page.evaluate("pyjoy.plugins()")] == ["Hello Window"]
+    assert [p["name"] for p in user_plugins(page)] == ["Hello Window"]
     # The same link again: installed already, so it just runs, without asking.
     open_app(page, f"{base_url}?w=shared&plugin={repository_url}hello_window.imjoy.html")
     expect(page.locator(".plugin-window h2")).to_have_text("Hello Window")
@@ -213,7 +213,8 @@ def test_a_dropped_plugin_file_is_installed(app: Page) -> None:
            }"""
     )
     expect(page.locator(".toast-error")).to_contain_text("line")
-    expect(page.locator(".plugin-item")).to_have_count(1)
+    expect(item(page, "Broken")).to_have_count(0)
+    expect(item(page, "Hello Worker")).to_have_attribute("data-state", "running")
 
 
 def test_windows_move_maximise_and_come_back_with_the_workspace(app: Page, base_url: str, repository_url: str) -> None:
@@ -340,7 +341,7 @@ def test_a_full_disk_is_a_clear_message_and_loses_nothing(profile_context, base_
     cdp.send("Storage.overrideQuotaForOrigin", {"origin": origin})
     page.reload()
     open_app(page, base_url)
-    assert [p["name"] for p in page.evaluate("pyjoy.plugins()")] == ["Hello Worker"]
+    assert [p["name"] for p in user_plugins(page)] == ["Hello Worker"]
     assert page.evaluate("pyjoy.getPlugin('Hello Worker').then(p => p.greet('still here'))") == "Hello, still here!"
 
 

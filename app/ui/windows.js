@@ -6,12 +6,12 @@
 // The layout (position, size, maximised) of windows opened with a `key` is reported to
 // onLayout, so the workspace can keep it and open them again where they were.
 //
-//   const area = createWindowArea(element, { onLayout: (windows) => ... });
+//   const area = createWindowArea(element, { onLayout: (windows) => ..., onOpen: (win) => ... });
 //   const win = area.open({ title, key, layout, onClose });  // win.body holds the content
 //   win.maximize(true); win.focus(); win.close();
 //   area.layout();  // [{key, x, y, width, height, maximized}] in stacking order
 
-export function createWindowArea(container, { onLayout = () => {} } = {}) {
+export function createWindowArea(container, { onLayout = () => {}, onOpen = () => {} } = {}) {
   const windows = new Set();
   let top = 10;
   let cascade = 0;
@@ -97,6 +97,7 @@ export function createWindowArea(container, { onLayout = () => {} } = {}) {
     win.focus();
     showEmpty();
     reportLayout();
+    onOpen(win);
     return win;
   }
 

@@ -6,7 +6,7 @@
 //   await workbench.install(urlOrText);     // parsed, stored in the workspace, started
 //   await workbench.getPlugin(name);        // starts an installed plugin if needed
 //   workbench.list();                       // [{name, type, version, state, ...}]
-import { fetchPluginText, describe } from "./install.js";
+import { describe, fetchManifest, fetchPluginText } from "./install.js";
 import { memoryStore, openStore } from "./store.js";
 import { Workspaces } from "./workspace.js";
 
@@ -22,7 +22,7 @@ export class Workbench {
    * Opens the workspace store (IndexedDB; in memory, with a warning, where it is
    * unavailable) and the workspace the URL names (?w=) or the last one used.
    */
-  static async start({ ui, host, workspace = null }) {
+  static async start({ ui, host, workspace = null, builtinManifest = null }) {
     let store;
     try {
       store = await openStore();
@@ -30,8 +30,22 @@ export class Workbench {
       store = memoryStore();
       ui.toast(`Storage is unavailable (${error.message}): this session's workspaces will not be kept.`, "error");
     }
+    const firstVisit = (await store.names()).length === 0;
     const workspaces = await Workspaces.open(store, { initial: workspace });
-    return new Workbench({ ui, host, workspaces });
+    const workbench = new Workbench({ ui, host, workspaces });
+    // A first visit starts with the built-in plugins installed (not started), so the
+    // camera's image recognition is one tap away, offline too.
+    if (firstVisit && builtinManifest) await workbench.installBuiltins(builtinManifest);
+    return workbench;
+  }
+
+  async installBuiltins(manifestURL) {
+    try {
+      const { plugins } = await fetchManifest(manifestURL);
+      for (const plugin of plugins) await this.install(plugin.uri, { start: false });
+    } catch (error) {
+      this.ui.toast(`The built-in plugins could not be installed: ${error.message}`, "error");
+    }
   }
 
   constructor({ ui, host, workspaces }) {
@@ -126,8 +140,21 @@ export class Workbench {
     return entry;
   }
 
-  /** Starts an installed plugin (again, from its stored file); resolves to the loaded plugin. */
-  async start(name) {
+  /**
+   * Starts an installed plugin (again, from its stored file); resolves to the loaded
+   * plugin. Callers asking while it starts share that start instead of making another.
+   */
+  start(name) {
+    if (!this.#starting.has(name)) {
+      const starting = this.#start(name).finally(() => this.#starting.delete(name));
+      this.#starting.set(name, starting);
+    }
+    return this.#starting.get(name);
+  }
+
+  #starting = new Map(); // name -> the start in progress
+
+  async #start(name) {
     const entry = this.workspace.plugin(name);
     if (!entry) throw new Error(`no plugin named ${name} is installed in workspace "${this.workspace.name}"`);
     const host = await this.host();
@@ -139,6 +166,7 @@ export class Workbench {
 
   /** A plugin's API: a running one's, or an installed one's once started. */
   async getPlugin(name) {
+    if (this.#starting.has(name)) return (await this.#starting.get(name)).api;
     const host = await this.host();
     if (host.plugin(name)?.state === "running") return host.getPlugin(name);
     if (this.workspace.plugin(name)) return (await this.start(name)).api;
