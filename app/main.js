@@ -12,14 +12,16 @@ const status = createStatus(document);
 const chip = document.getElementById("runtime-chip");
 const showView = mountViews(document);
 
-// The workbench (workspaces in IndexedDB, the plugin list, windows) loads right after the
-// shell paints; the plugin host (and its YAML parser) only when a plugin first starts, so
-// the page's first script stays small and the Python worker starts sooner.
+// The workbench (workspaces in IndexedDB, the plugin list, windows) loads once the shell
+// has painted, so its work never delays the first frame; the plugin host (and its YAML
+// parser) only when a plugin first starts, so the page's first script stays small and the
+// Python worker starts sooner.
 const params = new URL(location.href).searchParams;
-const workbenchReady = Promise.all([
+const painted = new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve)));
+const workbenchReady = painted.then(() => Promise.all([
   import("./workbench/workbench.js"), import("./workbench/manager.js"), import("./ui/windows.js"),
   import("./ui/dialog.js"), import("./ui/files.js"),
-]).then(async ([{ Workbench }, { mountManager }, { createWindowArea }, { dialogs }, { chooseFiles, download }]) => {
+])).then(async ([{ Workbench }, { mountManager }, { createWindowArea }, { dialogs }, { chooseFiles, download }]) => {
   const ui = {
     toast: (text, kind, duration, action) => status.toast(text, kind, duration, action),
     status: (text) => status.show(text),
@@ -159,8 +161,12 @@ runtime.ready.then(
 status.show("Starting Python…", 0);
 mountConsole(document, runtime);
 
+// The service worker's first install downloads the whole build (Python, the model, ...):
+// on a cold visit that would compete with Python's own start for the network and the
+// CPU, so it registers once Python is up (or after 10 s, whichever comes first).
 const updateBanner = document.getElementById("update-banner");
-watchForUpdates({
+const pythonSettled = runtime.ready.then(() => {}, () => {});
+Promise.race([pythonSettled, new Promise((resolve) => setTimeout(resolve, 10_000))]).then(() => watchForUpdates({
   onUpdateReady(accept) {
     updateBanner.hidden = false;
     document.getElementById("update-button").onclick = accept;
@@ -172,7 +178,7 @@ watchForUpdates({
       status.toast(`PyJoy could not be saved for offline use: ${message}. It tries again on the next visit.`, "error");
     }
   },
-}).catch((error) => status.toast(`Offline use is unavailable: ${error.message}`, "error"));
+})).catch((error) => status.toast(`Offline use is unavailable: ${error.message}`, "error"));
 
 // Interactive means wired and painted: stamp after the frame that shows the shell.
 requestAnimationFrame(() => setTimeout(() => (window.pyjoy.timings.shellInteractive = Math.round(performance.now()))));

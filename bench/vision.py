@@ -144,7 +144,7 @@ def main() -> int:
     for key, label in (("wasm_threads", f"browser, WASM SIMD, {cores} threads"), ("wasm_one_thread", "browser, WASM SIMD, 1 thread"), ("webgpu", "browser, WebGPU")):
         r = results[key]
         if "absent" in r:
-            rows.append((f"{label}: absent ({r['absent']})", None, None, None))
+            rows.append((f"{label}: {r['absent']}", None, None, None))
         else:
             rows.append((label, median(r["preprocess_ms"]), median(r["infer_ms"]), median(r["classify_ms"])))
     fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731

@@ -83,8 +83,9 @@ def test_install_by_url_survives_reload_offline_and_a_browser_restart(playwright
 
 def test_install_from_a_manifest_and_update_when_the_version_changes(app: Page, repository_url: str) -> None:
     page = app
-    # An older version installed from its URL; the repository has 0.2.0.
-    page.evaluate(f"pyjoy.installPlugin('{repository_url}hello_worker_old.imjoy.html')")
+    # An older version installed from its text; the repository has 0.2.0.
+    older = (REPO / "hello_worker.imjoy.html").read_text().replace('"version": "0.2.0"', '"version": "0.1.0"')
+    page.evaluate("(text) => pyjoy.installPlugin(text)", older)
     expect(item(page, "Hello Worker").locator(".plugin-meta")).to_contain_text("v0.1.0")
     page.click("#add-plugin")
     page.click("#add-repository")
@@ -307,12 +308,16 @@ def test_phone_layout_tabs_and_swipeable_windows(browser, playwright, base_url: 
     page.tap('.tabbar [data-view="windows"]')
     windows = page.locator(".plugin-window")
     expect(windows).to_have_count(2)
+    page.wait_for_timeout(600)
     first, second = windows.nth(0).bounding_box(), windows.nth(1).bounding_box()
     assert round(first["width"]) == width  # a full-screen card
     assert round(second["x"] - first["x"]) == width  # the next one a swipe away
-    page.locator("#windows").evaluate("area => area.scrollBy({left: area.clientWidth})")
-    page.wait_for_timeout(300)
+    # The newest window is the one shown; a swipe back shows the first.
+    page.wait_for_timeout(600)  # the smooth scroll to the new window settles
     assert round(windows.nth(1).bounding_box()["x"]) == 0
+    page.locator("#windows").evaluate("area => area.scrollBy({left: -area.clientWidth, behavior: 'instant'})")
+    page.wait_for_timeout(300)
+    assert round(windows.nth(0).bounding_box()["x"]) == 0
     page.tap('.tabbar [data-view="console"]')
     page.fill("#console-input", "'thumb'")
     page.tap("#console-run")
@@ -359,3 +364,26 @@ def test_an_ops_inputs_become_a_form_that_runs_it(app: Page, repository_url: str
     # Stopping the plugin takes its op away.
     item(page, "Threshold Op").get_by_role("button", name="Stop").click()
     expect(page.locator(".op-form")).to_have_count(0)
+
+
+def test_links_people_copy_become_the_files_they_name(page: Page, modules_url: str) -> None:
+    page.goto(modules_url + "blank.html")
+    result = page.evaluate(
+        """async () => {
+             const { rawURL, isNewer } = await import("./modules/workbench/install.js");
+             return {
+               blob: rawURL("https://github.com/imjoy-team/imjoy-plugins/blob/master/repository/ImageAnnotator.imjoy.html"),
+               raw: rawURL("https://github.com/o/r/raw/v1.2/dir/x.py"),
+               gist: rawURL("https://gist.github.com/someone/0123abcd4567ef"),
+               plain: rawURL("https://example.org/p/x.imjoy.html?v=2"),
+               newer: [isNewer("0.2.0", "0.1.9"), isNewer("0.10.0", "0.9.1"), isNewer("1.0.0", "1.0.0"), isNewer("1.0.0", "1.0.1"), isNewer("1.0.1", "")],
+             };
+           }"""
+    )
+    assert result == {
+        "blob": "https://raw.githubusercontent.com/imjoy-team/imjoy-plugins/master/repository/ImageAnnotator.imjoy.html",
+        "raw": "https://raw.githubusercontent.com/o/r/v1.2/dir/x.py",
+        "gist": "https://gist.githubusercontent.com/someone/0123abcd4567ef/raw",
+        "plain": "https://example.org/p/x.imjoy.html?v=2",
+        "newer": [True, True, False, False, True],
+    }
