@@ -155,12 +155,12 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
     form.method = "dialog";
     form.innerHTML = `<h2>Add a plugin</h2>
       <label for="plugin-url">From a URL (a plugin file, a GitHub file or a Gist)</label>
-      <div class="console-form"><input id="plugin-url" name="url" type="url" placeholder="https://…/my-plugin.imjoy.html" autocomplete="off" style="flex:1">
+      <div class="dialog-row"><input id="plugin-url" name="url" type="url" placeholder="https://…/my-plugin.imjoy.html" autocomplete="off">
       <button type="submit" value="url">Install</button></div>
-      <h2 style="margin-top:16px">From a repository</h2>
-      <div class="console-form"><select id="repository" name="repository" style="flex:1"></select>
+      <h2>From a repository</h2>
+      <div class="dialog-row"><select id="repository" name="repository"></select>
       <button type="button" class="secondary" id="add-repository">Other…</button></div>
-      <input id="catalog-search" type="search" placeholder="Search plugins" aria-label="Search plugins" style="margin-top:8px">
+      <input id="catalog-search" type="search" placeholder="Search plugins" aria-label="Search plugins">
       <ul class="catalog" id="catalog"><li>Loading…</li></ul>
       <div class="dialog-buttons"><button type="button" class="secondary" id="close-add">Close</button></div>`;
     dialog.append(form);
@@ -240,7 +240,7 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
       return entry;
     } catch (error) {
       status.show("Install failed");
-      fail(error.line ? Object.assign(new Error(`${error.message} (line ${error.line})`)) : error);
+      fail(error.line && !/\bline\b/.test(error.message) ? new Error(`${error.message} (line ${error.line})`) : error);
       return null;
     }
   }
