@@ -10,6 +10,8 @@
 // page -> frame: {type: "opened", id, label, settings} | {type: "failed", id, name, message}
 //                | {type: "frame", id, bitmap} | {type: "ended", id}
 
+const MAX_FPS = 15;
+
 // The next frame the video shows (each one once); where the browser lacks
 // requestVideoFrameCallback, the next animation frame.
 function nextFrame(video) {
@@ -33,7 +35,7 @@ export function serveCamera(port, { allowed }) {
     await element.play();
     const [track] = stream.getVideoTracks();
     track.addEventListener("ended", () => port.postMessage({ type: "ended", id }));
-    open.set(id, { stream, video: element });
+    open.set(id, { stream, video: element, sent: 0 });
     port.postMessage({ type: "opened", id, label: track.label, settings: track.getSettings() });
     sendFrame(id);
   }
@@ -41,7 +43,12 @@ export function serveCamera(port, { allowed }) {
   async function sendFrame(id) {
     const camera = open.get(id);
     if (!camera) return;
+    // At most MAX_FPS: on a phone's few cores every relayed frame (grab, copy, redraw in the
+    // frame) takes CPU from the plugin's own work, such as recognising what it shows.
+    const wait = camera.sent + 1000 / MAX_FPS - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     await nextFrame(camera.video);
+    camera.sent = performance.now();
     if (!open.has(id)) return;
     const bitmap = await createImageBitmap(camera.video);
     port.postMessage({ type: "frame", id, bitmap }, [bitmap]);
