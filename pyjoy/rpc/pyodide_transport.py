@@ -39,6 +39,9 @@ from .transport import Buffer, Handler, Message
 log = logging.getLogger("pyjoy.rpc")
 ENVELOPE = "_pyjoy_rpc"
 
+# Made once: json.dumps with options builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+
 # Digits JSON.parse could not keep: a run of 16 or more (2**53 has 16). A string with such a
 # run merely takes the slower way.
 _LONG_NUMBER = re.compile(r"\d{16}")
@@ -144,7 +147,7 @@ class PyodideTransport:
 def _json_text(message: Message) -> str | None:
     """The message as JSON text, or None where JSON would not carry it exactly."""
     try:
-        text = json.dumps(message, allow_nan=False, separators=(",", ":"))
+        text = _ENCODER.encode(message)
     except (TypeError, ValueError):  # a value JSON lacks, NaN or infinity
         return None
     return None if _LONG_NUMBER.search(text) else text
