@@ -223,20 +223,27 @@ def test_windows_move_maximise_and_come_back_with_the_workspace(app: Page, base_
     page.evaluate(f"pyjoy.installPlugin('{repository_url}hello_window.imjoy.html')")
     window = page.locator(".plugin-window")
     expect(window).to_have_count(1)
-    before = window.bounding_box()
+    # Resize from the corner grip (inside the rounded corner), then move by the title bar.
+    box = window.bounding_box()
+    page.mouse.move(box["x"] + box["width"] - 8, box["y"] + box["height"] - 8)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] - 68, box["y"] + box["height"] + 32, steps=6)
+    page.mouse.up()
+    resized = window.bounding_box()
+    assert round(box["width"] - resized["width"]) == 60 and round(resized["height"] - box["height"]) == 40
     bar = window.locator(".window-bar h2").bounding_box()
     page.mouse.move(bar["x"] + 20, bar["y"] + 10)
     page.mouse.down()
-    page.mouse.move(bar["x"] + 140, bar["y"] + 90, steps=8)
+    page.mouse.move(bar["x"] + 70, bar["y"] + 90, steps=8)
     page.mouse.up()
     after = window.bounding_box()
-    assert round(after["x"] - before["x"]) == 120 and round(after["y"] - before["y"]) == 80
+    assert round(after["x"] - resized["x"]) == 50 and round(after["y"] - resized["y"]) == 80
     page.wait_for_timeout(600)  # the layout is saved once a move settles
     page.reload()
     open_app(page, base_url)
     expect(page.locator(".plugin-window h2")).to_have_text("Hello Window")
     again = page.locator(".plugin-window").bounding_box()
-    assert abs(again["x"] - after["x"]) < 2 and abs(again["y"] - after["y"]) < 2
+    assert [round(again[k]) for k in ("x", "y", "width", "height")] == [round(after[k]) for k in ("x", "y", "width", "height")]
     page.locator(".window-maximize").click()
     area = page.locator("#windows").bounding_box()
     big = page.locator(".plugin-window").bounding_box()
@@ -387,3 +394,18 @@ def test_links_people_copy_become_the_files_they_name(page: Page, modules_url: s
         "plain": "https://example.org/p/x.imjoy.html?v=2",
         "newer": [True, True, False, False, True],
     }
+
+
+def test_without_storage_the_app_says_so_and_works_in_memory(page: Page, base_url: str, repository_url: str) -> None:
+    # As a browser that denies this site storage does: IndexedDB refuses to open.
+    page.add_init_script("""
+      Object.defineProperty(IDBFactory.prototype, "open", {
+        value() { throw new DOMException("The user denied permission to access the database.", "SecurityError"); },
+      });
+    """)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    open_app(page, base_url)
+    expect(page.locator(".toast-error")).to_contain_text("Storage is unavailable")
+    expect(page.locator(".toast-error")).to_contain_text("will not be kept")
+    assert page.evaluate(f"pyjoy.installPlugin('{repository_url}hello_worker.imjoy.html').then(p => p.greet('memory'))") == "Hello, memory!"
+    expect(item(page, "Hello Worker")).to_have_attribute("data-state", "running")

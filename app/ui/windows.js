@@ -1,5 +1,5 @@
 // The window manager: plugin windows in the workbench's window area.
-// - Desktop: windows float; drag one by its title bar, resize it from its corner, click it
+// - Desktop: windows float; drag one by its title bar, resize it by its corner grip, click it
 //   to bring it to the front, maximise it to fill the area.
 // - Phone (narrow screens, coarse pointers): the area is a row of full-screen cards, one
 //   swipe apart (CSS scroll snapping), so each window gets the whole screen.
@@ -10,6 +10,9 @@
 //   const win = area.open({ title, key, layout, onClose });  // win.body holds the content
 //   win.maximize(true); win.focus(); win.close();
 //   area.layout();  // [{key, x, y, width, height, maximized}] in stacking order
+
+const MIN_WIDTH = 240; // as in style.css: a title bar and its buttons still fit
+const MIN_HEIGHT = 160;
 
 export function createWindowArea(container, { onLayout = () => {}, onOpen = () => {} } = {}) {
   const windows = new Set();
@@ -47,7 +50,10 @@ export function createWindowArea(container, { onLayout = () => {}, onOpen = () =
     const body = document.createElement("div");
     body.className = "window-body";
     bar.append(heading, buttons);
-    element.append(bar, body);
+    const grip = document.createElement("div");
+    grip.className = "window-resize";
+    grip.setAttribute("aria-hidden", "true");
+    element.append(bar, body, grip);
 
     const start = saved ?? { x: 16 + (cascade % 6) * 28, y: 16 + (cascade % 6) * 28, width: 520, height: 400 };
     cascade += 1;
@@ -87,8 +93,7 @@ export function createWindowArea(container, { onLayout = () => {}, onOpen = () =
     bar.addEventListener("dblclick", (event) => event.target === bar || event.target === heading ? win.maximize() : null);
     element.addEventListener("pointerdown", () => win.focus(), { capture: true });
     draggable(win, bar, container, reportLayout);
-    // The CSS resize handle changes the size; keep it when it settles.
-    new ResizeObserver(() => windows.has(win) && !win.maximized && reportLayout()).observe(element);
+    resizable(win, grip, container, reportLayout);
 
     windows.add(win);
     container.hidden = false;
@@ -128,8 +133,9 @@ function draggable(win, handle, container, done) {
     const pointer = { x: event.clientX, y: event.clientY };
     const from = win.geometry();
     const move = (moved) => {
-      const maxX = Math.max(0, container.clientWidth - 80);
-      const maxY = Math.max(0, container.clientHeight - 40);
+      // Kept whole inside the area (which clips), so its corner grip stays in reach.
+      const maxX = Math.max(0, container.clientWidth - from.width);
+      const maxY = Math.max(0, container.clientHeight - from.height);
       win.element.style.left = `${clamp(from.x + moved.clientX - pointer.x, 0, maxX)}px`;
       win.element.style.top = `${clamp(from.y + moved.clientY - pointer.y, 0, maxY)}px`;
     };
@@ -142,6 +148,32 @@ function draggable(win, handle, container, done) {
     handle.addEventListener("pointermove", move);
     handle.addEventListener("pointerup", stop);
     handle.addEventListener("pointercancel", stop);
+  });
+}
+
+// Resizes a window from its corner grip. A grip of our own, not CSS `resize`: the
+// browser's handle sits over the plugin's frame, which takes the pointer, and it has no
+// touch support.
+function resizable(win, grip, container, done) {
+  grip.addEventListener("pointerdown", (event) => {
+    if (isPhone() || win.maximized || event.button !== 0) return;
+    event.preventDefault();
+    grip.setPointerCapture(event.pointerId);
+    const pointer = { x: event.clientX, y: event.clientY };
+    const from = win.geometry();
+    const move = (moved) => {
+      win.element.style.width = `${clamp(from.width + moved.clientX - pointer.x, MIN_WIDTH, container.clientWidth - from.x)}px`;
+      win.element.style.height = `${clamp(from.height + moved.clientY - pointer.y, MIN_HEIGHT, container.clientHeight - from.y)}px`;
+    };
+    const stop = () => {
+      grip.removeEventListener("pointermove", move);
+      grip.removeEventListener("pointerup", stop);
+      grip.removeEventListener("pointercancel", stop);
+      done();
+    };
+    grip.addEventListener("pointermove", move);
+    grip.addEventListener("pointerup", stop);
+    grip.addEventListener("pointercancel", stop);
   });
 }
 
