@@ -123,31 +123,39 @@ function isPhone() {
   return matchMedia("(max-width: 720px)").matches;
 }
 
-// Drags a window by its bar with pointer events (mouse, pen and touch alike), kept
-// within the area. On a phone the cards do not move: swiping scrolls between them.
-function draggable(win, handle, container, done) {
+// Follows a pointer pressed on `handle` (mouse, pen and touch alike) until it is let go:
+// move(dx, dy, from) with the distance moved and the window's geometry at the start.
+// On a phone windows are cards that neither move nor resize: swiping scrolls between them.
+function onPointerDrag(win, handle, { ignore = () => false, move, done }) {
   handle.addEventListener("pointerdown", (event) => {
-    if (isPhone() || win.maximized || event.button !== 0 || event.target.closest("button")) return;
+    if (isPhone() || win.maximized || event.button !== 0 || ignore(event)) return;
     event.preventDefault();
     handle.setPointerCapture(event.pointerId);
     const pointer = { x: event.clientX, y: event.clientY };
     const from = win.geometry();
-    const move = (moved) => {
-      // Kept whole inside the area (which clips), so its corner grip stays in reach.
-      const maxX = Math.max(0, container.clientWidth - from.width);
-      const maxY = Math.max(0, container.clientHeight - from.height);
-      win.element.style.left = `${clamp(from.x + moved.clientX - pointer.x, 0, maxX)}px`;
-      win.element.style.top = `${clamp(from.y + moved.clientY - pointer.y, 0, maxY)}px`;
-    };
+    const follow = (moved) => move(moved.clientX - pointer.x, moved.clientY - pointer.y, from);
     const stop = () => {
-      handle.removeEventListener("pointermove", move);
+      handle.removeEventListener("pointermove", follow);
       handle.removeEventListener("pointerup", stop);
       handle.removeEventListener("pointercancel", stop);
       done();
     };
-    handle.addEventListener("pointermove", move);
+    handle.addEventListener("pointermove", follow);
     handle.addEventListener("pointerup", stop);
     handle.addEventListener("pointercancel", stop);
+  });
+}
+
+// Drags a window by its bar, kept whole inside the area (which clips), so that its
+// corner grip stays in reach.
+function draggable(win, bar, container, done) {
+  onPointerDrag(win, bar, {
+    ignore: (event) => event.target.closest("button"),
+    move: (dx, dy, from) => {
+      win.element.style.left = `${clamp(from.x + dx, 0, Math.max(0, container.clientWidth - from.width))}px`;
+      win.element.style.top = `${clamp(from.y + dy, 0, Math.max(0, container.clientHeight - from.height))}px`;
+    },
+    done,
   });
 }
 
@@ -155,25 +163,12 @@ function draggable(win, handle, container, done) {
 // browser's handle sits over the plugin's frame, which takes the pointer, and it has no
 // touch support.
 function resizable(win, grip, container, done) {
-  grip.addEventListener("pointerdown", (event) => {
-    if (isPhone() || win.maximized || event.button !== 0) return;
-    event.preventDefault();
-    grip.setPointerCapture(event.pointerId);
-    const pointer = { x: event.clientX, y: event.clientY };
-    const from = win.geometry();
-    const move = (moved) => {
-      win.element.style.width = `${clamp(from.width + moved.clientX - pointer.x, MIN_WIDTH, container.clientWidth - from.x)}px`;
-      win.element.style.height = `${clamp(from.height + moved.clientY - pointer.y, MIN_HEIGHT, container.clientHeight - from.y)}px`;
-    };
-    const stop = () => {
-      grip.removeEventListener("pointermove", move);
-      grip.removeEventListener("pointerup", stop);
-      grip.removeEventListener("pointercancel", stop);
-      done();
-    };
-    grip.addEventListener("pointermove", move);
-    grip.addEventListener("pointerup", stop);
-    grip.addEventListener("pointercancel", stop);
+  onPointerDrag(win, grip, {
+    move: (dx, dy, from) => {
+      win.element.style.width = `${clamp(from.width + dx, MIN_WIDTH, container.clientWidth - from.x)}px`;
+      win.element.style.height = `${clamp(from.height + dy, MIN_HEIGHT, container.clientHeight - from.y)}px`;
+    },
+    done,
   });
 }
 
