@@ -151,12 +151,14 @@ def test_workspaces_create_rename_delete_with_undo(app: Page, repository_url: st
     menu("delete")
     page.get_by_role("button", name="OK").click()
     expect(page.locator("#workspace-select")).to_have_value("Lab notes")
+    expect(page.locator("#workspace-select option")).to_have_count(1)
     assert sorted(page.evaluate("[...document.querySelectorAll('#workspace-select option')].map(o => o.value)")) == ["Lab notes"]
     page.locator(".toast").get_by_role("button", name="Undo").click()
     expect(page.locator("#workspace-select")).to_have_value("default")
     expect(item(page, "Hello Worker")).to_be_visible()
     page.reload()
     open_app(page, page.url)
+    expect(page.locator("#workspace-select option")).to_have_count(2)  # the list fills in after the workbench starts
     assert sorted(page.evaluate("[...document.querySelectorAll('#workspace-select option')].map(o => o.value)")) == ["Lab notes", "default"]
 
 
