@@ -112,9 +112,8 @@ window.pyjoy = {
   /** [{name, type, version, state, error}]: the workspace's plugins, then any loaded only here. */
   plugins: async () => {
     const workbench = await workbenchReady;
-    await workbench.refreshStates();
-    const installed = workbench.list().map(({ name, type, version, state, error }) => ({ name, type, version, state, error }));
     const loaded = workbench.hostStarted ? (await workbench.host()).list() : [];
+    const installed = workbench.list().map(({ name, type, version, state, error }) => ({ name, type, version, state, error }));
     return [...installed, ...loaded.filter((plugin) => !installed.some((known) => known.name === plugin.name))];
   },
   /** Ends a plugin (even one stuck in a loop); it can be started again. */

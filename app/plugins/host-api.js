@@ -38,8 +38,8 @@ export function hostApiFor(plugin, host) {
     getPlugin: (pluginName) => host.getPlugin(pluginName),
     loadPlugin: (source) => host.load(source).then((loaded) => loaded.api),
     // Installing keeps the plugin in the workspace; loading runs it for this page only.
-    installPlugin: (source) => host.install(typeof source === "object" ? source.src ?? source.uri : source),
-    uninstallPlugin: (pluginName) => host.uninstall(typeof pluginName === "object" ? pluginName.name : pluginName),
+    installPlugin: (source) => host.installer.install(typeof source === "object" ? source.src ?? source.uri : source),
+    uninstallPlugin: (pluginName) => host.installer.uninstall(typeof pluginName === "object" ? pluginName.name : pluginName),
     run: async (pluginName, context = {}) => (await host.getPlugin(pluginName)).run?.(context),
     call: async (pluginName, fn, ...args) => {
       const target = await host.getPlugin(pluginName);

@@ -1,7 +1,7 @@
 // The plugin host: loads plugins into sandboxes, keeps track of them, and gives each its
 // API (host-api.js). One instance per page: `pyjoy.loadPlugin(...)` and the workbench use it.
 //
-//   const host = new PluginHost({ build, ui, hiddenContainer, windows, settings, installer });
+//   const host = new PluginHost({ build, ui, hiddenContainer, windows, settings, installer, windowLayout });
 //   const plugin = await host.load(urlOrSource);   // -> Plugin; plugin.api is its export
 //   await (await host.getPlugin("Name")).run({});
 //   host.list();                                   // [{name, type, version, state}]
@@ -9,9 +9,8 @@
 //   host.onChange(() => ...);                       // after any plugin's state changes
 //
 // The workbench gives it `settings` ({get(plugin, key?), set(plugin, [[key, value]])}, the
-// workspace's), `installer` ({install(source) -> api, uninstall(name)}) and `windowLayout`
-// (name -> where its window was); without them settings live in memory and installing
-// is loading.
+// workspace's), `installer` ({install(source) -> api, uninstall(name)}: what plugins'
+// installPlugin/uninstallPlugin do) and `windowLayout` (name -> where its window was).
 import { parsePlugin } from "./format.js";
 import { hostApiFor } from "./host-api.js";
 import { Sandbox } from "./sandbox.js";
@@ -51,21 +50,6 @@ export class Plugin {
   }
 }
 
-function memorySettings() {
-  const settings = new Map();
-  return {
-    get: (plugin, key) => {
-      const own = settings.get(plugin) ?? {};
-      return key === undefined || key === null ? { ...own } : own[key] ?? null;
-    },
-    set: (plugin, entries) => {
-      const own = settings.get(plugin) ?? {};
-      for (const [key, value] of entries) own[key] = typeof value === "object" && value !== null ? JSON.stringify(value) : String(value);
-      settings.set(plugin, own);
-    },
-  };
-}
-
 export class PluginHost {
   #plugins = new Map(); // name -> Plugin
   #windows = new Map(); // window name -> {plugin, api}
@@ -74,7 +58,7 @@ export class PluginHost {
   #spare = null; // a booted Python sandbox, waiting for the next web-python plugin
   #changeListeners = new Set();
 
-  constructor({ build, ui, hiddenContainer, windows, settings = memorySettings(), installer = null, windowLayout = () => null }) {
+  constructor({ build, ui, hiddenContainer, windows, settings, installer, windowLayout }) {
     Object.assign(this, { build, ui, hiddenContainer, windows, settings, installer, windowLayout });
     this.logs = []; // {plugin, level, text, time}
     this.events = {
@@ -119,15 +103,6 @@ export class PluginHost {
   /** The loaded plugin by name, or null. */
   plugin(name) {
     return this.#plugins.get(name) ?? null;
-  }
-
-  /** installPlugin: kept in the workspace by the workbench; else only loaded. */
-  async install(source) {
-    return this.installer ? this.installer.install(source) : (await this.load(source)).api;
-  }
-
-  async uninstall(name) {
-    return this.installer ? this.installer.uninstall(name) : this.terminate(name);
   }
 
   /** [{name, type, version, state, error}] of every plugin this page has loaded. */

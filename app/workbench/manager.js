@@ -18,7 +18,6 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
   // -- the plugin list -----------------------------------------------------------------
   const openDocs = new Set();
   async function renderPlugins() {
-    await workbench.refreshStates();
     const plugins = workbench.list();
     emptyHint.hidden = plugins.length > 0;
     list.replaceChildren(...plugins.map(pluginItem));

@@ -15,6 +15,7 @@ const parser = () => import("../plugins/format.js");
 export class Workbench {
   #host;
   #hostPromise = null;
+  #hostNow = null; // the host once created, for reading plugin states without waiting
   #listeners = new Set();
   #layoutFrozen = false; // while a workspace closes and opens, its windows come and go
 
@@ -67,6 +68,7 @@ export class Workbench {
   /** The plugin host, created on first use (it loads the parser and the sandboxes' code). */
   host() {
     this.#hostPromise ??= this.#host().then((host) => {
+      this.#hostNow = host;
       host.onChange(() => this.#changed());
       return host;
     });
@@ -106,21 +108,14 @@ export class Workbench {
 
   /** The installed plugins with their state here: installed (not started), running, ... */
   list() {
-    const loaded = this.#hostPromise ? this.#loadedNow : new Map();
-    return this.workspace.plugins.map((entry) => ({
-      name: entry.name, type: entry.type, version: entry.version, description: entry.description,
-      tags: entry.tags, icon: entry.icon, url: entry.url,
-      state: loaded.get(entry.name)?.state ?? "installed", error: loaded.get(entry.name)?.error ?? null,
-    }));
-  }
-
-  #loadedNow = new Map();
-
-  /** Keeps the list's states current without waiting on the host. */
-  async refreshStates() {
-    if (!this.#hostPromise) return;
-    const host = await this.#hostPromise;
-    this.#loadedNow = new Map(host.list().map((plugin) => [plugin.name, plugin]));
+    return this.workspace.plugins.map((entry) => {
+      const loaded = this.#hostNow?.plugin(entry.name)?.describe();
+      return {
+        name: entry.name, type: entry.type, version: entry.version, description: entry.description,
+        tags: entry.tags, icon: entry.icon, url: entry.url,
+        state: loaded?.state ?? "installed", error: loaded?.error ?? null,
+      };
+    });
   }
 
   /**
@@ -134,9 +129,8 @@ export class Workbench {
     const { parsePlugin } = await parser();
     const parsed = parsePlugin(text, { url: url ?? undefined, filename: filename ?? url?.split("/").pop() });
     const entry = await this.workspace.install({ text, url, meta: describe(parsed) });
-    const host = this.#hostPromise ? await this.#hostPromise : null;
     // A running plugin picks up the new version now; otherwise when it is next started.
-    if (start || host?.plugin(entry.name)) await this.start(entry.name);
+    if (start || this.#hostNow?.plugin(entry.name)) await this.start(entry.name);
     return entry;
   }
 
@@ -159,7 +153,6 @@ export class Workbench {
     if (!entry) throw new Error(`no plugin named ${name} is installed in workspace "${this.workspace.name}"`);
     const host = await this.host();
     const plugin = await host.load(entry.text, { url: entry.url ?? undefined });
-    await this.refreshStates();
     this.#changed();
     return plugin;
   }
@@ -183,14 +176,12 @@ export class Workbench {
   async stop(name) {
     const host = await this.host();
     host.terminate(name);
-    await this.refreshStates();
     this.#changed();
   }
 
   async remove(name) {
     if (this.#hostPromise) (await this.#hostPromise).terminate(name);
     await this.workspace.uninstall(name);
-    await this.refreshStates();
   }
 
   /** Stops this workspace's plugins and opens another; its windows come back where they were. */
