@@ -8,10 +8,31 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import skimage.data
+from PIL import Image
 
 from pyjoy.build.builtin_plugins import place_builtin_plugins
 from pyjoy.build.errors import BuildError
 from pyjoy.build.model import CROP, crop_box, preprocess, resize_weights
+
+
+def pil_preprocess(image: np.ndarray, resample: Image.Resampling = Image.Resampling.BILINEAR) -> np.ndarray:
+    """The model's input made by PIL itself, the reference for pyjoy's preprocess (and the
+    plugin's): shorter side to 256 with Image.resize's BILINEAR (antialiased; no
+    reducing_gap shortcut), centre crop 224, (x - 127) / 128. Each channel is resized as a
+    float image ("F"), so PIL's filter is compared without its rounding to uint8."""
+    height, width = image.shape[:2]
+    size = (256 * width // height, 256) if height <= width else (256, 256 * height // width)
+    left, top = (size[0] - 224) // 2, (size[1] - 224) // 2
+    planes = [
+        np.asarray(
+            Image.fromarray(image[..., channel].astype(np.float32), mode="F")
+            .resize(size, resample, reducing_gap=None)
+            .crop((left, top, left + 224, top + 224))
+        )
+        for channel in range(3)
+    ]
+    return ((np.stack(planes) - 127.0) / 128.0).astype(np.float32)[None]
 
 
 def test_preprocess_gives_the_models_input() -> None:
@@ -24,7 +45,19 @@ def test_preprocess_gives_the_models_input() -> None:
     assert np.array_equal(channels[0], channels[1]) and np.all(np.diff(channels[0, 0, :100]) > 0)
 
 
-def test_resize_weights_are_pil_bilinear_and_normalised() -> None:
+@pytest.mark.parametrize("image", [
+    skimage.data.chelsea(),  # landscape, shrunk
+    skimage.data.coffee()[:, :350],  # portrait
+    np.random.default_rng(9).integers(0, 256, (120, 97, 3), dtype=np.uint8),  # enlarged
+], ids=["landscape", "portrait", "enlarged-noise"])
+def test_preprocess_is_pils_bilinear_resize(image: np.ndarray) -> None:
+    ours = preprocess(image)
+    assert np.abs(ours - pil_preprocess(image)).max() < 1e-5
+    # The tolerance tells filters apart: PIL's bicubic is far from it.
+    assert np.abs(ours - pil_preprocess(image, Image.Resampling.BICUBIC)).max() > 1e-3
+
+
+def test_resize_weights_are_normalised() -> None:
     weights = resize_weights(451, 384, 80, CROP)
     assert np.allclose(weights.sum(axis=1), 1)
     assert crop_box(300, 451) == (256, 384, 16, 80)

@@ -20,7 +20,8 @@ import skimage.data
 from playwright.sync_api import Browser, Page, Playwright, expect
 
 from conftest import wait_for_service_worker
-from pyjoy.build.model import CATS, COFFEE, preprocess
+from pyjoy.build.model import CATS, COFFEE
+from test_model import pil_preprocess
 from pyjoy.devtools import launch_options
 
 PLUGIN = "./plugins/image-recognition.imjoy.html"
@@ -96,7 +97,7 @@ def test_browser_logits_equal_native_onnxruntime(recognizer: Page, native) -> No
     info = call(recognizer, "info")["ok"]
     assert info["backend"] == "wasm" and info["crossOriginIsolated"] is True
     for photo in (skimage.data.chelsea(), skimage.data.coffee()):
-        tensor = preprocess(photo)
+        tensor = pil_preprocess(photo)  # PIL's resize, the reference
         (expected,) = session.run(None, {"input": tensor})
         logits = recognizer.evaluate(
             f"""async (t) => {{ {NDARRAY}
@@ -106,7 +107,7 @@ def test_browser_logits_equal_native_onnxruntime(recognizer: Page, native) -> No
         )
         assert logits["shape"] == [1, 1000]
         assert np.abs(np.array(logits["values"]) - expected[0]).max() < 1e-3
-        # The browser's preprocessing is the build's, to float32 rounding.
+        # The browser's preprocessing is PIL's, to float32 rounding.
         browser = recognizer.evaluate(
             f"""async (t) => {{ {NDARRAY}
                  const out = await (await pyjoy.getPlugin({json.dumps(NAME)})).preprocess(ndarray(t));
@@ -116,12 +117,26 @@ def test_browser_logits_equal_native_onnxruntime(recognizer: Page, native) -> No
         assert np.abs(np.array(browser) - tensor.ravel()).max() < 1e-4
 
 
-def test_threads_run_where_the_page_is_cross_origin_isolated(recognizer: Page) -> None:
-    info = call(recognizer, "info")["ok"]
+def test_threads_and_simd_are_what_ran(page: Page, base_url: str, dist: Path) -> None:
+    # What the page fetched for the sandbox over the asset port, watched from before the plugin loads.
+    wasm_fetched = []
+    page.on("request", lambda request: wasm_fetched.append(request.url.rsplit("/", 1)[1]) if request.url.endswith(".wasm") and "onnxruntime" in request.url else None)
+    load_recognizer(page, base_url)
+    info = call(page, "info")["ok"]
+    runtime = json.loads((dist / "models.json").read_text())["onnxruntime-web"]
+    simd_build = dist / runtime["base"] / "ort-wasm-simd-threaded.wasm"
+    assert wasm_fetched == [simd_build.name]
+    # The plugin measures the file ORT compiled (by its size) and SIMD in the engine.
+    assert info["wasm"] == {"file": simd_build.name, "bytes": simd_build.stat().st_size}
     assert info["simd"] is True
+    # Threads: the workers ORT started whose module loaded, counted in the plugin's worker.
     if info["cores"] > 1:  # one core: one thread, and info says so
         assert info["threads"] == info["cores"] and info["fallback"] is None, info
     assert info["webgpu"].startswith("absent")  # --disable-gpu: reported, not guessed
+    # The count follows what ORT starts, not the number asked for: 1 thread starts no
+    # worker; 3 start 2 besides the engine's own, whatever the cores.
+    assert call(page, "configure", {"backend": "wasm", "threads": 1})["ok"]["threads"] == 1
+    assert call(page, "configure", {"backend": "wasm", "threads": 3})["ok"]["threads"] == 3
 
 
 def test_photographs_are_recognised_from_ndarray_blob_and_imagedata(recognizer: Page, native) -> None:
