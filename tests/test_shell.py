@@ -46,12 +46,15 @@ def test_a_python_exception_carries_its_type_and_traceback(page: Page, base_url:
 
 
 def test_micropip_loads_from_the_vendored_wheel(page: Page, base_url: str) -> None:
+    # Every request of the page and its workers, watched from before the page loads.
+    requests = []
+    page.context.on("request", lambda r: requests.append(r.url))
     page.goto(base_url)
     assert page.evaluate("pyjoy.runPython('import micropip; micropip.__version__')") == "0.11.1"
-    requests = []
-    page.on("request", lambda r: requests.append(r.url))
     page.evaluate("pyjoy.loadPackage('micropip')")
-    assert not any("cdn" in url for url in requests)
+    wheels = [url for url in requests if url.endswith(".whl")]
+    assert wheels and all(url.startswith(base_url + "pyodide/packages/micropip-0.11.1-") for url in wheels), wheels
+    assert all(url.startswith((base_url, "blob:", "data:")) for url in requests), [u for u in requests if not u.startswith(base_url)]
 
 
 def test_the_shell_is_usable_while_python_loads(page: Page, base_url: str) -> None:
