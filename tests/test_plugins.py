@@ -57,7 +57,8 @@ def test_web_python_plugin_loads_sets_up_and_answers(python_plugin: Page) -> Non
     assert page.evaluate("pyjoy.getPlugin('Echo Python').then(p => p.add(1, {b: 5, _rkwargs: true}))") == 6
     plugins = user_plugins(page)
     assert plugins == [{"name": "Echo Python", "type": "web-python", "version": "0.1.0", "state": "running", "error": None}]
-    # setup() ran, and its api.log reached the host.
+    # setup() ran, and its api.log reached the Messages panel (the host's own page).
+    expect(page.locator("#message-log li", has_text="Echo Python: echo python ready")).to_have_count(1)
     assert page.evaluate("pyjoy.api.echo('pong')") == "pong"
 
 
@@ -65,6 +66,7 @@ def test_web_worker_plugin_runs_javascript_in_a_worker(python_plugin: Page) -> N
     page = python_plugin
     assert load(page, source("echo_worker.imjoy.html")) == {"ok": True}
     assert page.evaluate("pyjoy.getPlugin('Echo Worker').then(p => p.multiply(6, 7))") == 42
+    expect(page.locator("#message-log li", has_text="Echo Worker: echo worker ready")).to_have_count(1)
     # A JS plugin calls a Python plugin through the host.
     assert page.evaluate("pyjoy.getPlugin('Echo Worker').then(p => p.callPython([40, 2]))") == 42
     error = page.evaluate("pyjoy.getPlugin('Echo Worker').then(p => p.fail()).catch(e => [e.name, e.remoteType, e.message])")
@@ -225,7 +227,10 @@ def test_worker_plugins_cannot_reach_the_hosts_storage(python_plugin: Page) -> N
 def test_plugin_settings_persist_across_a_reload(python_plugin: Page) -> None:
     page = python_plugin
     # ImJoy keeps settings as text: numbers come back as strings, objects as JSON.
+    assert page.evaluate("pyjoy.getPlugin('Echo Python').then(p => p.get_config('remembered'))") is None  # nothing set yet
     assert page.evaluate("pyjoy.getPlugin('Echo Python').then(p => p.config_round_trip(123))") == "123"
+    # A later call reads what an earlier one set.
+    assert page.evaluate("pyjoy.getPlugin('Echo Python').then(p => p.get_config('remembered'))") == "123"
     assert page.evaluate("pyjoy.getPlugin('Echo Python').then(p => p.config_round_trip({threshold: 0.5}))") == '{"threshold":0.5}'
     page.reload()
     page.evaluate("pyjoy.ready")
@@ -233,6 +238,7 @@ def test_plugin_settings_persist_across_a_reload(python_plugin: Page) -> None:
     assert page.evaluate("pyjoy.api.echo(1)") == 1
     assert page.evaluate("pyjoy.api.getConfig('x')") is None  # the page's own settings are separate
     assert page.evaluate("pyjoy.getPlugin('Echo Python').then(p => p.get_config('remembered'))") == '{"threshold":0.5}'
+    assert page.evaluate("pyjoy.getPlugin('Echo Python').then(p => p.get_config('never_set'))") is None
 
 
 def test_plugin_dialogs_wait_for_the_person(python_plugin: Page) -> None:

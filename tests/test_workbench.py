@@ -359,7 +359,7 @@ def test_a_full_disk_is_a_clear_message_and_loses_nothing(profile_context, base_
     assert page.evaluate("pyjoy.getPlugin('Hello Worker').then(p => p.greet('still here'))") == "Hello, still here!"
 
 
-def test_an_ops_inputs_become_a_form_that_runs_it(app: Page, repository_url: str) -> None:
+def test_an_ops_ui_lines_become_a_form_that_runs_it(app: Page, repository_url: str) -> None:
     page = app
     page.evaluate(f"pyjoy.installPlugin('{repository_url}threshold_op.imjoy.html')")
     form = page.locator(".op-form", has_text="Count above")
@@ -373,6 +373,55 @@ def test_an_ops_inputs_become_a_form_that_runs_it(app: Page, repository_url: str
     # Stopping the plugin takes its op away.
     item(page, "Threshold Op").get_by_role("button", name="Stop").click()
     expect(page.locator(".op-form")).to_have_count(0)
+
+
+INPUTS_OP = """<config lang="json">
+{"name": "Inputs Op", "type": "web-worker", "version": "0.1.0", "api_version": "0.1.8"}
+</config>
+<script lang="javascript">
+const received = [];
+class InputsOp {
+  async setup() {
+    await api.register({
+      name: "Smooth",
+      inputs: {
+        type: "object",
+        properties: {
+          sigma: {type: "number", title: "Sigma", default: 1.5, minimum: 0},
+          mode: {type: "string", title: "Mode", enum: ["fast", "exact"]},
+          label: {type: "string", title: "Label", default: "cells"},
+          invert: {type: "boolean", title: "Invert", default: false},
+        },
+      },
+      run: async (my) => { received.push(my.config); return "smoothed"; },
+    });
+  }
+  received() { return received; }
+}
+api.export(new InputsOp());
+</script>
+"""
+
+
+def test_an_ops_inputs_schema_becomes_a_form_that_runs_it(app: Page) -> None:
+    page = app
+    page.evaluate("(text) => pyjoy.installPlugin(text)", INPUTS_OP)
+    form = page.locator(".op-form", has_text="Smooth")
+    expect(form).to_be_visible()
+    # The schema's titles label the fields, its defaults and enum fill them.
+    expect(form.get_by_label("Sigma")).to_have_value("1.5")
+    expect(form.get_by_label("Mode")).to_have_value("fast")
+    expect(form.get_by_label("Label")).to_have_value("cells")
+    expect(form.get_by_label("Invert")).not_to_be_checked()
+    form.get_by_label("Sigma").fill("2.5")
+    form.get_by_label("Mode").select_option("exact")
+    form.get_by_label("Label").fill("nuclei")
+    form.get_by_label("Invert").check()
+    form.get_by_role("button", name="Run").click()
+    expect(page.locator(".toast").filter(has_text="Smooth: smoothed")).to_be_visible()
+    # What the op itself received, asked of the plugin.
+    received = page.evaluate("pyjoy.getPlugin('Inputs Op').then(p => p.received())")
+    assert received == [{"sigma": 2.5, "mode": "exact", "label": "nuclei", "invert": True}]
 
 
 def test_links_people_copy_become_the_files_they_name(page: Page, modules_url: str) -> None:
