@@ -119,41 +119,58 @@ def tokens(page: Page, text: str) -> set[str]:
     return {cls for token, cls, _ in page.evaluate(TOKENS) if token == text}
 
 
+# True once some innermost span with this text has one of these classes.
+HAS_TOKEN = """([text, classes]) => [...document.querySelectorAll(".cm-line span")]
+  .some((s) => !s.querySelector("span") && s.textContent === text && classes.some((c) => s.classList.contains(c)))"""
+
+
+def wait_for_token(page: Page, text: str, *classes: str) -> set[str]:
+    """Waits until `text` is drawn with one of `classes`; returns all the classes it has.
+
+    CodeMirror parses in slices between frames, so a token further down may not be
+    highlighted yet when an earlier one is: wait for each one, never read them all once."""
+    try:
+        page.wait_for_function(HAS_TOKEN, arg=[text, list(classes)], timeout=15_000)
+    except Exception as error:
+        raise AssertionError(f"{text!r} never drawn as one of {classes}; drawn as {tokens(page, text)}") from error
+    return tokens(page, text)
+
+
 def test_plugin_files_highlight_each_block_in_its_language(blank: Page) -> None:
     plugins = templates(blank)
     blank.set_viewport_size({"width": 1000, "height": 2000})  # CodeMirror draws the lines in view
     page = open_editor(blank, plugins["web-python"], "My Plugin.imjoy.html", height=1900)
     page.wait_for_function("document.querySelectorAll('.cm-line').length === editor.view.state.doc.lines")
-    page.wait_for_function("[...document.querySelectorAll('.tok-keyword')].some((s) => s.textContent === 'def')")
     # Python inside <script lang="python">: keywords, a class name, a string.
     for keyword in ("def", "class", "import", "from", "async", "await"):
-        assert "tok-keyword" in tokens(page, keyword), keyword
-    assert any("tok-className" in c for c in tokens(page, "Plugin")) or any("tok-variableName" in c for c in tokens(page, "Plugin"))
+        wait_for_token(page, keyword, "tok-keyword")
+    wait_for_token(page, "Plugin", "tok-className", "tok-variableName")
     # The HTML tags are tags, in another class.
-    assert tokens(page, "script") == {"tok-typeName"} and tokens(page, "config") == {"tok-typeName"}
+    assert wait_for_token(page, "script", "tok-typeName") == {"tok-typeName"}
+    assert wait_for_token(page, "config", "tok-typeName") == {"tok-typeName"}
     # <config lang="json"> is JSON: its keys are property names, its values strings.
-    assert "tok-propertyName" in tokens(page, '"name"') and "tok-string" in tokens(page, '"web-python"')
-    # <docs> is plain text: nothing in it is highlighted.
+    wait_for_token(page, '"name"', "tok-propertyName")
+    wait_for_token(page, '"web-python"', "tok-string")
+    # <docs> is plain text: nothing in it is highlighted (read once the blocks around it are).
     docs = [cls for token, cls, line in page.evaluate(TOKENS) if line.startswith(("# Untitled", "Runs Python", "config (for"))]
     assert docs == []
 
     # <script lang="javascript"> is JavaScript; the <window> is HTML, the <style> CSS.
     page.evaluate("editor.setText(TEMPLATES.window, { filename: 'W.imjoy.html' })")
-    page.wait_for_function("[...document.querySelectorAll('.tok-keyword')].some((s) => s.textContent === 'const')")
     for keyword in ("function", "class", "const", "async", "await", "for"):
-        assert "tok-keyword" in tokens(page, keyword), keyword
-    assert tokens(page, "canvas") & {"tok-typeName"}
-    assert any("tok-propertyName" in c for c in tokens(page, "margin"))
+        wait_for_token(page, keyword, "tok-keyword")
+    wait_for_token(page, "canvas", "tok-typeName")
+    wait_for_token(page, "margin", "tok-propertyName")
 
     # YAML configs, and plain .py and .js files.
     page.evaluate("""editor.setText('<config lang="yaml">\\nname: Y\\ntype: web-worker\\n</config>\\n'
       + '<script lang="javascript">\\nlet y = 1;\\n</script>\\n', { filename: 'Y.imjoy.html' })""")
-    page.wait_for_function("[...document.querySelectorAll('.tok-keyword')].some((s) => s.textContent === 'let')")
-    assert tokens(page, "type") & {"tok-atom", "tok-propertyName", "tok-meta"}, page.evaluate(TOKENS)
+    wait_for_token(page, "let", "tok-keyword")
+    wait_for_token(page, "type", "tok-atom", "tok-propertyName", "tok-meta")
     page.evaluate("editor.setText('import os\\nx = \"s\"', { filename: 'x.py' })")
-    page.wait_for_function("[...document.querySelectorAll('.tok-keyword')].some((s) => s.textContent === 'import')")
+    wait_for_token(page, "import", "tok-keyword")
     page.evaluate("editor.setText('const x = 1;', { filename: 'x.js' })")
-    page.wait_for_function("[...document.querySelectorAll('.tok-keyword')].some((s) => s.textContent === 'const')")
+    wait_for_token(page, "const", "tok-keyword")
 
 
 ERROR_STATE = """() => ({
