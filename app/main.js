@@ -2,9 +2,9 @@
 // service worker, and exposes window.pyjoy, the embedding API for other pages and tests.
 import { mountConsole } from "./console.js";
 import { PythonRuntime } from "./runtime.js";
-import { createStatus } from "./status.js";
+import { createOfflineStatus, createStatus } from "./status.js";
 import { mountViews } from "./ui/views.js";
-import { watchForUpdates } from "./updates.js";
+import { offlineReadiness, watchForUpdates } from "./updates.js";
 
 const build = JSON.parse(document.getElementById("pyjoy-build").textContent);
 const runtime = new PythonRuntime(build);
@@ -129,6 +129,12 @@ window.pyjoy = {
   /** The API the host gives plugins, callable from the page: each call returns a promise. */
   api,
 };
+
+// Offline readiness: the service worker's caching as progress in the status bar, then
+// "Ready offline"; pyjoy.offlineReady resolves then (at once where the cache is complete).
+const offlineStatus = createOfflineStatus(document);
+window.pyjoy.offlineReady = offlineReadiness({ onProgress: (progress) => offlineStatus.progress(progress) });
+window.pyjoy.offlineReady.then(() => offlineStatus.ready(), () => offlineStatus.failed());
 
 runtime.subscribe((message) => {
   if (message.type === "progress" && message.phase === "download") {

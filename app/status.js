@@ -72,3 +72,28 @@ export function createStatus(document) {
   };
   return status;
 }
+
+/**
+ * The status bar's offline part: how much of the build is saved for offline use, then
+ * "Ready offline" (or that it is not). Its own element, so Python's status line and the
+ * messages never overwrite it.
+ */
+export function createOfflineStatus(document) {
+  const element = document.getElementById("offline-status");
+  const megabytes = (bytes) => Math.round(bytes / 1e6);
+  const show = (text, state) => {
+    element.textContent = text;
+    element.dataset.state = state;
+    element.hidden = false;
+  };
+  return {
+    /** Bytes of the build (or of an update) stored so far; "Ready offline" comes from ready(). */
+    progress({ done, total, update, complete }) {
+      if (update && complete) return show("Ready offline; the update is saved too", "ready");
+      const what = update ? "Saving the update for offline use" : "Saving for offline use";
+      show(`${what}: ${megabytes(done)} of ${megabytes(total)} MB`, "saving");
+    },
+    ready: () => show("Ready offline", "ready"),
+    failed: () => show("Not available offline", "failed"),
+  };
+}

@@ -1,6 +1,9 @@
 // PyJoy's service worker. It keeps one build's files in a cache named after the build,
 // so a page never gets files of two builds, and keeps each Pyodide package once loaded.
 // The build replaces the BUILD value below with this build's id and precache list.
+// While it caches the build it tells the pages how far it got, in bytes
+// ({type: "pyjoy:caching", build, done, total}), as each file is stored; a page may ask
+// ({type: "pyjoy:caching?"}) and is answered the same way.
 
 const BUILD = /* pyjoy:build */ null;
 
@@ -13,20 +16,43 @@ const { CacheFirst } = workbox.strategies;
 const BUILD_CACHE_PREFIX = "pyjoy-build-";
 const PACKAGES_CACHE = "pyjoy-packages";
 
+// Each file's size from the build's manifest, by URL (Workbox's cache keys add a query).
+const sizes = new Map(BUILD.precache.map(({ url, size }) => [new URL(url, self.location.href).href, size]));
+const caching = { type: "pyjoy:caching", build: BUILD.id, done: 0, total: [...sizes.values()].reduce((a, b) => a + b, 0), complete: false };
+let installing = false; // a precached file fetched again later (a lost entry) is not progress
+
 let lastFailedURL = null;
 const precache = new PrecacheController({
   cacheName: BUILD_CACHE_PREFIX + BUILD.id,
-  plugins: [{ fetchDidFail: async ({ request }) => void (lastFailedURL = request.url) }],
+  plugins: [
+    { fetchDidFail: async ({ request }) => void (lastFailedURL = request.url) },
+    {
+      // Called once a file is in the cache: real progress, not a timer.
+      cacheDidUpdate: async ({ request }) => {
+        if (!installing) return;
+        const url = new URL(request.url);
+        url.search = "";
+        caching.done += sizes.get(url.href) ?? 0;
+        await tellPages(caching);
+      },
+    },
+  ],
 });
-precache.addToCacheList(BUILD.precache);
+precache.addToCacheList(BUILD.precache.map(({ size, ...entry }) => entry));
 
 async function tellPages(message) {
   for (const page of await self.clients.matchAll({ includeUncontrolled: true })) page.postMessage(message);
 }
 
 self.addEventListener("install", (event) => {
+  installing = true;
   event.waitUntil(
-    precache.install(event).catch(async (error) => {
+    precache.install(event).then(async () => {
+      installing = false;
+      caching.complete = true;
+      await tellPages(caching);
+    }, async (error) => {
+      installing = false;
       await caches.delete(precache.strategy.cacheName); // what it holds is never used
       const file = lastFailedURL ? new URL(lastFailedURL).pathname : "a file";
       // A fetch that fails its integrity check rejects like a network error.
@@ -54,6 +80,8 @@ self.addEventListener("activate", (event) => {
 
 self.addEventListener("message", (event) => {
   if (event.data?.type === "skip-waiting") self.skipWaiting();
+  // A page that opened while the build was being cached asks how far it got.
+  if (event.data?.type === "pyjoy:caching?") event.source?.postMessage(caching);
 });
 
 // The shell's own URLs; query strings (?plugin=, ?w=) address the same page.

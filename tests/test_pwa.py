@@ -3,7 +3,9 @@ missing packages reported, never fatal."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -45,6 +47,58 @@ def test_offline_reload_starts_the_shell_and_python_from_the_cache(profile_conte
     assert page.evaluate("pyjoy.runPython('1 + 1')") == 2
 
 
+# Every text the status bar's offline part shows, in order, from before the page's own
+# scripts run (an init script): what a person would have seen.
+OFFLINE_TEXTS = """
+window.offlineTexts = [];
+new MutationObserver(() => {
+  const text = document.getElementById("offline-status")?.textContent;
+  if (text && text !== window.offlineTexts.at(-1)) window.offlineTexts.push(text);
+}).observe(document, { subtree: true, childList: true, characterData: true });
+"""
+SAVING = re.compile(r"^Saving (for|the update for) offline use: (\d+) of (\d+) MB$")
+
+
+def saving_steps(texts: list[str], what: str) -> list[tuple[int, int]]:
+    return [(int(m[2]), int(m[3])) for m in map(SAVING.match, texts) if m and m[1] == what]
+
+
+def precached_megabytes(site: Path) -> int:
+    files = json.loads((site / "precache-manifest.json").read_text())["files"]
+    return round(sum(entry["size"] for entry in files if entry["precache"]) / 1e6)
+
+
+def test_offline_ready_shows_the_caching_and_then_everything_loads_offline(profile_context: BrowserContext, base_url: str, dist: Path) -> None:
+    page = profile_context.new_page()
+    page.add_init_script(OFFLINE_TEXTS)
+    page.goto(base_url)
+    assert page.evaluate("navigator.serviceWorker.controller") is None  # a first visit: nothing cached
+    page.evaluate("pyjoy.offlineReady")
+    profile_context.set_offline(True)  # the moment it says so
+
+    # The status bar counted the bytes as the files were stored, then said so.
+    texts = page.evaluate("offlineTexts")
+    steps = saving_steps(texts, "for")
+    total = precached_megabytes(dist)
+    assert texts[-1] == "Ready offline" and len(steps) == len(texts) - 1, texts
+    assert len(steps) > 2 and steps[0][0] < total and steps[-1] == (total, total), steps
+    assert all(step[1] == total for step in steps) and [d for d, _ in steps] == sorted(d for d, _ in steps)
+
+    page.reload()
+    expect(page.locator("h1")).to_have_text("PyJoy")
+    assert page.evaluate("pyjoy.runPython('1 + 1')") == 2
+    # Already cached: offlineReady resolves at once, and the status bar says so.
+    assert page.evaluate("Promise.race([pyjoy.offlineReady.then(() => 'ready'), new Promise((r) => setTimeout(() => r('waiting'), 200))])") == "ready"
+    expect(page.locator("#offline-status")).to_have_text("Ready offline")
+    # A plugin (a Python sandbox: Pyodide over the asset port) and the model file.
+    plugin = (Path(__file__).parent / "plugins/live/echo_python.imjoy.html").read_text()
+    assert page.evaluate("(text) => pyjoy.loadPlugin(text).then((p) => p.add(1, 2))", plugin) == 3
+    model = json.loads((dist / "models.json").read_text())["models"]["efficientnet-lite0"]["url"]
+    digest = page.evaluate(f"""fetch({json.dumps(model)}).then((r) => r.arrayBuffer()).then((b) => crypto.subtle.digest("SHA-256", b))
+      .then((d) => [...new Uint8Array(d)].map((x) => x.toString(16).padStart(2, "0")).join(""))""")
+    assert digest == hashlib.sha256((dist / model).read_bytes()).hexdigest()
+
+
 def served_copy(dist: Path, target: Path) -> Path:
     shutil.copytree(dist, target)
     return target
@@ -56,10 +110,12 @@ def test_update_is_offered_and_then_every_asset_comes_from_the_new_build(profile
     old_build = build_config(site)["build"]
     with served(site) as url:
         page = profile_context.new_page()
+        page.add_init_script(OFFLINE_TEXTS)
         page.goto(url)
         page.evaluate("pyjoy.ready")
         wait_for_service_worker(page)
         expect(page.locator("#update-banner")).to_be_hidden()
+        expect(page.locator("#offline-status")).to_have_text("Ready offline")
 
         result = run_build("--out", str(site), "--package-index", "http://127.0.0.1:9/new/")
         assert result.returncode == 0, result.stderr
@@ -70,6 +126,10 @@ def test_update_is_offered_and_then_every_asset_comes_from_the_new_build(profile
         page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
         expect(page.locator("#update-banner")).to_be_visible(timeout=60_000)
         assert page.evaluate("pyjoy.build") == old_build  # nothing changes until asked
+        # The update's caching was shown as it went, then that it is saved.
+        expect(page.locator("#offline-status")).to_have_text("Ready offline; the update is saved too")
+        steps = saving_steps(page.evaluate("offlineTexts"), "the update for")
+        assert len(steps) > 2 and steps[0][0] < steps[-1][0] == steps[-1][1] == precached_megabytes(site), steps
         with page.expect_navigation():
             page.click("#update-button")
         page.evaluate("pyjoy.ready")
@@ -104,6 +164,9 @@ def test_a_damaged_download_is_reported_and_python_still_starts(profile_context:
             f"could not be saved for offline use: /{snapshot.relative_to(site).as_posix()} could not be downloaded intact"
         )
         assert page.evaluate("caches.keys()") == []
+        # pyjoy.offlineReady rejects with the same words, and the status bar says it is not offline.
+        assert "could not be downloaded intact" in page.evaluate("pyjoy.offlineReady.then(() => 'ready', (e) => e.message)")
+        expect(page.locator("#offline-status")).to_have_text("Not available offline")
 
 
 def test_a_package_that_cannot_be_fetched_is_an_error_naming_it(page, tmp_path: Path) -> None:

@@ -183,6 +183,7 @@ def write_service_worker(site: Path, sources: Sources, build: str, entries: list
             # HTTP cache answer, so an update fetches only what changed.
             "revision": None if entry["url"].startswith(("assets/", "pyodide/", "vendor/")) else entry["sha256"][:16],
             "integrity": sri(entry["sha256"]),
+            "size": entry["size"],  # for the progress the page shows while the build is cached
         }
         for entry in entries
         if entry["precache"]
