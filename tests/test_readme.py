@@ -14,6 +14,7 @@ entry's line are taken as in that entry's folder (a folder's own line: in that f
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -101,3 +102,20 @@ def test_the_tree_reader_sees_folders_continuations_and_strays() -> None:
     assert names == [("app/", "main.js"), ("app/ui/", "dialog.js"), ("app/ui/", "windows.js"),
                      ("app/ui/", "files.js"), ("app/", "status.js"), ("", "build.py")]
     assert entries == ["app/", "app/ui/", "app/status.js", "app/ui/", "build.py"]
+
+
+def test_each_benchmark_table_names_its_committed_results_file() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("\n## Benchmarks\n"):]
+    section = section[:section.find("\n## ", 1)] if "\n## " in section[1:] else section
+    # Every table comes after the paragraph that names its results file (and that file's load).
+    paragraphs = section.split("\n\n")
+    for at, paragraph in enumerate(paragraphs):
+        if not paragraph.startswith("|"):
+            continue
+        named = re.findall(r"`(bench/results/[\w-]+\.json)`", paragraphs[at - 1])
+        assert len(named) == 1, f"the Benchmarks table starting {paragraph[:60]!r} names no results file just before it"
+        path = ROOT / named[0]
+        assert path.is_file() and named[0] in repository_files(), f"{named[0]} is not in the repository"
+        load = json.loads(path.read_text())["machine"]["loadavg_1min_before"]
+        assert f"load average {load:.1f}" in paragraphs[at - 1], f"{named[0]} was measured at load average {load:.1f}; the README says otherwise"
