@@ -2,6 +2,12 @@
 // The new build's worker activates only when the person says so: a page never runs
 // with assets from two builds. Also says when the app works offline (offlineReadiness).
 
+// Rejected when watchForUpdates cannot register the service worker: the app then never
+// works offline, and offlineReadiness says so. (The failure itself is reported by main.js.)
+let registrationFailed;
+const registrationFailure = new Promise((_resolve, reject) => (registrationFailed = reject));
+registrationFailure.catch(() => {});
+
 export async function watchForUpdates({ onUpdateReady, onUpdateFailed }) {
   if (!("serviceWorker" in navigator)) return null;
   let updateAccepted = false;
@@ -13,7 +19,13 @@ export async function watchForUpdates({ onUpdateReady, onUpdateFailed }) {
     if (data?.type === "pyjoy:install-failed") onUpdateFailed(data.message);
   });
 
-  const registration = await navigator.serviceWorker.register("sw.js", { updateViaCache: "none" });
+  let registration;
+  try {
+    registration = await navigator.serviceWorker.register("sw.js", { updateViaCache: "none" });
+  } catch (error) {
+    registrationFailed(error);
+    throw error;
+  }
   const offer = (worker) =>
     onUpdateReady(() => {
       updateAccepted = true;
@@ -55,6 +67,7 @@ export function offlineReadiness({ onProgress }) {
       if (data?.type === "pyjoy:install-failed" && !container.controller) reject(new Error(data.message));
     });
     if (controlled) return resolve();
+    registrationFailure.catch((error) => reject(new Error(`the service worker could not be registered: ${error.message}`)));
     // The registration happens later (main.js waits for Python): ready resolves then, or
     // at once where an earlier visit left an active worker (a reload that bypassed it).
     container.ready.then(({ active }) => {

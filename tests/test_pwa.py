@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -97,6 +98,18 @@ def test_offline_ready_shows_the_caching_and_then_everything_loads_offline(profi
     digest = page.evaluate(f"""fetch({json.dumps(model)}).then((r) => r.arrayBuffer()).then((b) => crypto.subtle.digest("SHA-256", b))
       .then((d) => [...new Uint8Array(d)].map((x) => x.toString(16).padStart(2, "0")).join(""))""")
     assert digest == hashlib.sha256((dist / model).read_bytes()).hexdigest()
+
+
+def test_offline_ready_rejects_when_there_is_no_service_worker_to_register(page, dist: Path, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    shutil.copytree(dist, site, copy_function=os.link)  # hard links: the same files, at once
+    (site / "sw.js").unlink()
+    with served(site) as url:
+        page.goto(url)
+        message = page.evaluate("pyjoy.offlineReady.then(() => 'ready', (e) => e.message)")
+        assert message.startswith("the service worker could not be registered"), message
+        expect(page.locator("#offline-status")).to_have_text("Not available offline")
+        expect(page.locator(".toast-error")).to_contain_text("Offline use is unavailable")
 
 
 def served_copy(dist: Path, target: Path) -> Path:
