@@ -1,5 +1,6 @@
 // The status bar (one line and a progress bar), the toasts above it, and the message log
 // that keeps every toast and plugin message (toasts go; the log stays for this visit).
+// createOfflineStatus: the status bar's own part that says what is saved for offline use.
 
 export function createStatus(document) {
   const line = document.getElementById("status-line");

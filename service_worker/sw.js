@@ -1,9 +1,9 @@
 // PyJoy's service worker. It keeps one build's files in a cache named after the build,
 // so a page never gets files of two builds, and keeps each Pyodide package once loaded.
 // The build replaces the BUILD value below with this build's id and precache list.
-// While it caches the build it tells the pages how far it got, in bytes
-// ({type: "pyjoy:caching", build, done, total}), as each file is stored; a page may ask
-// ({type: "pyjoy:caching?"}) and is answered the same way.
+// While it caches the build it tells the pages how far it got, in bytes of the build's
+// manifest, as each file is stored ({type: "pyjoy:caching", build, done, total, complete});
+// a page may ask ({type: "pyjoy:caching?"}) and is answered the same way.
 
 const BUILD = /* pyjoy:build */ null;
 
