@@ -52,8 +52,8 @@ def test_micropip_loads_from_the_vendored_wheel(page: Page, base_url: str) -> No
     page.goto(base_url)
     assert page.evaluate("pyjoy.runPython('import micropip; micropip.__version__')") == "0.11.1"
     page.evaluate("pyjoy.loadPackage('micropip')")
-    wheels = [url for url in requests if url.endswith(".whl")]
-    assert wheels and all(url.startswith(base_url + "pyodide/packages/micropip-0.11.1-") for url in wheels), wheels
+    assert base_url + "pyodide/packages/micropip-0.11.1-py3-none-any.whl" in requests
+    # Nothing went anywhere but PyJoy's own server (the package index is a CDN by default).
     assert all(url.startswith((base_url, "blob:", "data:")) for url in requests), [u for u in requests if not u.startswith(base_url)]
 
 
