@@ -1,10 +1,11 @@
-"""The README's Architecture tree against the files (no browser, no build).
+"""The README against the repository (no browser, no build): the Architecture tree names every
+source file, and each Benchmarks table names its committed results file.
 
 The rule: every source file (.py, .mjs, .js, .html, .css, .md) under app/, pyjoy/,
 service_worker/, bench/, py_plugins/ and docs/, and every .py at the top, is named in the
-tree, on a line under its folder; every file name in the tree exists (under its folder, or
-anywhere in the repository for a file a description mentions, such as package-lock.json);
-and no folder or file has two entries.
+tree, on a line under its folder (or by its full path); every file name in the tree exists
+(under its folder, or anywhere in the repository for a file a description mentions, such
+as package-lock.json); and no folder or file has two entries.
 
 How a line is read: an entry starts within the first columns (two spaces a level); a
 first word ending in "/" opens a folder for the lines indented below it; a line indented
@@ -72,10 +73,11 @@ def test_the_architecture_tree_names_every_source_file_and_only_files_that_exist
     files = repository_files()
     names, entries = read_tree(architecture_tree((ROOT / "README.md").read_text()))
 
-    named = {folder + name for folder, name in names if folder + name in files}
+    # A name is read in its entry's folder; a full path (pyjoy/rpc/PROTOCOL.md) stands for itself.
+    named = {path for folder, name in names for path in (folder + name, name) if path in files}
     missing = sorted(path for path in files if should_be_named(path) and path not in named)
     anywhere = {suffix for path in files for suffix in [path, path.rsplit("/", 1)[-1]]}
-    extra = sorted({folder + name for folder, name in names if folder + name not in files and name not in anywhere})
+    extra = sorted({folder + name for folder, name in names if folder + name not in named and name not in anywhere})
     twice = sorted({entry for entry in entries if entries.count(entry) > 1})
 
     problems = []
