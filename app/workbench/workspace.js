@@ -1,11 +1,15 @@
 // The workspaces a person has on this device, and the one open now. A workspace holds its
 // installed plugins (each file's text, so it runs offline), their settings
 // (api.getConfig/setConfig) and its window layout, saved with every change (store.js).
+// Each installed plugin gets an id at install; its settings and window are kept under that
+// id, never under the name its file chooses. Settings' keys come from plugins: they are
+// read and written as own properties only, so "__proto__" is just a key.
 //
 //   const workspaces = await Workspaces.open(store, { initial: "default" });
 //   const ws = workspaces.current;
-//   await ws.install({ text, url, meta });  ws.plugins;  await ws.uninstall(name);
-//   ws.getConfig(plugin, key);  await ws.setConfig(plugin, key, value);
+//   const entry = await ws.install({ text, url, meta });  ws.plugins;  ws.plugin(entry.id);
+//   ws.pluginNamed(name);  await ws.uninstall(entry.id);
+//   ws.getConfig(id, key);  await ws.setConfig(id, [[key, value]]);
 //   await workspaces.switchTo("other");  await workspaces.rename(old, new);
 //   const undo = await workspaces.remove(name); await undo();
 //   workspaces.exportFile(name) -> Blob;  await workspaces.importFile(file)
@@ -26,6 +30,38 @@ export function checkName(name) {
   return clean;
 }
 
+/** A new id for an installed plugin. */
+export function newPluginId() {
+  return `plugin-${crypto.randomUUID()}`;
+}
+
+function own(object, key) {
+  return object !== null && typeof object === "object" && Object.hasOwn(object, key) ? object[key] : undefined;
+}
+
+function setOwn(object, key, value) {
+  Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+// Records from before plugins had ids (settings and windows by name) get them, and any
+// record gets the fields it lacks.
+function upgrade(record) {
+  record.plugins ??= [];
+  record.windows ??= [];
+  if (typeof record.settings !== "object" || record.settings === null) record.settings = {};
+  for (const plugin of record.plugins) {
+    if (typeof plugin.id === "string" && plugin.id) continue;
+    plugin.id = newPluginId();
+    const settings = own(record.settings, plugin.name);
+    if (settings !== undefined) {
+      delete record.settings[plugin.name];
+      setOwn(record.settings, plugin.id, settings);
+    }
+    for (const window of record.windows) if (window.key === plugin.name) window.key = plugin.id;
+  }
+  return record;
+}
+
 function emptyRecord(name) {
   const now = Date.now();
   return { name, created: now, updated: now, plugins: [], settings: {}, windows: [] };
@@ -36,7 +72,7 @@ export class Workspace {
   #onChange;
 
   constructor(record, store, onChange) {
-    this.record = record;
+    this.record = upgrade(record);
     this.#store = store;
     this.#onChange = onChange;
   }
@@ -45,51 +81,64 @@ export class Workspace {
     return this.record.name;
   }
 
-  /** Installed plugins: [{name, type, version, description, tags, icon, text, url, installed}]. */
+  /** Installed plugins: [{id, name, type, version, description, tags, icon, permissions, text, url, installed}]. */
   get plugins() {
     return this.record.plugins;
   }
 
-  plugin(name) {
+  /** The installed plugin with this id, or null. */
+  plugin(id) {
+    return this.record.plugins.find((plugin) => plugin.id === id) ?? null;
+  }
+
+  /** The installed plugin named `name`, or null (a name is one installed plugin's). */
+  pluginNamed(name) {
     return this.record.plugins.find((plugin) => plugin.name === name) ?? null;
   }
 
   /**
-   * Installs (or updates, by name) a plugin whose file is `text`, with what the list
-   * shows (`meta`: name, type, version, description, tags, icon, from its config).
+   * Installs a plugin whose file is `text`, with what the list shows (`meta`: name, type,
+   * version, description, tags, icon, permissions, from its config). With `id`, it replaces
+   * that installed plugin (an update: its settings and window stay); any other of the same
+   * name goes. Resolves to the entry.
    */
-  async install({ text, url = null, meta }) {
-    const entry = { ...meta, text, url, installed: Date.now() };
+  async install({ id = null, text, url = null, meta }) {
+    const entry = { ...meta, id: id ?? newPluginId(), text, url, installed: Date.now() };
     await this.#change(`plugin "${meta.name}"`, (record) => {
-      const index = record.plugins.findIndex((plugin) => plugin.name === meta.name);
+      const index = record.plugins.findIndex((plugin) => plugin.id === entry.id);
       if (index >= 0) record.plugins[index] = entry;
       else record.plugins.push(entry);
+      // A name is one installed plugin's: another of this name goes.
+      record.plugins = record.plugins.filter((plugin) => plugin.id === entry.id || plugin.name !== meta.name);
     });
     return entry;
   }
 
-  async uninstall(name) {
+  async uninstall(id) {
+    const name = this.plugin(id)?.name ?? id;
     await this.#change(`the removal of plugin "${name}"`, (record) => {
-      record.plugins = record.plugins.filter((plugin) => plugin.name !== name);
-      delete record.settings[name];
-      record.windows = record.windows.filter((window) => window.plugin !== name);
+      record.plugins = record.plugins.filter((plugin) => plugin.id !== id);
+      delete record.settings[id];
+      record.windows = record.windows.filter((window) => window.key !== id);
     });
   }
 
   // Settings are text, as in ImJoy (setConfig("n", 1) then getConfig("n") is "1").
-  getConfig(plugin, key) {
-    const settings = this.record.settings[plugin] ?? {};
-    return key === undefined || key === null ? { ...settings } : settings[key] ?? null;
+  getConfig(id, key) {
+    const settings = own(this.record.settings, id) ?? {};
+    if (key === undefined || key === null) return Object.fromEntries(Object.entries(settings));
+    return own(settings, String(key)) ?? null;
   }
 
-  async setConfig(plugin, entries) {
-    await this.#change(`the settings of "${plugin}"`, (record) => {
-      const settings = (record.settings[plugin] ??= {});
-      for (const [key, value] of entries) settings[key] = typeof value === "object" && value !== null ? JSON.stringify(value) : String(value);
+  async setConfig(id, entries) {
+    await this.#change(`the settings of "${this.plugin(id)?.name ?? id}"`, (record) => {
+      if (own(record.settings, id) === undefined) setOwn(record.settings, id, {});
+      const settings = own(record.settings, id);
+      for (const [key, value] of entries) setOwn(settings, String(key), typeof value === "object" && value !== null ? JSON.stringify(value) : String(value));
     });
   }
 
-  /** The window layout: [{plugin, x, y, width, height, maximized}], in stacking order. */
+  /** The window layout: [{key (a plugin's id), x, y, width, height, maximized}], in stacking order. */
   get windows() {
     return this.record.windows;
   }
