@@ -82,7 +82,7 @@ export class PluginHost {
       // A service's id starts with its provider's id: no other plugin can replace it.
       register: (plugin, service) => {
         const id = `${plugin.id}:${service.id ?? service.name ?? `${service.type ?? "service"}-${++serial}`}`;
-        this.#services.set(id, { ...service, id, provider: plugin.name, providerId: plugin.id });
+        this.#services.set(id, { ...service, id, provider: plugin.config.name, providerId: plugin.id });
         return id;
       },
       // By id, by name, or by the registered object's {id} / {name} / {type, name}.
