@@ -259,3 +259,22 @@ def test_windows_a_plugin_made_go_with_it(app: Page) -> None:
     app.get_by_role("button", name="OK").click()
     expect(app.locator("#workspace-select")).to_have_value("Elsewhere")
     expect(windows).to_have_count(0)
+
+
+def test_a_workspace_file_from_before_ids_keeps_its_settings_and_cannot_pollute(app: Page, tmp_path: Path) -> None:
+    """Version 1 files keep settings by plugin name; a hostile one names its plugin "__proto__"."""
+    import json
+
+    reader = '<config lang="json">{"name": "__proto__", "type": "web-worker"}</config>\n<script lang="javascript">api.export({ read: () => api.getConfig("polluted") });</script>'
+    record = {"name": "Old", "created": 0, "updated": 0, "windows": [],
+              "plugins": [{"name": "__proto__", "type": "web-worker", "version": "", "text": reader, "url": None}],
+              "settings": {"__proto__": {"polluted": "yes"}}}
+    file = tmp_path / "old.pyjoy-workspace.json"
+    file.write_text(json.dumps({"format": "pyjoy-workspace", "version": 1, "workspace": record}))
+    app.click("#workspace-menu-button")
+    with app.expect_file_chooser() as chooser:
+        app.click('#workspace-menu [data-action="import"]')
+    chooser.value.set_files(str(file))
+    expect(app.locator("#workspace-select")).to_have_value("Old")
+    assert app.evaluate("pyjoy.getPlugin('__proto__').then((p) => p.read())") == "yes"
+    assert app.evaluate(PROTOTYPES) == [None] * 6

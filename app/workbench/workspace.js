@@ -19,7 +19,7 @@
 
 export const DEFAULT_WORKSPACE = "default";
 const EXPORT_FORMAT = "pyjoy-workspace";
-const EXPORT_VERSION = 1;
+const EXPORT_VERSION = 2; // 2: plugins have ids, and settings and windows are kept by id (1: by name; still read)
 
 /** A workspace name people can read, type in a URL, and that stays one line. */
 export function checkName(name) {
