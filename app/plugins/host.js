@@ -26,10 +26,8 @@ import { parsePlugin } from "./format.js";
 import { hostApiFor } from "./host-api.js";
 import { Sandbox } from "./sandbox.js";
 
-export { PluginError };
-
 const SANDBOX_KIND = { "web-python": "web-python", "web-worker": "web-worker", window: "window", iframe: "window" };
-export const PAGE = "page"; // the owner of what the page's own code (pyjoy.*) loads
+const PAGE = "page"; // the owner of what the page's own code (pyjoy.*) loads
 
 function looksLikeURL(text) {
   return !/[\n<]/.test(text) && /^(https?:\/\/|\.{0,2}\/|[\w.-]+\.(py|js|html)$)/i.test(text.trim());
@@ -79,7 +77,8 @@ export class PluginHost {
     };
     let serial = 0;
     this.services = {
-      // A service's id starts with its provider's id: no other plugin can replace it.
+      // A service's id starts with its provider's id, so no other plugin can replace it;
+      // `provider` is the name of the plugin whose code registered it (a window's plugin).
       register: (plugin, service) => {
         const id = `${plugin.id}:${service.id ?? service.name ?? `${service.type ?? "service"}-${++serial}`}`;
         this.#services.set(id, { ...service, id, provider: plugin.config.name, providerId: plugin.id });
