@@ -81,6 +81,7 @@ async function openSharedPlugin(workbench, dialogs, url) {
 
 // The page itself, as a caller of the plugin API (pyjoy.api): the person's own code, so
 // it is not asked what plugins are asked (host-api.js).
+// Its id "page" is the host's owner for what the page loads (plugins/host.js).
 const page = { id: "page", name: "PyJoy", type: "page", config: { name: "PyJoy", version: build.version }, source: { attachments: {} } };
 let pageApi = null;
 const api = new Proxy({}, {
@@ -132,9 +133,10 @@ window.pyjoy = {
     const workbench = await workbenchReady;
     const host = await pluginHost();
     const entry = workbench.workspace.pluginNamed(name);
-    const reloaded = entry ? workbench.start(entry.id) : host.idOf(name) ? host.reload(host.idOf(name)) : Promise.reject(
-      new PluginError(`no plugin named ${name} is installed or loaded`, { code: CODES.notFound }));
-    return (await reloaded.catch(rethrow)).api;
+    const loaded = host.idOf(name);
+    if (entry) return (await workbench.start(entry.id).catch(rethrow)).api;
+    if (loaded) return (await host.reload(loaded).catch(rethrow)).api;
+    throw new PluginError(`no plugin named ${name} is installed or loaded`, { code: CODES.notFound });
   },
   /** The open workspace's name. */
   workspace: async () => (await workbenchReady).workspace.name,
