@@ -276,5 +276,6 @@ def test_a_workspace_file_from_before_ids_keeps_its_settings_and_cannot_pollute(
         app.click('#workspace-menu [data-action="import"]')
     chooser.value.set_files(str(file))
     expect(app.locator("#workspace-select")).to_have_value("Old")
+    expect(app.locator(".toast", has_text='Workspace "Old" imported')).to_be_visible()
     assert app.evaluate("pyjoy.getPlugin('__proto__').then((p) => p.read())") == "yes"
     assert app.evaluate(PROTOTYPES) == [None] * 6

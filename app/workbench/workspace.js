@@ -43,15 +43,25 @@ function setOwn(object, key, value) {
   Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
-// Records from before plugins had ids (settings and windows by name) get them, and any
-// record gets the fields it lacks.
+const PLUGIN_ID = /^plugin-[0-9a-f-]{36}$/;
+
+// Records from before plugins had ids (settings and windows by name) get them, as does a
+// plugin whose id is not one we give (a hand-made file) or is taken twice; any record gets
+// the fields it lacks. Returns true when it changed the record, which is then stored at
+// once, so that a plugin's id stays the same each time its workspace opens.
 function upgrade(record) {
+  const before = JSON.stringify(record);
   record.plugins ??= [];
   record.windows ??= [];
   if (typeof record.settings !== "object" || record.settings === null) record.settings = {};
+  const seen = new Set();
   for (const plugin of record.plugins) {
-    if (typeof plugin.id === "string" && plugin.id) continue;
+    if (PLUGIN_ID.test(plugin.id) && !seen.has(plugin.id)) {
+      seen.add(plugin.id);
+      continue;
+    }
     plugin.id = newPluginId();
+    seen.add(plugin.id);
     const settings = own(record.settings, plugin.name);
     if (settings !== undefined) {
       delete record.settings[plugin.name];
@@ -59,7 +69,7 @@ function upgrade(record) {
     }
     for (const window of record.windows) if (window.key === plugin.name) window.key = plugin.id;
   }
-  return record;
+  return JSON.stringify(record) !== before;
 }
 
 function emptyRecord(name) {
@@ -72,7 +82,7 @@ export class Workspace {
   #onChange;
 
   constructor(record, store, onChange) {
-    this.record = upgrade(record);
+    this.record = record;
     this.#store = store;
     this.#onChange = onChange;
   }
@@ -200,6 +210,9 @@ export class Workspaces {
     if (!record) {
       record = emptyRecord(name);
       await this.#store.put(record);
+    } else if (upgrade(record)) {
+      // Kept at once so ids stay the same; a full disk must not keep the workspace closed.
+      await this.#store.put(record).catch((error) => console.warn(error.message));
     }
     // Which workspace was open last is a convenience: a full disk must not stop the app.
     await this.#store.setState("current", name).catch((error) => console.warn(error.message));
@@ -261,6 +274,7 @@ export class Workspaces {
     }
     if (data.version > EXPORT_VERSION) throw new Error(`${file.name} is from a newer PyJoy (workspace format ${data.version}; this one reads ${EXPORT_VERSION})`);
     const record = { ...emptyRecord(checkName(data.workspace.name)), ...data.workspace };
+    upgrade(record);
     const taken = new Set(await this.#store.names());
     for (let n = 2; taken.has(record.name); n += 1) record.name = `${data.workspace.name} (${n})`;
     await this.#store.put(record);
