@@ -185,6 +185,7 @@ def test_saving_choosing_and_opening_need_the_persons_click(app: Page, base_url:
     start_hostile(app, "open", target)
     with app.context.expect_page() as opened:
         app.locator("dialog", has_text="Open link").get_by_role("button", name="Open").click()
+    opened.value.wait_for_load_state()
     assert opened.value.url == target
     assert len(popups) == 1
 
