@@ -132,10 +132,9 @@ window.pyjoy = {
   reloadPlugin: async (name) => {
     const workbench = await workbenchReady;
     const host = await pluginHost();
-    const entry = workbench.workspace.pluginNamed(name);
-    const loaded = host.idOf(name);
-    if (entry) return (await workbench.start(entry.id).catch(rethrow)).api;
-    if (loaded) return (await host.reload(loaded).catch(rethrow)).api;
+    const id = host.idOf(name);
+    if (workbench.workspace.plugin(id)) return (await workbench.start(id).catch(rethrow)).api;
+    if (host.plugin(id)) return (await host.reload(id).catch(rethrow)).api;
     throw new PluginError(`no plugin named ${name} is installed or loaded`, { code: CODES.notFound });
   },
   /** The open workspace's name. */

@@ -59,11 +59,12 @@ def assert_unharmed(page: Page, plugins_before: list[dict]) -> None:
 def test_a_plugin_cannot_take_another_plugins_name(app: Page) -> None:
     before = app.evaluate("pyjoy.plugins()")
     assert "Image Recognition" in names(app)  # a built-in, installed, not started
+    assert app.evaluate("pyjoy.terminatePlugin('Victim')") is True  # installed, not running: its name is free?
     for name in ("Victim", "Image Recognition"):
         result = hostile(app, "loadAs", name)
         assert result.get("type") == "PluginError", result
         assert f'cannot load a plugin named "{name}"' in result["error"] and "installed" in result["error"]
-    # The hostile plugin itself reaches the real one by its name, as the page does.
+    # The hostile plugin itself reaches the real one by its name (started for it), as the page does.
     assert hostile(app, "callVictim", "Victim") == {"ok": True, "value": "victim"}
     assert app.evaluate("pyjoy.getPlugin('Victim').then((p) => p.secret())") == "s3cret"
     assert_unharmed(app, before)

@@ -19,7 +19,8 @@
 //
 // The workbench gives it `settings` ({get(id, key?), set(id, [[key, value]])}, the
 // workspace's), `installer` ({install(source, {approve}) -> api, uninstall(name, {approve}),
-// installedId(name) -> id | null}: what plugins' installPlugin/uninstallPlugin do) and
+// installedId(name) -> id | null, start(id) -> api}: what plugins' installPlugin and
+// uninstallPlugin do, and which plugins are installed, started when asked for) and
 // `windowLayout` (id -> where its window was).
 import { CODES, PluginError, asPluginError } from "../errors.js";
 import { parsePlugin } from "./format.js";
@@ -115,10 +116,13 @@ export class PluginHost {
     return this.#plugins.get(id) ?? null;
   }
 
-  /** The id of the loaded plugin named `name`, or null: where names become ids. */
+  /**
+   * The id a name stands for, or null: the loaded plugin's of that name, else the installed
+   * one's. This is where names become ids.
+   */
   idOf(name) {
     for (const plugin of this.#plugins.values()) if (plugin.name === name) return plugin.id;
-    return null;
+    return this.installer?.installedId?.(name) ?? null;
   }
 
   /** [{id, name, type, version, state, error}] of every plugin this page has loaded. */
@@ -256,18 +260,21 @@ export class PluginHost {
     else setTimeout(boot, 500);
   }
 
-  /** The API of a loaded plugin, by name (one still starting, once started). */
+  /**
+   * A plugin's API, by name: a loaded one's (one still starting, once started), or an
+   * installed one's, started now if it is not running.
+   */
   async getPlugin(name) {
-    const plugin = this.#plugins.get(this.idOf(name));
+    const id = this.idOf(name);
+    const plugin = this.#plugins.get(id);
+    if (plugin?.state === "loading") await plugin.started?.catch(() => {});
+    if (plugin?.state === "running") return plugin.api;
+    if (id && this.installer?.installedId?.(name) === id) return this.installer.start(id);
     if (!plugin) {
       const loaded = [...this.#plugins.values()].map((known) => known.name);
-      throw new PluginError(`no plugin named ${name} is loaded; loaded: ${loaded.join(", ") || "none"}`, { code: CODES.notFound });
+      throw new PluginError(`no plugin named ${name} is installed or loaded; loaded: ${loaded.join(", ") || "none"}`, { code: CODES.notFound });
     }
-    if (plugin.state === "loading") await plugin.started?.catch(() => {});
-    if (plugin.state !== "running") {
-      throw new PluginError(`plugin ${name} is ${plugin.state}${plugin.error ? `: ${plugin.error.message}` : ""}`, { code: CODES.crashed });
-    }
-    return plugin.api;
+    throw new PluginError(`plugin ${name} is ${plugin.state}${plugin.error ? `: ${plugin.error.message}` : ""}`, { code: CODES.crashed });
   }
 
   /** Ends a plugin, even one stuck in an endless loop, with the windows it made; it can be loaded again. */
@@ -314,7 +321,7 @@ export class PluginHost {
    * window closes when its maker ends.
    */
   async createWindow(caller, config = {}) {
-    const template = this.#plugins.get(this.idOf(config.type));
+    const template = this.#plugins.get(this.idOf(config.type)); // loaded: createWindow starts none
     if (!template || !["window", "iframe"].includes(template.type)) {
       throw new PluginError(`createWindow: ${config.type ? `no window plugin named ${config.type}` : "config.type must name a window plugin"}`, { code: CODES.notFound });
     }

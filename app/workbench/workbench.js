@@ -8,8 +8,8 @@
 //   await workbench.run(entry.id); await workbench.stop(entry.id); await workbench.remove(entry.id);
 //   workbench.list();                       // [{id, name, type, version, state, ...}]
 //
-// Installed plugins are known by their id (given at install, workspace.js); names are
-// turned into ids here (getPlugin, the installer's uninstall) and in the host (idOf).
+// Installed plugins are known by their id (given at install, workspace.js); the host's
+// idOf(name) turns names into ids, asking the installer below which names are installed.
 import { CODES, PluginError, asPluginError } from "../errors.js";
 import { describe, fetchManifest, fetchPluginText } from "./install.js";
 import { memoryStore, openStore } from "./store.js";
@@ -111,6 +111,7 @@ export class Workbench {
         await this.remove(entry.id);
       },
       installedId: (name) => this.workspace.pluginNamed(name)?.id ?? null,
+      start: (id) => this.#apiOf(id),
     };
   }
 
@@ -188,13 +189,12 @@ export class Workbench {
     return plugin;
   }
 
-  /** A plugin's API by name: an installed one's (started if needed), else a loaded one's. */
+  /** A plugin's API by name: a loaded one's, or an installed one's (started if needed): the host's getPlugin. */
   async getPlugin(name) {
-    const entry = this.workspace.pluginNamed(name);
-    if (entry) return this.#apiOf(entry.id);
-    return (await this.host()).getPlugin(name); // loaded for this page only, or an error naming what is there
+    return (await this.host()).getPlugin(name);
   }
 
+  // An installed plugin's API: the running one's, the start in progress, or a new start.
   async #apiOf(id) {
     if (this.#starting.has(id)) return (await this.#starting.get(id)).api;
     const running = (await this.host()).plugin(id);
