@@ -31,7 +31,7 @@ function own(object, key) {
 /** An http(s) URL to open, or an error: never javascript:, data: or the like. */
 function webURL(url) {
   const parsed = new URL(String(url), document.baseURI);
-  if (!["http:", "https:"].includes(parsed.protocol)) throw new PluginError(`openUrl: only http and https URLs can be opened, not ${parsed.protocol}`, { code: CODES.consentDenied });
+  if (!["http:", "https:"].includes(parsed.protocol)) throw new TypeError(`openUrl: only http and https URLs can be opened, not ${parsed.protocol} URLs`);
   return parsed.href;
 }
 
