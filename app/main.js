@@ -1,6 +1,7 @@
 // The shell's entry: starts Python in its worker at once, wires the page, registers the
 // service worker, and exposes window.pyjoy, the embedding API for other pages and tests.
 import { mountConsole } from "./console.js";
+import { CODES, PluginError, asPluginError } from "./errors.js";
 import { PythonRuntime } from "./runtime.js";
 import { createOfflineStatus, createStatus } from "./status.js";
 import { mountViews } from "./ui/views.js";
@@ -60,16 +61,17 @@ async function openSharedPlugin(workbench, dialogs, url) {
     const { fetchPluginText } = await import("./workbench/install.js");
     const { parsePlugin } = await import("./plugins/format.js");
     const fetched = await fetchPluginText(url);
-    const { name, type } = parsePlugin(fetched.text, { url: fetched.url, filename: fetched.url.split("/").pop() }).config;
-    const installed = workbench.workspace.plugin(name);
+    const { name, type, permissions = [] } = parsePlugin(fetched.text, { url: fetched.url, filename: fetched.url.split("/").pop() }).config;
+    let installed = workbench.workspace.pluginNamed(name);
     if (!installed || installed.text !== fetched.text) {
+      const asks = permissions.length ? `It asks for these permissions: ${permissions.join(", ")}.` : "It asks for no permissions.";
       const question = installed
-        ? `A different version of ${name} is installed. Replace it with the one from ${fetched.url}?`
-        : `Install the ${type} plugin ${name} from ${fetched.url} into workspace "${workbench.workspace.name}"? Plugins run in a sandbox, but only install plugins you trust.`;
+        ? `A different version of ${name} is installed${installed.url ? ` (from ${installed.url})` : ""}. Replace it with the one from ${fetched.url}? ${asks}`
+        : `Install the ${type} plugin ${name} from ${fetched.url} into workspace "${workbench.workspace.name}"? ${asks} Plugins run in a sandbox, but only install plugins you trust.`;
       if (!(await dialogs.confirm(installed ? "Update plugin" : "Install plugin", question))) return;
-      await workbench.install(fetched.text, { url: fetched.url, start: false });
+      installed = await workbench.install(fetched.text, { url: fetched.url, start: false });
     }
-    await workbench.run(name);
+    await workbench.run(installed.id);
     if (type === "window") showView("windows");
     status.show(`${name} is running`);
   } catch (error) {
@@ -77,15 +79,22 @@ async function openSharedPlugin(workbench, dialogs, url) {
   }
 }
 
-// The page itself, as a caller of the plugin API (pyjoy.api).
-const page = { name: "PyJoy", type: "page", config: { name: "PyJoy", version: build.version }, source: { attachments: {} } };
+// The page itself, as a caller of the plugin API (pyjoy.api): the person's own code, so
+// it is not asked what plugins are asked (host-api.js).
+// Its id "page" is the host's owner for what the page loads (plugins/host.js).
+const page = { id: "page", name: "PyJoy", type: "page", config: { name: "PyJoy", version: build.version }, source: { attachments: {} } };
 let pageApi = null;
 const api = new Proxy({}, {
   get: (_target, name) => typeof name !== "string" || name === "then" ? undefined : async (...args) => {
-    pageApi ??= Promise.all([pluginHost(), import("./plugins/host-api.js")]).then(([host, { hostApiFor }]) => hostApiFor(page, host));
-    return (await pageApi)[name](...args);
+    pageApi ??= Promise.all([pluginHost(), import("./plugins/host-api.js")]).then(([host, { hostApiFor }]) => hostApiFor(page, host, { asPerson: true }));
+    const calls = await pageApi;
+    if (!Object.hasOwn(calls, name)) throw new TypeError(`pyjoy.api has no function ${name}`);
+    return calls[name](...args);
   },
 });
+
+// Every error of the embedding API is one of errors.js's family, with its code.
+const rethrow = (error) => { throw asPluginError(error); };
 
 window.pyjoy = {
   build: build.build,
@@ -99,30 +108,34 @@ window.pyjoy = {
   /** Milliseconds since navigation start at each boot milestone. */
   timings: {},
   /** Loads a plugin from a URL or its source for this page only; resolves to its API (a proxy). */
-  loadPlugin: async (urlOrSource) => (await (await pluginHost()).load(urlOrSource)).api,
+  loadPlugin: async (urlOrSource) => (await (await pluginHost()).load(urlOrSource).catch(rethrow)).api,
   /** Installs a plugin into the open workspace (kept, offline too) and starts it; its API. */
-  installPlugin: async (urlOrSource) => {
-    const workbench = await workbenchReady;
-    return workbench.getPlugin((await workbench.install(urlOrSource)).name);
-  },
+  installPlugin: async (urlOrSource) => (await workbenchReady).installer.install(urlOrSource).catch(rethrow),
   /** Removes an installed plugin from the open workspace. */
-  uninstallPlugin: async (name) => (await workbenchReady).remove(name),
+  uninstallPlugin: async (name) => (await workbenchReady).installer.uninstall(name).catch(rethrow),
   /** A plugin's API by name: a loaded one's, or an installed one's, started if needed. */
-  getPlugin: async (name) => (await workbenchReady).getPlugin(name),
+  getPlugin: async (name) => (await workbenchReady).getPlugin(name).catch(rethrow),
   /** [{name, type, version, state, error}]: the workspace's plugins, then any loaded only here. */
   plugins: async () => {
     const workbench = await workbenchReady;
     const loaded = workbench.hostStarted ? (await workbench.host()).list() : [];
-    const installed = workbench.list().map(({ name, type, version, state, error }) => ({ name, type, version, state, error }));
-    return [...installed, ...loaded.filter((plugin) => !installed.some((known) => known.name === plugin.name))];
+    const installed = workbench.list();
+    const describe = ({ name, type, version, state, error }) => ({ name, type, version, state, error });
+    return [...installed, ...loaded.filter((plugin) => !installed.some((known) => known.id === plugin.id))].map(describe);
   },
   /** Ends a plugin (even one stuck in a loop); it can be started again. */
-  terminatePlugin: async (name) => (await pluginHost()).terminate(name),
+  terminatePlugin: async (name) => {
+    const host = await pluginHost();
+    return host.terminate(host.idOf(name));
+  },
   /** Starts a plugin again: an installed one from its stored file, else from its URL or source. */
   reloadPlugin: async (name) => {
     const workbench = await workbenchReady;
-    if (workbench.workspace.plugin(name)) return (await workbench.start(name)).api;
-    return (await (await pluginHost()).reload(name)).api;
+    const host = await pluginHost();
+    const id = host.idOf(name);
+    if (workbench.workspace.plugin(id)) return (await workbench.start(id).catch(rethrow)).api;
+    if (host.plugin(id)) return (await host.reload(id).catch(rethrow)).api;
+    throw new PluginError(`no plugin named ${name} is installed or loaded`, { code: CODES.notFound });
   },
   /** The open workspace's name. */
   workspace: async () => (await workbenchReady).workspace.name,

@@ -4,17 +4,9 @@
 // Besides RPC messages, the worker posts {type: "progress", phase, loaded, total},
 // {type: "ready", python, via, phases}, {type: "failed", error}, {type: "notice", message}
 // and {type: "stdout" | "stderr", text}; subscribe() hands these to the page.
+import { PythonError } from "./errors.js";
 import { Session } from "./rpc/session.js";
 import { PostMessageTransport } from "./rpc/transport.js";
-
-export class PythonError extends Error {
-  constructor({ type, message, traceback }) {
-    super(message);
-    this.name = "PythonError";
-    this.pythonType = type; // e.g. "ZeroDivisionError"
-    this.traceback = traceback; // Python's own traceback text
-  }
-}
 
 function absolute(url) {
   return new URL(url, document.baseURI).href;

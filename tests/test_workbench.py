@@ -172,7 +172,10 @@ def test_export_then_import_on_another_device(browser, base_url: str, repository
     file = tmp_path / download.value.suggested_filename
     download.value.save_as(file)
     data = json.loads(file.read_text())
-    assert data["format"] == "pyjoy-workspace" and data["workspace"]["settings"]["Hello Worker"] == {"runs": "1"}
+    # Settings are kept under the plugin's id, given at install (version 1 files kept them by name).
+    [entry] = [plugin for plugin in data["workspace"]["plugins"] if plugin["name"] == "Hello Worker"]
+    assert data["format"] == "pyjoy-workspace" and data["version"] == 2
+    assert data["workspace"]["settings"][entry["id"]] == {"runs": "1"}
     one.close()
 
     other = browser.new_context(viewport={"width": 1280, "height": 800})  # another device: nothing stored

@@ -4,41 +4,49 @@
 //   const host = new PluginHost({ build, ui, hiddenContainer, windows, settings, installer, windowLayout });
 //   const plugin = await host.load(urlOrSource);   // -> Plugin; plugin.api is its export
 //   await (await host.getPlugin("Name")).run({});
-//   host.list();                                   // [{name, type, version, state}]
-//   host.terminate("Name");
+//   host.list();                                   // [{id, name, type, version, state, error}]
+//   host.terminate(host.idOf("Name"));
 //   host.onChange(() => ...);                       // after any plugin's state changes
 //
-// The workbench gives it `settings` ({get(plugin, key?), set(plugin, [[key, value]])}, the
-// workspace's), `installer` ({install(source) -> api, uninstall(name)}: what plugins'
-// installPlugin/uninstallPlugin do) and `windowLayout` (name -> where its window was).
+// Identity: every plugin has an id the host gives it, and what it owns (settings, windows,
+// services, event listeners) is keyed by that id, never by the name its file chooses. An
+// installed plugin's id is its workspace entry's (given at install); a plugin loaded by the
+// page is "page/NAME", one loaded by plugin P "<P's id>/NAME". Names are for people and for
+// ImJoy's API (getPlugin(name)): idOf(name) is the one place a name becomes an id. Among
+// loaded plugins a name is one plugin's: the page and the workbench (the person) may replace
+// a loaded plugin of that name; a plugin may only replace one it loaded itself, and never
+// take an installed plugin's name (PluginError "plugin-name-taken").
+//
+// The workbench gives it `settings` ({get(id, key?), set(id, [[key, value]])}, the
+// workspace's), `installer` ({install(source, {approve}) -> api, uninstall(name, {approve}),
+// installedId(name) -> id | null, start(id) -> api}: what plugins' installPlugin and
+// uninstallPlugin do, and which plugins are installed, started when asked for) and
+// `windowLayout` (id -> where its window was).
+import { CODES, PluginError, asPluginError } from "../errors.js";
 import { parsePlugin } from "./format.js";
 import { hostApiFor } from "./host-api.js";
 import { Sandbox } from "./sandbox.js";
 
-/** A plugin that could not be loaded or started: says which, and why. */
-export class PluginError extends Error {
-  constructor(message, { traceback, block, line } = {}) {
-    super(message);
-    this.name = "PluginError";
-    Object.assign(this, { traceback, block, line });
-  }
-}
-
 const SANDBOX_KIND = { "web-python": "web-python", "web-worker": "web-worker", window: "window", iframe: "window" };
+const PAGE = "page"; // the owner of what the page's own code (pyjoy.*) loads
 
 function looksLikeURL(text) {
   return !/[\n<]/.test(text) && /^(https?:\/\/|\.{0,2}\/|[\w.-]+\.(py|js|html)$)/i.test(text.trim());
 }
 
 export class Plugin {
-  constructor({ source, url, text }) {
+  constructor({ source, url, text, id, owner = PAGE }) {
     this.source = source;
     this.url = url;
     this.text = text; // the file as loaded, for reload and the editor
     this.config = source.config;
     this.name = source.config.name;
     this.type = source.config.type;
+    this.id = id;
+    this.settingsId = id; // a window made by createWindow shares its plugin's settings
+    this.owner = owner; // who loaded (or opened) it: PAGE, "workspace" or a plugin's id
     this.state = "loading";
+    this.started = null; // settles when it has started (or failed to)
     this.api = null;
     this.sandbox = null;
     this.window = null;
@@ -46,21 +54,21 @@ export class Plugin {
   }
 
   describe() {
-    return { name: this.name, type: this.type, version: this.config.version, state: this.state, error: this.error?.message ?? null };
+    return { id: this.id, name: this.name, type: this.type, version: this.config.version, state: this.state, error: this.error?.message ?? null };
   }
 }
 
 export class PluginHost {
-  #plugins = new Map(); // name -> Plugin
-  #windows = new Map(); // window name -> {plugin, api}
+  #plugins = new Map(); // id -> Plugin
+  #windows = new Map(); // window id -> Plugin (an instance made by createWindow)
   #listeners = new Map(); // event -> Set of {plugin, handler}
-  #services = [];
+  #services = new Map(); // service id -> {...service, id, provider, providerId}
   #spare = null; // a booted Python sandbox, waiting for the next web-python plugin
   #changeListeners = new Set();
+  #windowSerial = 0;
 
   constructor({ build, ui, hiddenContainer, windows, settings, installer, windowLayout }) {
     Object.assign(this, { build, ui, hiddenContainer, windows, settings, installer, windowLayout });
-    this.logs = []; // {plugin, level, text, time}
     this.events = {
       on: (plugin, event, handler) => this.#subscribers(event).add({ plugin, handler }),
       off: (plugin, event, handler) => {
@@ -70,22 +78,25 @@ export class PluginHost {
     };
     let serial = 0;
     this.services = {
+      // A service's id starts with its provider's id, so no other plugin can replace it;
+      // `provider` is the name of the plugin whose code registered it (a window's plugin).
       register: (plugin, service) => {
-        const id = `${plugin.name}:${service.id ?? service.name ?? `${service.type ?? "service"}-${++serial}`}`;
-        const entry = { ...service, id, provider: plugin.name };
-        this.#services = this.#services.filter((known) => known.id !== id).concat(entry);
+        const id = `${plugin.id}:${service.id ?? service.name ?? `${service.type ?? "service"}-${++serial}`}`;
+        this.#services.set(id, { ...service, id, provider: plugin.config.name, providerId: plugin.id });
         return id;
       },
       // By id, by name, or by the registered object's {id} / {name} / {type, name}.
       unregister: (plugin, service) => {
         const keys = typeof service === "string" ? [service] : [service.id, service.name].filter(Boolean);
-        const matches = (known) => known.provider === plugin.name
-          && keys.some((key) => known.id === key || known.id === `${plugin.name}:${key}` || known.name === key);
-        this.#services = this.#services.filter((known) => !matches(known));
+        for (const known of [...this.#services.values()]) {
+          const matches = known.providerId === plugin.id
+            && keys.some((key) => known.id === key || known.id === `${plugin.id}:${key}` || known.name === key);
+          if (matches) this.#services.delete(known.id);
+        }
       },
-      find: (query) => this.#services.filter((service) => Object.entries(query).every(([key, value]) => service[key] === value)),
-      unregisterAll: (provider) => {
-        this.#services = this.#services.filter((known) => known.provider !== provider);
+      find: (query) => [...this.#services.values()].filter((service) => Object.entries(query).every(([key, value]) => Object.hasOwn(service, key) && service[key] === value)),
+      unregisterAll: (providerId) => {
+        for (const known of [...this.#services.values()]) if (known.providerId === providerId) this.#services.delete(known.id);
       },
     };
   }
@@ -100,18 +111,26 @@ export class PluginHost {
     for (const listener of this.#changeListeners) listener();
   }
 
-  /** The loaded plugin by name, or null. */
-  plugin(name) {
-    return this.#plugins.get(name) ?? null;
+  /** The loaded plugin with this id, or null. */
+  plugin(id) {
+    return this.#plugins.get(id) ?? null;
   }
 
-  /** [{name, type, version, state, error}] of every plugin this page has loaded. */
+  /**
+   * The id a name stands for, or null: the loaded plugin's of that name, else the installed
+   * one's. This is where names become ids.
+   */
+  idOf(name) {
+    for (const plugin of this.#plugins.values()) if (plugin.name === name) return plugin.id;
+    return this.installer?.installedId?.(name) ?? null;
+  }
+
+  /** [{id, name, type, version, state, error}] of every plugin this page has loaded. */
   list() {
     return [...this.#plugins.values()].map((plugin) => plugin.describe());
   }
 
   log(plugin, level, text) {
-    this.logs.push({ plugin: plugin.name, level, text, time: Date.now() });
     (level === "error" ? console.error : console.log)(`[${plugin.name}] ${text}`);
     if (level !== "error") this.ui.log?.(`${plugin.name}: ${text}`, level);
     if (level === "error") this.ui.toast(`${plugin.name}: ${text}`, "error");
@@ -119,10 +138,16 @@ export class PluginHost {
 
   /**
    * Loads a plugin from a URL or from its source text. A malformed plugin is a
-   * PluginError naming the block and line; nothing already loaded is touched. A plugin
-   * with the name of a loaded one replaces it (a reload).
+   * PluginError naming the block and line; nothing already loaded is touched.
+   * - owner: who loads it: PAGE (the default), "workspace", or the loading Plugin;
+   * - id: the id to load it under (an installed plugin's, or a reload's): it replaces
+   *   whatever runs under that id or that name, without the checks below;
+   * - approve(config, url): asked once the file is read, before anything starts; it throws
+   *   (a PluginError "consent-denied") to refuse.
+   * A plugin with the name of a loaded one replaces it (a reload) when the same owner
+   * loaded it or the page loads it; otherwise it is refused ("plugin-name-taken").
    */
-  async load(urlOrSource, { url } = {}) {
+  async load(urlOrSource, { url, id = null, owner = PAGE, approve = null } = {}) {
     let text = String(urlOrSource);
     if (!url && looksLikeURL(text)) {
       url = new URL(text, document.baseURI).href;
@@ -134,34 +159,60 @@ export class PluginHost {
     try {
       source = parsePlugin(text, { url, filename: url?.split("/").pop() });
     } catch (error) {
-      throw new PluginError(error.message, { block: error.block, line: error.line });
+      throw asPluginError(error);
     }
-    const plugin = new Plugin({ source, url, text });
-    if (!SANDBOX_KIND[plugin.type]) {
-      throw new PluginError(`plugin ${plugin.name} is a ${plugin.type} plugin: it needs the PyJoy engine (pyjoy engine), which is not connected`);
+    const { name, type } = source.config;
+    if (!SANDBOX_KIND[type]) {
+      throw new PluginError(`plugin ${name} is a ${type} plugin: it needs the PyJoy engine (pyjoy engine), which is not connected`);
     }
-    const previous = this.#plugins.get(plugin.name);
-    previous?.sandbox?.terminate("replaced by a new version");
-    previous?.window?.close();
-    this.#plugins.set(plugin.name, plugin);
+    const ownerId = typeof owner === "string" ? owner : owner.id;
+    if (!id) this.#idFor(name, ownerId); // refused before anyone is asked
+    await approve?.(source.config, url);
+    id ??= this.#idFor(name, ownerId); // again: the question may have taken a while
+    const plugin = new Plugin({ source, url, text, id, owner: ownerId });
+    // What ran under this id (a reload) or this name (replaced) ends first.
+    for (const previous of new Set([this.#plugins.get(id), this.#plugins.get(this.idOf(name))])) {
+      if (!previous) continue;
+      this.#plugins.delete(previous.id);
+      previous.state = "stopped";
+      this.#end(previous, "replaced by a new version");
+    }
+    this.#plugins.set(id, plugin);
     this.#changed();
+    plugin.started = this.#start(plugin);
     try {
-      await this.#start(plugin);
+      await plugin.started;
     } catch (error) {
       plugin.state = "crashed";
-      plugin.error = error;
-      plugin.sandbox?.terminate("failed to load");
+      plugin.error = asPluginError(error, { prefix: `plugin ${name} failed to load: ` });
+      this.#end(plugin, "failed to load", { keepWindow: true }); // its window shows what went wrong
       this.#changed();
-      throw error instanceof PluginError ? error : new PluginError(`plugin ${plugin.name} failed to load: ${error.message}`, { traceback: error.traceback });
+      throw plugin.error;
     }
     this.#changed();
     return plugin;
   }
 
+  // The id a plugin named `name` loads under for this owner, or a PluginError saying why
+  // this owner may not take that name.
+  #idFor(name, ownerId) {
+    const installed = this.installer?.installedId?.(name) ?? null;
+    if (ownerId === PAGE) return installed ?? `${PAGE}/${name}`;
+    const loader = this.#plugins.get(ownerId)?.name ?? ownerId;
+    if (installed) {
+      throw new PluginError(`plugin ${loader} cannot load a plugin named "${name}": a plugin of that name is installed in this workspace, and a plugin may not load another under its name`, { code: CODES.nameTaken });
+    }
+    const current = this.#plugins.get(this.idOf(name));
+    if (current && current.owner !== ownerId) {
+      throw new PluginError(`plugin ${loader} cannot load a plugin named "${name}": one of that name is already loaded, and only whoever loaded it may replace it`, { code: CODES.nameTaken });
+    }
+    return `${ownerId}/${name}`;
+  }
+
   async #start(plugin, { container } = {}) {
     const kind = SANDBOX_KIND[plugin.type];
     if (kind === "window" && plugin.type === "window" && !container) {
-      plugin.window = this.windows.open({ title: plugin.name, key: plugin.name, layout: this.windowLayout(plugin.name), onClose: () => this.terminate(plugin.name) });
+      plugin.window = this.windows.open({ title: plugin.name, key: plugin.id, layout: this.windowLayout(plugin.id), onClose: () => this.terminate(plugin.id) });
       container = plugin.window.body;
     }
     const sandbox = kind === "web-python" ? await this.#takePython()
@@ -171,8 +222,10 @@ export class PluginHost {
       });
     plugin.sandbox = sandbox;
     sandbox.onCrash((message) => {
+      if (plugin.sandbox !== sandbox || plugin.state === "stopped") return;
       plugin.state = "crashed";
-      plugin.error = new PluginError(message);
+      plugin.error = new PluginError(message, { code: CODES.crashed });
+      this.#closeWindowsOf(plugin);
       this.ui.toast(`Plugin ${plugin.name} crashed: ${message}`, "error");
       this.#changed();
     });
@@ -207,57 +260,92 @@ export class PluginHost {
     else setTimeout(boot, 500);
   }
 
-  /** The API of a loaded plugin, by name. */
+  /**
+   * A plugin's API, by name: a loaded one's (one still starting, once started), or an
+   * installed one's, started now if it is not running.
+   */
   async getPlugin(name) {
-    const plugin = this.#plugins.get(name);
-    if (!plugin) throw new PluginError(`no plugin named ${name} is loaded; loaded: ${[...this.#plugins.keys()].join(", ") || "none"}`);
-    if (plugin.state !== "running") throw new PluginError(`plugin ${name} is ${plugin.state}${plugin.error ? `: ${plugin.error.message}` : ""}`);
-    return plugin.api;
+    const id = this.idOf(name);
+    const plugin = this.#plugins.get(id);
+    if (plugin?.state === "loading") await plugin.started?.catch(() => {});
+    if (plugin?.state === "running") return plugin.api;
+    if (id && this.installer?.installedId?.(name) === id) return this.installer.start(id);
+    if (!plugin) {
+      const loaded = [...this.#plugins.values()].map((known) => known.name);
+      throw new PluginError(`no plugin named ${name} is installed or loaded; loaded: ${loaded.join(", ") || "none"}`, { code: CODES.notFound });
+    }
+    throw new PluginError(`plugin ${name} is ${plugin.state}${plugin.error ? `: ${plugin.error.message}` : ""}`, { code: CODES.crashed });
   }
 
-  /** Ends a plugin, even one stuck in an endless loop; it can be loaded again. */
-  terminate(name) {
-    const plugin = this.#plugins.get(name);
+  /** Ends a plugin, even one stuck in an endless loop, with the windows it made; it can be loaded again. */
+  terminate(id) {
+    const plugin = this.#plugins.get(id);
     if (!plugin) return false;
     plugin.state = "stopped";
-    this.#plugins.delete(name);
-    plugin.sandbox?.terminate("terminated");
-    plugin.window?.close();
-    for (const subscribers of this.#listeners.values()) for (const entry of subscribers) if (entry.plugin === plugin) subscribers.delete(entry);
-    this.services.unregisterAll(plugin.name);
+    this.#plugins.delete(id);
+    this.#end(plugin, "terminated");
     this.#changed();
     return true;
   }
 
-  /** Loads a plugin again from its source (or its URL, fetched anew). */
-  async reload(name) {
-    const plugin = this.#plugins.get(name);
-    if (!plugin) throw new PluginError(`no plugin named ${name} is loaded`);
-    return this.load(plugin.url ?? plugin.text);
+  /** Ends every plugin and closes every window (a workspace switch). */
+  terminateAll() {
+    for (const id of [...this.#plugins.keys()]) this.terminate(id);
+    for (const instance of [...this.#windows.values()]) instance.window.close();
+  }
+
+  // What a plugin (or a window instance) holds goes with it: its sandbox, its window, the
+  // windows it made, its event listeners and its services.
+  #end(plugin, reason, { keepWindow = false } = {}) {
+    plugin.sandbox?.terminate(reason);
+    if (!keepWindow) plugin.window?.close();
+    this.#closeWindowsOf(plugin);
+    for (const subscribers of this.#listeners.values()) for (const entry of subscribers) if (entry.plugin === plugin) subscribers.delete(entry);
+    this.services.unregisterAll(plugin.id);
+  }
+
+  #closeWindowsOf(plugin) {
+    for (const instance of [...this.#windows.values()]) if (instance.owner === plugin.id) instance.window.close();
+  }
+
+  /** Loads a plugin again, under its id, from its source (or its URL, fetched anew). */
+  async reload(id) {
+    const plugin = this.#plugins.get(id);
+    if (!plugin) throw new PluginError(`no plugin ${id} is loaded`, { code: CODES.notFound });
+    return this.load(plugin.url ?? plugin.text, { id: plugin.id, owner: plugin.owner });
   }
 
   /**
    * createWindow/showDialog: a new instance of a window plugin ({type: name, name, data}),
-   * shown in a window; returns the instance's API after its run({data, config}).
+   * shown in a window; returns the instance's API after its run({data, config}). The
+   * window closes when its maker ends.
    */
   async createWindow(caller, config = {}) {
-    const template = this.#plugins.get(config.type);
+    const template = this.#plugins.get(this.idOf(config.type)); // loaded: createWindow starts none
     if (!template || !["window", "iframe"].includes(template.type)) {
-      throw new PluginError(`createWindow: ${config.type ? `no window plugin named ${config.type}` : "config.type must name a window plugin"}`);
+      throw new PluginError(`createWindow: ${config.type ? `no window plugin named ${config.type}` : "config.type must name a window plugin"}`, { code: CODES.notFound });
     }
-    const instance = new Plugin({ source: template.source, url: template.url, text: template.text });
-    instance.name = config.name ?? template.name;
+    const instance = new Plugin({ source: template.source, url: template.url, text: template.text, id: `${template.id}#${++this.#windowSerial}`, owner: caller.id });
+    instance.name = String(config.name ?? template.name);
+    instance.settingsId = template.settingsId;
     const closeListeners = new Set();
     instance.window = this.windows.open({
       title: instance.name,
       onClose: () => {
-        instance.sandbox?.terminate("window closed");
-        this.#windows.delete(instance.name);
+        instance.state = "stopped";
+        this.#windows.delete(instance.id);
+        this.#end(instance, "window closed");
         for (const listener of closeListeners) listener();
       },
     });
-    await this.#start(instance, { container: instance.window.body });
-    if (typeof instance.api.run === "function") await instance.api.run({ data: config.data ?? {}, config: config.config ?? {} });
+    this.#windows.set(instance.id, instance);
+    try {
+      await this.#start(instance, { container: instance.window.body });
+      if (typeof instance.api.run === "function") await instance.api.run({ data: config.data ?? {}, config: config.config ?? {} });
+    } catch (error) {
+      instance.window.close();
+      throw asPluginError(error);
+    }
     // What ImJoy gives for a window: its plugin's API, plus close() and on("close").
     instance.handle = {
       ...instance.api,
@@ -265,16 +353,17 @@ export class PluginHost {
       on: (event, handler) => event === "close" && closeListeners.add(handler),
       off: (event, handler) => closeListeners.delete(handler),
     };
-    this.#windows.set(instance.name, instance);
     return instance.handle;
   }
 
-  /** A window by its name, or ({type}) the first window of that window plugin. */
-  async getWindow(query) {
+  /** A window by its name, or ({type}) the first window of that window plugin; the caller's own first. */
+  async getWindow(caller, query) {
+    const open = [...this.#windows.values()].filter((known) => known.handle);
+    open.sort((a, b) => Number(b.owner === caller.id) - Number(a.owner === caller.id));
     const instance = typeof query === "object" && query !== null
-      ? [...this.#windows.values()].find((known) => (query.name ? known.name === query.name : known.source.config.name === query.type))
-      : this.#windows.get(query);
-    if (!instance) throw new PluginError(`no window ${JSON.stringify(query)}; open: ${[...this.#windows.keys()].join(", ") || "none"}`);
+      ? open.find((known) => (query.name ? known.name === query.name : known.source.config.name === query.type))
+      : open.find((known) => known.name === String(query));
+    if (!instance) throw new PluginError(`no window ${JSON.stringify(query)}; open: ${open.map((known) => known.name).join(", ") || "none"}`, { code: CODES.notFound });
     return instance.handle;
   }
 

@@ -1,7 +1,13 @@
 // Modal dialogs for plugins' alert, confirm and prompt, on a <dialog> element: they never
 // block the page's thread as window.alert does, and they say which plugin asks.
+//
+//   await dialogs.confirm(title, message, { ok: "Install", cautious: true }); // true or false
+//   await dialogs.act(title, message, "Save", () => download(...)); // {value} or null
+//
+// act() runs its action inside the click on its button, so that what needs a user gesture
+// (a download, a file chooser, a new tab) gets the person's own.
 
-function open({ title, message, input = null, buttons }) {
+function open({ title, message, input = null, buttons, cautious = false }) {
   const dialog = document.createElement("dialog");
   dialog.className = "dialog";
   const heading = document.createElement("h2");
@@ -20,7 +26,7 @@ function open({ title, message, input = null, buttons }) {
   row.className = "dialog-buttons";
   dialog.append(row);
   document.body.append(dialog);
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     for (const { label, value, primary } of buttons) {
       const button = document.createElement("button");
       button.type = "button";
@@ -28,21 +34,28 @@ function open({ title, message, input = null, buttons }) {
       if (!primary) button.className = "secondary";
       button.addEventListener("click", () => {
         dialog.close();
-        resolve(typeof value === "function" ? value(field) : value);
+        try {
+          resolve(typeof value === "function" ? value(field) : value);
+        } catch (error) {
+          reject(error);
+        }
       });
       row.append(button);
     }
     dialog.addEventListener("cancel", () => resolve(buttons.find((b) => !b.primary)?.value ?? undefined));
     dialog.addEventListener("close", () => dialog.remove());
     dialog.showModal();
-    (field ?? row.querySelector("button:last-child")).focus();
+    // A question a plugin asks starts on Cancel: an Enter typed for something else says no.
+    (field ?? row.querySelector(cautious ? "button" : "button:last-child")).focus();
   });
 }
 
 export const dialogs = {
   alert: (title, message) => open({ title, message, buttons: [{ label: "OK", value: undefined, primary: true }] }),
-  confirm: (title, message) =>
-    open({ title, message, buttons: [{ label: "Cancel", value: false }, { label: "OK", value: true, primary: true }] }),
+  confirm: (title, message, { ok = "OK", cautious = false } = {}) =>
+    open({ title, message, cautious, buttons: [{ label: "Cancel", value: false }, { label: ok, value: true, primary: true }] }),
+  act: (title, message, label, action) =>
+    open({ title, message, cautious: true, buttons: [{ label: "Cancel", value: null }, { label, value: () => ({ value: action() }), primary: true }] }),
   prompt: (title, message, initial = "") =>
     open({
       title, message, input: String(initial ?? ""),

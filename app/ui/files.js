@@ -1,4 +1,6 @@
-// Files in and out of the page for plugins: showFileDialog and exportFile.
+// Files in and out of the page for plugins: showFileDialog and exportFile. Both need the
+// person's gesture in a normal page: call them inside a click handler (a plugin's call
+// goes through dialogs.act, whose button click is that gesture: host-api.js).
 
 /** Asks the person for files; resolves to File objects (one, or a list with multiple). */
 export function chooseFiles({ multiple = false, accept = "" } = {}) {

@@ -57,8 +57,8 @@ export async function openEditorWindow({ windows, workbench, status, text = null
     if (!entry) return;
     try {
       status.show(`Running ${entry.name}…`, 0.3);
-      await workbench.start(entry.name);
-      await workbench.run(entry.name);
+      await workbench.start(entry.id);
+      await workbench.run(entry.id);
       status.show(`${entry.name} ran`);
     } catch (error) {
       status.show(`${entry.name} failed`);

@@ -5,7 +5,7 @@
 //   rawURL("https://github.com/o/r/blob/main/x.imjoy.html")  // -> raw.githubusercontent.com/...
 //   const { text, url } = await fetchPluginText(url);
 //   const manifest = await fetchManifest(url);  // {name, url, plugins: [{name, type, version, uri, ...}]}
-//   describe(parsedPlugin) -> {name, type, version, description, tags, icon}
+//   describe(parsedPlugin) -> {name, type, version, description, tags, icon, permissions}
 
 /** The URL that serves a plugin file's text, for the forms people copy from GitHub. */
 export function rawURL(input) {
@@ -38,8 +38,8 @@ export async function fetchPluginText(input) {
 
 /** What the plugin list shows of a parsed plugin. */
 export function describe(plugin) {
-  const { name, type, version = "", description = "", tags = [], icon = "" } = plugin.config;
-  return { name, type, version: String(version), description, tags, icon };
+  const { name, type, version = "", description = "", tags = [], icon = "", permissions = [] } = plugin.config;
+  return { name, type, version: String(version), description, tags, icon, permissions };
 }
 
 /** A repository manifest, each plugin's `uri` made absolute. */

@@ -28,6 +28,7 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
     const item = el("li", "plugin-item");
     item.dataset.state = plugin.state;
     item.dataset.name = plugin.name;
+    item.dataset.id = plugin.id;
     const title = el("div", "plugin-title");
     title.append(iconFor(plugin), el("span", "plugin-name", plugin.name), el("span", "plugin-state", plugin.state));
     const meta = el("div", "plugin-meta");
@@ -39,38 +40,37 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
     const actions = el("div", "plugin-actions");
     const running = plugin.state === "running";
     actions.append(
-      button(running ? "Run again" : "Run", act(() => runPlugin(plugin.name)), "primary"),
-      ...(running ? [button("Stop", act(() => workbench.stop(plugin.name)))] : []),
-      button("Reload", act(() => workbench.start(plugin.name).then(() => status.toast(`${plugin.name} reloaded`)))),
-      button("Edit", act(() => editPlugin(plugin.name))),
+      button(running ? "Run again" : "Run", act(() => runPlugin(plugin)), "primary"),
+      ...(running ? [button("Stop", act(() => workbench.stop(plugin.id)))] : []),
+      button("Reload", act(() => workbench.start(plugin.id).then(() => status.toast(`${plugin.name} reloaded`)))),
+      button("Edit", act(() => editPlugin(plugin.id))),
       button("Docs", () => {
-        if (openDocs.has(plugin.name)) openDocs.delete(plugin.name);
-        else openDocs.add(plugin.name);
+        if (openDocs.has(plugin.id)) openDocs.delete(plugin.id);
+        else openDocs.add(plugin.id);
         renderPlugins();
       }),
-      button("Remove", act(() => removePlugin(plugin.name))),
+      button("Remove", act(() => removePlugin(plugin))),
     );
     item.append(actions);
-    if (openDocs.has(plugin.name)) item.append(el("pre", "plugin-docs", docsOf(workbench.workspace.plugin(plugin.name)?.text ?? "")));
+    if (openDocs.has(plugin.id)) item.append(el("pre", "plugin-docs", docsOf(workbench.workspace.plugin(plugin.id)?.text ?? "")));
     return item;
   }
 
-  async function runPlugin(name) {
-    const loading = `Starting ${name}…`;
-    status.show(loading, 0.3);
-    await workbench.run(name);
+  async function runPlugin({ id, name, type }) {
+    status.show(`Starting ${name}…`, 0.3);
+    await workbench.run(id);
     status.show(`${name} is running`);
-    if (workbench.list().find((plugin) => plugin.name === name)?.type === "window") show("windows");
+    if (type === "window") show("windows");
   }
 
-  async function removePlugin(name) {
+  async function removePlugin({ id, name }) {
     if (!(await dialogs.confirm("Remove plugin", `Remove ${name} from workspace "${workbench.workspace.name}"? Its settings go too.`))) return;
-    await workbench.remove(name);
+    await workbench.remove(id);
     status.toast(`${name} removed`);
   }
 
-  function editPlugin(name) {
-    const entry = workbench.workspace.plugin(name);
+  function editPlugin(id) {
+    const entry = workbench.workspace.plugin(id);
     return openEditorWindow({ windows, workbench, status, text: entry.text, filename: fileName(entry), onOpen: () => show("windows") });
   }
 
@@ -175,7 +175,7 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
       const query = search.value.trim().toLowerCase();
       const rows = (manifest?.plugins ?? []).filter((plugin) => !query || `${plugin.name} ${plugin.description} ${plugin.tags.join(" ")}`.toLowerCase().includes(query));
       catalog.replaceChildren(...rows.map((plugin) => {
-        const installed = workbench.workspace.plugin(plugin.name);
+        const installed = workbench.workspace.pluginNamed(plugin.name);
         const row = el("li");
         const text = el("div", "catalog-text");
         text.append(el("strong", "", plugin.name), el("span", "", [plugin.type, plugin.version && `v${plugin.version}`, plugin.description].filter(Boolean).join(" · ")));

@@ -20,6 +20,7 @@ export class StorageError extends Error {
       ? `Storage is full: could not save ${what}. Nothing already saved was lost; remove plugins or workspaces you no longer need, then try again.`
       : `Could not save ${what}: ${cause?.message ?? cause}. Nothing already saved was lost.`);
     this.name = "StorageError";
+    this.code = "storage-error"; // errors.js's CODES.storage
     this.full = full;
     this.cause = cause;
   }

@@ -3,9 +3,14 @@
 // open it (?w=NAME, ?plugin=URL). The sidebar (manager.js) draws what this holds.
 //
 //   const workbench = await Workbench.start({ build, ui, host: () => pluginHostPromise });
-//   await workbench.install(urlOrText);     // parsed, stored in the workspace, started
-//   await workbench.getPlugin(name);        // starts an installed plugin if needed
-//   workbench.list();                       // [{name, type, version, state, ...}]
+//   const entry = await workbench.install(urlOrText); // parsed, stored in the workspace, started
+//   await workbench.getPlugin(name);        // by name: starts an installed plugin if needed
+//   await workbench.run(entry.id); await workbench.stop(entry.id); await workbench.remove(entry.id);
+//   workbench.list();                       // [{id, name, type, version, state, ...}]
+//
+// Installed plugins are known by their id (given at install, workspace.js); the host's
+// idOf(name) turns names into ids, asking the installer below which names are installed.
+import { CODES, PluginError, asPluginError } from "../errors.js";
 import { describe, fetchManifest, fetchPluginText } from "./install.js";
 import { memoryStore, openStore } from "./store.js";
 import { Workspaces } from "./workspace.js";
@@ -85,33 +90,51 @@ export class Workbench {
     for (const listener of this.#listeners) listener();
   }
 
-  /** The host's settings for plugins: the open workspace's. */
+  /** The host's settings for plugins, by plugin id: the open workspace's. */
   get settings() {
     return {
-      get: (plugin, key) => this.workspace.getConfig(plugin, key),
-      set: (plugin, entries) => this.workspace.setConfig(plugin, entries),
+      get: (id, key) => this.workspace.getConfig(id, key),
+      set: (id, entries) => this.workspace.setConfig(id, entries),
     };
   }
 
-  /** What installPlugin/uninstallPlugin do: keep the plugin in the workspace. */
+  /**
+   * What plugins' installPlugin/uninstallPlugin do: keep the plugin in the workspace, once
+   * approve() (which asks the person) has not thrown; and which names are installed.
+   */
   get installer() {
     return {
-      install: async (source) => (await this.getPlugin((await this.install(source)).name)),
-      uninstall: (name) => this.remove(name),
+      install: async (source, { approve } = {}) => this.#apiOf((await this.install(source, { approve })).id),
+      uninstall: async (name, { approve } = {}) => {
+        const entry = this.#installedNamed(name);
+        await approve?.(entry);
+        await this.remove(entry.id);
+      },
+      installedId: (name) => this.workspace.pluginNamed(name)?.id ?? null,
+      start: (id) => this.#apiOf(id),
     };
   }
 
-  /** Where a plugin's window was in this workspace, or null. */
-  windowLayout(name) {
-    return this.workspace.windows.find((window) => window.key === name) ?? null;
+  #installedNamed(name) {
+    const entry = this.workspace.pluginNamed(name);
+    if (!entry) {
+      const names = this.workspace.plugins.map((plugin) => plugin.name).join(", ") || "none";
+      throw new PluginError(`no plugin named ${name} is installed in workspace "${this.workspace.name}"; installed: ${names}`, { code: CODES.notFound });
+    }
+    return entry;
+  }
+
+  /** Where a plugin's window (by plugin id) was in this workspace, or null. */
+  windowLayout(id) {
+    return this.workspace.windows.find((window) => window.key === id) ?? null;
   }
 
   /** The installed plugins with their state here: installed (not started), running, ... */
   list() {
     return this.workspace.plugins.map((entry) => {
-      const loaded = this.#hostNow?.plugin(entry.name)?.describe();
+      const loaded = this.#hostNow?.plugin(entry.id)?.describe();
       return {
-        name: entry.name, type: entry.type, version: entry.version, description: entry.description,
+        id: entry.id, name: entry.name, type: entry.type, version: entry.version, description: entry.description,
         tags: entry.tags, icon: entry.icon, url: entry.url,
         state: loaded?.state ?? "installed", error: loaded?.error ?? null,
       };
@@ -120,78 +143,88 @@ export class Workbench {
 
   /**
    * Parses a plugin (source text, or a URL to fetch) and installs it in the workspace,
-   * replacing an installed one of the same name. Resolves to its entry. A malformed file
-   * is the parser's PluginFormatError (block, line), and nothing is installed.
+   * replacing (as an update, under the same id) an installed one of the same name.
+   * approve(config, url, installedEntryOrNull) is asked first and may throw to refuse.
+   * Resolves to its entry. A malformed file is a PluginError "plugin-parse-error" (block,
+   * line), and nothing is installed.
    */
-  async install(urlOrText, { url = null, filename = null, start = true } = {}) {
+  async install(urlOrText, { url = null, filename = null, start = true, approve = null } = {}) {
     let text = String(urlOrText);
-    if (!url && !filename && !/[\n<]/.test(text)) ({ text, url } = await fetchPluginText(text));
-    const { parsePlugin } = await parser();
-    const parsed = parsePlugin(text, { url: url ?? undefined, filename: filename ?? url?.split("/").pop() });
-    const entry = await this.workspace.install({ text, url, meta: describe(parsed) });
+    let parsed;
+    try {
+      if (!url && !filename && !/[\n<]/.test(text)) ({ text, url } = await fetchPluginText(text));
+      const { parsePlugin } = await parser();
+      parsed = parsePlugin(text, { url: url ?? undefined, filename: filename ?? url?.split("/").pop() });
+    } catch (error) {
+      throw asPluginError(error);
+    }
+    await approve?.(parsed.config, url, this.workspace.pluginNamed(parsed.config.name));
+    const replaced = this.workspace.pluginNamed(parsed.config.name);
+    const entry = await this.workspace.install({ id: replaced?.id, text, url, meta: describe(parsed) });
     // A running plugin picks up the new version now; otherwise when it is next started.
-    if (start || this.#hostNow?.plugin(entry.name)) await this.start(entry.name);
+    if (start || this.#hostNow?.plugin(entry.id)) await this.start(entry.id);
     return entry;
   }
 
   /**
-   * Starts an installed plugin (again, from its stored file); resolves to the loaded
-   * plugin. Callers asking while it starts share that start instead of making another.
+   * Starts an installed plugin (again, from its stored file) by its id; resolves to the
+   * loaded plugin. Callers asking while it starts share that start instead of making another.
    */
-  start(name) {
-    if (!this.#starting.has(name)) {
-      const starting = this.#start(name).finally(() => this.#starting.delete(name));
-      this.#starting.set(name, starting);
+  start(id) {
+    if (!this.#starting.has(id)) {
+      const starting = this.#start(id).finally(() => this.#starting.delete(id));
+      this.#starting.set(id, starting);
     }
-    return this.#starting.get(name);
+    return this.#starting.get(id);
   }
 
-  #starting = new Map(); // name -> the start in progress
+  #starting = new Map(); // id -> the start in progress
 
-  async #start(name) {
-    const entry = this.workspace.plugin(name);
-    if (!entry) throw new Error(`no plugin named ${name} is installed in workspace "${this.workspace.name}"`);
+  async #start(id) {
+    const entry = this.workspace.plugin(id);
+    if (!entry) throw new PluginError(`no plugin ${id} is installed in workspace "${this.workspace.name}"`, { code: CODES.notFound });
     const host = await this.host();
-    const plugin = await host.load(entry.text, { url: entry.url ?? undefined });
+    const plugin = await host.load(entry.text, { url: entry.url ?? undefined, id: entry.id, owner: "workspace" });
     this.#changed();
     return plugin;
   }
 
-  /** A plugin's API: a running one's, or an installed one's once started. */
+  /** A plugin's API by name: a loaded one's, or an installed one's (started if needed): the host's getPlugin. */
   async getPlugin(name) {
-    if (this.#starting.has(name)) return (await this.#starting.get(name)).api;
-    const host = await this.host();
-    if (host.plugin(name)?.state === "running") return host.getPlugin(name);
-    if (this.workspace.plugin(name)) return (await this.start(name)).api;
-    return host.getPlugin(name); // loaded for this page only, or an error naming what is there
+    return (await this.host()).getPlugin(name);
+  }
+
+  // An installed plugin's API: the running one's, the start in progress, or a new start.
+  async #apiOf(id) {
+    if (this.#starting.has(id)) return (await this.#starting.get(id)).api;
+    const running = (await this.host()).plugin(id);
+    if (running?.state === "running") return running.api;
+    return (await this.start(id)).api;
   }
 
   /** "Run" in the list: starts the plugin if needed, then calls its run(ctx) if it has one. */
-  async run(name, data = {}) {
-    const api = await this.getPlugin(name);
+  async run(id, data = {}) {
+    const api = await this.#apiOf(id);
     if (typeof api?.run === "function") return api.run({ config: {}, data });
     return undefined;
   }
 
-  async stop(name) {
+  async stop(id) {
     const host = await this.host();
-    host.terminate(name);
+    host.terminate(id);
     this.#changed();
   }
 
-  async remove(name) {
-    if (this.#hostPromise) (await this.#hostPromise).terminate(name);
-    await this.workspace.uninstall(name);
+  async remove(id) {
+    if (this.#hostPromise) (await this.#hostPromise).terminate(id);
+    await this.workspace.uninstall(id);
   }
 
-  /** Stops this workspace's plugins and opens another; its windows come back where they were. */
+  /** Stops this workspace's plugins and closes every window; opens another, its windows where they were. */
   async switchWorkspace(name) {
     this.#layoutFrozen = true;
     try {
-      if (this.#hostPromise) {
-        const host = await this.#hostPromise;
-        for (const plugin of host.list()) host.terminate(plugin.name);
-      }
+      if (this.#hostPromise) (await this.#hostPromise).terminateAll();
       await this.workspaces.switchTo(name);
     } finally {
       await this.restoreWindows();
@@ -202,9 +235,9 @@ export class Workbench {
   async restoreWindows() {
     this.#layoutFrozen = true;
     try {
-      const names = this.workspace.windows.map((window) => window.key).filter((name) => this.workspace.plugin(name));
-      for (const name of names) {
-        await this.start(name).catch((error) => this.ui.toast(`Could not reopen ${name}: ${error.message}`, "error"));
+      const entries = this.workspace.windows.map((window) => this.workspace.plugin(window.key)).filter(Boolean);
+      for (const entry of entries) {
+        await this.start(entry.id).catch((error) => this.ui.toast(`Could not reopen ${entry.name}: ${error.message}`, "error"));
       }
     } finally {
       this.#layoutFrozen = false;

@@ -1,11 +1,15 @@
 // The workspaces a person has on this device, and the one open now. A workspace holds its
 // installed plugins (each file's text, so it runs offline), their settings
 // (api.getConfig/setConfig) and its window layout, saved with every change (store.js).
+// Each installed plugin gets an id at install; its settings and window are kept under that
+// id, never under the name its file chooses. Settings' keys come from plugins: they are
+// read and written as own properties only, so "__proto__" is just a key.
 //
 //   const workspaces = await Workspaces.open(store, { initial: "default" });
 //   const ws = workspaces.current;
-//   await ws.install({ text, url, meta });  ws.plugins;  await ws.uninstall(name);
-//   ws.getConfig(plugin, key);  await ws.setConfig(plugin, key, value);
+//   const entry = await ws.install({ text, url, meta });  ws.plugins;  ws.plugin(entry.id);
+//   ws.pluginNamed(name);  await ws.uninstall(entry.id);
+//   ws.getConfig(id, key);  await ws.setConfig(id, [[key, value]]);
 //   await workspaces.switchTo("other");  await workspaces.rename(old, new);
 //   const undo = await workspaces.remove(name); await undo();
 //   workspaces.exportFile(name) -> Blob;  await workspaces.importFile(file)
@@ -15,7 +19,7 @@
 
 export const DEFAULT_WORKSPACE = "default";
 const EXPORT_FORMAT = "pyjoy-workspace";
-const EXPORT_VERSION = 1;
+const EXPORT_VERSION = 2; // 2: plugins have ids, and settings and windows are kept by id (1: by name; still read)
 
 /** A workspace name people can read, type in a URL, and that stays one line. */
 export function checkName(name) {
@@ -24,6 +28,48 @@ export function checkName(name) {
   if (clean.length > 80) throw new Error("a workspace name has at most 80 characters");
   if (/[\n\r\t]/.test(clean)) throw new Error("a workspace name is one line");
   return clean;
+}
+
+/** A new id for an installed plugin. */
+export function newPluginId() {
+  return `plugin-${crypto.randomUUID()}`;
+}
+
+function own(object, key) {
+  return object !== null && typeof object === "object" && Object.hasOwn(object, key) ? object[key] : undefined;
+}
+
+function setOwn(object, key, value) {
+  Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+const PLUGIN_ID = /^plugin-[0-9a-f-]{36}$/;
+
+// Records from before plugins had ids (settings and windows by name) get them, as does a
+// plugin whose id is not one we give (a hand-made file) or is taken twice; any record gets
+// the fields it lacks. Returns true when it changed the record, which is then stored at
+// once, so that a plugin's id stays the same each time its workspace opens.
+function upgrade(record) {
+  const before = JSON.stringify(record);
+  record.plugins ??= [];
+  record.windows ??= [];
+  if (typeof record.settings !== "object" || record.settings === null) record.settings = {};
+  const seen = new Set();
+  for (const plugin of record.plugins) {
+    if (PLUGIN_ID.test(plugin.id) && !seen.has(plugin.id)) {
+      seen.add(plugin.id);
+      continue;
+    }
+    plugin.id = newPluginId();
+    seen.add(plugin.id);
+    const settings = own(record.settings, plugin.name);
+    if (settings !== undefined) {
+      delete record.settings[plugin.name];
+      setOwn(record.settings, plugin.id, settings);
+    }
+    for (const window of record.windows) if (window.key === plugin.name) window.key = plugin.id;
+  }
+  return JSON.stringify(record) !== before;
 }
 
 function emptyRecord(name) {
@@ -45,51 +91,64 @@ export class Workspace {
     return this.record.name;
   }
 
-  /** Installed plugins: [{name, type, version, description, tags, icon, text, url, installed}]. */
+  /** Installed plugins: [{id, name, type, version, description, tags, icon, permissions, text, url, installed}]. */
   get plugins() {
     return this.record.plugins;
   }
 
-  plugin(name) {
+  /** The installed plugin with this id, or null. */
+  plugin(id) {
+    return this.record.plugins.find((plugin) => plugin.id === id) ?? null;
+  }
+
+  /** The installed plugin named `name`, or null (a name is one installed plugin's). */
+  pluginNamed(name) {
     return this.record.plugins.find((plugin) => plugin.name === name) ?? null;
   }
 
   /**
-   * Installs (or updates, by name) a plugin whose file is `text`, with what the list
-   * shows (`meta`: name, type, version, description, tags, icon, from its config).
+   * Installs a plugin whose file is `text`, with what the list shows (`meta`: name, type,
+   * version, description, tags, icon, permissions, from its config). With `id`, it replaces
+   * that installed plugin (an update: its settings and window stay); any other of the same
+   * name goes. Resolves to the entry.
    */
-  async install({ text, url = null, meta }) {
-    const entry = { ...meta, text, url, installed: Date.now() };
+  async install({ id = null, text, url = null, meta }) {
+    const entry = { ...meta, id: id ?? newPluginId(), text, url, installed: Date.now() };
     await this.#change(`plugin "${meta.name}"`, (record) => {
-      const index = record.plugins.findIndex((plugin) => plugin.name === meta.name);
+      const index = record.plugins.findIndex((plugin) => plugin.id === entry.id);
       if (index >= 0) record.plugins[index] = entry;
       else record.plugins.push(entry);
+      // A name is one installed plugin's: another of this name goes.
+      record.plugins = record.plugins.filter((plugin) => plugin.id === entry.id || plugin.name !== meta.name);
     });
     return entry;
   }
 
-  async uninstall(name) {
+  async uninstall(id) {
+    const name = this.plugin(id)?.name ?? id;
     await this.#change(`the removal of plugin "${name}"`, (record) => {
-      record.plugins = record.plugins.filter((plugin) => plugin.name !== name);
-      delete record.settings[name];
-      record.windows = record.windows.filter((window) => window.plugin !== name);
+      record.plugins = record.plugins.filter((plugin) => plugin.id !== id);
+      delete record.settings[id];
+      record.windows = record.windows.filter((window) => window.key !== id);
     });
   }
 
   // Settings are text, as in ImJoy (setConfig("n", 1) then getConfig("n") is "1").
-  getConfig(plugin, key) {
-    const settings = this.record.settings[plugin] ?? {};
-    return key === undefined || key === null ? { ...settings } : settings[key] ?? null;
+  getConfig(id, key) {
+    const settings = own(this.record.settings, id) ?? {};
+    if (key === undefined || key === null) return Object.fromEntries(Object.entries(settings));
+    return own(settings, String(key)) ?? null;
   }
 
-  async setConfig(plugin, entries) {
-    await this.#change(`the settings of "${plugin}"`, (record) => {
-      const settings = (record.settings[plugin] ??= {});
-      for (const [key, value] of entries) settings[key] = typeof value === "object" && value !== null ? JSON.stringify(value) : String(value);
+  async setConfig(id, entries) {
+    await this.#change(`the settings of "${this.plugin(id)?.name ?? id}"`, (record) => {
+      if (own(record.settings, id) === undefined) setOwn(record.settings, id, {});
+      const settings = own(record.settings, id);
+      for (const [key, value] of entries) setOwn(settings, String(key), typeof value === "object" && value !== null ? JSON.stringify(value) : String(value));
     });
   }
 
-  /** The window layout: [{plugin, x, y, width, height, maximized}], in stacking order. */
+  /** The window layout: [{key (a plugin's id), x, y, width, height, maximized}], in stacking order. */
   get windows() {
     return this.record.windows;
   }
@@ -151,6 +210,9 @@ export class Workspaces {
     if (!record) {
       record = emptyRecord(name);
       await this.#store.put(record);
+    } else if (upgrade(record)) {
+      // Kept at once so ids stay the same; a full disk must not keep the workspace closed.
+      await this.#store.put(record).catch((error) => console.warn(error.message));
     }
     // Which workspace was open last is a convenience: a full disk must not stop the app.
     await this.#store.setState("current", name).catch((error) => console.warn(error.message));
@@ -212,6 +274,7 @@ export class Workspaces {
     }
     if (data.version > EXPORT_VERSION) throw new Error(`${file.name} is from a newer PyJoy (workspace format ${data.version}; this one reads ${EXPORT_VERSION})`);
     const record = { ...emptyRecord(checkName(data.workspace.name)), ...data.workspace };
+    upgrade(record);
     const taken = new Set(await this.#store.names());
     for (let n = 2; taken.has(record.name); n += 1) record.name = `${data.workspace.name} (${n})`;
     await this.#store.put(record);
