@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from pyjoy.rpc import (
-    Blob, ClosedError, NDArray, RemoteError, RemoteFunction, Session, connect, decode, dotdict, encode,
+    Blob, ClosedError, NDArray, RPCError, RemoteError, RemoteFunction, Session, connect, decode, dotdict, encode,
     memory_pair, register_codec,
 )
 from pyjoy.rpc import codec as codec_module
@@ -530,7 +530,7 @@ def test_dispose_releases_at_once() -> None:
         plugin.dispose(made)  # a dotdict of proxies: each is released
         await settle(3)
         assert host.stats()["stored"] == 1
-        with pytest.raises(ReferenceError, match="disposed"):
+        with pytest.raises(RPCError, match="disposed"):
             made.f()
 
     run(test)

@@ -108,7 +108,7 @@ class RemoteFunction:
 
     def __call__(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
         if self.disposed:
-            raise ReferenceError(f"remote function {self.__name__!r} was disposed")
+            raise RPCError(f"the remote function {self.__name__!r} ({self.target}) was disposed; it can no longer be called")
         return self._session._call(self.target, args, kwargs)
 
     def __repr__(self) -> str:
@@ -252,10 +252,14 @@ class Session:
 
     # -- receiving ----------------------------------------------------------------------
 
-    def _receive(self, message: Message) -> None:
+    def _receive(self, message: Message, problem: Exception | None = None) -> None:
+        # `problem`: the transport could not deliver the message whole (a buffer sent ahead of
+        # it in pieces did not arrive); it is answered like a malformed message.
         if self.closed:
             return
         try:
+            if problem is not None:
+                raise problem
             kind = message.get("type") if isinstance(message, dict) else None
             handler = self._handlers.get(kind) if isinstance(kind, str) else None
             if handler is None:
