@@ -74,16 +74,20 @@ export class PostMessageTransport {
   #assembling = new Map(); // buffer id -> {bytes: Uint8Array, received, last (Date.now())}
   #assemblingBytes = 0; // the sizes of the buffers in #assembling, summed
   #refused = new Map(); // buffer id -> why it was refused or dropped, for its message
-  #sweep = null; // the timer that drops buffers past CHUNK_TIMEOUT_MS
+  #sweep = null; // the timer that drops buffers past the timeout
+  #chunkTimeoutMs;
 
   /**
    * @param {MessagePort | Worker | DedicatedWorkerGlobalScope} endpoint
-   * @param {{chunkBytes?: number}} [options] chunkBytes: send buffers larger than this in
-   *   pieces of this size, one task each (0, the default: never)
+   * @param {{chunkBytes?: number, chunkTimeoutMs?: number}} [options] chunkBytes: send
+   *   buffers larger than this in pieces of this size, one task each (0, the default:
+   *   never); chunkTimeoutMs: drop a buffer being received after this long without a piece
+   *   (CHUNK_TIMEOUT_MS; tests make it short)
    */
-  constructor(endpoint, { chunkBytes = 0 } = {}) {
+  constructor(endpoint, { chunkBytes = 0, chunkTimeoutMs = CHUNK_TIMEOUT_MS } = {}) {
     this.#endpoint = endpoint;
     this.#chunkBytes = chunkBytes;
+    this.#chunkTimeoutMs = chunkTimeoutMs;
     endpoint.addEventListener("message", this.#listener);
     // A MessagePort delivers to addEventListener listeners only once started (setting
     // onmessage would start it implicitly; we do not take over onmessage).
@@ -205,9 +209,8 @@ export class PostMessageTransport {
     if (!entry) {
       if (!Number.isSafeInteger(size) || size <= 0) return refuse(`a size of ${JSON.stringify(size)}`);
       if (size > MAX_CHUNKED_BUFFER_BYTES) return refuse(`a size of ${size} bytes, over the limit of ${MAX_CHUNKED_BUFFER_BYTES}`);
-      if (this.#assemblingBytes + size > MAX_ASSEMBLING_BYTES || this.#assembling.size >= MAX_ASSEMBLING_BUFFERS) {
-        return refuse(`${size} bytes more than the ${MAX_ASSEMBLING_BYTES} bytes (${MAX_ASSEMBLING_BUFFERS} buffers) a receiver assembles at once`);
-      }
+      if (this.#assembling.size >= MAX_ASSEMBLING_BUFFERS) return refuse(`more than the ${MAX_ASSEMBLING_BUFFERS} buffers a receiver assembles at once`);
+      if (this.#assemblingBytes + size > MAX_ASSEMBLING_BYTES) return refuse(`${size} bytes more than the ${MAX_ASSEMBLING_BYTES} bytes a receiver assembles at once`);
       entry = { bytes: null, received: 0, last: 0 };
       try {
         entry.bytes = new Uint8Array(size);
@@ -216,7 +219,7 @@ export class PostMessageTransport {
       }
       this.#assembling.set(id, entry);
       this.#assemblingBytes += size;
-      this.#sweep ??= setTimeout(() => this.#sweepStale(), CHUNK_TIMEOUT_MS);
+      this.#sweep ??= setTimeout(() => this.#sweepStale(), this.#chunkTimeoutMs);
     }
     if (size !== entry.bytes.byteLength) return refuse(`a piece claiming a size of ${JSON.stringify(size)}, not ${entry.bytes.byteLength}`);
     if (offset !== entry.received) return refuse(`a piece at offset ${JSON.stringify(offset)} where ${entry.received} was next (pieces come in order)`);
@@ -237,17 +240,17 @@ export class PostMessageTransport {
     if (this.#refused.size > REFUSALS_KEPT) this.#refused.delete(this.#refused.keys().next().value);
   }
 
-  // Drops the buffers that had no piece for CHUNK_TIMEOUT_MS; runs while any are assembled.
+  // Drops the buffers that had no piece for the timeout; runs while any are assembled.
   #sweepStale() {
     this.#sweep = null;
     const now = Date.now();
     for (const [id, entry] of this.#assembling) {
-      if (now - entry.last >= CHUNK_TIMEOUT_MS) {
+      if (now - entry.last >= this.#chunkTimeoutMs) {
         this.#drop(id);
-        this.#refuse(id, `no piece for ${CHUNK_TIMEOUT_MS / 1000} s: the sender stopped`);
+        this.#refuse(id, `no piece for ${this.#chunkTimeoutMs / 1000} s: the sender stopped`);
       }
     }
-    if (this.#assembling.size) this.#sweep = setTimeout(() => this.#sweepStale(), CHUNK_TIMEOUT_MS);
+    if (this.#assembling.size) this.#sweep = setTimeout(() => this.#sweepStale(), this.#chunkTimeoutMs);
   }
 
   /** Buffers being assembled (count, bytes), for tests and diagnostics. */
