@@ -731,6 +731,19 @@ value = seen[-1]._pyjoy_rpc.value
 out["answer"] = [seen[-1]._pyjoy_rpc.type, seen[-1]._pyjoy_rpc.id, value.x._rdtype, value.x._rshape.to_py(),
                  js.eval("(v) => v.k === null")(value), js.Object.prototype.toString.call(value.b._rvalue),
                  floats.byteLength]
+
+# Hostile calls: shared references 30 deep, and a cycle. Each is answered with an RPCError, at once.
+hostile = js.eval("(target, id, cycle) => { let b = 0; if (cycle) { b = []; b.push(b); } "
+                  "else for (let i = 0; i < 30; i++) b = [b, b]; "
+                  "return {_pyjoy_rpc: {type: 'call', id, target, args: [b], kwargs: {}}}; }")
+before = len(seen)
+started = js.performance.now()
+channel.port2.postMessage(hostile(root.value.f._rtarget, "bomb", False))
+channel.port2.postMessage(hostile(root.value.f._rtarget, "cycle", True))
+await settle()
+out["hostile"] = [[m._pyjoy_rpc.id, m._pyjoy_rpc.type, m._pyjoy_rpc.error.type, m._pyjoy_rpc.error.message]
+                  for m in seen[before:]]
+out["hostile_ms"] = js.performance.now() - started
 json.dumps(out)
 """
 
@@ -754,3 +767,6 @@ def test_pyodide_transport_in_pyodide_on_node(tmp_path: Path) -> None:
     # here), k was null, the bytes left as an ArrayBuffer, the JS buffer was transferred, not copied.
     assert out["answers"] == 1
     assert out["answer"] == ["result", "j1", "float32", [2], True, "[object ArrayBuffer]", 0]
+    assert [answer[:3] for answer in out["hostile"]] == [["bomb", "error", "RPCError"], ["cycle", "error", "RPCError"]]
+    assert all("too large" in answer[3] for answer in out["hostile"]), out["hostile"]
+    assert out["hostile_ms"] < 5000
