@@ -288,19 +288,55 @@ function put(object, key, value) {
  *   (MAX_DECODE_VALUES, MAX_DECODE_DEPTH); one per message, shared by its decode calls
  */
 export function decode(wire, context, bounds = decodeBounds()) {
+  // The hot path. The bounds are counted where the walk goes on into an array or object (a
+  // subtraction each); a built-in wire form is a leaf, counted in its container.
+  // (No finally around the depth: a walk that threw is not carried on.)
   if (wire === null || typeof wire !== "object") return wire;
   if (Array.isArray(wire)) {
     enter(bounds, wire.length);
     const out = wire.map((item) => decode(item, context, bounds));
-    bounds.depth--; // (no finally: a walk that threw is not carried on)
+    bounds.depth--;
     return out;
   }
   if (wire instanceof ArrayBuffer || ArrayBuffer.isView(wire)) return wire;
-  const keys = Object.keys(wire);
-  enter(bounds, keys.length);
-  const out = decodeObject(wire, keys, context, bounds);
-  bounds.depth--;
-  return out;
+  const rtype = wire._rtype;
+  if (rtype === undefined) {
+    const keys = Object.keys(wire);
+    enter(bounds, keys.length);
+    const out = {};
+    for (const key of keys) if (!(key === "_rintf" && wire._rintf === true)) put(out, key, decode(wire[key], context, bounds));
+    bounds.depth--;
+    return out;
+  }
+  switch (rtype) {
+    case "method":
+      if (typeof wire._rtarget !== "string") throw malformed("method", "_rtarget", "a string", wire._rtarget);
+      return context.proxy(wire._rtarget, typeof wire._rname === "string" && wire._rname ? wire._rname : wire._rtarget);
+    case "memoryview":
+      return received(wire);
+    case "typedarray":
+    case "ndarray":
+      return decodeArray(wire, rtype);
+    case "blob": {
+      const options = { type: typeof wire.type === "string" ? wire.type : "" };
+      const parts = [received(wire)];
+      return typeof wire.name === "string" ? new File(parts, wire.name, options) : new Blob(parts, options);
+    }
+    case "error":
+      return new RemoteError(typeof wire.type === "string" && wire.type ? wire.type : "Error",
+        typeof wire.message === "string" ? wire.message : "", typeof wire.traceback === "string" ? wire.traceback : "");
+    default: {
+      // A codec's form; with no codec of that name here it stays a plain object, `_rtype`
+      // kept, for the program to look at (as pyjoy/rpc/codec.py does).
+      const codec = typeof rtype === "string" ? context.codecs.get(rtype) : undefined;
+      const keys = Object.keys(wire);
+      enter(bounds, keys.length);
+      const members = {};
+      for (const key of keys) if (key !== "_rtype") put(members, key, decode(wire[key], context, bounds));
+      bounds.depth--;
+      return codec?.decoder ? codec.decoder(members) : { ...members, _rtype: rtype };
+    }
+  }
 }
 
 /** Fresh bounds for one message's decode calls. */
@@ -315,52 +351,20 @@ function enter(bounds, size) {
   if (bounds.depth > MAX_DECODE_DEPTH) throw new RPCError(`message too deep: values nested more than ${MAX_DECODE_DEPTH} levels`);
 }
 
-function decodeObject(wire, keys, context, bounds) {
-  const rtype = wire._rtype;
-  if (rtype === undefined) {
-    const out = {};
-    for (const key of keys) if (!(key === "_rintf" && wire._rintf === true)) put(out, key, decode(wire[key], context, bounds));
-    return out;
+function decodeArray(wire, rtype) {
+  if (typeof wire._rdtype !== "string" || !Object.hasOwn(DTYPES, wire._rdtype)) throw malformed(rtype, "_rdtype", `one of ${Object.keys(DTYPES).join(", ")}`, wire._rdtype);
+  const Type = DTYPES[wire._rdtype];
+  const buffer = received(wire);
+  if (rtype === "typedarray") {
+    if (buffer.byteLength % Type.BYTES_PER_ELEMENT) throw new RPCError(`typedarray of ${wire._rdtype}: ${buffer.byteLength} bytes is not a whole number of elements`);
+    return new Type(buffer);
   }
-  switch (rtype) {
-    case "method":
-      if (typeof wire._rtarget !== "string") throw malformed("method", "_rtarget", "a string", wire._rtarget);
-      return context.proxy(wire._rtarget, typeof wire._rname === "string" && wire._rname ? wire._rname : wire._rtarget);
-    case "memoryview":
-      return received(wire);
-    case "typedarray":
-    case "ndarray": {
-      const Type = DTYPES[wire._rdtype];
-      if (typeof wire._rdtype !== "string" || !Object.hasOwn(DTYPES, wire._rdtype)) throw malformed(rtype, "_rdtype", `one of ${Object.keys(DTYPES).join(", ")}`, wire._rdtype);
-      const buffer = received(wire);
-      if (rtype === "typedarray") {
-        if (buffer.byteLength % Type.BYTES_PER_ELEMENT) throw new RPCError(`typedarray of ${wire._rdtype}: ${buffer.byteLength} bytes is not a whole number of elements`);
-        return new Type(buffer);
-      }
-      const shape = wire._rshape;
-      if (!isShape(shape)) throw malformed(rtype, "_rshape", `a list of at most ${MAX_NDIM} sizes (integers from 0 to 2**53 - 1)`, shape);
-      if (!fits(shape, Type.BYTES_PER_ELEMENT, buffer.byteLength)) {
-        throw new RPCError(`ndarray: shape [${shape}] of ${wire._rdtype} does not fit its buffer of ${buffer.byteLength} bytes`);
-      }
-      return { _rtype: "ndarray", _rvalue: buffer, _rshape: [...shape], _rdtype: wire._rdtype };
-    }
-    case "blob": {
-      const options = { type: typeof wire.type === "string" ? wire.type : "" };
-      const parts = [received(wire)];
-      return typeof wire.name === "string" ? new File(parts, wire.name, options) : new Blob(parts, options);
-    }
-    case "error":
-      return new RemoteError(typeof wire.type === "string" && wire.type ? wire.type : "Error",
-        typeof wire.message === "string" ? wire.message : "", typeof wire.traceback === "string" ? wire.traceback : "");
-    default: {
-      // A codec's form; with no codec of that name here it stays a plain object, `_rtype`
-      // kept, for the program to look at (as pyjoy/rpc/codec.py does).
-      const codec = typeof rtype === "string" ? context.codecs.get(rtype) : undefined;
-      const members = {};
-      for (const key of keys) if (key !== "_rtype") put(members, key, decode(wire[key], context, bounds));
-      return codec?.decoder ? codec.decoder(members) : { ...members, _rtype: rtype };
-    }
+  const shape = wire._rshape;
+  if (!isShape(shape)) throw malformed(rtype, "_rshape", `a list of at most ${MAX_NDIM} sizes (integers from 0 to 2**53 - 1)`, shape);
+  if (!fits(shape, Type.BYTES_PER_ELEMENT, buffer.byteLength)) {
+    throw new RPCError(`ndarray: shape [${shape}] of ${wire._rdtype} does not fit its buffer of ${buffer.byteLength} bytes`);
   }
+  return { _rtype: "ndarray", _rvalue: buffer, _rshape: [...shape], _rdtype: wire._rdtype };
 }
 
 function isShape(shape) {

@@ -325,18 +325,46 @@ class Decoder:
         self._depth = 0
 
     def decode(self, value: Any) -> Any:
+        # The hot path. The bounds are counted where the walk goes on into a list or dict (a
+        # subtraction each); a built-in wire form is a leaf, counted in its container.
         # No try/finally around the depth: a decoder that raised is not used again.
         if isinstance(value, list):
-            self._enter(len(value))
-            out = [self.decode(item) for item in value]
+            self._left -= len(value)
+            self._depth += 1
+            if self._left < 0 or self._depth > MAX_DECODE_DEPTH:
+                self._enter(0)  # raises the error that says which
+            out: Any = [self.decode(item) for item in value]
             self._depth -= 1
             return out
         if not isinstance(value, dict):
             return value
-        self._enter(len(value))
-        out = self._object(value)
-        self._depth -= 1
-        return out
+        rtype = value.get("_rtype")
+        if rtype is None:
+            self._left -= len(value)
+            self._depth += 1
+            if self._left < 0 or self._depth > MAX_DECODE_DEPTH:
+                self._enter(0)  # raises the error that says which
+            if value.get("_rintf") is True:
+                out = dotdict({key: self.decode(item) for key, item in value.items() if key != "_rintf"})
+            else:
+                methods = self._methods
+                out = {key: self.decode(item) for key, item in value.items()}
+                # An object holding remote functions at any depth is a dotdict too (`api.viewer.add()`
+                # must work whether or not the sender marked each level as an interface).
+                if self._methods > methods:
+                    out = dotdict(out)
+            self._depth -= 1
+            return out
+        if rtype == "method":
+            target = value.get("_rtarget")
+            if not isinstance(target, str):
+                raise RPCError(f"method value: _rtarget should be a string, got {_type_name(target)}")
+            if self._get_proxy is None:
+                raise RPCError(f"a method ({target!r}) arrived where no session can call it")
+            name = value.get("_rname")
+            self._methods += 1
+            return self._get_proxy(target, name if isinstance(name, str) and name else target)
+        return self._wire_form(value, rtype)
 
     def _enter(self, size: int) -> None:
         self._left -= size
@@ -347,37 +375,23 @@ class Decoder:
         if self._depth > MAX_DECODE_DEPTH:
             raise RPCError(f"message too deep: values nested more than {MAX_DECODE_DEPTH} levels")
 
-    def _object(self, value: dict[str, Any]) -> Any:
-        rtype = value.get("_rtype")
-        if rtype is None:
-            methods = self._methods
-            intf = value.get("_rintf") is True
-            decoded = {key: self.decode(item) for key, item in value.items() if not (intf and key == "_rintf")}
-            # An interface, or an object holding remote functions at any depth (`api.viewer.add`
-            # must work whether or not the sender marked each level), is a dotdict.
-            if intf or self._methods > methods:
-                return dotdict(decoded)
-            return decoded
+    def _wire_form(self, value: dict[str, Any], rtype: Any) -> Any:
         if rtype == "memoryview":
             return memoryview(_field(value, "_rvalue", _is_buffer, "a buffer")).cast("B")
         if rtype in ("ndarray", "typedarray"):
             return self._array(value, rtype)
         if rtype == "blob":
             kind, name = value.get("type"), value.get("name")
-            return Blob(_field(value, "_rvalue", _is_buffer, "a buffer"), kind if isinstance(kind, str) else "", name if isinstance(name, str) else None)
+            return Blob(_field(value, "_rvalue", _is_buffer, "a buffer"), kind if isinstance(kind, str) else "",
+                        name if isinstance(name, str) else None)
         if rtype == "error":
             kind, message, tb = value.get("type"), value.get("message"), value.get("traceback")
             return RemoteError(kind if isinstance(kind, str) and kind else "Error",
                                message if isinstance(message, str) else "", tb if isinstance(tb, str) else "")
-        if rtype == "method":
-            target = _field(value, "_rtarget", lambda t: isinstance(t, str), "a string")
-            if self._get_proxy is None:
-                raise RPCError(f"a method ({target!r}) arrived where no session can call it")
-            name = value.get("_rname")
-            self._methods += 1
-            return self._get_proxy(target, name if isinstance(name, str) and name else target)
         codec = self._codecs.get(rtype) if isinstance(rtype, str) else None
+        self._enter(len(value))
         decoded = {key: self.decode(item) for key, item in value.items() if key != "_rtype"}
+        self._depth -= 1
         if codec is None:
             # An _rtype this side has no codec for stays a dict, _rtype kept, so the plugin can look at it.
             return {**decoded, "_rtype": rtype}
