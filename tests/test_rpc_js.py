@@ -168,9 +168,9 @@ def test_wire_format_malformed_messages_and_foreign_traffic(blank: Page) -> None
     unknown, bad_args, bad_value, ok, kwargs = result["answers"]
     assert unknown["type"] == "error" and unknown["id"] == "c1"
     assert unknown["error"]["_rtype"] == "error" and unknown["error"]["type"] == "RPCError"
-    assert 'no function with id "nope"' in unknown["error"]["message"]
+    assert 'unknown target "nope"' in unknown["error"]["message"]
     assert bad_args["type"] == "error" and "malformed call" in bad_args["error"]["message"]
-    assert bad_value["type"] == "error" and "a method without a string _rtarget" in bad_value["error"]["message"]
+    assert bad_value["type"] == "error" and "method value: _rtarget should be a string" in bad_value["error"]["message"]
     assert ok == {"type": "result", "id": "c4", "value": 42}
     assert kwargs["value"] == [1, {"scale": 2, "_rkwargs": True}]
     assert result["extra"] == "none"  # nothing answers a call with a null id, nor foreign messages
@@ -422,10 +422,10 @@ def test_close_fails_pending_calls(blank: Page) -> None:
         assert name == "RPCError" and message == "the RPC session is closed: host shutting down"
     assert result["afterClose"][1] == "the RPC session is closed: host shutting down"
     reason, b_stats, a_stats = result["remoteSide"]
-    assert reason == "host shutting down"
+    assert reason == "the other side closed: host shutting down"  # the words of session.py
     assert b_stats == a_stats == {"stored": 0, "pinned": 0, "proxies": 0, "pending": 0}
-    assert result["remote"] == ["RPCError", "the RPC session is closed: plugin crashed"]
-    assert result["remoteClosed"] == "plugin crashed"
+    assert result["remote"] == ["RPCError", "the RPC session is closed: the other side closed: plugin crashed"]
+    assert result["remoteClosed"] == "the other side closed: plugin crashed"
     assert result["noRoot"] == ["RPCError", "the RPC session is closed: never started"]
 
 
