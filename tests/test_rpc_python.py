@@ -647,6 +647,29 @@ def test_an_answer_that_cannot_be_decoded_fails_the_call() -> None:
     run(test)
 
 
+def test_a_message_the_transport_could_not_deliver_whole_fails_its_call() -> None:
+    """A transport hands on a broken message with an error (`handler(message, error)`): a call
+    is answered with it, an answer fails the call waiting for it."""
+    async def test() -> None:
+        a, b = memory_pair()
+        session = connect(a, root={"f": lambda: 1})
+        peer = Peer(b)
+        target = (await peer.receive("root"))["value"]["f"]["_rtarget"]
+        a._handler({"type": "call", "id": "x1"}, RPCError("buffer 3 did not arrive whole"))
+        answer = await peer.answer("x1")
+        assert answer["error"]["type"] == "RPCError" and "buffer 3" in answer["error"]["message"]
+        peer.send({"type": "root", "value": {"g": {"_rtype": "method", "_rtarget": "p1", "_rname": "g"}}})
+        api = await session.remote_root()
+        pending = api.g()
+        call = await peer.receive("call")
+        a._handler({"type": "result", "id": call["id"]}, RPCError("message too large"))
+        with pytest.raises(RPCError, match="too large"):
+            await asyncio.wait_for(pending, 5)  # (not answered at all would time out)
+        assert (await peer.call(target, call_id="x2"))["value"] == 1  # and carries on
+
+    run(test)
+
+
 # -- the Pyodide transport, in real Pyodide on Node (no browser) ---------------------------
 
 ROOT = Path(__file__).resolve().parents[1]

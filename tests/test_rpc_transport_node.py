@@ -50,7 +50,7 @@ async function hostile() {
     const message = inbox.find((m) => m.id === id);
     return message?.type === "result" ? { value: message.value } : { type: message?.error.type, message: message?.error.message };
   };
-  return { transport, session, target, piece, call, answer, port2, close: () => { session.close(); port2.close(); } };
+  return { transport, session, target, inbox, piece, call, answer, port2, close: () => { session.close(); port2.close(); } };
 }
 
 // The positive control: a sending transport that chunks, to a session that answers.
@@ -144,6 +144,16 @@ async function hostile() {
   t.port2.postMessage({ [ENVELOPE]: { type: "call", id: "c10", target: t.target, args: [bomb], kwargs: {} }, [CHUNKED]: ["b"] });
   out.bomb = await t.answer("c10");
 
+  // An answer whose buffer did not arrive whole fails the call waiting for it.
+  t.port2.postMessage({ [ENVELOPE]: { type: "root", value: { g: { _rtype: "method", _rtarget: "p1", _rname: "g" } } } });
+  const api = await t.session.remoteRoot;
+  const pending = api.g().then((value) => ({ value }), (error) => ({ type: error.name, message: error.message }));
+  await sleep(10);
+  const callId = t.inbox.findLast((m) => m.type === "call").id;
+  t.piece("answer", 0, 8, new ArrayBuffer(4));
+  t.port2.postMessage({ [ENVELOPE]: { type: "result", id: callId, value: { _rtype: "memoryview", _rvalue: { [PLACEHOLDER]: "answer" } } }, [CHUNKED]: ["answer"] });
+  out.brokenAnswer = await pending;
+
   // Still serving: a whole buffer in two pieces.
   t.piece("ok", 0, 6, new ArrayBuffer(4));
   t.piece("ok", 4, 6, new ArrayBuffer(2));
@@ -216,6 +226,10 @@ def test_buffers_assembled_at_once_are_bounded(out: dict) -> None:
     assert out["manyAssembling"] == {"assembling": 1000, "assemblingBytes": 2000}
     assert refused(out["many"], "assembles at once"), out["many"]
     assert out["manyFreed"] == {"assembling": 0, "assemblingBytes": 0}
+
+
+def test_an_answer_that_did_not_arrive_whole_fails_its_call(out: dict) -> None:
+    assert refused(out["brokenAnswer"], '"answer"', "4 of its 8 bytes"), out["brokenAnswer"]
 
 
 def test_an_exploding_message_is_refused_at_once(out: dict) -> None:

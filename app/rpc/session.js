@@ -243,7 +243,8 @@ export class Session {
   // Receiving ----------------------------------------------------------------------------
 
   // `problem`: the transport could not deliver the message whole (a buffer sent ahead of it
-  // in pieces did not arrive); it is answered like a malformed message.
+  // in pieces did not arrive, or it is too large): a call is answered with it, an answer
+  // fails its call with it, as a malformed message would.
   #receive(message, problem) {
     if (this.#closedReason !== null) return;
     try {
@@ -252,8 +253,12 @@ export class Session {
     } catch (error) {
       // A malformed message or an unknown target: answer a call with the error, drop the
       // rest, and carry on either way.
-      if (message?.type === "call" && typeof message.id === "string") this.#answer(message.id, { error });
-      else console.warn("pyjoy rpc: ignored a message:", error.message, message);
+      const { type, id } = message !== null && typeof message === "object" ? message : {};
+      if (type === "call" && typeof id === "string") this.#answer(id, { error });
+      else if ((type === "result" || type === "error") && this.#pending.has(id)) {
+        this.#pending.get(id).reject(error);
+        this.#pending.delete(id);
+      } else console.warn("pyjoy rpc: ignored a message:", error.message, message);
     }
   }
 
