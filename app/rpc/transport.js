@@ -3,7 +3,8 @@
 // transport never looks inside them (PROTOCOL.md, "Transport").
 //
 //   const transport = new PostMessageTransport(worker);   // or a port, or self
-//   transport.onMessage = (message) => { ... };           // each RPC message received
+//   transport.onMessage = (message, problem) => { ... };  // each RPC message received (problem: an
+//                                                         // RPCError when it arrived broken)
 //   transport.send(message, [buffer, ...]);               // buffers are moved, not copied
 //   transport.close();
 //
