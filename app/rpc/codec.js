@@ -42,7 +42,7 @@ const DTYPE_OF_VIEW = {
 
 // The bounds of decoding, the same numbers as pyjoy/rpc/codec.py (see the reasons there).
 /** The most values (items of arrays and objects, shared ones each time) one message decodes to:
- * decoding costs 0.2 to 0.6 us a value, so at most about half a second for one message. */
+ * at 0.03 to 0.3 us a value here, at most about a third of a second of the page's time. */
 export const MAX_DECODE_VALUES = 1_000_000;
 /** The deepest nesting decoded: far beyond real values, well within either half's stack. */
 export const MAX_DECODE_DEPTH = 200;

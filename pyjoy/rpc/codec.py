@@ -39,10 +39,12 @@ BUILTIN_RTYPES = frozenset({"memoryview", "typedarray", "ndarray", "blob", "erro
 _PLAIN = (str, int, float, bool, type(None))
 
 #: The most values (items of lists and objects, counted as the walk meets them) one message
-#: may decode to. Decoding costs 0.2 to 0.6 us a value (CPython, Chromium), so this is at
-#: most about half a second of work for one message; numbers in bulk go as arrays, which
-#: cost nothing a value. Shared references count each time they are met: that is what
-#: makes a message that explodes (an array holding one array twice, 30 deep) fail fast.
+#: may decode to. Decoding costs about 0.03 to 0.3 us a value in the page (V8) and 0.2 to
+#: 0.6 us in CPython (bench/rpc_codec.py; a few times more in Pyodide, in the plugin's own
+#: worker), so this bounds one message to about a third of a second of the page's time;
+#: numbers in bulk go as arrays, which cost nothing a value. Shared references count each
+#: time they are met: that is what makes a message that explodes (an array holding one
+#: array twice, 30 deep) fail fast.
 MAX_DECODE_VALUES = 1_000_000
 #: The deepest nesting decoded. Real values are a few levels deep (an interface of
 #: interfaces of arrays); 200 is far beyond them and well within the stack of either half
