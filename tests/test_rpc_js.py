@@ -5,6 +5,7 @@ under real garbage collection (a Chromium started with --expose-gc)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, Playwright
@@ -553,3 +554,37 @@ def test_no_leak_over_10000_calls_with_callbacks(gc_page: Page) -> None:
     assert result["after"]["host"]["pending"] == 0
     assert result["heldAfterGc"] == 1 and result["stillCallable"] == 42
     assert result["releasedAtLast"] is True
+
+
+def test_a_hostile_plugin_cannot_make_the_page_decode_or_hold_without_bound(page: Page, base_url: str) -> None:
+    """A real plugin in its frame (tests/plugins/hostile/rpc_floods_the_decoder.imjoy.html)
+    answers with messages that explode when walked, an absurd ndarray, and chunked buffers
+    that claim what they never send: each call fails with an error naming why, at once, the
+    page keeps no buffer and never stalls, and the plugin still answers."""
+    hostile = (Path(__file__).parent / "plugins" / "hostile" / "rpc_floods_the_decoder.imjoy.html").read_text()
+    page.goto(base_url)
+    page.evaluate("pyjoy.ready")
+    result = page.evaluate("""async (source) => {
+      let longest = 0;
+      new PerformanceObserver((list) => { for (const task of list.getEntries()) longest = Math.max(longest, task.duration); })
+        .observe({ type: "longtask" });
+      const plugin = await pyjoy.loadPlugin(source);
+      const outcome = async (call) => {
+        const start = performance.now();
+        try { return { value: await call(), ms: performance.now() - start }; }
+        catch (error) { return { name: error.name, message: error.message, ms: performance.now() - start }; }
+      };
+      const out = {};
+      for (const name of ["bomb", "cycle", "absurdNdarray", "huge", "stalled"]) out[name] = await outcome(() => plugin[name]());
+      out.echo = await plugin.echo("still here");
+      await new Promise((resolve) => setTimeout(resolve, 100)); // long tasks are reported after they end
+      out.longest = longest;
+      return out;
+    }""", hostile)
+    expected = {"bomb": "too large", "cycle": "too deep", "absurdNdarray": "shape", "huge": "over the limit",
+                "stalled": "did not arrive whole"}
+    for name, words in expected.items():
+        assert "value" not in result[name] and words in result[name]["message"], (name, result[name])
+        assert result[name]["ms"] < 5000, (name, result[name])
+    assert result["echo"] == "still here"
+    assert result["longest"] < 1000, result["longest"]  # a naive walk of 2**30 values takes minutes
