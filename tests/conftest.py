@@ -14,12 +14,12 @@ import contextlib
 import functools
 import http.server
 import json
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
