@@ -1,4 +1,12 @@
-"""Fixtures: the real build, a real server on 127.0.0.1, Debian's Chromium via Playwright."""
+"""Fixtures: the real build, a real server on 127.0.0.1, Debian's Chromium via Playwright.
+
+The fast loop, `python3 -m pytest -m "not browser"`, runs the CPython and Node tests: no
+Chromium, no build, no Playwright imported. A test is marked `browser` here, automatically,
+when it uses a fixture that needs Chromium or the build (BROWSER_FIXTURES, or any fixture
+built on them: item.fixturenames is the whole closure), when its module imports Playwright
+at its top (such a module is not even imported by the fast loop), or when its module runs
+the build itself (it imports `run_build`, below: tens of seconds a call).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,7 @@ import contextlib
 import functools
 import http.server
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -13,13 +22,50 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
 
 from pyjoy.devtools import launch_options, served
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Playwright
+
 ROOT = Path(__file__).resolve().parents[1]
+
+# Fixtures that need Chromium (through Playwright) or the build; a test using one, directly or
+# through another fixture, is a browser test.
+BROWSER_FIXTURES = frozenset({"playwright", "browser", "page", "profile_context", "dist", "base_url", "modules_url"})
+_IMPORTS_PLAYWRIGHT = re.compile(r"^(from|import) playwright\b", re.MULTILINE)
+_RUNS_THE_BUILD = re.compile(r"^from conftest import .*\brun_build\b", re.MULTILINE)
+
+
+@functools.cache
+def _source(path: Path) -> str:
+    return path.read_text() if path.suffix == ".py" and path.name.startswith("test_") else ""
+
+
+def _imports_playwright(path: Path) -> bool:
+    return bool(_IMPORTS_PLAYWRIGHT.search(_source(path)))
+
+
+def _browser_deselected(config: pytest.Config) -> bool:
+    return re.search(r"\bnot\s+browser\b", config.getoption("markexpr", "") or "") is not None
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # Importing such a module imports Playwright; all its tests are browser tests anyway.
+    if _browser_deselected(config) and _imports_playwright(collection_path):
+        return True
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "path", None)
+        if BROWSER_FIXTURES.intersection(getattr(item, "fixturenames", ())) or (
+                module and (_imports_playwright(module) or _RUNS_THE_BUILD.search(_source(module)))):
+            item.add_marker(pytest.mark.browser)
 
 
 def run_build(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -44,6 +90,8 @@ def base_url(dist: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def playwright() -> Iterator[Playwright]:
+    from playwright.sync_api import sync_playwright  # here: the fast loop never imports Playwright
+
     with sync_playwright() as p:
         yield p
 

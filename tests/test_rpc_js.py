@@ -5,6 +5,7 @@ under real garbage collection (a Chromium started with --expose-gc)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, Playwright
@@ -168,9 +169,9 @@ def test_wire_format_malformed_messages_and_foreign_traffic(blank: Page) -> None
     unknown, bad_args, bad_value, ok, kwargs = result["answers"]
     assert unknown["type"] == "error" and unknown["id"] == "c1"
     assert unknown["error"]["_rtype"] == "error" and unknown["error"]["type"] == "RPCError"
-    assert 'no function with id "nope"' in unknown["error"]["message"]
+    assert 'unknown target "nope"' in unknown["error"]["message"]
     assert bad_args["type"] == "error" and "malformed call" in bad_args["error"]["message"]
-    assert bad_value["type"] == "error" and "a method without a string _rtarget" in bad_value["error"]["message"]
+    assert bad_value["type"] == "error" and "method value: _rtarget should be a string" in bad_value["error"]["message"]
     assert ok == {"type": "result", "id": "c4", "value": 42}
     assert kwargs["value"] == [1, {"scale": 2, "_rkwargs": True}]
     assert result["extra"] == "none"  # nothing answers a call with a null id, nor foreign messages
@@ -422,10 +423,10 @@ def test_close_fails_pending_calls(blank: Page) -> None:
         assert name == "RPCError" and message == "the RPC session is closed: host shutting down"
     assert result["afterClose"][1] == "the RPC session is closed: host shutting down"
     reason, b_stats, a_stats = result["remoteSide"]
-    assert reason == "host shutting down"
+    assert reason == "the other side closed: host shutting down"  # the words of session.py
     assert b_stats == a_stats == {"stored": 0, "pinned": 0, "proxies": 0, "pending": 0}
-    assert result["remote"] == ["RPCError", "the RPC session is closed: plugin crashed"]
-    assert result["remoteClosed"] == "plugin crashed"
+    assert result["remote"] == ["RPCError", "the RPC session is closed: the other side closed: plugin crashed"]
+    assert result["remoteClosed"] == "the other side closed: plugin crashed"
     assert result["noRoot"] == ["RPCError", "the RPC session is closed: never started"]
 
 
@@ -553,3 +554,37 @@ def test_no_leak_over_10000_calls_with_callbacks(gc_page: Page) -> None:
     assert result["after"]["host"]["pending"] == 0
     assert result["heldAfterGc"] == 1 and result["stillCallable"] == 42
     assert result["releasedAtLast"] is True
+
+
+def test_a_hostile_plugin_cannot_make_the_page_decode_or_hold_without_bound(page: Page, base_url: str) -> None:
+    """A real plugin in its frame (tests/plugins/hostile/rpc_floods_the_decoder.imjoy.html)
+    answers with messages that explode when walked, an absurd ndarray, and chunked buffers
+    that claim what they never send: each call fails with an error naming why, at once, the
+    page keeps no buffer and never stalls, and the plugin still answers."""
+    hostile = (Path(__file__).parent / "plugins" / "hostile" / "rpc_floods_the_decoder.imjoy.html").read_text()
+    page.goto(base_url)
+    page.evaluate("pyjoy.ready")
+    result = page.evaluate("""async (source) => {
+      let longest = 0;
+      new PerformanceObserver((list) => { for (const task of list.getEntries()) longest = Math.max(longest, task.duration); })
+        .observe({ type: "longtask" });
+      const plugin = await pyjoy.loadPlugin(source);
+      const outcome = async (call) => {
+        const start = performance.now();
+        try { return { value: await call(), ms: performance.now() - start }; }
+        catch (error) { return { name: error.name, message: error.message, ms: performance.now() - start }; }
+      };
+      const out = {};
+      for (const name of ["bomb", "cycle", "absurdNdarray", "huge", "stalled"]) out[name] = await outcome(() => plugin[name]());
+      out.echo = await plugin.echo("still here");
+      await new Promise((resolve) => setTimeout(resolve, 100)); // long tasks are reported after they end
+      out.longest = longest;
+      return out;
+    }""", hostile)
+    expected = {"bomb": "too large", "cycle": "too deep", "absurdNdarray": "shape", "huge": "over the limit",
+                "stalled": "did not arrive whole"}
+    for name, words in expected.items():
+        assert "value" not in result[name] and words in result[name]["message"], (name, result[name])
+        assert result[name]["ms"] < 5000, (name, result[name])
+    assert result["echo"] == "still here"
+    assert result["longest"] < 1000, result["longest"]  # a naive walk of 2**30 values takes minutes

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from pyjoy.rpc import (
-    Blob, ClosedError, NDArray, RemoteError, RemoteFunction, Session, connect, decode, dotdict, encode,
+    Blob, ClosedError, NDArray, RPCError, RemoteError, RemoteFunction, Session, connect, decode, dotdict, encode,
     memory_pair, register_codec,
 )
 from pyjoy.rpc import codec as codec_module
@@ -530,7 +530,7 @@ def test_dispose_releases_at_once() -> None:
         plugin.dispose(made)  # a dotdict of proxies: each is released
         await settle(3)
         assert host.stats()["stored"] == 1
-        with pytest.raises(ReferenceError, match="disposed"):
+        with pytest.raises(RPCError, match="disposed"):
             made.f()
 
     run(test)
@@ -647,6 +647,29 @@ def test_an_answer_that_cannot_be_decoded_fails_the_call() -> None:
     run(test)
 
 
+def test_a_message_the_transport_could_not_deliver_whole_fails_its_call() -> None:
+    """A transport hands on a broken message with an error (`handler(message, error)`): a call
+    is answered with it, an answer fails the call waiting for it."""
+    async def test() -> None:
+        a, b = memory_pair()
+        session = connect(a, root={"f": lambda: 1})
+        peer = Peer(b)
+        target = (await peer.receive("root"))["value"]["f"]["_rtarget"]
+        a._handler({"type": "call", "id": "x1"}, RPCError("buffer 3 did not arrive whole"))
+        answer = await peer.answer("x1")
+        assert answer["error"]["type"] == "RPCError" and "buffer 3" in answer["error"]["message"]
+        peer.send({"type": "root", "value": {"g": {"_rtype": "method", "_rtarget": "p1", "_rname": "g"}}})
+        api = await session.remote_root()
+        pending = api.g()
+        call = await peer.receive("call")
+        a._handler({"type": "result", "id": call["id"]}, RPCError("message too large"))
+        with pytest.raises(RPCError, match="too large"):
+            await asyncio.wait_for(pending, 5)  # (not answered at all would time out)
+        assert (await peer.call(target, call_id="x2"))["value"] == 1  # and carries on
+
+    run(test)
+
+
 # -- the Pyodide transport, in real Pyodide on Node (no browser) ---------------------------
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -731,6 +754,19 @@ value = seen[-1]._pyjoy_rpc.value
 out["answer"] = [seen[-1]._pyjoy_rpc.type, seen[-1]._pyjoy_rpc.id, value.x._rdtype, value.x._rshape.to_py(),
                  js.eval("(v) => v.k === null")(value), js.Object.prototype.toString.call(value.b._rvalue),
                  floats.byteLength]
+
+# Hostile calls: shared references 30 deep, and a cycle. Each is answered with an RPCError, at once.
+hostile = js.eval("(target, id, cycle) => { let b = 0; if (cycle) { b = []; b.push(b); } "
+                  "else for (let i = 0; i < 30; i++) b = [b, b]; "
+                  "return {_pyjoy_rpc: {type: 'call', id, target, args: [b], kwargs: {}}}; }")
+before = len(seen)
+started = js.performance.now()
+channel.port2.postMessage(hostile(root.value.f._rtarget, "bomb", False))
+channel.port2.postMessage(hostile(root.value.f._rtarget, "cycle", True))
+await settle()
+out["hostile"] = [[m._pyjoy_rpc.id, m._pyjoy_rpc.type, m._pyjoy_rpc.error.type, m._pyjoy_rpc.error.message]
+                  for m in seen[before:]]
+out["hostile_ms"] = js.performance.now() - started
 json.dumps(out)
 """
 
@@ -754,3 +790,6 @@ def test_pyodide_transport_in_pyodide_on_node(tmp_path: Path) -> None:
     # here), k was null, the bytes left as an ArrayBuffer, the JS buffer was transferred, not copied.
     assert out["answers"] == 1
     assert out["answer"] == ["result", "j1", "float32", [2], True, "[object ArrayBuffer]", 0]
+    assert [answer[:3] for answer in out["hostile"]] == [["bomb", "error", "RPCError"], ["cycle", "error", "RPCError"]]
+    assert all("too large" in answer[3] for answer in out["hostile"]), out["hostile"]
+    assert out["hostile_ms"] < 5000

@@ -8,7 +8,10 @@
 //
 // Encoding is async only because a Blob's bytes must be read (blob.arrayBuffer()) and a
 // custom encoder may be async; everything else is walked synchronously, so a large array
-// of numbers costs no promise per item. Decoding is synchronous.
+// of numbers costs no promise per item. Decoding is synchronous, and bounded
+// (PROTOCOL.md, "Bounds"): structured clone keeps shared references, so a small message
+// can stand for a tree of 2^30 values; decode counts the values it walks and the depth it
+// is at, and refuses a value past MAX_DECODE_VALUES or MAX_DECODE_DEPTH with an RPCError.
 
 /**
  * @typedef {object} Codec  a custom wire form, e.g. for an app's own image type
@@ -37,11 +40,31 @@ const DTYPE_OF_VIEW = {
   BigUint64Array: "uint64", Float32Array: "float32", Float64Array: "float64", DataView: "uint8",
 };
 
-/** How an exception from the other side arrives: rejected calls, or a value sent as is. */
+// The bounds of decoding, the same numbers as pyjoy/rpc/codec.py (see the reasons there).
+/** The most values (items of arrays and objects, shared ones each time) one message decodes to:
+ * at 0.03 to 0.3 us a value here, at most about a third of a second of the page's time. */
+export const MAX_DECODE_VALUES = 1_000_000;
+/** The deepest nesting decoded: far beyond real values, well within either half's stack. */
+export const MAX_DECODE_DEPTH = 200;
+/** The most dimensions of an ndarray (numpy's limit is 64; 32 before numpy 2). */
+export const MAX_NDIM = 32;
+
+/** A failure of the protocol itself: a closed session, an unknown target, a bad message or
+ * wire value. Python has the same class name (pyjoy/rpc/codec.py). */
+export class RPCError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "RPCError";
+  }
+}
+
+/** How an exception from the other side arrives: rejected calls, or a value sent as is.
+ * `code` is "remote-error", the same in Python, for callers that sort errors by code. */
 export class RemoteError extends Error {
   constructor(type, message, traceback) {
     super(message);
     this.name = "RemoteError";
+    this.code = "remote-error";
     this.remoteType = type; // the sender's class name, e.g. "ZeroDivisionError", "TypeError"
     this.traceback = traceback; // the sender's traceback (Python) or stack (JS)
   }
@@ -184,10 +207,29 @@ function encodeBlob(blob, job) {
   return wire;
 }
 
-/** An Error's wire form; a RemoteError passed on keeps the type and traceback it came with. */
+/**
+ * The wire form of what a function threw: a RemoteError passed on keeps the type and
+ * traceback it came with; anything thrown that is not an Error goes as an Error with its
+ * text. It never throws: a message or stack that cannot be read (a throwing getter or
+ * toString) is replaced by a note saying so, so that the call is still answered.
+ */
 export function encodeError(error) {
-  if (error instanceof RemoteError) return { _rtype: "error", type: error.remoteType, message: error.message, traceback: error.traceback };
-  return { _rtype: "error", type: error.name || "Error", message: String(error.message), traceback: String(error.stack ?? "") };
+  if (error instanceof RemoteError) return { _rtype: "error", type: String(error.remoteType), message: String(error.message), traceback: String(error.traceback) };
+  if (!(error instanceof Error)) return { _rtype: "error", type: "Error", message: readable(() => String(error), "the thrown value"), traceback: "" };
+  const type = readable(() => String(error.name || "Error"), null) ?? readable(() => error.constructor.name, null) ?? "Error";
+  return { _rtype: "error", type, message: readable(() => String(error.message), `the ${type}'s message`), traceback: readable(() => String(error.stack ?? ""), null) ?? "" };
+}
+
+// read(), or a note that `what` could not be read (or `what` itself when it is null).
+function readable(read, what) {
+  try {
+    return read();
+  } catch (failure) {
+    if (what === null) return null;
+    let reason = "";
+    try { reason = `: ${failure?.name}: ${failure?.message}`; } catch { /* nothing more to say */ }
+    return `<${what} could not be read${reason}>`;
+  }
 }
 
 function encodeCustom(codec, value, job) {
@@ -242,61 +284,119 @@ function put(object, key, value) {
 /**
  * @param {any} wire  a received wire form
  * @param {{codecs: Map<string, Codec>, proxy: (id: string, name: string) => Function}} context
+ * @param {{left: number, depth: number}} [bounds]  what this message may still decode to
+ *   (MAX_DECODE_VALUES, MAX_DECODE_DEPTH); one per message, shared by its decode calls
  */
-export function decode(wire, context) {
+export function decode(wire, context, bounds = decodeBounds()) {
+  // The hot path. The bounds are counted where the walk goes on into an array or object (a
+  // subtraction each); a built-in wire form is a leaf, counted in its container.
+  // (No finally around the depth: a walk that threw is not carried on.)
   if (wire === null || typeof wire !== "object") return wire;
-  if (Array.isArray(wire)) return wire.map((item) => decode(item, context));
+  if (Array.isArray(wire)) {
+    enter(bounds, wire.length);
+    const out = wire.map((item) => decode(item, context, bounds));
+    bounds.depth--;
+    return out;
+  }
   if (wire instanceof ArrayBuffer || ArrayBuffer.isView(wire)) return wire;
   const rtype = wire._rtype;
   if (rtype === undefined) {
+    const keys = Object.keys(wire);
+    enter(bounds, keys.length);
     const out = {};
-    for (const key of Object.keys(wire)) if (!(key === "_rintf" && wire._rintf === true)) put(out, key, decode(wire[key], context));
+    for (const key of keys) if (!(key === "_rintf" && wire._rintf === true)) put(out, key, decode(wire[key], context, bounds));
+    bounds.depth--;
     return out;
   }
   switch (rtype) {
     case "method":
-      if (typeof wire._rtarget !== "string") throw malformed("a method without a string _rtarget");
-      return context.proxy(wire._rtarget, typeof wire._rname === "string" ? wire._rname : "");
+      if (typeof wire._rtarget !== "string") throw malformed("method", "_rtarget", "a string", wire._rtarget);
+      return context.proxy(wire._rtarget, typeof wire._rname === "string" && wire._rname ? wire._rname : wire._rtarget);
     case "memoryview":
-      return received(wire._rvalue);
+      return received(wire);
     case "typedarray":
-    case "ndarray": {
-      const Type = DTYPES[wire._rdtype];
-      if (!Type) throw malformed(`a ${rtype} of unknown _rdtype ${JSON.stringify(wire._rdtype)}`);
-      const buffer = received(wire._rvalue);
-      if (rtype === "ndarray") return { _rtype: "ndarray", _rvalue: buffer, _rshape: wire._rshape, _rdtype: wire._rdtype };
-      if (buffer.byteLength % Type.BYTES_PER_ELEMENT) throw malformed(`a ${wire._rdtype} typedarray of ${buffer.byteLength} bytes`);
-      return new Type(buffer);
-    }
+    case "ndarray":
+      return decodeArray(wire, rtype);
     case "blob": {
       const options = { type: typeof wire.type === "string" ? wire.type : "" };
-      const parts = [received(wire._rvalue)];
-      return wire.name != null ? new File(parts, String(wire.name), options) : new Blob(parts, options);
+      const parts = [received(wire)];
+      return typeof wire.name === "string" ? new File(parts, wire.name, options) : new Blob(parts, options);
     }
     case "error":
-      return new RemoteError(String(wire.type ?? "Error"), String(wire.message ?? ""), String(wire.traceback ?? ""));
+      return new RemoteError(typeof wire.type === "string" && wire.type ? wire.type : "Error",
+        typeof wire.message === "string" ? wire.message : "", typeof wire.traceback === "string" ? wire.traceback : "");
     default: {
       // A codec's form; with no codec of that name here it stays a plain object, `_rtype`
       // kept, for the program to look at (as pyjoy/rpc/codec.py does).
-      const codec = context.codecs.get(rtype);
+      const codec = typeof rtype === "string" ? context.codecs.get(rtype) : undefined;
+      const keys = Object.keys(wire);
+      enter(bounds, keys.length);
       const members = {};
-      for (const key of Object.keys(wire)) if (key !== "_rtype") put(members, key, decode(wire[key], context));
+      for (const key of keys) if (key !== "_rtype") put(members, key, decode(wire[key], context, bounds));
+      bounds.depth--;
       return codec?.decoder ? codec.decoder(members) : { ...members, _rtype: rtype };
     }
   }
 }
 
-// Buffers arrive as ArrayBuffer; a view is accepted too (what a converter may make of
-// Python bytes), taken whole when it spans its buffer.
-function received(value) {
+/** Fresh bounds for one message's decode calls. */
+export function decodeBounds() {
+  return { left: MAX_DECODE_VALUES, depth: 0 };
+}
+
+function enter(bounds, size) {
+  bounds.left -= size;
+  bounds.depth++;
+  if (bounds.left < 0) throw new RPCError(`message too large: it decodes to more than ${MAX_DECODE_VALUES} values (shared references count each time; send numbers in bulk as an array)`);
+  if (bounds.depth > MAX_DECODE_DEPTH) throw new RPCError(`message too deep: values nested more than ${MAX_DECODE_DEPTH} levels`);
+}
+
+function decodeArray(wire, rtype) {
+  if (typeof wire._rdtype !== "string" || !Object.hasOwn(DTYPES, wire._rdtype)) throw malformed(rtype, "_rdtype", `one of ${Object.keys(DTYPES).join(", ")}`, wire._rdtype);
+  const Type = DTYPES[wire._rdtype];
+  const buffer = received(wire);
+  if (rtype === "typedarray") {
+    if (buffer.byteLength % Type.BYTES_PER_ELEMENT) throw new RPCError(`typedarray of ${wire._rdtype}: ${buffer.byteLength} bytes is not a whole number of elements`);
+    return new Type(buffer);
+  }
+  const shape = wire._rshape;
+  if (!isShape(shape)) throw malformed(rtype, "_rshape", `a list of at most ${MAX_NDIM} sizes (integers from 0 to 2**53 - 1)`, shape);
+  if (!fits(shape, Type.BYTES_PER_ELEMENT, buffer.byteLength)) {
+    throw new RPCError(`ndarray: shape [${shape}] of ${wire._rdtype} does not fit its buffer of ${buffer.byteLength} bytes`);
+  }
+  return { _rtype: "ndarray", _rvalue: buffer, _rshape: [...shape], _rdtype: wire._rdtype };
+}
+
+function isShape(shape) {
+  return Array.isArray(shape) && shape.length <= MAX_NDIM && shape.every((n) => Number.isSafeInteger(n) && n >= 0);
+}
+
+// Whether `shape` elements of `itemsize` bytes are exactly `byteLength` bytes. Multiplied
+// step by step and stopped once past the buffer, so that no product loses precision.
+function fits(shape, itemsize, byteLength) {
+  if (shape.includes(0)) return byteLength === 0;
+  let bytes = itemsize;
+  for (const n of shape) {
+    bytes *= n;
+    if (bytes > byteLength) return false;
+  }
+  return bytes === byteLength;
+}
+
+// A wire form's `_rvalue`, which arrives as an ArrayBuffer; a view is accepted too (what a
+// converter may make of Python bytes), taken whole when it spans its buffer.
+function received(wire) {
+  const value = wire._rvalue;
   if (value instanceof ArrayBuffer) return value;
   if (ArrayBuffer.isView(value)) {
     const { buffer, byteOffset, byteLength } = value;
     return byteOffset === 0 && byteLength === buffer.byteLength ? buffer : buffer.slice(byteOffset, byteOffset + byteLength);
   }
-  throw malformed("a wire form whose _rvalue is not a buffer");
+  throw malformed(wire._rtype, "_rvalue", "a buffer", value);
 }
 
-function malformed(what) {
-  return new TypeError(`received ${what}`);
+// The same words as pyjoy/rpc/codec.py's _field.
+function malformed(rtype, field, expected, got) {
+  const type = got === null ? "null" : got === undefined ? "nothing" : Array.isArray(got) ? "an array" : typeof got;
+  return new RPCError(`${rtype} value: ${field} should be ${expected}, got ${type}`);
 }

@@ -14,15 +14,10 @@
 // while it lives, held weakly; when a proxy is garbage collected its id is released with
 // the number of times we received it, so an id sent again meanwhile stays alive.
 
-import { BUILTIN_RTYPES, decode, encode, encodeError } from "./codec.js";
+import { BUILTIN_RTYPES, RPCError, decode, decodeBounds, encode, encodeError } from "./codec.js";
 
-/** A failure of the protocol itself: a closed session, an unknown target, a bad message. */
-export class RPCError extends Error {
-  constructor(message) {
-    super(message);
-    this.name = "RPCError";
-  }
-}
+// Defined in codec.js (decoding raises it too), as in Python; importable from here as before.
+export { RPCError };
 
 export class Session {
   #transport;
@@ -62,7 +57,7 @@ export class Session {
     this.#remoteRoot = new Promise((resolve, reject) => { this.#rootWaiter = { resolve, reject }; });
     this.#remoteRoot.catch(() => {}); // a session closed before a root is not an unhandled error
     this.#whenClosed = new Promise((resolve) => { this.#markClosed = resolve; });
-    transport.onMessage = (message) => this.#receive(message);
+    transport.onMessage = (message, problem) => this.#receive(message, problem);
   }
 
   /** The other side's latest root (its API): waits for the first; a later root replaces it. */
@@ -247,15 +242,23 @@ export class Session {
 
   // Receiving ----------------------------------------------------------------------------
 
-  #receive(message) {
+  // `problem`: the transport could not deliver the message whole (a buffer sent ahead of it
+  // in pieces did not arrive, or it is too large): a call is answered with it, an answer
+  // fails its call with it, as a malformed message would.
+  #receive(message, problem) {
     if (this.#closedReason !== null) return;
     try {
+      if (problem) throw problem;
       this.#dispatch(message);
     } catch (error) {
       // A malformed message or an unknown target: answer a call with the error, drop the
       // rest, and carry on either way.
-      if (message?.type === "call" && typeof message.id === "string") this.#answer(message.id, { error });
-      else console.warn("pyjoy rpc: ignored a message:", error.message, message);
+      const { type, id } = message !== null && typeof message === "object" ? message : {};
+      if (type === "call" && typeof id === "string") this.#answer(id, { error });
+      else if ((type === "result" || type === "error") && this.#pending.has(id)) {
+        this.#pending.get(id).reject(error);
+        this.#pending.delete(id);
+      } else console.warn("pyjoy rpc: ignored a message:", error.message, message);
     }
   }
 
@@ -267,21 +270,25 @@ export class Session {
       case "error": return this.#onAnswer(message);
       case "release": return this.#onRelease(message);
       case "root": return this.#onRoot(message);
-      case "close": return this.#shutdown(String(message.reason ?? "closed by the other side"));
+      case "close": return this.#shutdown(message.reason ? `the other side closed: ${message.reason}` : "the other side closed");
       default: throw new RPCError(`malformed message: unknown type ${JSON.stringify(message.type)}`);
     }
   }
 
-  #onCall({ id, target, args, kwargs }) {
+  // A missing id, args or kwargs reads as null, [] and {} (as in session.py).
+  #onCall({ id = null, target, args = [], kwargs = {} }) {
     if (id !== null && typeof id !== "string") throw new RPCError("malformed call: id must be a string or null");
-    if (typeof target !== "string" || !Array.isArray(args) || (kwargs != null && typeof kwargs !== "object")) {
-      throw new RPCError("malformed call: expected a string target, an args array and a kwargs object");
-    }
-    const entry = this.#store.get(target);
-    if (!entry) throw new RPCError(`no function with id ${JSON.stringify(target)} here: it was released, or never sent`);
-    const decoded = decode(args, this.#decoding);
+    if (typeof target !== "string") throw new RPCError("malformed call: target must be a string");
+    if (args !== null && !Array.isArray(args)) throw new RPCError("malformed call: args must be an array");
+    if (kwargs !== null && (typeof kwargs !== "object" || Array.isArray(kwargs))) throw new RPCError("malformed call: kwargs must be an object");
+    // Decoded before the target is looked up, so that the proxies in the arguments of a call
+    // that fails are still counted, and released: the caller's functions do not leak.
+    const bounds = decodeBounds();
+    const decoded = decode(args ?? [], this.#decoding, bounds);
     // JS has no keyword arguments: they come as one last object marked the ImJoy way.
-    if (kwargs && Object.keys(kwargs).length) decoded.push({ ...decode(kwargs, this.#decoding), _rkwargs: true });
+    if (kwargs && Object.keys(kwargs).length) decoded.push({ ...decode(kwargs, this.#decoding, bounds), _rkwargs: true });
+    const entry = this.#store.get(target);
+    if (!entry) throw new RPCError(`unknown target ${JSON.stringify(target)}: never sent, or already released`);
     this.#run(id, entry.fn, decoded);
   }
 
@@ -301,9 +308,8 @@ export class Session {
 
   // Sends a call's result or error; a result that cannot be encoded becomes an error.
   #answer(id, outcome) {
-    const asError = (error) => (error instanceof Error ? error : new Error(String(error)));
     const reply = (job) => ("error" in outcome
-      ? { type: "error", id, error: encodeError(asError(outcome.error)) }
+      ? { type: "error", id, error: encodeError(outcome.error) }
       : encode(outcome.value, job).then((value) => ({ type: "result", id, value })));
     this.#post(async (job) => reply(job)).catch((error) => {
       if (this.#closedReason !== null || "error" in outcome) return;
@@ -313,20 +319,26 @@ export class Session {
   }
 
   #onAnswer(message) {
+    if (typeof message.id !== "string") throw new RPCError(`malformed ${message.type}: id must be a string`);
     const pending = this.#pending.get(message.id);
-    if (!pending) return; // an answer to a call we no longer wait for (closed, or not ours)
     this.#pending.delete(message.id);
-    try {
-      if (message.type === "result") return pending.resolve(decode(message.value, this.#decoding));
-      const error = decode(message.error, this.#decoding);
-      pending.reject(error instanceof Error ? error : new RPCError(`malformed error reply: ${JSON.stringify(message.error)}`));
+    let outcome;
+    try { // decoded even when nobody waits, so that the proxies in it are counted and released
+      if (message.type === "result") outcome = { value: decode(message.value, this.#decoding) };
+      else {
+        const error = decode(message.error, this.#decoding);
+        outcome = { error: error instanceof Error ? error : new RPCError("malformed error reply: 'error' should be an error value") };
+      }
     } catch (error) {
-      pending.reject(error);
+      outcome = { error };
     }
+    if (!pending) return; // an answer to a call we no longer wait for (closed, or not ours)
+    if ("error" in outcome) pending.reject(outcome.error);
+    else pending.resolve(outcome.value);
   }
 
   #onRelease({ targets }) {
-    if (targets === null || typeof targets !== "object") throw new RPCError("malformed release: targets must be an object {id: count}");
+    if (targets === null || typeof targets !== "object" || Array.isArray(targets)) throw new RPCError("malformed release: targets must be an object {id: count}");
     for (const [id, count] of Object.entries(targets)) {
       if (Number.isInteger(count) && count > 0) this.#release(id, count);
     }

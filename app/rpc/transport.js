@@ -3,7 +3,8 @@
 // transport never looks inside them (PROTOCOL.md, "Transport").
 //
 //   const transport = new PostMessageTransport(worker);   // or a port, or self
-//   transport.onMessage = (message) => { ... };           // each RPC message received
+//   transport.onMessage = (message, problem) => { ... };  // each RPC message received (problem: an
+//                                                         // RPCError when it arrived broken)
 //   transport.send(message, [buffer, ...]);               // buffers are moved, not copied
 //   transport.close();
 //
@@ -22,6 +23,16 @@
 // `chunkBytes` go ahead in pieces instead, one task each, and the message follows with a
 // placeholder where each buffer was; the receiver reassembles them (PROTOCOL.md,
 // "Chunks"). Workers in the page's process need none of this: transfer moves them free.
+//
+// Receiving pieces is bounded, since a sender may be hostile or broken: a buffer claims at
+// most MAX_CHUNKED_BUFFER_BYTES, all buffers being assembled at most
+// MAX_ASSEMBLING_BYTES together and MAX_ASSEMBLING_BUFFERS in number; pieces must come in
+// order and inside their buffer; a buffer with no new piece for CHUNK_TIMEOUT_MS is
+// dropped. A buffer refused or dropped is freed at once, and its message, when it comes,
+// is handed on with an RPCError saying why (`onMessage(message, error)`), which the
+// session answers as the error of that call.
+
+import { RPCError } from "./codec.js";
 
 /** The key that marks an RPC message on a shared postMessage channel. */
 export const ENVELOPE = "_pyjoy_rpc";
@@ -35,6 +46,23 @@ export const PLACEHOLDER = "_pyjoy_rpc_buffer";
 /** The chunk size for ports to sandboxed frames: small enough that no piece stalls a frame. */
 export const FRAME_CHUNK_BYTES = 1 << 20;
 
+/** The largest buffer a receiver assembles from pieces: 2 GiB, half of what a Python
+ * plugin's WASM heap (4 GiB) can hold, so the most any plugin can send and keep a copy of;
+ * and within what Chromium allocates as one ArrayBuffer. */
+export const MAX_CHUNKED_BUFFER_BYTES = 2 ** 31;
+/** The most bytes being assembled at once, all buffers of all messages: two of the
+ * largest. A sender posts one message at a time, so this is reached only by a sender
+ * that claims sizes it never sends. */
+export const MAX_ASSEMBLING_BYTES = 2 ** 32;
+/** The most buffers being assembled at once: one message's big buffers go ahead of it,
+ * and a message holds a few; a thousand is far beyond that. */
+export const MAX_ASSEMBLING_BUFFERS = 1000;
+/** How long a buffer may wait for its next piece. A sender posts its pieces one task
+ * apart (milliseconds for 1 MiB); a minute without one means it stopped or is broken. */
+export const CHUNK_TIMEOUT_MS = 60_000;
+/** How many reasons for refused buffers are kept for their messages (oldest dropped). */
+const REFUSALS_KEPT = 100;
+
 export class PostMessageTransport {
   #endpoint;
   #handler = null;
@@ -44,33 +72,41 @@ export class PostMessageTransport {
   #chunkBytes;
   #sending = null; // the chunked send in progress, which later messages wait for
   #nextBuffer = 0;
-  #assembling = new Map(); // buffer id -> {bytes: Uint8Array, received}
+  #assembling = new Map(); // buffer id -> {bytes: Uint8Array, received, last (Date.now())}
+  #assemblingBytes = 0; // the sizes of the buffers in #assembling, summed
+  #refused = new Map(); // buffer id -> why it was refused or dropped, for its message
+  #sweep = null; // the timer that drops buffers past the timeout
+  #chunkTimeoutMs;
 
   /**
    * @param {MessagePort | Worker | DedicatedWorkerGlobalScope} endpoint
-   * @param {{chunkBytes?: number}} [options] chunkBytes: send buffers larger than this in
-   *   pieces of this size, one task each (0, the default: never)
+   * @param {{chunkBytes?: number, chunkTimeoutMs?: number}} [options] chunkBytes: send
+   *   buffers larger than this in pieces of this size, one task each (0, the default:
+   *   never); chunkTimeoutMs: drop a buffer being received after this long without a piece
+   *   (CHUNK_TIMEOUT_MS; tests make it short)
    */
-  constructor(endpoint, { chunkBytes = 0 } = {}) {
+  constructor(endpoint, { chunkBytes = 0, chunkTimeoutMs = CHUNK_TIMEOUT_MS } = {}) {
     this.#endpoint = endpoint;
     this.#chunkBytes = chunkBytes;
+    this.#chunkTimeoutMs = chunkTimeoutMs;
     endpoint.addEventListener("message", this.#listener);
     // A MessagePort delivers to addEventListener listeners only once started (setting
     // onmessage would start it implicitly; we do not take over onmessage).
     if (typeof endpoint.start === "function") endpoint.start();
   }
 
-  /** @returns {((message: object) => void) | null} */
+  /** @returns {((message: object, problem?: Error) => void) | null} */
   get onMessage() {
     return this.#handler;
   }
 
-  /** Sets the handler for received RPC messages; hands over any that came before it. */
+  /** Sets the handler for received RPC messages; hands over any that came before it. A
+   * message that arrived broken comes with an RPCError as the second argument. */
   set onMessage(handler) {
     this.#handler = handler;
     const early = this.#early;
     this.#early = [];
-    for (const message of early) handler?.(message);
+    for (const [message, problem] of early) handler?.(message, problem);
   }
 
   /**
@@ -141,6 +177,10 @@ export class PostMessageTransport {
     this.#closed = true;
     this.#endpoint.removeEventListener("message", this.#listener);
     this.#early = [];
+    this.#assembling.clear();
+    this.#assemblingBytes = 0;
+    this.#refused.clear();
+    clearTimeout(this.#sweep);
     if (typeof MessagePort !== "undefined" && this.#endpoint instanceof MessagePort) this.#endpoint.close();
   }
 
@@ -150,28 +190,94 @@ export class PostMessageTransport {
     if (Object.hasOwn(data, CHUNK)) return this.#receiveChunk(data);
     if (!Object.hasOwn(data, ENVELOPE)) return;
     let message = data[ENVELOPE];
-    if (Array.isArray(data[CHUNKED])) message = this.#restoreBuffers(message, data[CHUNKED]);
-    if (this.#handler) this.#handler(message);
-    else this.#early.push(message);
+    let problem;
+    if (Object.hasOwn(data, CHUNKED)) [message, problem] = this.#restoreBuffers(message, data[CHUNKED]);
+    if (this.#handler) this.#handler(message, problem);
+    else this.#early.push([message, problem]);
   }
 
-  #receiveChunk({ [CHUNK]: { buffer, offset, size }, bytes }) {
-    let entry = this.#assembling.get(buffer);
-    if (!entry) this.#assembling.set(buffer, (entry = { bytes: new Uint8Array(size), received: 0 }));
+  #receiveChunk(data) {
+    const { buffer: id, offset, size } = data[CHUNK] ?? {};
+    const { bytes } = data;
+    if (typeof id !== "string") return console.warn("pyjoy rpc: ignored a piece without a buffer id");
+    if (this.#refused.has(id)) return; // the rest of a buffer already refused
+    let entry = this.#assembling.get(id);
+    const refuse = (why) => {
+      if (entry) this.#drop(id);
+      this.#refuse(id, why);
+    };
+    if (!(bytes instanceof ArrayBuffer) || !bytes.byteLength) return refuse("a piece that is not a non-empty ArrayBuffer");
+    if (!entry) {
+      if (!Number.isSafeInteger(size) || size <= 0) return refuse(`a size of ${JSON.stringify(size)}`);
+      if (size > MAX_CHUNKED_BUFFER_BYTES) return refuse(`a size of ${size} bytes, over the limit of ${MAX_CHUNKED_BUFFER_BYTES}`);
+      if (this.#assembling.size >= MAX_ASSEMBLING_BUFFERS) return refuse(`more than the ${MAX_ASSEMBLING_BUFFERS} buffers a receiver assembles at once`);
+      if (this.#assemblingBytes + size > MAX_ASSEMBLING_BYTES) return refuse(`${size} bytes more than the ${MAX_ASSEMBLING_BYTES} bytes a receiver assembles at once`);
+      entry = { bytes: null, received: 0, last: 0 };
+      try {
+        entry.bytes = new Uint8Array(size);
+      } catch {
+        return refuse(`${size} bytes, which could not be allocated`);
+      }
+      this.#assembling.set(id, entry);
+      this.#assemblingBytes += size;
+      this.#sweep ??= setTimeout(() => this.#sweepStale(), this.#chunkTimeoutMs);
+    }
+    if (size !== entry.bytes.byteLength) return refuse(`a piece claiming a size of ${JSON.stringify(size)}, not ${entry.bytes.byteLength}`);
+    if (offset !== entry.received) return refuse(`a piece at offset ${JSON.stringify(offset)} where ${entry.received} was next (pieces come in order)`);
+    if (offset + bytes.byteLength > size) return refuse(`a piece of ${bytes.byteLength} bytes at ${offset}, past its end (${size} bytes)`);
     entry.bytes.set(new Uint8Array(bytes), offset);
     entry.received += bytes.byteLength;
+    entry.last = Date.now();
   }
 
+  #drop(id) {
+    this.#assemblingBytes -= this.#assembling.get(id).bytes.byteLength;
+    this.#assembling.delete(id);
+  }
+
+  #refuse(id, why) {
+    this.#refused.delete(id); // re-inserted last: the oldest reasons go first
+    this.#refused.set(id, why);
+    if (this.#refused.size > REFUSALS_KEPT) this.#refused.delete(this.#refused.keys().next().value);
+  }
+
+  // Drops the buffers that had no piece for the timeout; runs while any are assembled.
+  #sweepStale() {
+    this.#sweep = null;
+    const now = Date.now();
+    for (const [id, entry] of this.#assembling) {
+      if (now - entry.last >= this.#chunkTimeoutMs) {
+        this.#drop(id);
+        this.#refuse(id, `no piece for ${this.#chunkTimeoutMs / 1000} s: the sender stopped`);
+      }
+    }
+    if (this.#assembling.size) this.#sweep = setTimeout(() => this.#sweepStale(), this.#chunkTimeoutMs);
+  }
+
+  /** Buffers being assembled (count, bytes), for tests and diagnostics. */
+  stats() {
+    return { assembling: this.#assembling.size, assemblingBytes: this.#assemblingBytes };
+  }
+
+  // The message with its buffers back in place, and an RPCError when one of them is missing
+  // (refused, dropped, or never sent): a broken sender. The message is still handed on, so
+  // that the session answers its call with that error.
   #restoreBuffers(message, ids) {
+    if (!Array.isArray(ids) || ids.length > MAX_ASSEMBLING_BUFFERS) return [message, new RPCError("malformed chunked message: its buffer ids should be a list")];
     const buffers = new Map();
+    const missing = [];
     for (const id of ids) {
       const entry = this.#assembling.get(id);
-      this.#assembling.delete(id);
-      // A piece missing means a broken sender: the message still arrives, and the session
-      // answers it with an error naming the buffer.
+      if (entry) this.#drop(id);
       if (entry && entry.received === entry.bytes.byteLength) buffers.set(id, entry.bytes.buffer);
+      else {
+        const why = this.#refused.get(id) ?? (entry ? `${entry.received} of its ${entry.bytes.byteLength} bytes came` : "no piece of it came");
+        missing.push(`buffer ${JSON.stringify(id)} of this message did not arrive whole: ${why}`);
+      }
+      this.#refused.delete(id);
     }
-    return restoreBuffers(message, buffers);
+    if (missing.length) return [message, new RPCError(missing.join("; "))];
+    return [restoreBuffers(message, buffers), undefined];
   }
 }
 
@@ -203,17 +309,19 @@ function replaceBuffers(value, replacements) {
   return copy;
 }
 
-function restoreBuffers(value, buffers) {
+// Puts each buffer back where its placeholder is, in place. Each object is walked once
+// (`seen`): structured clone keeps shared references and cycles, and a walk that followed
+// every path of a hostile message could take 2^30 steps. A placeholder naming no buffer of
+// this message is left as it is: where buffers go (`_rvalue`), the codec refuses it.
+function restoreBuffers(value, buffers, seen = new Set()) {
+  if (value === null || typeof value !== "object" || seen.has(value)) return value;
+  seen.add(value);
   if (Array.isArray(value)) {
-    for (let index = 0; index < value.length; index += 1) value[index] = restoreBuffers(value[index], buffers);
+    for (let index = 0; index < value.length; index += 1) value[index] = restoreBuffers(value[index], buffers, seen);
     return value;
   }
-  if (value === null || typeof value !== "object" || Object.getPrototypeOf(value) !== Object.prototype) return value;
-  if (Object.hasOwn(value, PLACEHOLDER)) {
-    const id = value[PLACEHOLDER];
-    if (!buffers.has(id)) return { _rtype: "error", type: "RPCError", message: `buffer ${id} of this message did not arrive whole`, traceback: "" };
-    return buffers.get(id);
-  }
-  for (const key of Object.keys(value)) value[key] = restoreBuffers(value[key], buffers);
+  if (Object.getPrototypeOf(value) !== Object.prototype) return value;
+  if (Object.hasOwn(value, PLACEHOLDER)) return buffers.get(value[PLACEHOLDER]) ?? value;
+  for (const key of Object.keys(value)) value[key] = restoreBuffers(value[key], buffers, seen);
   return value;
 }

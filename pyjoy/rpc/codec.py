@@ -15,6 +15,11 @@ a numpy array viewing the received buffer (or an `NDArray` where numpy is missin
 
 Custom types: `register_codec(name, type, encoder, decoder)`; the encoder returns a dict,
 sent with `_rtype` set to `name`; the decoder receives that dict decoded, `_rtype` removed.
+
+Decoding is bounded (PROTOCOL.md, "Bounds"): a wire value may share references (structured
+clone keeps them), so a small message can stand for a tree of 2**30 values. The decoder
+counts the values it walks and the depth it is at, and refuses a value past
+MAX_DECODE_VALUES or MAX_DECODE_DEPTH with an RPCError, which fails that call only.
 """
 
 from __future__ import annotations
@@ -32,6 +37,23 @@ from .ndarray import DTYPES, ITEMSIZE, NDArray
 Buffer = bytes | bytearray | memoryview
 BUILTIN_RTYPES = frozenset({"memoryview", "typedarray", "ndarray", "blob", "error", "method"})
 _PLAIN = (str, int, float, bool, type(None))
+
+#: The most values (items of lists and objects, counted as the walk meets them) one message
+#: may decode to. Decoding costs about 0.03 to 0.3 us a value in the page (V8) and 0.2 to
+#: 0.6 us in CPython (bench/rpc_codec.py; a few times more in Pyodide, in the plugin's own
+#: worker), so this bounds one message to about a third of a second of the page's time;
+#: numbers in bulk go as arrays, which cost nothing a value. Shared references count each
+#: time they are met: that is what makes a message that explodes (an array holding one
+#: array twice, 30 deep) fail fast.
+MAX_DECODE_VALUES = 1_000_000
+#: The deepest nesting decoded. Real values are a few levels deep (an interface of
+#: interfaces of arrays); 200 is far beyond them and well within the stack of either half
+#: (Python's recursion limit is 1000 frames; decoding takes one or two a level).
+MAX_DECODE_DEPTH = 200
+#: The most dimensions of an ndarray (numpy allows 64; 32 before numpy 2).
+MAX_NDIM = 32
+#: The largest size of one dimension: the largest integer JS numbers hold exactly.
+MAX_DIM = 2**53 - 1
 
 
 def load_numpy() -> Any:
@@ -66,7 +88,10 @@ class dotdict(dict):  # noqa: N801  (the name ImJoy plugins know)
 
 
 class RemoteError(Exception):
-    """An exception raised on the other side: `remote_type`, `message`, `traceback` (its text)."""
+    """An exception raised on the other side: `remote_type`, `message`, `traceback` (its text).
+    `code` is "remote-error", the same in JS, for callers that sort errors by code."""
+
+    code = "remote-error"
 
     def __init__(self, remote_type: str, message: str, traceback: str = "") -> None:
         super().__init__(f"{remote_type}: {message}")
@@ -255,13 +280,29 @@ class Encoder:
 
 
 def encode_error(error: BaseException) -> dict[str, Any]:
-    """The wire form of an exception, with the sender's formatted traceback."""
+    """The wire form of an exception, with the sender's formatted traceback. It never raises:
+    an exception whose text cannot be read still answers its call (the type name, and a
+    message saying so), else the caller would wait forever."""
     if isinstance(error, RemoteError):
-        kind, message = error.remote_type, error.message
+        kind, message, text = str(error.remote_type), str(error.message), str(error.traceback)
     else:
-        kind, message = type(error).__name__, str(error)
-    text = "".join(traceback.format_exception(error))
+        kind = type(error).__name__
+        try:
+            message = str(error)
+        except Exception as failure:
+            message = f"<the {kind}'s message could not be read: {type(failure).__name__}: {_safe_str(failure)}>"
+        try:
+            text = "".join(traceback.format_exception(error))
+        except Exception:
+            text = ""
     return {"_rtype": "error", "type": kind, "message": message, "traceback": text}
+
+
+def _safe_str(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
 
 
 def encode(value: Any, put_function: Callable[[Callable[..., Any]], str] | None = None,
@@ -272,49 +313,87 @@ def encode(value: Any, put_function: Callable[[Callable[..., Any]], str] | None 
 
 
 class Decoder:
-    """Wire values to Python values; methods become proxies through `get_proxy(target, name)`."""
+    """Wire values to Python values; methods become proxies through `get_proxy(target, name)`.
+
+    One decoder per message: the bounds (MAX_DECODE_VALUES, MAX_DECODE_DEPTH) are counted
+    across every `decode()` call made with it."""
 
     def __init__(self, get_proxy: Callable[[str, str], Any] | None = None,
                  codecs: Mapping[str, Codec] | None = None) -> None:
         self._get_proxy = get_proxy
         self._codecs = default_codecs if codecs is None else codecs
         self._methods = 0  # methods decoded so far, to tell objects holding some
+        self._left = MAX_DECODE_VALUES  # values this message may still decode to
+        self._depth = 0
 
     def decode(self, value: Any) -> Any:
+        # The hot path. The bounds are counted where the walk goes on into a list or dict (a
+        # subtraction each); a built-in wire form is a leaf, counted in its container.
+        # No try/finally around the depth: a decoder that raised is not used again.
         if isinstance(value, list):
-            return [self.decode(item) for item in value]
+            self._left -= len(value)
+            self._depth += 1
+            if self._left < 0 or self._depth > MAX_DECODE_DEPTH:
+                self._enter(0)  # raises the error that says which
+            out: Any = [self.decode(item) for item in value]
+            self._depth -= 1
+            return out
         if not isinstance(value, dict):
             return value
         rtype = value.get("_rtype")
         if rtype is None:
-            methods = self._methods
-            decoded = {key: self.decode(item) for key, item in value.items() if key != "_rintf"}
-            # An interface, or an object holding remote functions at any depth (`api.viewer.add`
-            # must work whether or not the sender marked each level), is a dotdict.
-            if value.get("_rintf") is True or self._methods > methods:
-                return dotdict(decoded)
-            return decoded
+            self._left -= len(value)
+            self._depth += 1
+            if self._left < 0 or self._depth > MAX_DECODE_DEPTH:
+                self._enter(0)  # raises the error that says which
+            if value.get("_rintf") is True:
+                out = dotdict({key: self.decode(item) for key, item in value.items() if key != "_rintf"})
+            else:
+                methods = self._methods
+                out = {key: self.decode(item) for key, item in value.items()}
+                # An object holding remote functions at any depth is a dotdict too (`api.viewer.add()`
+                # must work whether or not the sender marked each level as an interface).
+                if self._methods > methods:
+                    out = dotdict(out)
+            self._depth -= 1
+            return out
+        if rtype == "method":
+            target = value.get("_rtarget")
+            if not isinstance(target, str):
+                raise RPCError(f"method value: _rtarget should be a string, got {_type_name(target)}")
+            if self._get_proxy is None:
+                raise RPCError(f"a method ({target!r}) arrived where no session can call it")
+            name = value.get("_rname")
+            self._methods += 1
+            return self._get_proxy(target, name if isinstance(name, str) and name else target)
+        return self._wire_form(value, rtype)
+
+    def _enter(self, size: int) -> None:
+        self._left -= size
+        self._depth += 1
+        if self._left < 0:
+            raise RPCError(f"message too large: it decodes to more than {MAX_DECODE_VALUES} values "
+                           "(shared references count each time; send numbers in bulk as an array)")
+        if self._depth > MAX_DECODE_DEPTH:
+            raise RPCError(f"message too deep: values nested more than {MAX_DECODE_DEPTH} levels")
+
+    def _wire_form(self, value: dict[str, Any], rtype: Any) -> Any:
         if rtype == "memoryview":
             return memoryview(_field(value, "_rvalue", _is_buffer, "a buffer")).cast("B")
         if rtype in ("ndarray", "typedarray"):
             return self._array(value, rtype)
         if rtype == "blob":
-            name = value.get("name")
-            return Blob(_field(value, "_rvalue", _is_buffer, "a buffer"), str(value.get("type") or ""),
+            kind, name = value.get("type"), value.get("name")
+            return Blob(_field(value, "_rvalue", _is_buffer, "a buffer"), kind if isinstance(kind, str) else "",
                         name if isinstance(name, str) else None)
         if rtype == "error":
-            tb = value.get("traceback")
-            return RemoteError(str(value.get("type") or "Error"), str(value.get("message", "")),
-                               tb if isinstance(tb, str) else "")
-        if rtype == "method":
-            target = _field(value, "_rtarget", lambda t: isinstance(t, str), "a string")
-            if self._get_proxy is None:
-                raise RPCError(f"a method ({target!r}) arrived where no session can call it")
-            name = value.get("_rname")
-            self._methods += 1
-            return self._get_proxy(target, name if isinstance(name, str) else target)
-        codec = self._codecs.get(rtype)
+            kind, message, tb = value.get("type"), value.get("message"), value.get("traceback")
+            return RemoteError(kind if isinstance(kind, str) and kind else "Error",
+                               message if isinstance(message, str) else "", tb if isinstance(tb, str) else "")
+        codec = self._codecs.get(rtype) if isinstance(rtype, str) else None
+        self._enter(len(value))
         decoded = {key: self.decode(item) for key, item in value.items() if key != "_rtype"}
+        self._depth -= 1
         if codec is None:
             # An _rtype this side has no codec for stays a dict, _rtype kept, so the plugin can look at it.
             return {**decoded, "_rtype": rtype}
@@ -329,19 +408,20 @@ class Decoder:
                 raise RPCError(f"typedarray of {dtype}: {nbytes} bytes is not a whole number of elements")
             shape: tuple[int, ...] = (nbytes // ITEMSIZE[dtype],)
         else:
-            raw = _field(value, "_rshape", lambda s: isinstance(s, list) and all(
-                isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in s), "a list of sizes")
-            shape = tuple(raw)
+            shape = tuple(_field(value, "_rshape", _is_shape, f"a list of at most {MAX_NDIM} sizes (integers "
+                                                                f"from 0 to 2**53 - 1)"))
+            if math.prod(shape) * ITEMSIZE[dtype] != nbytes:
+                raise RPCError(f"ndarray: shape {list(shape)} of {dtype} needs {math.prod(shape) * ITEMSIZE[dtype]} "
+                               f"bytes, the buffer has {nbytes}")
         np = load_numpy()
         if np is None:
-            try:
-                return NDArray(buffer, shape, dtype)
-            except ValueError as error:
-                raise RPCError(str(error)) from None
-        if math.prod(shape) * ITEMSIZE[dtype] != nbytes:
-            raise RPCError(f"ndarray: shape {list(shape)} of {dtype} needs {math.prod(shape) * ITEMSIZE[dtype]} "
-                                f"bytes, the buffer has {nbytes}")
+            return NDArray(buffer, shape, dtype)
         return np.frombuffer(buffer, dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape)  # a view, no copy
+
+
+def _is_shape(shape: Any) -> bool:
+    return isinstance(shape, list) and len(shape) <= MAX_NDIM and all(
+        type(n) is int and 0 <= n <= MAX_DIM for n in shape)
 
 
 def _field(value: dict[str, Any], name: str, check: Callable[[Any], bool], expected: str) -> Any:

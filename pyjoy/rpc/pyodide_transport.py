@@ -24,6 +24,12 @@ buffer crosses as one JSON string instead (C's json on our side, the engine's on
 other), when JSON can carry it exactly: no NaN or infinity, no integer beyond 2**53, no
 Blob or undefined. Anything else takes the object-by-object way above.
 
+Bounded: the check that picks the way walks the whole message in JS first, counting values
+and depth as the decoder does (codec.MAX_DECODE_VALUES, MAX_DECODE_DEPTH; shared references
+count each time). A message past them is not converted at all (a naive conversion of an
+array holding one array twice, 30 deep, would build 2**30 values); the session gets only its
+`type` and `id`, with an RPCError, and answers the call with it.
+
 `js` and `pyodide.ffi` are imported inside functions, so the package imports on CPython.
 """
 
@@ -34,6 +40,7 @@ import logging
 import re
 from typing import Any
 
+from .codec import MAX_DECODE_DEPTH, MAX_DECODE_VALUES, RPCError
 from .transport import Buffer, Handler, Message
 
 log = logging.getLogger("pyjoy.rpc")
@@ -46,22 +53,36 @@ _ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 # run merely takes the slower way.
 _LONG_NUMBER = re.compile(r"\d{16}")
 
-# Runs in JS: the message as JSON text when JSON holds it exactly, else null.
-_AS_JSON = """(message) => {
-  const plain = (value) => {
+# Runs in JS: the message as JSON text when JSON holds it exactly, null when it does not, and
+# false when it holds more values, or deeper, than a message may (each value counted once
+# each time it is met, as the decoder counts).
+_AS_JSON = """(message, maxValues, maxDepth) => {
+  let left = maxValues;
+  let plain = true;
+  const walk = (value, depth) => {
     switch (typeof value) {
       case "string": case "boolean": return true;
-      case "number": return Number.isFinite(value) && (Number.isInteger(value) ? Number.isSafeInteger(value) : true);
-      case "object":
-        if (value === null) return true;
-        if (Array.isArray(value)) return value.every(plain);
-        if (Object.getPrototypeOf(value) !== Object.prototype) return false;
-        for (const key in value) if (!plain(value[key])) return false;
+      case "number":
+        if (!Number.isFinite(value) || (Number.isInteger(value) && !Number.isSafeInteger(value))) plain = false;
         return true;
-      default: return false;
+      case "object": {
+        if (value === null) return true;
+        if (depth > maxDepth) return false;
+        const array = Array.isArray(value);
+        if (!array && Object.getPrototypeOf(value) !== Object.prototype) { // a buffer, a Blob: a leaf
+          plain = false;
+          return true;
+        }
+        const items = array ? value : Object.values(value);
+        if ((left -= items.length) < 0) return false;
+        for (const item of items) if (!walk(item, depth + 1)) return false;
+        return true;
+      }
+      default: plain = false; return true;
     }
   };
-  return plain(message) ? JSON.stringify(message) : null;
+  if (!walk(message, 0)) return false;
+  return plain ? JSON.stringify(message) : null;
 }"""
 
 
@@ -82,7 +103,7 @@ class PyodideTransport:
         self._as_json = js.Function.new(f"return {_AS_JSON}")()
         self._no_buffers = js.Array.new()  # postMessage only reads the transfer list
         self._handler: Handler | None = None
-        self._early: list[Message] = []
+        self._early: list[tuple[Message, Exception | None]] = []
         self._listener = create_proxy(self._receive)
         target.addEventListener("message", self._listener)
         start = getattr(target, "start", None)  # a MessagePort holds its messages until started
@@ -109,8 +130,8 @@ class PyodideTransport:
     def on_message(self, handler: Handler) -> None:
         self._handler = handler
         early, self._early = self._early, []
-        for message in early:
-            handler(message)
+        for message, problem in early:
+            handler(message) if problem is None else handler(message, problem)
 
     def close(self) -> None:
         import js
@@ -131,17 +152,35 @@ class PyodideTransport:
         if self.closed or data is self._jsnull or getattr(data, "typeof", None) != "object" \
                 or not self._has_own(data, ENVELOPE):
             return  # not ours (see ENVELOPE)
+        problem = None
         try:
             js_message = getattr(data, ENVELOPE)
-            text = self._as_json(js_message)
-            message = json.loads(text) if type(text) is str else _from_js(js_message)
+            text = self._as_json(js_message, MAX_DECODE_VALUES, MAX_DECODE_DEPTH)
+            if text is False:
+                message = _head(js_message)
+                problem = RPCError(f"message too large: more than {MAX_DECODE_VALUES} values, or nested more than "
+                                   f"{MAX_DECODE_DEPTH} levels (shared references count each time)")
+            else:
+                message = json.loads(text) if type(text) is str else _from_js(js_message)
         except Exception as error:
             log.warning("pyjoy.rpc: dropped a message that is not plain data: %s", error)
             return
         if self._handler is None:
-            self._early.append(message)
-        else:
+            self._early.append((message, problem))
+        elif problem is None:
             self._handler(message)
+        else:
+            self._handler(message, problem)
+
+
+def _head(js_message: Any) -> Message:
+    """The `type` and `id` of a JS message too large to convert: enough to answer its call."""
+    head = {}
+    for field in ("type", "id"):
+        value = getattr(js_message, field, None)
+        if isinstance(value, str):
+            head[field] = value
+    return head
 
 
 def _json_text(message: Message) -> str | None:

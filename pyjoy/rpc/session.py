@@ -108,7 +108,7 @@ class RemoteFunction:
 
     def __call__(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
         if self.disposed:
-            raise ReferenceError(f"remote function {self.__name__!r} was disposed")
+            raise RPCError(f"the remote function {self.__name__!r} ({self.target}) was disposed; it can no longer be called")
         return self._session._call(self.target, args, kwargs)
 
     def __repr__(self) -> str:
@@ -252,10 +252,15 @@ class Session:
 
     # -- receiving ----------------------------------------------------------------------
 
-    def _receive(self, message: Message) -> None:
+    def _receive(self, message: Message, problem: Exception | None = None) -> None:
+        # `problem`: the transport could not deliver the message whole (too large to convert,
+        # or a buffer sent ahead of it in pieces did not arrive): a call is answered with it,
+        # an answer fails its call with it, as a malformed message would.
         if self.closed:
             return
         try:
+            if problem is not None:
+                raise problem
             kind = message.get("type") if isinstance(message, dict) else None
             handler = self._handlers.get(kind) if isinstance(kind, str) else None
             if handler is None:
@@ -263,8 +268,14 @@ class Session:
             handler(message)
         except Exception as error:
             call_id = message.get("id") if isinstance(message, dict) else None
-            if isinstance(call_id, str) and message.get("type") == "call" and not self.closed:
+            kind = message.get("type") if isinstance(message, dict) else None
+            if isinstance(call_id, str) and kind == "call" and not self.closed:
                 self._reply_error(call_id, error)
+            elif problem is not None and kind in ("result", "error") and isinstance(call_id, str) \
+                    and call_id in self._pending:
+                future = self._pending.pop(call_id)
+                if not future.done():
+                    future.set_exception(problem)
             else:
                 log.warning("pyjoy.rpc: dropped a malformed message: %s", error)
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 Buffer = bytes | bytearray | memoryview
 Message = dict[str, Any]
-Handler = Callable[[Message], None]
+Handler = Callable[..., None]  # (message) or (message, error)
 
 
 class Transport(Protocol):
@@ -30,7 +30,8 @@ class Transport(Protocol):
         """Send `message`; `transfer` lists its buffers (each once), which the sender gives up."""
 
     def on_message(self, handler: Handler) -> None:
-        """Call `handler(message)` for each message received from now on."""
+        """Call `handler(message)` for each message received from now on; a transport that
+        received a message broken (part of it missing) calls `handler(message, error)`."""
 
     def close(self) -> None:
         """Stop sending and receiving; sending afterwards raises ConnectionError."""
