@@ -10,6 +10,11 @@ function fraction(progress) {
   return value > 1 ? value / 100 : value; // ImJoy plugins send 0..100 or 0..1
 }
 
+// ImJoy's dialogs take a string or {content}.
+function dialogText(message) {
+  return typeof message === "object" ? String(message?.content ?? "") : String(message);
+}
+
 export function hostApiFor(plugin, host) {
   const { ui } = host;
   const name = plugin.name;
@@ -23,12 +28,14 @@ export function hostApiFor(plugin, host) {
     progress: (value) => ui.progress(`${name}`, fraction(value)),
     showProgress: (value) => ui.progress(`${name}`, fraction(value)),
     showStatus: (message) => ui.status(`${name}: ${message}`),
-    showMessage: (message, duration) => ui.toast(`${name}: ${message}`, "info", duration),
-    showSnackbar: (message, duration) => ui.toast(`${name}: ${message}`, "info", duration),
+    // Toasts and dialogs name their plugin: each plugin has a few toasts on screen and one
+    // dialog open at a time, however often it calls (status.js, ui/dialog.js).
+    showMessage: (message, duration) => ui.toast(`${name}: ${message}`, "info", duration, null, plugin),
+    showSnackbar: (message, duration) => ui.toast(`${name}: ${message}`, "info", duration, null, plugin),
     // Dialogs
-    alert: (message) => ui.dialogs.alert(name, typeof message === "object" ? message?.content ?? "" : String(message)),
-    confirm: (message) => ui.dialogs.confirm(name, typeof message === "object" ? message?.content ?? "" : String(message)),
-    prompt: (message, initial) => ui.dialogs.prompt(name, typeof message === "object" ? message?.content ?? "" : String(message), initial),
+    alert: (message) => ui.dialogs.alert(name, dialogText(message), { owner: plugin }),
+    confirm: (message) => ui.dialogs.confirm(name, dialogText(message), { owner: plugin }),
+    prompt: (message, initial) => ui.dialogs.prompt(name, dialogText(message), initial, { owner: plugin }),
     showDialog: (config) => host.createWindow(plugin, config),
     showFileDialog: (options = {}) => ui.chooseFiles(options),
     exportFile: (file, filename) => ui.download(file, filename),

@@ -24,6 +24,8 @@ export class PluginError extends Error {
   }
 }
 
+const CONSOLE_LINES_PER_SECOND = 100;
+
 const SANDBOX_KIND = { "web-python": "web-python", "web-worker": "web-worker", window: "window", iframe: "window" };
 
 function looksLikeURL(text) {
@@ -57,10 +59,10 @@ export class PluginHost {
   #services = [];
   #spare = null; // a booted Python sandbox, waiting for the next web-python plugin
   #changeListeners = new Set();
+  #consoleBudgets = new WeakMap(); // plugin -> {second, lines, missed}: log()'s console lines
 
   constructor({ build, ui, hiddenContainer, windows, settings, installer, windowLayout }) {
     Object.assign(this, { build, ui, hiddenContainer, windows, settings, installer, windowLayout });
-    this.logs = []; // {plugin, level, text, time}
     this.events = {
       on: (plugin, event, handler) => this.#subscribers(event).add({ plugin, handler }),
       off: (plugin, event, handler) => {
@@ -110,11 +112,22 @@ export class PluginHost {
     return [...this.#plugins.values()].map((plugin) => plugin.describe());
   }
 
+  /**
+   * A plugin's api.log / api.error and its output. A plugin may log thousands of lines a
+   * second: Messages and toasts batch and bound them (status.js); the browser's console
+   * gets at most CONSOLE_LINES_PER_SECOND of each plugin's lines, then how many it missed.
+   */
   log(plugin, level, text) {
-    this.logs.push({ plugin: plugin.name, level, text, time: Date.now() });
-    (level === "error" ? console.error : console.log)(`[${plugin.name}] ${text}`);
-    if (level !== "error") this.ui.log?.(`${plugin.name}: ${text}`, level);
-    if (level === "error") this.ui.toast(`${plugin.name}: ${text}`, "error");
+    if (level === "error") this.ui.toast(`${plugin.name}: ${text}`, "error", undefined, null, plugin);
+    else this.ui.log?.(`${plugin.name}: ${text}`, level);
+    const second = Math.floor(performance.now() / 1000);
+    let budget = this.#consoleBudgets.get(plugin);
+    if (budget?.second !== second) {
+      if (budget?.missed) console.warn(`[${plugin.name}] ... and ${budget.missed} more lines that second (see Messages)`);
+      this.#consoleBudgets.set(plugin, (budget = { second, lines: 0, missed: 0 }));
+    }
+    if (++budget.lines > CONSOLE_LINES_PER_SECOND) budget.missed += 1;
+    else (level === "error" ? console.error : console.log)(`[${plugin.name}] ${text}`);
   }
 
   /**
@@ -223,6 +236,7 @@ export class PluginHost {
     this.#plugins.delete(name);
     plugin.sandbox?.terminate("terminated");
     plugin.window?.close();
+    this.ui.forget?.(plugin); // its toasts and dialogs, shown or waiting
     for (const subscribers of this.#listeners.values()) for (const entry of subscribers) if (entry.plugin === plugin) subscribers.delete(entry);
     this.services.unregisterAll(plugin.name);
     this.#changed();

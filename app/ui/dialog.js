@@ -1,7 +1,19 @@
 // Modal dialogs for plugins' alert, confirm and prompt, on a <dialog> element: they never
 // block the page's thread as window.alert does, and they say which plugin asks.
+//
+//   await dialogs.confirm("Title", "Question?");                 // true or false
+//   await dialogs.alert("Stats", "Done", { owner: plugin });     // one of a plugin's dialogs
+//   dialogs.forget(plugin);                                      // its dialogs go (it was ended)
+//
+// An owner (a plugin) has one dialog open at a time; up to DIALOGS_WAITING more wait for
+// it, in order, and any beyond those are refused with an error: a plugin that calls alert
+// in a loop cannot stack up modal dialogs the person must click through.
 
-function open({ title, message, input = null, buttons }) {
+export const DIALOGS_WAITING = 3;
+
+const owners = new Map(); // owner -> {open: {close()} | null, waiting: [{show, resolve, reject}]}
+
+function open({ title, message, input = null, buttons }, opened = () => {}) {
   const dialog = document.createElement("dialog");
   dialog.className = "dialog";
   const heading = document.createElement("h2");
@@ -20,6 +32,7 @@ function open({ title, message, input = null, buttons }) {
   row.className = "dialog-buttons";
   dialog.append(row);
   document.body.append(dialog);
+  const cancelValue = buttons.find((b) => !b.primary)?.value ?? undefined;
   return new Promise((resolve) => {
     for (const { label, value, primary } of buttons) {
       const button = document.createElement("button");
@@ -27,25 +40,70 @@ function open({ title, message, input = null, buttons }) {
       button.textContent = label;
       if (!primary) button.className = "secondary";
       button.addEventListener("click", () => {
-        dialog.close();
         resolve(typeof value === "function" ? value(field) : value);
+        dialog.close();
       });
       row.append(button);
     }
-    dialog.addEventListener("cancel", () => resolve(buttons.find((b) => !b.primary)?.value ?? undefined));
-    dialog.addEventListener("close", () => dialog.remove());
+    dialog.addEventListener("cancel", () => resolve(cancelValue));
+    dialog.addEventListener("close", () => {
+      resolve(cancelValue); // closed some other way (forget): as if cancelled
+      dialog.remove();
+    });
     dialog.showModal();
     (field ?? row.querySelector("button:last-child")).focus();
+    opened({ close: () => dialog.close() });
+  });
+}
+
+// Shows the dialog now, or once the owner's open one is answered; refuses past the queue.
+function ask(options, owner) {
+  if (owner === undefined || owner === null) return open(options);
+  let queue = owners.get(owner);
+  if (!queue) owners.set(owner, (queue = { open: null, waiting: [] }));
+  if (queue.open && queue.waiting.length >= DIALOGS_WAITING) {
+    return Promise.reject(new Error(
+      `${options.title}: too many dialogs: one is open and ${DIALOGS_WAITING} more wait to be answered; this ${options.kind} was refused`,
+    ));
+  }
+  return new Promise((resolve, reject) => {
+    queue.waiting.push({ options, resolve, reject });
+    if (!queue.open) next(owner, queue);
+  });
+}
+
+function next(owner, queue) {
+  const entry = queue.waiting.shift();
+  if (!entry) {
+    queue.open = null;
+    if (owners.get(owner) === queue) owners.delete(owner);
+    return;
+  }
+  queue.open = { close: () => {} };
+  open(entry.options, (handle) => (queue.open = handle)).then((value) => {
+    entry.resolve(value);
+    next(owner, queue);
   });
 }
 
 export const dialogs = {
-  alert: (title, message) => open({ title, message, buttons: [{ label: "OK", value: undefined, primary: true }] }),
-  confirm: (title, message) =>
-    open({ title, message, buttons: [{ label: "Cancel", value: false }, { label: "OK", value: true, primary: true }] }),
-  prompt: (title, message, initial = "") =>
-    open({
-      title, message, input: String(initial ?? ""),
+  alert: (title, message, { owner } = {}) =>
+    ask({ kind: "alert", title, message, buttons: [{ label: "OK", value: undefined, primary: true }] }, owner),
+  confirm: (title, message, { owner } = {}) =>
+    ask({ kind: "confirm", title, message, buttons: [{ label: "Cancel", value: false }, { label: "OK", value: true, primary: true }] }, owner),
+  prompt: (title, message, initial = "", { owner } = {}) =>
+    ask({
+      kind: "prompt", title, message, input: String(initial ?? ""),
       buttons: [{ label: "Cancel", value: null }, { label: "OK", value: (field) => field.value, primary: true }],
-    }),
+    }, owner),
+
+  /** Closes owner's open dialog (as cancelled) and refuses those waiting: it was ended. */
+  forget(owner) {
+    const queue = owners.get(owner);
+    if (!queue) return;
+    owners.delete(owner);
+    const waiting = queue.waiting.splice(0);
+    for (const entry of waiting) entry.reject(new Error(`${entry.options.title}: the dialog was not shown: its plugin was ended`));
+    queue.open?.close();
+  },
 };
