@@ -79,8 +79,16 @@ def start(page: Page, base_url: str, kind: str) -> str:
 
 
 def flood(page: Page, name: str, call: str) -> None:
-    """Starts `call` on the plugin `p` and leaves it running."""
-    page.evaluate(f"pyjoy.getPlugin({json.dumps(name)}).then((p) => {{ {call}.catch(() => {{}}); }})")
+    """Starts `call` on the plugin `p` and leaves it running; flood_outcome() reads how it ended."""
+    page.evaluate(f"""pyjoy.getPlugin({json.dumps(name)}).then((p) => {{
+      window.__flood = null;
+      {call}.then((value) => (window.__flood = {{value}}), (error) => (window.__flood = {{error: error.message}}));
+    }})""")
+
+
+def flood_outcome(page: Page) -> dict | None:
+    """{value} or {error} once the flood call ended, else None."""
+    return page.wait_for_function("() => ({outcome: window.__flood})", timeout=5000).json_value()["outcome"]
 
 
 def terminate_and_check_it_stops(page: Page, name: str) -> dict:
@@ -103,14 +111,14 @@ def test_an_endless_print_loop_cannot_freeze_the_page(page: Page, base_url: str)
     console: list[str] = []
     page.on("console", lambda message: console.append(message.text))
     flood(page, name, "p.flood('print', null)")
-    time.sleep(2)
+    time.sleep(3)
     responsive(page, "ping-during")
     # Tens of thousands of lines, in few messages, and a count of those dropped.
     printed = "\n".join(console)
     numbers = [int(line.split()[1]) for line in printed.splitlines() if line.startswith("print ")]
     assert max(numbers) > 10_000, "the plugin printed too little for this test to mean anything"
     assert "lines of output dropped" in printed
-    assert len(console) < 300, f"{len(console)} console messages in about 2 s"
+    assert len(console) < 400, f"{len(console)} console messages in about 3 s"
     terminate_and_check_it_stops(page, name)
     seen = len(console)
     time.sleep(1)
@@ -132,17 +140,20 @@ FLOODS = [
 def test_endless_messages_cannot_freeze_the_page(page: Page, base_url: str, kind: str, what: str, call: str) -> None:
     name = start(page, base_url, kind)
     flood(page, name, call)
-    time.sleep(2)
+    time.sleep(3)
     responsive(page, "ping-during")
     during = counts(page, name)
-    # Thousands of calls reached the host; few toasts and a bounded log show them.
-    assert during["logged"] > 1000, f"only {during['logged']} messages: the flood did not run"
+    # Hundreds of calls a second reached the host; few toasts and a bounded log show them.
+    assert during["logged"] > MESSAGES_KEPT, f"only {during['logged']} messages: the flood did not run"
     assert during["toasts"] <= TOASTS_PER_PLUGIN, during["toastTexts"]
     assert during["entries"] <= MESSAGES_KEPT
     assert f"{name}: {what} " in during["lastEntry"]
     if what != "log":  # the newest toast shows a recent message and counts the others
         assert during["toasts"] >= 1
         assert "more in Messages" in " ".join(during["toastTexts"])
+    if call == "p.flood('message', null)" and kind == "web-python":
+        # Its loop never awaits: past the calls that may wait in its sandbox, a call raises.
+        assert "await your calls" in flood_outcome(page)["error"]
     terminate_and_check_it_stops(page, name)
 
 
