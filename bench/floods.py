@@ -57,6 +57,7 @@ SCENARIOS = [
     ("web-worker", "endless error, not awaited", "p.flood('error', null)"),
     ("web-worker", "1000 alerts, not awaited", "p.flood('alert', 1000)"),
     ("window", "endless showMessage, not awaited", "p.flood('message', null)"),
+    ("window", "endless log, not awaited", "p.flood('log', null)"),
     ("window", "endless log, awaited", "p.flood('log', null, true)"),
 ]
 

@@ -131,7 +131,7 @@ FLOODS = [
     ("window", "message", "p.flood('message', null)"),
     ("web-python", "log", "p.flood('log', null)"),
     ("web-worker", "log", "p.flood('log', null)"),
-    ("window", "log", "p.flood('log', null, true)"),
+    ("window", "log", "p.flood('log', null)"),
     ("web-worker", "error", "p.flood('error', null)"),
 ]
 
