@@ -116,8 +116,12 @@ export function createStatus(document) {
     const last = state.waiting[state.waiting.length - 1];
     if (last && !last.action && !request.action && last.text === request.text && last.kind === request.kind) last.repeat += 1;
     else state.waiting.push(request);
-    // At most TOASTS_PER_SOURCE can be drawn at once: keep the newest, count the others.
-    if (state.waiting.length > TOASTS_PER_SOURCE) state.skipped += state.waiting.shift().repeat;
+    // At most TOASTS_PER_SOURCE can be drawn at once: keep the newest and those with an
+    // action (the app's own, such as Undo), count the others.
+    if (state.waiting.length > TOASTS_PER_SOURCE) {
+      const oldest = state.waiting.findIndex((waiting) => !waiting.action);
+      if (oldest >= 0) state.skipped += state.waiting.splice(oldest, 1)[0].repeat;
+    }
     scheduleDraw();
   }
 

@@ -2,7 +2,10 @@
 
 Run from the repository root after `python build.py`:
 
-    python bench/floods.py [--json PATH] [--only SUBSTRING] [--flood-seconds S]
+    python bench/floods.py [--json PATH] [--only SUBSTRING] [--flood-seconds S] [--dist DIR --commit SHA]
+
+(bench/results/floods-before.json: the same run on a dist/ built from the commit before
+floods were bounded, 2fc3de0.)
 
 For each scenario (a plugin type from tests/plugins/hostile/flood_*.imjoy.html and a
 flood: an endless `print()` loop, endless fire-and-forget `showMessage` / `log` calls,
@@ -138,6 +141,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help="run only scenarios whose type or flood contains this")
     parser.add_argument("--flood-seconds", type=float, default=3.0)
     parser.add_argument("--dist", type=Path, default=ROOT / "dist")
+    parser.add_argument("--commit", default="", help="the commit dist/ was built from, recorded in the JSON")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     results = []
@@ -162,6 +166,8 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "build": json.loads((args.dist / ".build-stamp").read_text())["build"],
+        "commit": args.commit,
         "machine": machine_facts(version, load_before),
         "flood_seconds": args.flood_seconds, "ping_cap_s": PING_CAP_S, "terminate_cap_s": TERMINATE_CAP_S,
         "results": results,
