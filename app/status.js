@@ -8,10 +8,11 @@
 //   status.forget(plugin);                             // its toasts go (a plugin was ended)
 //
 // A plugin can send thousands of messages a second, so no message touches the page's
-// DOM by itself: messages wait in bounded queues and are drawn once a frame. A message that
-// repeats the one before it is counted ("×120"), not drawn again; each source (a plugin,
-// or the app itself) has at most TOASTS_PER_SOURCE toasts on screen, and past those its
-// newest toast shows its latest message and how many others went to Messages.
+// DOM by itself: messages wait in bounded queues and are drawn together, with a frame, at
+// most every DRAW_INTERVAL_MS. A message that repeats the one before it is counted
+// ("×120"), not drawn again; each source (a plugin, or the app itself) has at most
+// TOASTS_PER_SOURCE toasts on screen, and past those its newest toast shows its latest
+// message and how many others went to Messages.
 
 export const LOG_LIMIT = 500;
 export const TOASTS_PER_SOURCE = 3;
