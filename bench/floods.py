@@ -2,7 +2,8 @@
 
 Run from the repository root after `python build.py`:
 
-    python bench/floods.py [--json PATH] [--only SUBSTRING] [--flood-seconds S] [--dist DIR --commit SHA]
+    python bench/floods.py [--json PATH] [--only SUBSTRING] [--flood-seconds S] [--terminate-cap S]
+                           [--dist DIR --commit SHA]
 
 (bench/results/floods-before.json: the same run on a dist/ built from the commit before
 floods were bounded, 2fc3de0.)
@@ -101,7 +102,8 @@ def counts(page: Page, cap_s: float = 3) -> dict | None:
         return None
 
 
-def scenario(browser: Browser, base_url: str, kind: str, flood: str, start: str, flood_seconds: float) -> dict:
+def scenario(browser: Browser, base_url: str, kind: str, flood: str, start: str, flood_seconds: float,
+             terminate_cap_s: float = TERMINATE_CAP_S) -> dict:
     filename, name = PLUGINS[kind]
     context = browser.new_context()
     page = context.new_page()
@@ -119,7 +121,7 @@ def scenario(browser: Browser, base_url: str, kind: str, flood: str, start: str,
         time.sleep(flood_seconds)
         ping_s, ping = settle(page, "ping", "pyjoy.runPython('1+1')", PING_CAP_S)
         during = counts(page) if ping_s is not None else None
-        terminate_s, _ = settle(page, "terminate", f"pyjoy.terminatePlugin({json.dumps(name)})", TERMINATE_CAP_S)
+        terminate_s, _ = settle(page, "terminate", f"pyjoy.terminatePlugin({json.dumps(name)})", terminate_cap_s)
         after = counts(page)
         time.sleep(1)
         later = counts(page) if after else None
@@ -140,6 +142,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "floods.json")
     parser.add_argument("--only", default="", help="run only scenarios whose type or flood contains this")
     parser.add_argument("--flood-seconds", type=float, default=3.0)
+    parser.add_argument("--terminate-cap", type=float, default=TERMINATE_CAP_S, help="seconds to wait for terminatePlugin")
     parser.add_argument("--dist", type=Path, default=ROOT / "dist")
     parser.add_argument("--commit", default="", help="the commit dist/ was built from, recorded in the JSON")
     args = parser.parse_args()
@@ -150,7 +153,7 @@ def main() -> None:
         for kind, flood, start in SCENARIOS:
             if args.only and args.only not in f"{kind} {flood}":
                 continue
-            result = scenario(browser, base_url, kind, flood, start, args.flood_seconds)
+            result = scenario(browser, base_url, kind, flood, start, args.flood_seconds, args.terminate_cap)
             print(json.dumps(result), flush=True)
             results.append(result)
         version = browser.version
@@ -162,14 +165,14 @@ def main() -> None:
         growing = None if not after or not later else later.get("messageCount", 0) - after.get("messageCount", 0)
         print(f"| {r['type']} | {r['flood']} | {cell(r['ping_s'], PING_CAP_S)} | {during.get('longestTask', '?')} ms "
               f"| {during.get('toasts', '?')} / {during.get('messages', '?')} / {during.get('dialogs', '?')} "
-              f"| {cell(r['terminate_s'], TERMINATE_CAP_S)} | {growing if growing is not None else '?'} |")
+              f"| {cell(r['terminate_s'], args.terminate_cap)} | {growing if growing is not None else '?'} |")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "build": json.loads((args.dist / ".build-stamp").read_text())["build"],
         "commit": args.commit,
         "machine": machine_facts(version, load_before),
-        "flood_seconds": args.flood_seconds, "ping_cap_s": PING_CAP_S, "terminate_cap_s": TERMINATE_CAP_S,
+        "flood_seconds": args.flood_seconds, "ping_cap_s": PING_CAP_S, "terminate_cap_s": args.terminate_cap,
         "results": results,
     }, indent=2) + "\n")
 
