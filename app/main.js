@@ -24,9 +24,13 @@ const workbenchReady = painted.then(() => Promise.all([
   import("./ui/dialog.js"), import("./ui/files.js"),
 ])).then(async ([{ Workbench }, { mountManager }, { createWindowArea }, { dialogs }, { chooseFiles, download }]) => {
   const ui = {
-    toast: (text, kind, duration, action) => status.toast(text, kind, duration, action),
+    toast: (text, kind, duration, action, source) => status.toast(text, kind, duration, action, source),
     status: (text) => status.show(text),
     log: (text, kind) => status.log(text, kind),
+    forget: (source) => { // a plugin was ended: its toasts and dialogs go
+      status.forget(source);
+      dialogs.forget(source);
+    },
     progress: (label, fraction) => status.show(fraction >= 1 ? `${label}: done` : label, fraction >= 1 ? null : fraction),
     dialogs,
     chooseFiles,

@@ -24,6 +24,11 @@ function permissionsOf(config) {
   return permissions.length ? `It asks for these permissions: ${permissions.join(", ")}.` : "It asks for no permissions.";
 }
 
+// ImJoy's dialogs take a string or {content}.
+function dialogText(message) {
+  return typeof message === "object" ? String(message?.content ?? "") : String(message);
+}
+
 function own(object, key) {
   return object && Object.hasOwn(object, key) ? object[key] : undefined;
 }
@@ -45,14 +50,14 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
   // Asks the person; a "no" rejects the plugin's call.
   const ask = async (title, message, label) => {
     if (asPerson) return;
-    if (!(await ui.dialogs.confirm(title, message, { ok: label, cautious: true }))) {
+    if (!(await ui.dialogs.confirm(title, message, { ok: label, cautious: true, owner: plugin }))) {
       throw new PluginError(`${title}: the person said no to ${name}'s request`, { code: CODES.consentDenied });
     }
   };
   // Runs action() in the click on the question's button: the person's gesture.
   const withGesture = async (title, message, label, action) => {
     if (asPerson) return action();
-    const answer = await ui.dialogs.act(title, message, label, action);
+    const answer = await ui.dialogs.act(title, message, label, action, { owner: plugin });
     if (!answer) throw new PluginError(`${title}: the person said no to ${name}'s request`, { code: CODES.consentDenied });
     return answer.value;
   };
@@ -65,12 +70,14 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
     progress: (value) => ui.progress(`${name}`, fraction(value)),
     showProgress: (value) => ui.progress(`${name}`, fraction(value)),
     showStatus: (message) => ui.status(`${name}: ${message}`),
-    showMessage: (message, duration) => ui.toast(`${name}: ${message}`, "info", duration),
-    showSnackbar: (message, duration) => ui.toast(`${name}: ${message}`, "info", duration),
+    // Toasts and dialogs name their plugin: each plugin has a few toasts on screen and one
+    // dialog open at a time, however often it calls (status.js, ui/dialog.js).
+    showMessage: (message, duration) => ui.toast(`${name}: ${message}`, "info", duration, null, plugin),
+    showSnackbar: (message, duration) => ui.toast(`${name}: ${message}`, "info", duration, null, plugin),
     // Dialogs
-    alert: (message) => ui.dialogs.alert(name, typeof message === "object" ? message?.content ?? "" : String(message)),
-    confirm: (message) => ui.dialogs.confirm(name, typeof message === "object" ? message?.content ?? "" : String(message)),
-    prompt: (message, initial) => ui.dialogs.prompt(name, typeof message === "object" ? message?.content ?? "" : String(message), initial),
+    alert: (message) => ui.dialogs.alert(name, dialogText(message), { owner: plugin }),
+    confirm: (message) => ui.dialogs.confirm(name, dialogText(message), { owner: plugin }),
+    prompt: (message, initial) => ui.dialogs.prompt(name, dialogText(message), initial, { owner: plugin }),
     showDialog: (config) => host.createWindow(plugin, config),
     showFileDialog: (options = {}) => withGesture("Choose files", `${name} asks you to choose ${options.multiple ? "files" : "a file"} to give it.`,
       "Choose…", () => ui.chooseFiles(options)),

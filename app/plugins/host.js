@@ -27,6 +27,8 @@ import { parsePlugin } from "./format.js";
 import { hostApiFor } from "./host-api.js";
 import { Sandbox } from "./sandbox.js";
 
+const CONSOLE_LINES_PER_SECOND = 100;
+
 const SANDBOX_KIND = { "web-python": "web-python", "web-worker": "web-worker", window: "window", iframe: "window" };
 const PAGE = "page"; // the owner of what the page's own code (pyjoy.*) loads
 
@@ -66,6 +68,7 @@ export class PluginHost {
   #spare = null; // a booted Python sandbox, waiting for the next web-python plugin
   #changeListeners = new Set();
   #windowSerial = 0;
+  #consoleBudgets = new WeakMap(); // plugin -> {second, lines, missed}: log()'s console lines
 
   constructor({ build, ui, hiddenContainer, windows, settings, installer, windowLayout }) {
     Object.assign(this, { build, ui, hiddenContainer, windows, settings, installer, windowLayout });
@@ -130,10 +133,22 @@ export class PluginHost {
     return [...this.#plugins.values()].map((plugin) => plugin.describe());
   }
 
+  /**
+   * A plugin's api.log / api.error and its output. A plugin may log thousands of lines a
+   * second: Messages and toasts batch and bound them (status.js); the browser's console
+   * gets at most CONSOLE_LINES_PER_SECOND of each plugin's lines, then how many it missed.
+   */
   log(plugin, level, text) {
-    (level === "error" ? console.error : console.log)(`[${plugin.name}] ${text}`);
-    if (level !== "error") this.ui.log?.(`${plugin.name}: ${text}`, level);
-    if (level === "error") this.ui.toast(`${plugin.name}: ${text}`, "error");
+    if (level === "error") this.ui.toast(`${plugin.name}: ${text}`, "error", undefined, null, plugin);
+    else this.ui.log?.(`${plugin.name}: ${text}`, level);
+    const second = Math.floor(performance.now() / 1000);
+    let budget = this.#consoleBudgets.get(plugin);
+    if (budget?.second !== second) {
+      if (budget?.missed) console.warn(`[${plugin.name}] ... and ${budget.missed} more lines that second (see Messages)`);
+      this.#consoleBudgets.set(plugin, (budget = { second, lines: 0, missed: 0 }));
+    }
+    if (++budget.lines > CONSOLE_LINES_PER_SECOND) budget.missed += 1;
+    else (level === "error" ? console.error : console.log)(`[${plugin.name}] ${text}`);
   }
 
   /**
@@ -284,6 +299,7 @@ export class PluginHost {
     plugin.state = "stopped";
     this.#plugins.delete(id);
     this.#end(plugin, "terminated");
+    this.ui.forget?.(plugin); // its toasts and dialogs, shown or waiting
     this.#changed();
     return true;
   }

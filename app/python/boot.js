@@ -6,7 +6,10 @@
 //
 // config: {indexURL, lockFileURL, packageBaseUrl, snapshotURL, snapshotBytes,
 // snapshotIntegrity, runtimeURL, runtimeIntegrity} with absolute URLs. post(message)
-// reports {type: "progress" | "notice" | "stdout" | "stderr"} to whoever shows them.
+// reports {type: "progress" | "notice" | "stdout" | "stderr"} to whoever shows them;
+// output is batched and bounded on the way (output.js).
+
+import { boundedOutput } from "./output.js";
 
 async function sri(bytes) {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
@@ -71,13 +74,14 @@ export async function bootPython({ config, fetch: fetchAsset, importModule, impo
     : undefined;
   createPyodideModule?.catch(() => {});
   mark("module");
+  const output = boundedOutput(post);
   const options = {
     indexURL: config.indexURL,
     lockFileURL: config.lockFileURL,
     packageBaseUrl: config.packageBaseUrl,
     createPyodideModule,
-    stdout: (text) => post({ type: "stdout", text }),
-    stderr: (text) => post({ type: "stderr", text }),
+    stdout: (text) => output.write("stdout", text),
+    stderr: (text) => output.write("stderr", text),
   };
   let pyodide;
   let via = "snapshot";

@@ -4,11 +4,23 @@ Its attributes are the host's API (`await api.showMessage("hi")`, `api.log(...)`
 over the plugin's RPC session; `api.export(obj)` is local: it names what the plugin offers.
 ImJoy's Python plugins may spell host functions in snake_case (`api.show_message`); both
 spellings reach the same function.
+
+A plugin that calls the host in a loop without awaiting (`while True: api.log("x")`) would
+send calls faster than the page can answer them, and the page would fall behind for good.
+So at most MAX_IN_FLIGHT calls are on their way at once; later ones wait here, in order,
+until earlier ones are answered, and past MAX_WAITING waiting calls a call raises at once.
+The same bound holds for JavaScript plugins (app/sandbox/plugin-api.js).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from collections import deque
 from typing import Any
+
+MAX_IN_FLIGHT = 128
+MAX_WAITING = 10_000
 
 
 def camel_case(name: str) -> str:
@@ -21,6 +33,8 @@ class PluginAPI:
         self._host: Any = None
         self._session: Any = None
         self._exported: Any = None
+        self._in_flight = 0
+        self._waiting: deque[tuple[asyncio.Future[Any], Any, tuple, dict]] = deque()
 
     def export(self, obj: Any, config: dict | None = None) -> None:
         """Offers obj (an object or class instance with methods) as the plugin's API."""
@@ -44,6 +58,8 @@ class PluginAPI:
         self._host = host
         self._session = session
         self._exported = None
+        self._in_flight = 0
+        self._waiting.clear()
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
@@ -53,8 +69,53 @@ class PluginAPI:
             raise RuntimeError(f"api.{name} was used before the plugin was connected to PyJoy")
         for key in (name, camel_case(name)):
             if key in host:
-                return host[key]
+                value = host[key]
+                return functools.partial(self._call, key, value) if callable(value) else value
         raise AttributeError(f"the PyJoy API has no {name!r}")
+
+    def _call(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        """Calls the host's fn now, or once fewer than MAX_IN_FLIGHT calls are on their way."""
+        if self._in_flight < MAX_IN_FLIGHT:
+            return self._send(fn, args, kwargs)
+        if len(self._waiting) >= MAX_WAITING:
+            raise RuntimeError(
+                f"api.{name}: {MAX_WAITING} calls to PyJoy already wait for the page to answer earlier ones; "
+                "await your calls (a loop of calls not awaited floods the page)"
+            )
+        future: asyncio.Future[Any] = asyncio.get_event_loop().create_future()
+        self._waiting.append((future, fn, args, kwargs))
+        return future
+
+    def _send(self, fn: Any, args: tuple, kwargs: dict) -> asyncio.Future[Any]:
+        sent = fn(*args, **kwargs)
+        self._in_flight += 1
+        sent.add_done_callback(self._answered)
+        return sent
+
+    def _answered(self, _sent: asyncio.Future[Any]) -> None:
+        self._in_flight -= 1
+        while self._waiting and self._in_flight < MAX_IN_FLIGHT:
+            future, fn, args, kwargs = self._waiting.popleft()
+            if future.done():  # cancelled while it waited
+                continue
+            try:
+                sent = self._send(fn, args, kwargs)
+            except Exception as error:  # not encodable, or the session closed
+                future.set_exception(error)
+                continue
+            sent.add_done_callback(functools.partial(_settle, future))
+
+
+def _settle(future: asyncio.Future[Any], sent: asyncio.Future[Any]) -> None:
+    """Gives a waiting call's future the outcome of the call it became."""
+    if future.done():
+        return
+    if sent.cancelled():
+        future.cancel()
+    elif sent.exception() is not None:
+        future.set_exception(sent.exception())
+    else:
+        future.set_result(sent.result())
 
     def __dir__(self) -> list[str]:
         host = self.__dict__.get("_host")
