@@ -6,13 +6,15 @@ Chromium is /usr/bin/chromium from Debian, driven by Playwright (the `test` extr
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import platform
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 CHROMIUM = os.environ.get("PYJOY_CHROMIUM", "/usr/bin/chromium")
@@ -25,6 +27,13 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def run_async(coroutine: Coroutine):
+    """asyncio.run(coroutine) in a thread of its own: Playwright's sync API keeps an event
+    loop running in the main thread once a browser test of the same pytest session ran."""
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
 
 
 def free_port() -> int:

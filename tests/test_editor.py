@@ -7,14 +7,14 @@ run the way sandboxes run plugin code, and a traceback from a plugin run in the 
 from __future__ import annotations
 
 import ast
-import asyncio
 import inspect
 import sys
 import types
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from playwright.sync_api import Browser, Page
+
+from pyjoy.devtools import run_async
 
 # Puts an editor in a fresh page: window.editor, window.calls (what the callbacks got),
 # and the module's exports as globals.
@@ -279,9 +279,7 @@ def python_traceback(script: str, first_line: int, name: str, call: str | None) 
             if call:
                 await getattr(api._exported, call)({})
 
-        # In a thread of its own: Playwright's sync API keeps an event loop in this one.
-        with ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, load_and_call()).result()
+        run_async(load_and_call())
     except Exception as error:  # noqa: BLE001  the error is what the test wants
         return encode_error(error)["traceback"]
     finally:

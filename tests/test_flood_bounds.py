@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pyjoy.devtools import run_async
 from pyjoy.plugin import api as api_module
 from pyjoy.plugin.api import MAX_IN_FLIGHT, MAX_WAITING, PluginAPI
 
@@ -57,7 +58,7 @@ def test_a_python_plugin_has_a_bounded_number_of_calls_in_flight() -> None:
         assert futures[-1].result() == f"seen line {MAX_IN_FLIGHT + 49}"
         assert len(host.calls) == MAX_IN_FLIGHT + 50
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_past_the_waiting_calls_a_python_plugins_call_raises_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,7 +81,7 @@ def test_past_the_waiting_calls_a_python_plugins_call_raises_at_once(monkeypatch
         assert len(host.calls) == MAX_IN_FLIGHT + 5 + 1
         assert host.calls[-1][0] == "after"
 
-    asyncio.run(scenario())
+    run_async(scenario())
     assert MAX_WAITING == 10_000  # the module's own value was only patched for the test
 
 

@@ -13,12 +13,12 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pyjoy.devtools import run_async
 from pyjoy.rpc import Blob, NDArray, RemoteError, Session
 from pyjoy.rpc import codec as codec_module
 from pyjoy.rpc.codec import Codec, Decoder
@@ -162,8 +162,7 @@ def check(case: dict[str, Any]) -> None:
     if "decode" in case:
         check_decode(case)
     else:
-        with ThreadPoolExecutor(max_workers=1) as thread:  # its own loop, as in test_rpc_python.py
-            thread.submit(asyncio.run, check_session(case)).result()
+        run_async(check_session(case))
 
 
 # The hostile cases run in a child process with 60 s and 4 GiB at most, so that a decoder that

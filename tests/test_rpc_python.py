@@ -9,7 +9,6 @@ import json
 import shutil
 import subprocess
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from pyjoy.rpc import (
     Blob, ClosedError, NDArray, RPCError, RemoteError, RemoteFunction, Session, connect, decode, dotdict, encode,
     memory_pair, register_codec,
 )
+from pyjoy.devtools import run_async
 from pyjoy.rpc import codec as codec_module
 from pyjoy.rpc.transport import MemoryTransport
 
@@ -34,10 +34,7 @@ def run(test: Callable[[], Awaitable[Any]]) -> None:
         await test()
         await settle()
 
-    # In its own thread: Playwright's sync API keeps an event loop running in this one
-    # when browser tests share the pytest session.
-    with ThreadPoolExecutor(max_workers=1) as thread:
-        thread.submit(asyncio.run, main()).result()
+    run_async(main())
     assert not problems, problems
 
 
