@@ -4,8 +4,8 @@ and requests that try to climb out of the asset port's folders.
 
 After a sandbox frame's process dies Playwright fires page.on("crash") and treats the whole
 page as crashed (page.evaluate fails), although only the frame died; these tests then talk
-to the page over their own CDP session (Runtime.evaluate), and tell the page's own crash
-apart with Inspector.targetCrashed (TESTING.md).
+to the page over their own CDP session (Runtime.evaluate), once Inspector.targetCrashed has
+told the page's own crash apart (TESTING.md).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, Playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from pyjoy.devtools import launch_options
 
@@ -45,6 +46,18 @@ class Watched:
         """Evaluates an expression (awaited) in the page, or fails after timeout_ms."""
         race = (f"Promise.race([Promise.resolve().then(() => ({expression})), new Promise((_, reject) => "
                 f"setTimeout(() => reject(new Error('no answer within {timeout_ms} ms')), {timeout_ms}))])")
+        if not self.frame_crashes:
+            try:
+                return self.page.evaluate(race)
+            except PlaywrightError:
+                if not self.frame_crashes:
+                    raise
+        # Playwright holds the page crashed once any of its frames has. A crashed page never
+        # answers over CDP either, so first ask the browser (which answers, and delivers
+        # Inspector.targetCrashed meanwhile) whether it was the page itself.
+        self.cdp.send("Target.getTargets")
+        if self.page_crashes:
+            raise AssertionError(f"the page itself crashed (while evaluating {expression[:80]})")
         reply = self.cdp.send("Runtime.evaluate", {"expression": race, "awaitPromise": True, "returnByValue": True})
         if "exceptionDetails" in reply:
             raise AssertionError(f"{expression}: {reply['exceptionDetails'].get('exception', {}).get('description')}")
