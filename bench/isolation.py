@@ -137,8 +137,8 @@ def make_site(folder: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "isolation.json")
-    parser.add_argument("--calls", type=int, default=1000, help="timed noop() calls per mode (default 1000)")
-    parser.add_argument("--starts", type=int, default=10, help="timed starts per mode (default 10)")
+    parser.add_argument("--calls", type=int, default=3000, help="timed noop() calls per mode (default 3000)")
+    parser.add_argument("--starts", type=int, default=20, help="timed starts per mode (default 20)")
     args = parser.parse_args(argv)
     text = PLUGIN.read_text()
     load_before = os.getloadavg()[0]

@@ -82,7 +82,7 @@ class Watched:
         return self.eval(f"pyjoy.getPlugin({json.dumps(name)}).then(p => p.ping())")
 
     def sandbox_frames(self) -> int:
-        return self.eval("document.querySelectorAll('iframe.plugin-frame').length")
+        return self.eval("document.querySelectorAll('iframe.plugin-frame, iframe.plugin-worker-frame').length")
 
     def responsive(self) -> None:
         assert self.eval("pyjoy.runPython('1+1')", timeout_ms=10_000) == 2

@@ -214,7 +214,7 @@ export class Sandbox {
     const frame = document.createElement("iframe");
     frame.setAttribute("sandbox", "allow-scripts");
     frame.setAttribute("allow", allow);
-    frame.className = handshake.worker ? "plugin-frame plugin-worker-frame" : "plugin-frame";
+    frame.className = handshake.worker ? "plugin-worker-frame" : "plugin-frame";
     if (handshake.worker) frame.hidden = true;
     frame.srcdoc = `<!doctype html><html><head><meta charset="utf-8"><script>${escapeScript(frameSource)}</script></head><body></body></html>`;
     this.frame = frame;
