@@ -21,7 +21,7 @@ bench/plugins/rpc_worker.imjoy.html (`noop()`, `roundtrip(array)`) the way the h
    click could have waited.
 
 Prints a markdown table and writes every number, with the machine, to
-bench/results/isolation.json. About a minute on 2 CPUs.
+bench/results/isolation.json. About 10 s on 2 CPUs.
 """
 
 from __future__ import annotations
