@@ -145,6 +145,7 @@ export class Sandbox {
    * Resolves once the sandbox's kernel is reachable (for Python: once booted).
    */
   static async create({ build, kind, container, permissions = [], onOutput = () => {}, isolated = kind === "web-worker" }) {
+    if (isolated && kind !== "web-worker") throw new Error(`only web-worker sandboxes can be isolated in a frame, not ${kind}`);
     const sandbox = new Sandbox();
     await sandbox.#start({ build, kind, container, permissions, onOutput, isolated });
     return sandbox;
