@@ -7,25 +7,7 @@
 import { PythonError } from "./errors.js";
 import { Session } from "./rpc/session.js";
 import { PostMessageTransport } from "./rpc/transport.js";
-
-function absolute(url) {
-  return new URL(url, document.baseURI).href;
-}
-
-/** The worker configuration for Python: the build's URLs, made absolute. */
-export function pythonConfig(build) {
-  const { pyodide } = build;
-  return {
-    indexURL: absolute(pyodide.indexURL),
-    lockFileURL: absolute(pyodide.lockFileURL),
-    packageBaseUrl: absolute(pyodide.packageBaseUrl),
-    snapshotURL: absolute(pyodide.snapshotURL),
-    snapshotBytes: pyodide.snapshotBytes,
-    snapshotIntegrity: pyodide.snapshotIntegrity,
-    runtimeURL: absolute(pyodide.runtimeURL),
-    runtimeIntegrity: pyodide.runtimeIntegrity,
-  };
-}
+import { pythonConfig } from "./python/config.js";
 
 // Errors from the kernel come as RemoteError; the embedding API names them PythonError.
 function asPythonError(error) {
@@ -45,7 +27,7 @@ export class PythonRuntime {
     const started = performance.now();
     // The worker reads its configuration from its name: available synchronously at its
     // start, so loading begins without waiting for a first message.
-    this.#worker = new Worker(absolute(build.worker), { type: "module", name: JSON.stringify(pythonConfig(build)) });
+    this.#worker = new Worker(new URL(build.worker, document.baseURI).href, { type: "module", name: JSON.stringify(pythonConfig(build)) });
     this.#session = new Session(new PostMessageTransport(this.#worker));
     const booted = new Promise((resolve, reject) => {
       this.#worker.addEventListener("message", ({ data }) => {

@@ -4,11 +4,8 @@
 // (the browser asks the person, for PyJoy's origin) and sends its frames, as ImageBitmaps,
 // over a MessagePort; in the frame, navigator.mediaDevices.getUserMedia returns a
 // MediaStream drawn from them (sandbox/camera.js). One frame is in flight at a time, so a
-// busy plugin never makes frames pile up.
-//
-// frame -> page: {type: "open", id, video} | {type: "next", id} | {type: "close", id}
-// page -> frame: {type: "opened", id, label, settings} | {type: "failed", id, name, message}
-//                | {type: "frame", id, bitmap} | {type: "ended", id}
+// busy plugin never makes frames pile up. The messages: sandbox/contract.js, "camera".
+import { CAMERA } from "../sandbox/contract.js";
 
 const MAX_FPS = 15;
 
@@ -34,9 +31,9 @@ export function serveCamera(port, { allowed }) {
     Object.assign(element, { muted: true, playsInline: true, srcObject: stream });
     await element.play();
     const [track] = stream.getVideoTracks();
-    track.addEventListener("ended", () => port.postMessage({ type: "ended", id }));
+    track.addEventListener("ended", () => port.postMessage({ type: CAMERA.ended, id }));
     open.set(id, { stream, video: element, sent: 0 });
-    port.postMessage({ type: "opened", id, label: track.label, settings: track.getSettings() });
+    port.postMessage({ type: CAMERA.opened, id, label: track.label, settings: track.getSettings() });
     sendFrame(id);
   }
 
@@ -51,7 +48,7 @@ export function serveCamera(port, { allowed }) {
     camera.sent = performance.now();
     if (!open.has(id)) return;
     const bitmap = await createImageBitmap(camera.video);
-    port.postMessage({ type: "frame", id, bitmap }, [bitmap]);
+    port.postMessage({ type: CAMERA.frame, id, bitmap }, [bitmap]);
   }
 
   function close(id) {
@@ -64,10 +61,10 @@ export function serveCamera(port, { allowed }) {
 
   port.addEventListener("message", ({ data }) => {
     const { type, id } = data ?? {};
-    if (type === "open") {
-      openCamera(id, data.video).catch((error) => port.postMessage({ type: "failed", id, name: error.name, message: error.message }));
-    } else if (type === "next") sendFrame(id);
-    else if (type === "close") close(id);
+    if (type === CAMERA.open) {
+      openCamera(id, data.video).catch((error) => port.postMessage({ type: CAMERA.failed, id, name: error.name, message: error.message }));
+    } else if (type === CAMERA.next) sendFrame(id);
+    else if (type === CAMERA.close) close(id);
   });
   port.start();
   return { close: () => [...open.keys()].forEach(close) };

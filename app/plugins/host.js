@@ -236,12 +236,16 @@ export class PluginHost {
         permissions: plugin.config.permissions ?? [], onOutput: (output) => this.log(plugin, output.type === "stderr" ? "error" : "info", output.text),
       });
     plugin.sandbox = sandbox;
+    // The sandbox has ended itself (its calls failed at once); say so where the plugin was.
     sandbox.onCrash((message) => {
       if (plugin.sandbox !== sandbox || plugin.state === "stopped") return;
       plugin.state = "crashed";
       plugin.error = new PluginError(message, { code: CODES.crashed });
       this.#closeWindowsOf(plugin);
       this.ui.toast(`Plugin ${plugin.name} crashed: ${message}`, "error");
+      plugin.window?.body.replaceChildren(Object.assign(document.createElement("p"), {
+        className: "plugin-crashed", textContent: `${plugin.name} crashed: ${message}`,
+      }));
       this.#changed();
     });
     await sandbox.session.setRoot(hostApiFor(plugin, this));

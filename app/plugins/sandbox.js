@@ -3,16 +3,23 @@
 // localStorage), nor another plugin:
 // - window and iframe plugins in an <iframe sandbox="allow-scripts"> (never
 //   allow-same-origin), which draws their UI;
-// - worker plugins (JS or Python) in a worker started from a data: URL, whose origin is
-//   opaque too. It stays in the page's process: Chromium puts sandboxed frames in a process
-//   of their own, where every message is copied between processes (bench/rpc.py measured
-//   64 MB round trips at 390 ms through a frame, 12 ms without).
-// The page and the sandbox talk over two MessagePorts: RPC (app/rpc) and asset requests
-// for our own files (sandbox/assets.js), which this side answers, offline included; a
-// window plugin's frame gets a third, for the camera (plugins/camera.js).
+// - web-worker plugins in a worker started from a data: URL (an opaque origin too) inside
+//   a hidden frame of that kind. Chromium runs sandboxed frames in a process apart from the
+//   page's, so a plugin that exhausts memory or crashes takes down that process, never the
+//   page: in the page's own process it took the whole tab (bench/isolation.py has the
+//   price: every message is copied between processes);
+// - web-python plugins in a data: URL worker in the page's process: Python's memory is its
+//   WASM heap, whose limit is a MemoryError in Python rather than a crash, and the 20 MB of
+//   Python a sandbox boots from would cross processes too.
+// The page and a sandbox talk over MessagePorts, one per channel: RPC (app/rpc), status
+// (boot, output, failure), assets (our own files, which this side answers, offline
+// included) and, for window frames, the camera (plugins/camera.js); sandbox/contract.js
+// describes each. A sandbox that dies (its frame's process crashed, its frame navigated
+// away, or it reported itself failed) is ended at once and its pending calls fail.
+import { pythonConfig } from "../python/config.js";
 import { Session } from "../rpc/session.js";
 import { FRAME_CHUNK_BYTES, PostMessageTransport } from "../rpc/transport.js";
-import { pythonConfig } from "../runtime.js";
+import { ASSET_PREFIXES, FRAME_HANDSHAKE, PORTS, STATUS, WORKER_HANDSHAKE } from "../sandbox/contract.js";
 import { serveCamera } from "./camera.js";
 
 // ImJoy plugin permissions -> the iframe's `allow` (Permissions Policy) features.
@@ -30,10 +37,6 @@ const PERMISSIONS = {
   serial: "serial",
   bluetooth: "bluetooth",
 };
-
-// Our files a sandbox may ask for: the runtime, the bundles, vendored libraries and models
-// (models.json says where they are), the built-in plugins; nothing else.
-const READABLE = ["pyodide/", "assets/", "vendor/", "plugins/", "models.json"];
 
 const scriptTexts = new Map();
 function scriptText(url) {
@@ -57,16 +60,48 @@ export function allowAttribute(permissions = []) {
   return [...new Set(features)].join("; ");
 }
 
+/**
+ * The URL to fetch for a sandbox's request for one of our files; throws an Error naming
+ * why not. The path is decoded first (repeatedly: double encoding too), and it is the
+ * decoded path that must be plain (no "." or ".." segment, no empty segment, no backslash
+ * or NUL) and under ASSET_PREFIXES: a server decodes %2F and %2e and then resolves "..",
+ * so a check of the encoded form (assets/..%2Fsw.js) would let a sandbox read any file.
+ */
+export function readableURL(url, base = document.baseURI) {
+  const root = new URL(".", base);
+  let target;
+  try {
+    target = new URL(String(url));
+  } catch {
+    throw new Error("not a URL");
+  }
+  if (target.origin !== root.origin) throw new Error(`not on ${root.origin}`);
+  if (!target.pathname.startsWith(root.pathname)) throw new Error(`not under ${root.pathname}`);
+  let path = target.pathname.slice(root.pathname.length);
+  for (let round = 0; path.includes("%"); round += 1) {
+    if (round === 2) throw new Error("percent-encoded more than twice");
+    try {
+      path = decodeURIComponent(path);
+    } catch {
+      throw new Error("malformed percent-encoding");
+    }
+  }
+  const segments = path.split("/");
+  if (/[\\\0]/.test(path)) throw new Error("a backslash or NUL in the path");
+  if (segments.some((segment, index) => segment === "." || segment === ".." || (segment === "" && index < segments.length - 1))) {
+    throw new Error('a ".", ".." or empty segment in the path');
+  }
+  if (!ASSET_PREFIXES.some((prefix) => (prefix.endsWith("/") ? path.startsWith(prefix) && path.length > prefix.length : path === prefix))) {
+    throw new Error(`not a file plugins may read (they may read ${ASSET_PREFIXES.join(", ")})`);
+  }
+  return new URL(segments.map(encodeURIComponent).join("/") + target.search, root).href;
+}
+
 function serveAssets(port) {
-  const readable = READABLE.map((prefix) => new URL(prefix, document.baseURI).href);
   port.addEventListener("message", async ({ data }) => {
     const { id, url, integrity } = data ?? {};
     try {
-      const target = new URL(url);
-      if (target.origin !== location.origin || !readable.some((prefix) => target.href.startsWith(prefix))) {
-        throw new Error("not a file plugins may read");
-      }
-      const response = await fetch(target, integrity ? { integrity } : {});
+      const response = await fetch(readableURL(url), typeof integrity === "string" && integrity ? { integrity } : {});
       const body = await response.arrayBuffer();
       const contentType = response.headers.get("Content-Type") ?? "";
       port.postMessage({ id, status: response.status, statusText: response.statusText, contentType, body }, [body]);
@@ -81,14 +116,38 @@ function escapeScript(text) {
   return text.replace(/<\/script/gi, "<\\/script");
 }
 
+// Frames cannot say that they died: the page watches each one's child count (contract.js,
+// "Liveness"), which drops to 0 when its process dies or it navigates away.
+const LIVENESS_MS = 250;
+const watched = new Set(); // sandboxes with a frame
+let watching = null;
+
+function watch(sandbox) {
+  watched.add(sandbox);
+  watching ??= setInterval(() => {
+    for (const each of watched) each.checkAlive();
+  }, LIVENESS_MS);
+}
+
+function unwatch(sandbox) {
+  watched.delete(sandbox);
+  if (!watched.size) {
+    clearInterval(watching);
+    watching = null;
+  }
+}
+
 export class Sandbox {
   /**
    * kind: "window" (UI in a frame in container), "web-worker" or "web-python" (a worker).
+   * isolated: a worker in a hidden sandboxed frame (in container), in another process;
+   * by default web-worker plugins are, web-python ones are not (see the top of this file).
    * Resolves once the sandbox's kernel is reachable (for Python: once booted).
    */
-  static async create({ build, kind, container, permissions = [], onOutput = () => {} }) {
+  static async create({ build, kind, container, permissions = [], onOutput = () => {}, isolated = kind === "web-worker" }) {
+    if (isolated && kind !== "web-worker") throw new Error(`only web-worker sandboxes can be isolated in a frame, not ${kind}`);
     const sandbox = new Sandbox();
-    await sandbox.#start({ build, kind, container, permissions, onOutput });
+    await sandbox.#start({ build, kind, container, permissions, onOutput, isolated });
     return sandbox;
   }
 
@@ -98,75 +157,126 @@ export class Sandbox {
   kernel = null;
   boot = null; // {python, via, phases} for Python sandboxes
   camera = null; // {close()} for window sandboxes
+  state = "starting"; // then "running", and "crashed" or "terminated" once ended
   #onCrash = new Set();
+  #crashed = null; // rejects when the sandbox dies
+  #rejectCrashed;
+  #ports = [];
 
-  async #start({ build, kind, container, permissions, onOutput }) {
-    const rpc = new MessageChannel();
-    const assets = new MessageChannel();
-    serveAssets(assets.port1);
+  async #start({ build, kind, container, permissions, onOutput, isolated }) {
+    const channels = { rpc: new MessageChannel(), status: new MessageChannel(), assets: new MessageChannel() };
+    if (kind === "window") channels.camera = new MessageChannel();
+    this.#ports = Object.values(channels).map((channel) => channel.port1);
+    serveAssets(channels.assets.port1);
     // A frame is another process: big buffers go to it in pieces (rpc/transport.js).
-    const chunkBytes = kind === "window" ? FRAME_CHUNK_BYTES : 0;
-    this.session = new Session(new PostMessageTransport(rpc.port1, { chunkBytes }));
+    const chunkBytes = kind === "window" || isolated ? FRAME_CHUNK_BYTES : 0;
+    this.session = new Session(new PostMessageTransport(channels.rpc.port1, { chunkBytes }));
+    this.#crashed = new Promise((_resolve, reject) => (this.#rejectCrashed = reject));
+    this.#crashed.catch(() => {});
+    this.#listenToStatus(channels.status.port1, onOutput);
 
-    let crash;
-    const crashed = new Promise((_resolve, reject) => (crash = reject));
-    crashed.catch(() => {});
-    const reportCrash = (message) => {
-      crash(new Error(message));
-      for (const listener of this.#onCrash) listener(message);
-    };
-    rpc.port1.addEventListener("message", ({ data }) => {
-      if (data?.type === "failed") crash(Object.assign(new Error(data.error.message), { traceback: data.error.traceback }));
-      else if (data?.type === "ready") this.boot = data;
-      else if (data?.type === "stdout" || data?.type === "stderr") onOutput(data);
-    });
-
-    const ports = [rpc.port2, assets.port2];
-    const boot = { config: pythonConfig(build), hostOrigin: location.origin };
+    const ports = [];
+    for (const [name, channel] of Object.entries(channels)) ports[PORTS[name]] = channel.port2;
     if (kind === "window") {
-      const camera = new MessageChannel();
-      this.camera = serveCamera(camera.port1, { allowed: permissions.includes("camera") });
-      await this.#startFrame(build, container, permissions, [...ports, camera.port2], reportCrash);
+      this.camera = serveCamera(channels.camera.port1, { allowed: permissions.includes("camera") });
+      await this.#startFrame(build, container, allowAttribute(permissions), ports, { type: FRAME_HANDSHAKE, hostOrigin: location.origin });
+    } else {
+      const source = await scriptText(kind === "web-python" ? build.sandbox["python-worker"] : build.sandbox["js-worker"]);
+      if (isolated) {
+        const handshake = { type: FRAME_HANDSHAKE, hostOrigin: location.origin, worker: { source, chunkBytes } };
+        await this.#startFrame(build, container, allowAttribute([]), ports, handshake);
+      } else {
+        const handshake = { type: WORKER_HANDSHAKE, hostOrigin: location.origin, chunkBytes };
+        if (kind === "web-python") handshake.config = pythonConfig(build);
+        this.#startWorker(source, kind, ports, handshake);
+      }
     }
-    else await this.#startWorker(build, kind, ports, boot, reportCrash);
-    this.kernel = await Promise.race([this.session.remoteRoot, crashed]);
+    this.kernel = await Promise.race([this.session.remoteRoot, this.#crashed]);
+    if (this.state === "starting") this.state = "running";
   }
 
-  async #startFrame(build, container, permissions, ports, reportCrash) {
+  #listenToStatus(port, onOutput) {
+    port.addEventListener("message", ({ data }) => {
+      const type = data?.type;
+      if (type === STATUS.failed) this.crash(String(data.error?.message ?? "it reported a failure"), { traceback: data.error?.traceback });
+      else if (type === STATUS.ready) this.boot = data;
+      else if (type === STATUS.stdout || type === STATUS.stderr) onOutput({ type, text: String(data.text) });
+      else if (type === STATUS.error) {
+        // An uncaught error in a worker: fatal only before its kernel is up.
+        if (this.state === "starting") this.crash(`its worker failed to start: ${data.message}`);
+        else onOutput({ type: STATUS.stderr, text: String(data.message) });
+      }
+    });
+    port.start();
+  }
+
+  async #startFrame(build, container, allow, ports, handshake) {
     const frameSource = await scriptText(build.sandbox.frame);
     const frame = document.createElement("iframe");
     frame.setAttribute("sandbox", "allow-scripts");
-    frame.setAttribute("allow", allowAttribute(permissions));
-    frame.className = "plugin-frame";
+    frame.setAttribute("allow", allow);
+    frame.className = handshake.worker ? "plugin-worker-frame" : "plugin-frame";
+    if (handshake.worker) frame.hidden = true;
     frame.srcdoc = `<!doctype html><html><head><meta charset="utf-8"><script>${escapeScript(frameSource)}</script></head><body></body></html>`;
     this.frame = frame;
-    window.addEventListener("message", (event) => {
-      if (event.source === frame.contentWindow && event.data?.type === "pyjoy:sandbox-error") reportCrash(event.data.message);
-    });
     const loaded = new Promise((resolve) => frame.addEventListener("load", resolve, { once: true }));
     container.append(frame);
     await loaded;
-    frame.contentWindow.postMessage({ type: "pyjoy:sandbox", hostOrigin: location.origin }, "*", ports);
+    if (this.state !== "starting") return frame.remove(); // ended while it loaded
+    // Any later load is another document: the plugin navigated its frame away.
+    frame.addEventListener("load", () => this.crash("its frame navigated away from the plugin"));
+    frame.contentWindow.postMessage(handshake, "*", ports);
+    watch(this);
   }
 
-  async #startWorker(build, kind, ports, boot, reportCrash) {
-    const source = await scriptText(kind === "web-python" ? build.sandbox["python-worker"] : build.sandbox["js-worker"]);
+  #startWorker(source, kind, ports, handshake) {
     // A data: URL worker has an opaque origin; a blob: or same-origin URL would have ours.
     this.worker = new Worker(`data:text/javascript;charset=utf-8,${encodeURIComponent(source)}`, { name: kind });
-    this.worker.addEventListener("error", (event) => reportCrash(event.message || "the plugin's worker failed"));
-    this.worker.postMessage({ type: "pyjoy:boot", ...boot }, ports);
+    this.worker.addEventListener("error", (event) => {
+      if (this.state === "starting") this.crash(`its worker failed to start: ${event.message || "its script did not run"}`);
+    });
+    this.worker.postMessage(handshake, ports);
   }
 
-  /** Calls listener(message) if the sandbox dies outside any call. */
+  /** Called by the liveness watch: ends the sandbox as crashed if its frame has died. */
+  checkAlive() {
+    const frame = this.frame;
+    if (!frame || this.state === "crashed" || this.state === "terminated") return;
+    if (!frame.isConnected) this.crash("its frame was taken out of the page");
+    else if (frame.contentWindow?.length === 0) {
+      this.crash("its frame died: the sandbox's process crashed (out of memory?) or the plugin replaced its document");
+    }
+  }
+
+  /**
+   * Ends the sandbox as crashed: its pending calls fail with the message, and onCrash
+   * listeners hear it (before its kernel is up, create() rejects with it instead).
+   */
+  crash(message, details = {}) {
+    if (this.state === "crashed" || this.state === "terminated") return;
+    this.#rejectCrashed(Object.assign(new Error(message), details));
+    this.#end("crashed", `the plugin crashed: ${message}`);
+    for (const listener of this.#onCrash) listener(message);
+  }
+
+  /** Calls listener(message) if the sandbox dies outside any call; it is then ended. */
   onCrash(listener) {
     this.#onCrash.add(listener);
   }
 
   /** Ends the sandbox at once, even a plugin stuck in an endless loop. */
   terminate(reason = "terminated") {
-    this.session?.close(reason);
+    this.#end("terminated", reason);
+  }
+
+  #end(state, reason) {
+    if (this.state === "crashed" || this.state === "terminated") return;
+    this.state = state;
+    unwatch(this);
+    this.session?.close(reason); // pending calls fail now, with the reason
     this.camera?.close();
     this.worker?.terminate();
-    this.frame?.remove(); // removing a frame ends its document
+    this.frame?.remove(); // removing a frame ends its document (and a worker it started)
+    for (const port of this.#ports) port.close();
   }
 }

@@ -3,9 +3,8 @@
 // its requests for our files (plugins/sandbox.js, serveAssets) over a MessagePort, from
 // the service worker's cache when offline. Other origins are fetched directly.
 //
-// Request {id, url, integrity} -> reply {id, status, statusText, contentType, body:
-// ArrayBuffer} or {id, error}. The page checks integrity: a sandbox is not a secure
-// context and has no SubtleCrypto.
+// The messages: contract.js, "assets". The page checks integrity: a sandbox is not a
+// secure context and has no SubtleCrypto.
 
 export function assetFetcher(port, hostOrigin) {
   const pending = new Map();

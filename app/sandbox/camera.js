@@ -1,8 +1,9 @@
 // Cameras in a window plugin's frame: navigator.mediaDevices.getUserMedia answered by the
-// page (plugins/camera.js has why and the messages). The MediaStream it returns is a
+// page (plugins/camera.js has why; contract.js the messages). The MediaStream it returns is a
 // canvas's capture stream, drawn from the page's frames, so a plugin uses it as it would
 // use a camera: <video>.srcObject, createImageBitmap(video), track.stop().
 // Video only: a request for audio is refused.
+import { CAMERA } from "./contract.js";
 
 export function installCamera(port) {
   const waiting = new Map(); // id -> {resolve, reject}
@@ -11,16 +12,16 @@ export function installCamera(port) {
 
   port.addEventListener("message", ({ data }) => {
     const { type, id } = data ?? {};
-    if (type === "frame") {
+    if (type === CAMERA.frame) {
       const sink = sinks.get(id);
       if (sink) sink.draw(data.bitmap);
       else data.bitmap.close();
-    } else if (type === "ended") {
+    } else if (type === CAMERA.ended) {
       sinks.get(id)?.end();
-    } else if (type === "opened" || type === "failed") {
+    } else if (type === CAMERA.opened || type === CAMERA.failed) {
       const request = waiting.get(id);
       waiting.delete(id);
-      if (type === "opened") request?.resolve(data);
+      if (type === CAMERA.opened) request?.resolve(data);
       else request?.reject(new DOMException(data.message, data.name));
     }
   });
@@ -32,7 +33,7 @@ export function installCamera(port) {
     const id = nextId++;
     const opened = await new Promise((resolve, reject) => {
       waiting.set(id, { resolve, reject });
-      port.postMessage({ type: "open", id, video: constraints.video });
+      port.postMessage({ type: CAMERA.open, id, video: constraints.video });
     });
     const canvas = document.createElement("canvas");
     canvas.width = opened.settings.width || 640;
@@ -46,7 +47,7 @@ export function installCamera(port) {
       stop();
     };
     track.stop = () => {
-      port.postMessage({ type: "close", id });
+      port.postMessage({ type: CAMERA.close, id });
       end();
     };
     sinks.set(id, {
@@ -55,7 +56,7 @@ export function installCamera(port) {
         context.drawImage(bitmap, 0, 0);
         bitmap.close();
         track.requestFrame();
-        port.postMessage({ type: "next", id });
+        port.postMessage({ type: CAMERA.next, id });
       },
       end,
     });

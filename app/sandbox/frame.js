@@ -1,15 +1,29 @@
-// Runs first in a window or iframe plugin's sandbox: an iframe with
-// sandbox="allow-scripts" (an opaque origin: no access to the page, its storage or other
-// plugins). The page sends one message, {type: "pyjoy:sandbox", hostOrigin} with three
-// ports: RPC, assets and camera. This document then offers the page a kernel whose
-// load_plugin(plugin) puts the plugin's style, HTML and scripts here, as ImJoy does.
-// fetch() of PyJoy's own files (vendor/, models.json, ...) is answered by the page, offline
-// too (assets.js); navigator.mediaDevices.getUserMedia by the page's camera (camera.js).
+// Runs first in a sandbox frame: an iframe with sandbox="allow-scripts" (an opaque
+// origin: no access to the page, its storage or other plugins), which Chromium runs in a
+// process of its own. The page sends one handshake (contract.js) and the frame is then
+// one of two things:
+// - a window or iframe plugin's frame (ports: RPC, status, assets, camera): it offers the
+//   page a kernel whose load_plugin(plugin) puts the plugin's style, HTML and scripts here,
+//   as ImJoy does. fetch() of PyJoy's own files (vendor/, models.json, ...) is answered by
+//   the page, offline too (assets.js); navigator.mediaDevices.getUserMedia by the page's
+//   camera (camera.js).
+// - the hidden host of a web-worker plugin ({worker: {source, chunkBytes}}; ports: RPC,
+//   status, assets): it starts the plugin's worker from a data: URL, hands it the RPC and
+//   asset ports, and relays its status. The worker lives in this frame's process, so a
+//   plugin that exhausts memory takes that process down, not the page's.
+// Either way it keeps the empty child frame the page watches to know it is alive.
 import { Session } from "../rpc/session.js";
 import { FRAME_CHUNK_BYTES, PostMessageTransport } from "../rpc/transport.js";
 import { assetFetcher } from "./assets.js";
 import { installCamera } from "./camera.js";
+import { FRAME_HANDSHAKE, LIVENESS_FRAME, PORTS, STATUS, WORKER_HANDSHAKE } from "./contract.js";
 import { createPluginApi } from "./plugin-api.js";
+
+// Outside <body>, where a plugin's own HTML goes, so a plugin that rewrites its body keeps it.
+const alive = document.createElement("iframe");
+alive.id = LIVENESS_FRAME;
+alive.hidden = true;
+document.documentElement.append(alive);
 
 // Scripts set through innerHTML do not run: recreate each, in order, waiting for src ones.
 async function runScripts(container) {
@@ -48,7 +62,8 @@ function loadRequirement(url) {
   });
 }
 
-function startWindow([rpcPort, assetPort, cameraPort], hostOrigin) {
+function startWindow(ports, hostOrigin) {
+  const [rpcPort, assetPort, cameraPort] = [ports[PORTS.rpc], ports[PORTS.assets], ports[PORTS.camera]];
   self.fetch = assetFetcher(assetPort, hostOrigin);
   installCamera(cameraPort);
   // The page is another process: big buffers go back in pieces too (rpc/transport.js).
@@ -84,8 +99,23 @@ function startWindow([rpcPort, assetPort, cameraPort], hostOrigin) {
   });
 }
 
+function startWorker(ports, hostOrigin, { source, chunkBytes }) {
+  const status = ports[PORTS.status];
+  const relay = new MessageChannel();
+  relay.port1.onmessage = ({ data }) => status.postMessage(data);
+  const worker = new Worker(`data:text/javascript;charset=utf-8,${encodeURIComponent(source)}`, { name: "web-worker" });
+  worker.addEventListener("error", (event) => status.postMessage({ type: STATUS.error, message: event.message || "the plugin's worker failed" }));
+  const handed = [];
+  handed[PORTS.rpc] = ports[PORTS.rpc];
+  handed[PORTS.status] = relay.port2;
+  handed[PORTS.assets] = ports[PORTS.assets];
+  worker.postMessage({ type: WORKER_HANDSHAKE, hostOrigin, chunkBytes }, handed);
+}
+
 window.addEventListener("message", function init(event) {
-  if (event.source !== parent || event.data?.type !== "pyjoy:sandbox") return;
+  if (event.source !== parent || event.data?.type !== FRAME_HANDSHAKE) return;
   window.removeEventListener("message", init);
-  startWindow(event.ports, event.data.hostOrigin);
+  const { hostOrigin, worker } = event.data;
+  if (worker) startWorker(event.ports, hostOrigin, worker);
+  else startWindow(event.ports, hostOrigin);
 });

@@ -1,8 +1,12 @@
-// A web-worker plugin's worker, started by the page from a data: URL (an opaque origin).
-// It offers the page a kernel with load_plugin(plugin): run the plugin's script (as a
-// classic script, as ImJoy does) with a global `api`, and return what it exported.
+// A web-worker plugin's worker, started from a data: URL (an opaque origin) by the hidden
+// frame that isolates it (frame.js), or by the page. It offers the page a kernel with
+// load_plugin(plugin): run the plugin's script (as a classic script, as ImJoy does) with a
+// global `api`, and return what it exported. fetch() of PyJoy's own files is answered by
+// the page (assets.js).
 import { Session } from "../rpc/session.js";
 import { PostMessageTransport } from "../rpc/transport.js";
+import { assetFetcher } from "./assets.js";
+import { PORTS, WORKER_HANDSHAKE } from "./contract.js";
 import { createPluginApi } from "./plugin-api.js";
 
 function blobURL(text) {
@@ -10,9 +14,11 @@ function blobURL(text) {
 }
 
 self.addEventListener("message", function boot({ data, ports }) {
-  if (data?.type !== "pyjoy:boot") return;
+  if (data?.type !== WORKER_HANDSHAKE) return;
   self.removeEventListener("message", boot);
-  const session = new Session(new PostMessageTransport(ports[0]));
+  self.fetch = assetFetcher(ports[PORTS.assets], data.hostOrigin);
+  // Across processes (an isolated worker) big buffers go in pieces (rpc/transport.js).
+  const session = new Session(new PostMessageTransport(ports[PORTS.rpc], { chunkBytes: data.chunkBytes ?? 0 }));
   const { api, exported } = createPluginApi(session);
   self.api = api;
   session.setRoot({

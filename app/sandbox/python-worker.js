@@ -1,14 +1,17 @@
 // A web-python plugin's worker, started by the page from a data: URL (an opaque origin).
-// Files of our origin come from the page through the asset port (assets.js); once Python
-// is up, pyjoy/plugin/kernel.py serves the page over the RPC port.
+// Files of our origin come from the page through the asset port (assets.js); boot
+// progress, output and the outcome go to the status port; once Python is up,
+// pyjoy/plugin/kernel.py serves the page over the RPC port (contract.js has the channels).
 import { bootPython, describeError } from "../python/boot.js";
 import { assetFetcher } from "./assets.js";
+import { PORTS, STATUS, WORKER_HANDSHAKE } from "./contract.js";
 
 self.addEventListener("message", function boot({ data, ports }) {
-  if (data?.type !== "pyjoy:boot") return;
+  if (data?.type !== WORKER_HANDSHAKE) return;
   self.removeEventListener("message", boot);
-  const [rpcPort, assetPort] = ports;
-  const post = (message) => rpcPort.postMessage(message);
+  const [rpcPort, statusPort, assetPort] = [ports[PORTS.rpc], ports[PORTS.status], ports[PORTS.assets]];
+  // {type: "stdout" | "stderr", text} among them: Python's output (boot.js).
+  const post = (message) => statusPort.postMessage(message);
   // Pyodide fetches its files with the global fetch: route ours through the page.
   const fetchAsset = assetFetcher(assetPort, data.hostOrigin);
   self.fetch = fetchAsset;
@@ -25,8 +28,8 @@ self.addEventListener("message", function boot({ data, ports }) {
   bootPython({ config: data.config, fetch: fetchAsset, importModule, importAsm: true, post }).then(
     ({ pyodide, via, phases, python }) => {
       pyodide.pyimport("pyjoy.plugin.kernel").serve(rpcPort);
-      post({ type: "ready", python, via, phases });
+      post({ type: STATUS.ready, python, via, phases });
     },
-    (error) => post({ type: "failed", error: describeError(error) }),
+    (error) => post({ type: STATUS.failed, error: describeError(error) }),
   );
 });

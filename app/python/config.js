@@ -1,0 +1,24 @@
+// Python's boot configuration for a worker (python/boot.js), made from the build's
+// configuration: its URLs made absolute against the page. Shared by the shell's console
+// (runtime.js) and the plugin host (plugins/sandbox.js), which must not need the shell.
+//
+//   worker.postMessage({..., config: pythonConfig(build)});
+
+function absolute(url) {
+  return new URL(url, document.baseURI).href;
+}
+
+/** The worker configuration for Python: the build's URLs, made absolute. */
+export function pythonConfig(build) {
+  const { pyodide } = build;
+  return {
+    indexURL: absolute(pyodide.indexURL),
+    lockFileURL: absolute(pyodide.lockFileURL),
+    packageBaseUrl: absolute(pyodide.packageBaseUrl),
+    snapshotURL: absolute(pyodide.snapshotURL),
+    snapshotBytes: pyodide.snapshotBytes,
+    snapshotIntegrity: pyodide.snapshotIntegrity,
+    runtimeURL: absolute(pyodide.runtimeURL),
+    runtimeIntegrity: pyodide.runtimeIntegrity,
+  };
+}
