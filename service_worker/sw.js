@@ -16,7 +16,8 @@ const { CacheFirst } = workbox.strategies;
 const BUILD_CACHE_PREFIX = "pyjoy-build-";
 const PACKAGES_CACHE = "pyjoy-packages";
 
-// Each file's size from the build's manifest, by URL (Workbox's cache keys add a query).
+// Each file's size over the wire (its .gz copy's where it has one: site.py), by URL
+// (Workbox's cache keys add a query).
 const sizes = new Map(BUILD.precache.map(({ url, size }) => [new URL(url, self.location.href).href, size]));
 const caching = { type: "pyjoy:caching", build: BUILD.id, done: 0, total: [...sizes.values()].reduce((a, b) => a + b, 0), complete: false };
 let installing = false; // a precached file fetched again later (a lost entry) is not progress

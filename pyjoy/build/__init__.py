@@ -137,10 +137,11 @@ def build(options: Options) -> Result:
         templates = (sources.app / "index.html", sources.service_worker / "sw.js")
         build_id = site_files.build_id(site_files.file_entries(stage, packages), *templates)
         site_files.write_pages(stage, sources, build_id, bundles, runtime, options.package_index)
+        site_files.compress(stage, cache)  # first, so that the service worker knows what goes over the wire
         site_files.write_service_worker(stage, sources, build_id, site_files.file_entries(stage, packages))
         entries = site_files.file_entries(stage, packages)
         (stage / "precache-manifest.json").write_text(json.dumps({"build": build_id, "files": entries}, indent=1))
-        site_files.compress(stage, cache)
+        site_files.compress(stage, cache)  # again, for the service worker itself
         (stage / STAMP).write_text(json.dumps({"inputs": fingerprint, "build": build_id}))
         swap_in(stage, out)
     except BaseException:

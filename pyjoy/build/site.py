@@ -175,6 +175,12 @@ def write_pages(site: Path, sources: Sources, build: str, bundles: dict[str, str
     (site / "index.html").write_text(page.replace("<!-- pyjoy:head -->", head))
 
 
+def wire_size(path: Path, size: int) -> int:
+    """What serving path costs over the network: its .gz copy's size where it has one."""
+    packed = path.with_name(path.name + ".gz")
+    return packed.stat().st_size if packed.exists() else size
+
+
 def write_service_worker(site: Path, sources: Sources, build: str, entries: list[dict]) -> None:
     precache = [
         {
@@ -183,7 +189,9 @@ def write_service_worker(site: Path, sources: Sources, build: str, entries: list
             # HTTP cache answer, so an update fetches only what changed.
             "revision": None if entry["url"].startswith(("assets/", "pyodide/", "vendor/")) else entry["sha256"][:16],
             "integrity": sri(entry["sha256"]),
-            "size": entry["size"],  # for the progress the page shows while the build is cached
+            # For the progress the page shows while the build is cached: the bytes that come
+            # over the wire, which is the .gz copy where there is one (compress() ran first).
+            "size": wire_size(site / entry["url"], entry["size"]),
         }
         for entry in entries
         if entry["precache"]
