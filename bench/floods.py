@@ -37,18 +37,12 @@ from typing import Any
 
 from playwright.sync_api import Browser, Page, TimeoutError as PlaywrightTimeout, sync_playwright
 
-from pyjoy.devtools import launch_options, machine_facts, served
+from pyjoy.devtools import flood_plugin, launch_options, machine_facts, served
 
 ROOT = Path(__file__).resolve().parents[1]
-HOSTILE = ROOT / "tests" / "plugins" / "hostile"
 PING_CAP_S = 10
 TERMINATE_CAP_S = 20
 
-PLUGINS = {
-    "web-python": ("flood_python.imjoy.html", "Flood Python"),
-    "web-worker": ("flood_worker.imjoy.html", "Flood Worker"),
-    "window": ("flood_window.imjoy.html", "Flood Window"),
-}
 # (plugin type, what the flood does, the JS that starts it on the plugin `p`)
 SCENARIOS = [
     ("web-python", "endless print()", "p.flood('print', null)"),
@@ -104,13 +98,13 @@ def counts(page: Page, cap_s: float = 3) -> dict | None:
 
 def scenario(browser: Browser, base_url: str, kind: str, flood: str, start: str, flood_seconds: float,
              terminate_cap_s: float = TERMINATE_CAP_S) -> dict:
-    filename, name = PLUGINS[kind]
+    text, name = flood_plugin(kind)
     context = browser.new_context()
     page = context.new_page()
     try:
         page.goto(base_url)
         page.evaluate("pyjoy.ready")
-        page.evaluate("(text) => pyjoy.loadPlugin(text)", (HOSTILE / filename).read_text())
+        page.evaluate("(text) => pyjoy.loadPlugin(text)", text)
         page.evaluate("""() => {
           window.__longest = 0;
           new PerformanceObserver((list) => {

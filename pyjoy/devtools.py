@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import platform
 import socket
@@ -16,6 +17,8 @@ import sys
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+HOSTILE_PLUGINS = Path(__file__).resolve().parents[1] / "tests" / "plugins" / "hostile"
 
 CHROMIUM = os.environ.get("PYJOY_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -27,6 +30,25 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def hostile_plugin(filename: str, **config) -> str:
+    """A hostile test plugin's file (tests/plugins/hostile/), its JSON config's fields
+    replaced by `config`: one file serves as a web-worker and as a window plugin."""
+    text = (HOSTILE_PLUGINS / filename).read_text()
+    opening = '<config lang="json">'
+    start = text.index(opening) + len(opening)
+    end = text.index("</config>", start)
+    merged = {**json.loads(text[start:end]), **config}
+    return f"{text[:start]}\n{json.dumps(merged)}\n{text[end:]}"
+
+
+def flood_plugin(kind: str) -> tuple[str, str]:
+    """The hostile plugin that floods the page as a plugin of type `kind`: (its file, its name)."""
+    if kind == "web-python":
+        return hostile_plugin("flood_python.imjoy.html"), "Flood Python"
+    name = {"web-worker": "Flood Worker", "window": "Flood Window"}[kind]
+    return hostile_plugin("flood_js.imjoy.html", type=kind, name=name), name
 
 
 def run_async(coroutine: Coroutine):

@@ -189,7 +189,8 @@ def test_show_error_marks_its_line_until_the_text_changes(blank: Page) -> None:
     assert state["lines"] == [["x150 = 150", "NameError: name 'y' is not defined"]]
     assert state["gutter"] == ["150"]
     assert state["message"] == [["NameError: name 'y' is not defined", "alert"]]
-    assert state["scrollTop"] > 1000  # scrolled to it
+    # Scrolled to it: CodeMirror scrolls when it next measures, a frame later.
+    page.wait_for_function("document.querySelector('.cm-scroller').scrollTop > 1000", timeout=5000)
 
     # Kept while nothing changes; gone once the text changes.
     page.click(".cm-line.cm-pyjoy-errorLine")

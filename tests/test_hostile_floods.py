@@ -11,17 +11,12 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, TimeoutError as PlaywrightTimeout
 
-HOSTILE = Path(__file__).parent / "plugins" / "hostile"
-PLUGINS = {
-    "web-python": ("flood_python.imjoy.html", "Flood Python"),
-    "web-worker": ("flood_worker.imjoy.html", "Flood Worker"),
-    "window": ("flood_window.imjoy.html", "Flood Window"),
-}
+from pyjoy.devtools import flood_plugin
+
 # What the page promises, whatever a plugin does (app/status.js, app/ui/dialog.js).
 TOASTS_PER_PLUGIN = 3
 MESSAGES_KEPT = 500
@@ -70,10 +65,10 @@ def responsive(page: Page, key: str) -> None:
 
 def start(page: Page, base_url: str, kind: str) -> str:
     """Opens the app and loads the hostile plugin of that type; its name."""
-    filename, name = PLUGINS[kind]
+    text, name = flood_plugin(kind)
     page.goto(base_url)
     page.evaluate("pyjoy.ready")
-    page.evaluate("(text) => pyjoy.loadPlugin(text)", (HOSTILE / filename).read_text())
+    page.evaluate("(text) => pyjoy.loadPlugin(text)", text)
     responsive(page, "ping-before")
     return name
 
@@ -157,7 +152,7 @@ def test_endless_messages_cannot_freeze_the_page(page: Page, base_url: str, kind
     terminate_and_check_it_stops(page, name)
 
 
-@pytest.mark.parametrize("kind", PLUGINS)
+@pytest.mark.parametrize("kind", ["web-python", "web-worker", "window"])
 def test_a_plugin_has_one_dialog_open_and_a_few_waiting(page: Page, base_url: str, kind: str) -> None:
     name = start(page, base_url, kind)
     outcome = settle(page, "dialogs", f"pyjoy.getPlugin({json.dumps(name)}).then((p) => p.dialogs(1000))", 20)

@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright
 from playwright.sync_api import Error as PlaywrightError
 
-from pyjoy.devtools import launch_options
+from pyjoy.devtools import hostile_plugin, launch_options
 
 HOSTILE = Path(__file__).parent / "plugins" / "hostile"
 
@@ -243,11 +243,12 @@ WAYS_OUT = [
 ]
 
 
-@pytest.mark.parametrize("prober", ["sandbox_asset_prober_window", "sandbox_asset_prober_worker"])
-def test_the_asset_port_refuses_every_encoding_of_a_way_out(watched: Watched, base_url: str, dist: Path, prober: str) -> None:
+@pytest.mark.parametrize("kind", ["window", "web-worker"])
+def test_the_asset_port_refuses_every_encoding_of_a_way_out(watched: Watched, base_url: str, dist: Path, kind: str) -> None:
     app = watched
-    app.load(f"{prober}.imjoy.html")
-    name = json.loads(source(f"{prober}.imjoy.html").split('<config lang="json">')[1].split("</config>")[0])["name"]
+    name = f"Sandbox Asset Prober ({kind})"
+    app.eval(f"pyjoy.loadPlugin({json.dumps(hostile_plugin('sandbox_asset_prober.imjoy.html', type=kind, name=name))}).then(() => true)",
+             timeout_ms=60_000)
     allowed = ["models.json", "plugins/manifest.imjoy.json"]
     urls = [base_url + path for path in WAYS_OUT + allowed]
     replies = app.eval(f"pyjoy.getPlugin({json.dumps(name)}).then(p => p.probe({json.dumps(base_url + 'models.json')}, "
