@@ -86,6 +86,8 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
     // Windows and other plugins
     createWindow: (config) => host.createWindow(plugin, config),
     getWindow: (query) => host.getWindow(plugin, query),
+    updateWindow: (query, config) => host.updateWindow(plugin, query, config),
+    showImage: (image, options = {}) => host.createWindow(plugin, { type: "imjoy/image", name: options?.name ?? "Image", data: { ...options, image } }),
     getPlugin: (pluginName) => host.getPlugin(pluginName),
     // Loading runs a plugin for this page only, under a name nobody else has; one that
     // declares permissions is only loaded if the person agrees.

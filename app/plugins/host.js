@@ -30,6 +30,8 @@ import { Sandbox } from "./sandbox.js";
 const CONSOLE_LINES_PER_SECOND = 100;
 
 const SANDBOX_KIND = { "web-python": "web-python", "web-worker": "web-worker", window: "window", iframe: "window" };
+// ImJoy's built-in window types (windows/builtin.js).
+const BUILTIN_WINDOWS = new Set(["imjoy/image", "imjoy/image-compare", "imjoy/panel", "imjoy/generic", "imjoy/markdown", "imjoy/files", "imjoy/url_list"]);
 const PAGE = "page"; // the owner of what the page's own code (pyjoy.*) loads
 
 function looksLikeURL(text) {
@@ -68,6 +70,7 @@ export class PluginHost {
   #spare = null; // a booted Python sandbox, waiting for the next web-python plugin
   #changeListeners = new Set();
   #windowSerial = 0;
+  #builtinScript = null; // the text of windows/builtin.js, fetched once
   #consoleBudgets = new WeakMap(); // plugin -> {second, lines, missed}: log()'s console lines
 
   constructor({ build, ui, hiddenContainer, windows, settings, installer, windowLayout }) {
@@ -336,18 +339,22 @@ export class PluginHost {
   }
 
   /**
-   * createWindow/showDialog: a new instance of a window plugin ({type: name, name, data}),
-   * shown in a window; returns the instance's API after its run({data, config}). The
-   * window closes when its maker ends.
+   * createWindow/showDialog: a new instance of a window plugin, shown in a window; returns
+   * the instance's API after its run({data, config}). The window closes when its maker ends.
+   * As imjoy-core's pluginManager.createWindow: a string is {src} when it is source text or
+   * a URL, else {type}; `type` names a loaded window plugin or one of ImJoy's built-in
+   * windows ("imjoy/image", ...: windows/builtin.js, run in a sandbox like any window);
+   * `src` is a window plugin's source text or .imjoy.html URL, or a page's URL (shown in a
+   * nested frame of the sandbox, so it gets no more than a plugin would).
    */
   async createWindow(caller, config = {}) {
-    const template = this.#plugins.get(this.idOf(config.type)); // loaded: createWindow starts none
-    if (!template || !["window", "iframe"].includes(template.type)) {
-      throw new PluginError(`createWindow: ${config.type ? `no window plugin named ${config.type}` : "config.type must name a window plugin"}`, { code: CODES.notFound });
-    }
+    if (typeof config === "string") config = /\n|^https?:\/\//i.test(config) ? { src: config } : { type: config };
+    if (typeof config !== "object" || config === null) throw new PluginError(`createWindow: expected a config object or a string, not ${typeof config}`);
+    const { template, data } = await this.#windowTemplate(caller, config);
     const instance = new Plugin({ source: template.source, url: template.url, text: template.text, id: `${template.id}#${++this.#windowSerial}`, owner: caller.id });
     instance.name = String(config.name ?? template.name);
     instance.settingsId = template.settingsId;
+    instance.windowType = template.windowType ?? template.name;
     const closeListeners = new Set();
     instance.window = this.windows.open({
       title: instance.name,
@@ -361,14 +368,16 @@ export class PluginHost {
     this.#windows.set(instance.id, instance);
     try {
       await this.#start(instance, { container: instance.window.body });
-      if (typeof instance.api.run === "function") await instance.api.run({ data: config.data ?? {}, config: config.config ?? {} });
+      if (typeof instance.api.run === "function") await instance.api.run({ data: data ?? {}, config: config.config ?? {} });
     } catch (error) {
       instance.window.close();
       throw asPluginError(error);
     }
-    // What ImJoy gives for a window: its plugin's API, plus close() and on("close").
+    // What ImJoy gives for a window: its plugin's API, plus close() and on("close"); `id`
+    // lets api.updateWindow find it again.
     instance.handle = {
       ...instance.api,
+      id: instance.id,
       close: () => instance.window.close(),
       on: (event, handler) => event === "close" && closeListeners.add(handler),
       off: (event, handler) => closeListeners.delete(handler),
@@ -376,12 +385,83 @@ export class PluginHost {
     return instance.handle;
   }
 
+  // {template: {source, url, text, id, settingsId, name, windowType}, data} for createWindow's config.
+  async #windowTemplate(caller, config) {
+    const type = config.type === undefined ? undefined : String(config.type);
+    if (type?.startsWith("imjoy/")) {
+      if (!BUILTIN_WINDOWS.has(type)) throw new PluginError(`createWindow: no built-in window ${type}; PyJoy has ${[...BUILTIN_WINDOWS].join(", ")}`, { code: CODES.notFound });
+      return { template: await this.#builtinWindow(caller, type), data: config.data };
+    }
+    if (config.src !== undefined && config.src !== null) {
+      const src = String(config.src);
+      const pluginURL = !src.includes("\n") && /\.imjoy\.html([?#]|$)/i.test(src);
+      if (!src.includes("\n") && !pluginURL) {
+        if (!/^https?:\/\//i.test(src)) throw new PluginError(`createWindow: src must be a window plugin's source, an .imjoy.html URL or an http(s) page URL, not ${JSON.stringify(src.slice(0, 100))}`);
+        return { template: await this.#builtinWindow(caller, "url", src), data: { src } };
+      }
+      let text = src;
+      let url;
+      if (pluginURL) {
+        url = new URL(src, document.baseURI).href;
+        const response = await fetch(url).catch((error) => { throw new PluginError(`createWindow: could not fetch ${url}: ${error.message}`); });
+        if (!response.ok) throw new PluginError(`createWindow: could not fetch ${url}: ${response.status} ${response.statusText}`);
+        text = await response.text();
+      }
+      let source;
+      try {
+        source = parsePlugin(text, { url, filename: url?.split("/").pop() });
+      } catch (error) {
+        throw asPluginError(error, { prefix: "createWindow: " });
+      }
+      const { name, type: kind, permissions = [] } = source.config;
+      if (!["window", "iframe"].includes(kind)) throw new PluginError(`createWindow: ${name} is a ${kind} plugin, not a window plugin`);
+      // Permissions are asked for when a plugin is loaded or installed, not here.
+      if (permissions.length) throw new PluginError(`createWindow: the window plugin ${name} asks for permissions (${permissions.join(", ")}); load it with api.loadPlugin first, then createWindow({type: "${name}"})`, { code: CODES.consentDenied });
+      const id = `${caller.id}/${name}`;
+      return { template: { source, url, text, id, settingsId: id, name }, data: config.data };
+    }
+    const template = this.#plugins.get(this.idOf(type)); // loaded: createWindow starts none
+    if (!template || !["window", "iframe"].includes(template.type)) {
+      throw new PluginError(`createWindow: ${type ? `no window plugin named ${type}` : "config.type must name a window plugin (or imjoy/image, imjoy/markdown, ...), or config.src a plugin or page"}`, { code: CODES.notFound });
+    }
+    return { template, data: config.data };
+  }
+
+  // A built-in window as a window plugin: the build's windows/builtin.js, told its type.
+  async #builtinWindow(caller, type, src = null) {
+    this.#builtinScript ??= fetch(this.build.windows).then((response) => {
+      if (!response.ok) throw new Error(`${this.build.windows} answered ${response.status}`);
+      return response.text();
+    });
+    const code = `${await this.#builtinScript.catch((error) => {
+      this.#builtinScript = null;
+      throw new PluginError(`createWindow: PyJoy's built-in windows could not be read: ${error.message}`);
+    })}\npyjoyBuiltinWindow(${JSON.stringify(type)});`;
+    const script = { lang: "javascript", code, line: 1, attrs: {} };
+    const name = src ? src.split(/[?#]/)[0] : type;
+    const source = {
+      format: "imjoy", config: { name, type: "window", version: "0.1.0", requirements: [], permissions: [], defaults: {} },
+      script, scripts: [script], window: null, windows: [], style: null, styles: [], links: [], docs: null, attachments: {},
+    };
+    const id = `${caller.id}/${type}`;
+    return { source, url: null, text: code, id, settingsId: id, name, windowType: type };
+  }
+
+  /** api.updateWindow(window or its name, {data, ...}): as win.run(config) (older ImJoy plugins). */
+  async updateWindow(caller, query, config = {}) {
+    const id = typeof query === "object" && query !== null ? query.id : undefined;
+    const instance = id ? this.#windows.get(String(id)) : null;
+    const handle = instance?.handle ?? await this.getWindow(caller, query);
+    if (typeof handle.run !== "function") throw new PluginError("updateWindow: that window has no run function");
+    return handle.run(config);
+  }
+
   /** A window by its name, or ({type}) the first window of that window plugin; the caller's own first. */
   async getWindow(caller, query) {
     const open = [...this.#windows.values()].filter((known) => known.handle);
     open.sort((a, b) => Number(b.owner === caller.id) - Number(a.owner === caller.id));
     const instance = typeof query === "object" && query !== null
-      ? open.find((known) => (query.name ? known.name === query.name : known.source.config.name === query.type))
+      ? open.find((known) => (query.name ? known.name === query.name : known.windowType === query.type))
       : open.find((known) => known.name === String(query));
     if (!instance) throw new PluginError(`no window ${JSON.stringify(query)}; open: ${open.map((known) => known.name).join(", ") || "none"}`, { code: CODES.notFound });
     return instance.handle;

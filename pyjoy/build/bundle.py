@@ -12,7 +12,7 @@ from pyjoy.build.errors import BuildError, run_tool
 MODULE_ENTRIES = ("main.js", "python-worker.js", "style.css")
 # Classic scripts the page hands to plugin sandboxes as text, so each is one self-contained
 # file: a sandbox has an opaque origin and loads nothing from ours (plugins/sandbox.js).
-SCRIPT_ENTRIES = ("sandbox/frame.js", "sandbox/js-worker.js", "sandbox/python-worker.js")
+SCRIPT_ENTRIES = ("sandbox/frame.js", "sandbox/js-worker.js", "sandbox/python-worker.js", "windows/builtin.js")
 
 
 def bundle(app_dir: Path, node_modules: Path, site: Path) -> dict[str, str]:

@@ -163,6 +163,8 @@ def write_pages(site: Path, sources: Sources, build: str, bundles: dict[str, str
         "worker": bundles["python-worker.js"],
         # Classic scripts the page puts into each plugin's sandbox as text (plugins/sandbox.js).
         "sandbox": {name: bundles[f"sandbox/{name}.js"] for name in ("frame", "js-worker", "python-worker")},
+        # ImJoy's built-in windows (imjoy/image, imjoy/markdown, ...), run as a window plugin's script.
+        "windows": bundles["windows/builtin.js"],
         "pyodide": runtime,
         "packageIndex": package_index,
     }

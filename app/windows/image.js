@@ -1,0 +1,287 @@
+// The `imjoy/image` window: an image viewer for ImJoy n-d arrays ({_rtype: "ndarray",
+// _rvalue, _rshape, _rdtype}) and image URLs (`data.src`, as ImJoy documents).
+//
+//   const viewer = imageViewer(document.body);
+//   viewer.setImage(array, {contrast_limits: [lo, hi], name});  // 2-D/3-D grey, RGB(A)
+//   viewer.addLayer({type: "labels", data: labelsArray});         // a label overlay
+//   viewer.setSlice(3); viewer.setContrastLimits(0, 1000); viewer.getView();
+//
+// Shapes: [h, w] grey; [h, w, 3|4] colour; [d, h, w] a stack of grey; [d, h, w, 3|4] a
+// stack of colour; a slider picks the slice of a stack. The canvas has one pixel per image
+// pixel; zoom and pan are a CSS transform on it (wheel, drag, two-finger pinch: pointer
+// events), so zooming redraws nothing.
+// Contrast: each value v becomes floor((v - lo) * 255 / (hi - lo) + 0.5), clamped to
+// 0..255; the limits default to 0..255 for uint8 and to the array's min..max otherwise.
+// The conversion runs on this frame's thread: the frame is a sandbox in its own process,
+// so a big image never blocks the page (an OffscreenCanvas worker is left for issue 13).
+
+const DTYPES = {
+  uint8: Uint8Array, int8: Int8Array, uint16: Uint16Array, int16: Int16Array,
+  uint32: Uint32Array, int32: Int32Array, float32: Float32Array, float64: Float64Array,
+};
+
+/** {values, shape, depth, height, width, channels} of an ImJoy ndarray, or a TypeError naming what is wrong. */
+export function readArray(array) {
+  if (!array || array._rtype !== "ndarray") throw new TypeError("imjoy/image: expected an ndarray ({_rtype: \"ndarray\", _rvalue, _rshape, _rdtype})");
+  const Type = DTYPES[array._rdtype];
+  if (!Type) throw new TypeError(`imjoy/image: cannot show an ndarray of _rdtype ${JSON.stringify(array._rdtype)}; expected one of ${Object.keys(DTYPES).join(", ")}`);
+  const shape = [...array._rshape].map(Number);
+  const buffer = ArrayBuffer.isView(array._rvalue) ? array._rvalue.buffer.slice(array._rvalue.byteOffset, array._rvalue.byteOffset + array._rvalue.byteLength) : array._rvalue;
+  const values = new Type(buffer);
+  const colour = shape.length >= 3 && [3, 4].includes(shape.at(-1));
+  const spatial = colour ? shape.slice(0, -1) : shape;
+  if (spatial.length < 2 || spatial.length > 3) throw new TypeError(`imjoy/image: cannot show shape [${shape}]; expected [h, w], [h, w, 3|4], [d, h, w] or [d, h, w, 3|4]`);
+  const [depth, height, width] = spatial.length === 3 ? spatial : [1, ...spatial];
+  const channels = colour ? shape.at(-1) : 1;
+  if (values.length !== depth * height * width * channels) throw new TypeError(`imjoy/image: shape [${shape}] does not fit ${values.length} values`);
+  return { values, shape, dtype: array._rdtype, depth, height, width, channels };
+}
+
+function range(values) {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return lo <= hi ? [lo, hi] : [0, 1];
+}
+
+// One label id -> an opaque colour; 0 is transparent (background).
+function labelColour(id) {
+  const hue = (id * 137.508) % 360;
+  const c = 0.9 * 0.5 * (1 - Math.abs(2 * 0.5 - 1));
+  const h = hue / 60;
+  const x = c * (1 - Math.abs((h % 2) - 1));
+  const [r, g, b] = h < 1 ? [c, x, 0] : h < 2 ? [x, c, 0] : h < 3 ? [0, c, x] : h < 4 ? [0, x, c] : h < 5 ? [x, 0, c] : [c, 0, x];
+  const m = 0.5 - c / 2;
+  return [r + m, g + m, b + m].map((v) => Math.round(v * 255));
+}
+
+export function imageViewer(root) {
+  root.innerHTML = `
+    <style>
+      body { margin: 0; font: 13px system-ui, sans-serif; }
+      .pj-image { display: flex; flex-direction: column; height: 100vh; }
+      .pj-image .bar { display: flex; gap: 8px; align-items: center; padding: 4px 6px; flex-wrap: wrap; }
+      .pj-image .bar input[type=number] { width: 6em; }
+      .pj-image .view { position: relative; flex: 1; overflow: hidden; background: #222; touch-action: none; cursor: grab; }
+      .pj-image .stage { position: absolute; left: 0; top: 0; transform-origin: 0 0; }
+      .pj-image canvas { position: absolute; left: 0; top: 0; image-rendering: pixelated; }
+      .pj-image .error { color: #b00; padding: 6px; }
+    </style>
+    <div class="pj-image">
+      <div class="bar">
+        <label>min <input type="number" class="lo" step="any"></label>
+        <label>max <input type="number" class="hi" step="any"></label>
+        <label class="slice" hidden>slice <input type="range" class="slider" min="0" value="0"> <span class="index"></span></label>
+        <span class="readout" aria-live="polite"></span>
+      </div>
+      <div class="view"><div class="stage"><canvas class="image" width="1" height="1"></canvas><canvas class="labels" width="1" height="1"></canvas></div></div>
+    </div>`;
+  const $ = (selector) => root.querySelector(selector);
+  const [view, stage, canvas, labelCanvas] = [$(".view"), $(".stage"), $("canvas.image"), $("canvas.labels")];
+  const [loInput, hiInput, slider, readout] = [$(".lo"), $(".hi"), $(".slider"), $(".readout")];
+  let image = null; // readArray()'s result, or {width, height} of a URL's image
+  let labels = null;
+  let limits = [0, 255];
+  let slice = 0;
+  let transform = { scale: 1, x: 0, y: 0 };
+
+  function applyTransform() {
+    stage.style.transform = `translate(${transform.x}px, ${transform.y}px) scale(${transform.scale})`;
+  }
+
+  function fit() {
+    const { clientWidth: vw, clientHeight: vh } = view;
+    if (!image || !vw || !vh) return applyTransform();
+    const scale = Math.min(vw / image.width, vh / image.height);
+    transform = { scale, x: (vw - image.width * scale) / 2, y: (vh - image.height * scale) / 2 };
+    applyTransform();
+  }
+
+  function draw() {
+    if (!image?.values) return;
+    const { values, width, height, channels } = image;
+    const [lo, hi] = limits;
+    const span = hi - lo;
+    const pixels = new ImageData(width, height);
+    const out = pixels.data;
+    const map = (v) => {
+      if (!(span > 0)) return v > lo ? 255 : 0;
+      const t = Math.floor(((v - lo) * 255) / span + 0.5);
+      return t < 0 ? 0 : t > 255 ? 255 : t;
+    };
+    const start = slice * width * height * channels;
+    for (let p = 0, n = width * height; p < n; p++) {
+      const i = start + p * channels;
+      const o = p * 4;
+      if (channels === 1) {
+        out[o] = out[o + 1] = out[o + 2] = map(values[i]);
+        out[o + 3] = 255;
+      } else {
+        out[o] = map(values[i]);
+        out[o + 1] = map(values[i + 1]);
+        out[o + 2] = map(values[i + 2]);
+        out[o + 3] = channels === 4 ? map(values[i + 3]) : 255;
+      }
+    }
+    canvas.getContext("2d").putImageData(pixels, 0, 0);
+    drawLabels();
+  }
+
+  function drawLabels() {
+    const context = labelCanvas.getContext("2d");
+    context.clearRect(0, 0, labelCanvas.width, labelCanvas.height);
+    if (!labels || !image) return;
+    const { width, height } = labels;
+    const pixels = new ImageData(width, height);
+    const start = (labels.depth > 1 ? slice : 0) * width * height;
+    const colours = new Map();
+    for (let p = 0; p < width * height; p++) {
+      const id = labels.values[start + p];
+      if (!id) continue;
+      if (!colours.has(id)) colours.set(id, labelColour(id));
+      const [r, g, b] = colours.get(id);
+      pixels.data.set([r, g, b, 128], p * 4);
+    }
+    context.putImageData(pixels, 0, 0);
+  }
+
+  function showLimits() {
+    loInput.value = String(limits[0]);
+    hiInput.value = String(limits[1]);
+  }
+
+  function setSize(width, height) {
+    for (const c of [canvas, labelCanvas]) Object.assign(c, { width, height });
+  }
+
+  const viewer = {
+    setImage(array, options = {}) {
+      image = readArray(array);
+      labels = null;
+      slice = 0;
+      limits = options.contrast_limits ? options.contrast_limits.map(Number) : image.dtype === "uint8" ? [0, 255] : range(image.values);
+      setSize(image.width, image.height);
+      slider.max = String(image.depth - 1);
+      slider.value = "0";
+      $(".slice").hidden = image.depth < 2;
+      $(".index").textContent = `0 / ${image.depth - 1}`;
+      showLimits();
+      draw();
+      fit();
+    },
+    async setSource(src) {
+      const element = new Image();
+      await new Promise((resolve, reject) => {
+        element.onload = resolve;
+        element.onerror = () => reject(new Error(`imjoy/image: could not load the image ${String(src).slice(0, 100)}`));
+        element.src = String(src);
+      });
+      setSize(element.naturalWidth, element.naturalHeight);
+      canvas.getContext("2d").drawImage(element, 0, 0);
+      image = { width: element.naturalWidth, height: element.naturalHeight, channels: 4, depth: 1 };
+      try { // pixel values, where the image is not another origin's
+        const data = canvas.getContext("2d").getImageData(0, 0, image.width, image.height).data;
+        image = readArray({ _rtype: "ndarray", _rvalue: data.buffer, _rshape: [image.height, image.width, 4], _rdtype: "uint8" });
+        limits = [0, 255];
+        showLimits();
+      } catch { /* a tainted canvas: shown, values unknown */ }
+      fit();
+    },
+    addLayer(layer) {
+      const array = layer?._rtype === "ndarray" ? layer : layer?.data;
+      const read = readArray(array);
+      if (!image || read.width !== image.width || read.height !== image.height || read.channels !== 1) {
+        throw new TypeError(`imjoy/image: a label layer must be one integer value per pixel of the image (${image?.height}x${image?.width}), not shape [${read.shape}]`);
+      }
+      labels = read;
+      drawLabels();
+    },
+    removeLayers() {
+      labels = null;
+      drawLabels();
+    },
+    setContrastLimits(lo, hi) {
+      if (!Number.isFinite(Number(lo)) || !Number.isFinite(Number(hi))) throw new TypeError(`imjoy/image: contrast limits must be numbers, not ${lo}, ${hi}`);
+      limits = [Number(lo), Number(hi)];
+      showLimits();
+      draw();
+    },
+    setSlice(index) {
+      const depth = image?.depth ?? 1;
+      if (!Number.isInteger(index) || index < 0 || index >= depth) throw new RangeError(`imjoy/image: slice ${index} is not in 0..${depth - 1}`);
+      slice = index;
+      slider.value = String(index);
+      $(".index").textContent = `${index} / ${depth - 1}`;
+      draw();
+    },
+    /** The value at image pixel (x, y) of the current slice: a number, or [r, g, b(, a)]. */
+    getPixelValue(x, y) {
+      if (!image?.values || x < 0 || y < 0 || x >= image.width || y >= image.height) return null;
+      const i = ((slice * image.height + y) * image.width + x) * image.channels;
+      return image.channels === 1 ? image.values[i] : [...image.values.slice(i, i + image.channels)];
+    },
+    getView: () => ({ ...transform, slice, contrast_limits: [...limits], shape: image?.shape ?? null }),
+    zoom(factor, cx = view.clientWidth / 2, cy = view.clientHeight / 2) {
+      const scale = Math.min(256, Math.max(1 / 64, transform.scale * factor));
+      const k = scale / transform.scale;
+      transform = { scale, x: cx - (cx - transform.x) * k, y: cy - (cy - transform.y) * k };
+      applyTransform();
+    },
+    fit,
+  };
+
+  loInput.addEventListener("change", () => viewer.setContrastLimits(loInput.value, limits[1]));
+  hiInput.addEventListener("change", () => viewer.setContrastLimits(limits[0], hiInput.value));
+  slider.addEventListener("input", () => viewer.setSlice(Number(slider.value)));
+
+  // Wheel zooms about the pointer; one pointer pans; two pointers pinch.
+  view.addEventListener("wheel", (event) => {
+    event.preventDefault();
+    const box = view.getBoundingClientRect();
+    viewer.zoom(Math.exp(-event.deltaY / 500), event.clientX - box.left, event.clientY - box.top);
+  }, { passive: false });
+  const pointers = new Map();
+  let pinch = null;
+  view.addEventListener("pointerdown", (event) => {
+    view.setPointerCapture?.(event.pointerId);
+    pointers.set(event.pointerId, { x: event.clientX, y: event.clientY });
+    pinch = null;
+  });
+  const release = (event) => {
+    pointers.delete(event.pointerId);
+    pinch = null;
+  };
+  view.addEventListener("pointerup", release);
+  view.addEventListener("pointercancel", release);
+  view.addEventListener("pointermove", (event) => {
+    const box = canvas.getBoundingClientRect();
+    if (image && box.width) {
+      const x = Math.floor(((event.clientX - box.left) * image.width) / box.width);
+      const y = Math.floor(((event.clientY - box.top) * image.height) / box.height);
+      const value = viewer.getPixelValue(x, y);
+      readout.textContent = value === null ? "" : `x=${x} y=${y} value=${Array.isArray(value) ? value.join(",") : value}`;
+    }
+    const last = pointers.get(event.pointerId);
+    if (!last) return;
+    const now = { x: event.clientX, y: event.clientY };
+    if (pointers.size === 1) {
+      transform.x += now.x - last.x;
+      transform.y += now.y - last.y;
+      applyTransform();
+    }
+    pointers.set(event.pointerId, now);
+    if (pointers.size === 2) {
+      const [a, b] = [...pointers.values()];
+      const distance = Math.hypot(a.x - b.x, a.y - b.y);
+      const viewBox = view.getBoundingClientRect();
+      if (pinch) viewer.zoom(distance / pinch, (a.x + b.x) / 2 - viewBox.left, (a.y + b.y) / 2 - viewBox.top);
+      pinch = distance;
+    }
+  });
+  new ResizeObserver(() => image && fit()).observe(view);
+  return viewer;
+}

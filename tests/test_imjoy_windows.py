@@ -1,0 +1,177 @@
+"""ImJoy's built-in windows (app/windows/), opened by an ImJoy-format plugin as ImJoy's docs
+show: the image viewer's pixels against numpy's contrast mapping, its pixel readout and
+zoom, a label overlay, a 3-D stack's slices; sanitised markdown; each other window type."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from playwright.sync_api import Frame, Page
+
+LIVE = Path(__file__).parent / "plugins" / "live"
+PLUGIN = "ImJoy Windows Test"
+
+
+@pytest.fixture
+def app(page: Page, base_url: str) -> Page:
+    page.goto(base_url)
+    page.evaluate("pyjoy.ready")
+    result = page.evaluate(
+        "async (text) => { try { await pyjoy.loadPlugin(text); return 'ok'; } catch (e) { return e.message; } }",
+        (LIVE / "imjoy_windows.imjoy.html").read_text(),
+    )
+    assert result == "ok"
+    return page
+
+
+def call(page: Page, method: str, *args):
+    return page.evaluate(
+        "async ([name, method, args]) => (await pyjoy.getPlugin(name))[method](...args)", [PLUGIN, method, list(args)]
+    )
+
+
+def frame_where(page: Page, condition: str) -> Frame:
+    """The plugin frame in which the JS expression `condition` is true."""
+    for frame in page.frames:
+        if frame != page.main_frame:
+            try:
+                if frame.evaluate(f"Boolean({condition})"):
+                    return frame
+            except Exception:  # a frame still loading, or gone
+                continue
+    raise AssertionError(f"no frame where {condition}")
+
+
+def canvas_rgba(frame: Frame, selector: str = "canvas.image") -> np.ndarray:
+    data = frame.evaluate(
+        """(selector) => { const c = document.querySelector(selector);
+             return {w: c.width, h: c.height, px: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)}; }""",
+        selector,
+    )
+    return np.array(data["px"], dtype=np.uint8).reshape(data["h"], data["w"], 4)
+
+
+# The plugin's arrays, recomputed here.
+def grey16() -> np.ndarray:
+    y, x = np.mgrid[0:40, 0:60]
+    return ((x * 37 + y * 101) % 4000 + 100).astype(np.uint16)
+
+
+def stack8() -> np.ndarray:
+    z, y, x = np.mgrid[0:5, 0:30, 0:20]
+    return ((z * 50 + x * 3 + y * 7) % 256).astype(np.uint8)
+
+
+def contrast(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """The documented mapping: floor((v - lo) * 255 / (hi - lo) + 0.5), clamped to 0..255."""
+    return np.clip(np.floor((values.astype(np.float64) - lo) * 255 / (hi - lo) + 0.5), 0, 255).astype(np.uint8)
+
+
+def hover(page: Page, frame: Frame, x: int, y: int, width: int, height: int) -> str:
+    box = frame.locator("canvas.image").bounding_box()
+    page.mouse.move(box["x"] + (x + 0.5) * box["width"] / width, box["y"] + (y + 0.5) * box["height"] / height)
+    frame.wait_for_function(f"document.querySelector('.readout').textContent.startsWith('x={x} y={y} ')")
+    return frame.evaluate("document.querySelector('.readout').textContent")
+
+
+def test_a_2d_uint16_image_shows_with_its_contrast_readout_zoom_and_labels(app: Page) -> None:
+    assert call(app, "showGrey") is True
+    frame = frame_where(app, "document.querySelector('canvas.image')?.width === 60")
+    values = grey16()
+    rgba = canvas_rgba(frame)
+    expected = contrast(values, values.min(), values.max())
+    assert np.array_equal(rgba[..., 0], expected) and np.array_equal(rgba[..., 1], expected) and np.array_equal(rgba[..., 2], expected)
+    assert (rgba[..., 3] == 255).all()
+
+    call(app, "image", "grey", "setContrastLimits", 1000, 3000)
+    assert np.array_equal(canvas_rgba(frame)[..., 0], contrast(values, 1000, 3000))
+
+    assert hover(app, frame, 17, 9, 60, 40) == f"x=17 y=9 value={values[9, 17]}"
+    before = frame.locator("canvas.image").bounding_box()["width"]
+    scale = call(app, "image", "grey", "getView")["scale"]
+    app.mouse.wheel(0, -300)
+    frame.wait_for_function(f"document.querySelector('canvas.image').getBoundingClientRect().width > {before} * 1.5")
+    assert call(app, "image", "grey", "getView")["scale"] == pytest.approx(scale * np.exp(300 / 500), rel=1e-6)
+    assert hover(app, frame, 19, 12, 60, 40) == f"x=19 y=12 value={values[12, 19]}"  # the readout follows the zoom
+
+    assert call(app, "addLabels") is True
+    overlay = canvas_rgba(frame, "canvas.labels")
+    labelled = np.zeros((40, 60), dtype=bool)
+    labelled[5:15, 10:30] = labelled[20:30, 40:50] = True
+    assert np.array_equal(overlay[..., 3] == 128, labelled) and (overlay[~labelled][:, 3] == 0).all()
+    assert not np.array_equal(overlay[10, 20, :3], overlay[25, 45, :3])  # two labels, two colours
+
+
+def test_a_3d_uint8_stack_shows_each_slice(app: Page) -> None:
+    assert call(app, "showStack") is True
+    frame = frame_where(app, "document.querySelector('canvas.image')?.width === 20")
+    values = stack8()
+    assert np.array_equal(canvas_rgba(frame)[..., 0], values[0])  # uint8: 0..255 as it is
+    assert frame.evaluate("!document.querySelector('.slice').hidden")
+    call(app, "image", "stack", "setSlice", 3)
+    assert np.array_equal(canvas_rgba(frame)[..., 0], values[3])
+    frame.evaluate("(() => { const s = document.querySelector('.slider'); s.value = '2'; s.dispatchEvent(new Event('input')); })()")
+    assert np.array_equal(canvas_rgba(frame)[..., 1], values[2])
+    call(app, "image", "stack", "setContrastLimits", 50, 150)
+    assert np.array_equal(canvas_rgba(frame)[..., 2], contrast(values[2], 50, 150))
+    assert hover(app, frame, 4, 20, 20, 30) == f"x=4 y=20 value={values[2, 20, 4]}"
+
+
+def test_an_unknown_dtype_is_a_clear_error(app: Page) -> None:
+    message = call(app, "badImage")
+    assert "complex64" in message and "_rdtype" in message
+
+
+def test_markdown_is_rendered_and_sanitised(app: Page) -> None:
+    source = (
+        "# Title\n\nSome **bold** text.\n\n<script>self.__pwned = 'script'</script>\n\n"
+        "<img src=\"x\" onerror=\"self.__pwned = 'onerror'\">\n\n[link](javascript:self.__pwned='link')\n"
+    )
+    assert call(app, "showMarkdown", source) is True
+    frame = frame_where(app, "document.querySelector('.pj-window h1')?.textContent === 'Title'")
+    assert frame.evaluate("document.querySelector('.pj-window strong').textContent") == "bold"
+    html = frame.evaluate("document.querySelector('.pj-window').innerHTML")
+    assert "<script" not in html and "onerror" not in html and "javascript:" not in html
+    frame.evaluate("document.querySelector('.pj-window a')?.click()")
+    app.wait_for_timeout(300)  # an image's error event would have fired by now
+    assert frame.evaluate("self.__pwned ?? null") is None
+
+    call(app, "setMarkdown", "## Second")
+    assert frame.evaluate("document.querySelector('.pj-window h2').textContent") == "Second"
+    call(app, "updateMarkdown", "## Third")  # api.updateWindow, as older plugins use it
+    assert frame.evaluate("document.querySelector('.pj-window h2').textContent") == "Third"
+
+
+def test_each_other_window_type_opens_and_its_method_works(app: Page, base_url: str) -> None:
+    page_url = f"{base_url.rstrip('/')}/no-such-page.html"
+    assert call(app, "showOthers", page_url) is True
+    compare = frame_where(app, "document.querySelector('.pj-compare canvas.second')")
+    assert compare.evaluate("document.querySelector('.pj-compare .second').style.clipPath") == "inset(0px 0px 0px 30%)"
+    assert np.array_equal(canvas_rgba(compare, ".pj-compare .first")[..., 0], contrast(grey16(), grey16().min(), grey16().max()))
+
+    panel = frame_where(app, "document.querySelector('.panel-text')")
+    assert panel.evaluate("document.querySelector('.panel-text').textContent") == "Panel text"
+    assert panel.evaluate("document.querySelector('.pj-window script') === null && self.__panelRan === undefined")
+
+    generic = frame_where(app, "document.querySelector('table.pj-generic')")
+    assert "generic updated" in generic.evaluate("document.body.innerText")
+
+    files = frame_where(app, "document.querySelector('li.file')")
+    assert files.evaluate("[...document.querySelectorAll('li.file')].map((li) => li.textContent)") == [
+        "cells.tif (image/tiff, 1234 bytes)", "notes.txt (text/plain, 5 bytes)"]
+
+    urls = frame_where(app, "document.querySelector('ul.urls')")
+    assert urls.evaluate("[...document.querySelectorAll('ul.urls a')].map((a) => a.textContent)") == [
+        "https://example.org/one.png", "https://example.org/two.png"]
+
+    page = frame_where(app, "document.querySelector('iframe.pj-url')")
+    assert page.evaluate("[document.querySelector('iframe.pj-url').getAttribute('sandbox'), document.querySelector('iframe.pj-url').src]") == [
+        "allow-scripts", page_url]
+    # The page's window is a sandbox: an opaque origin, nothing of the host's.
+    assert page.evaluate("self.origin") == "null"
+
+    assert call(app, "closeGeneric") == "closed"
+    with pytest.raises(AssertionError):
+        frame_where(app, "document.querySelector('table.pj-generic')")
