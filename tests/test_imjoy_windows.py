@@ -4,6 +4,9 @@ zoom, a label overlay, a 3-D stack's slices; sanitised markdown; each other wind
 
 from __future__ import annotations
 
+import base64
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,7 @@ import pytest
 from playwright.sync_api import Frame, Page
 
 LIVE = Path(__file__).parent / "plugins" / "live"
+HOSTILE = Path(__file__).parent / "plugins" / "hostile"
 PLUGIN = "ImJoy Windows Test"
 
 
@@ -125,22 +129,21 @@ def test_an_unknown_dtype_is_a_clear_error(app: Page) -> None:
 
 
 def test_markdown_is_rendered_and_sanitised(app: Page) -> None:
-    source = (
-        "# Title\n\nSome **bold** text.\n\n<script>self.__pwned = 'script'</script>\n\n"
-        "<img src=\"x\" onerror=\"self.__pwned = 'onerror'\">\n\n[link](javascript:self.__pwned='link')\n"
-    )
-    assert call(app, "showMarkdown", source) is True
+    hostile = (HOSTILE / "windows_markdown_runs_script.imjoy.html").read_text()
+    app.evaluate("async (text) => (await pyjoy.loadPlugin(text), await (await pyjoy.getPlugin('Windows Hostile Markdown')).run())", hostile)
     frame = frame_where(app, "document.querySelector('.pj-window h1')?.textContent === 'Title'")
     assert frame.evaluate("document.querySelector('.pj-window strong').textContent") == "bold"
     html = frame.evaluate("document.querySelector('.pj-window').innerHTML")
-    assert "<script" not in html and "onerror" not in html and "javascript:" not in html
+    for left_out in ("<script", "onerror", "onload", "ontoggle", "<iframe", "<object", "javascript:"):
+        assert left_out not in html
     frame.evaluate("document.querySelector('.pj-window a')?.click()")
-    app.wait_for_timeout(300)  # an image's error event would have fired by now
+    app.wait_for_timeout(300)  # an image's error event, a frame's load, would have fired by now
     assert frame.evaluate("self.__pwned ?? null") is None
 
-    call(app, "setMarkdown", "## Second")
+    markdown = "(await pyjoy.getPlugin('Windows Hostile Markdown'))"
+    app.evaluate(f"async () => {markdown}.setContent('## Second')")
     assert frame.evaluate("document.querySelector('.pj-window h2').textContent") == "Second"
-    call(app, "updateMarkdown", "## Third")  # api.updateWindow, as older plugins use it
+    app.evaluate(f"async () => {markdown}.update('## Third')")  # api.updateWindow, as older plugins use it
     assert frame.evaluate("document.querySelector('.pj-window h2').textContent") == "Third"
 
 
@@ -175,3 +178,28 @@ def test_each_other_window_type_opens_and_its_method_works(app: Page, base_url: 
     assert call(app, "closeGeneric") == "closed"
     with pytest.raises(AssertionError):
         frame_where(app, "document.querySelector('table.pj-generic')")
+
+
+def png_data_url(rgb: np.ndarray) -> str:
+    """A PNG of an RGB uint8 array, written here (zlib, no imaging library)."""
+    height, width, _ = rgb.shape
+    raw = b"".join(b"\x00" + rgb[y].tobytes() for y in range(height))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def test_an_image_by_url_and_a_window_plugin_by_source(app: Page) -> None:
+    y, x = np.mgrid[0:12, 0:16]
+    rgb = np.stack([x * 15, y * 20, (x + y) * 5], axis=-1).astype(np.uint8)
+    assert call(app, "showSrcImage", png_data_url(rgb)) is True  # ImJoy's documented data.src
+    frame = frame_where(app, "document.querySelector('canvas.image')?.width === 16")
+    assert np.array_equal(canvas_rgba(frame)[..., :3], rgb)
+    assert hover(app, frame, 5, 7, 16, 12) == f"x=5 y=7 value={rgb[7, 5, 0]},{rgb[7, 5, 1]},{rgb[7, 5, 2]},255"
+
+    assert call(app, "showFromSource") == "LOUD"
+    inline = frame_where(app, "document.querySelector('p.inline')")
+    assert inline.evaluate("document.querySelector('p.inline').textContent") == "inline hello"
