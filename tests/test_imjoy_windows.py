@@ -203,3 +203,31 @@ def test_an_image_by_url_and_a_window_plugin_by_source(app: Page) -> None:
     assert call(app, "showFromSource") == "LOUD"
     inline = frame_where(app, "document.querySelector('p.inline')")
     assert inline.evaluate("document.querySelector('p.inline').textContent") == "inline hello"
+
+
+def test_touch_pans_and_pinches_the_image(app: Page) -> None:
+    assert call(app, "showGrey") is True
+    frame = frame_where(app, "document.querySelector('canvas.image')?.width === 60")
+    cdp = app.context.new_cdp_session(app)
+    cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
+    box = frame.locator(".view").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+    def touch(kind: str, points: list[tuple[float, float]]) -> None:
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y, "id": i} for i, (x, y) in enumerate(points)]})
+
+    view = call(app, "image", "grey", "getView")
+    touch("touchStart", [(cx - 20, cy)])
+    for step in range(1, 6):
+        touch("touchMove", [(cx - 20 + 6 * step, cy + 4 * step)])
+    touch("touchEnd", [])
+    panned = call(app, "image", "grey", "getView")
+    assert (panned["x"] - view["x"], panned["y"] - view["y"]) == pytest.approx((30, 20), abs=1)
+    assert panned["scale"] == view["scale"]
+
+    touch("touchStart", [(cx - 20, cy), (cx + 20, cy)])
+    for step in range(1, 6):
+        touch("touchMove", [(cx - 20 - 4 * step, cy), (cx + 20 + 4 * step, cy)])
+    touch("touchEnd", [])
+    pinched = call(app, "image", "grey", "getView")
+    assert pinched["scale"] / panned["scale"] == pytest.approx(80 / 40, rel=0.05)

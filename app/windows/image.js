@@ -245,11 +245,15 @@ export function imageViewer(root) {
     viewer.zoom(Math.exp(-event.deltaY / 500), event.clientX - box.left, event.clientY - box.top);
   }, { passive: false });
   const pointers = new Map();
-  let pinch = null;
+  let pinch = null; // the distance between two pointers, at the last zoom
+  const spread = () => {
+    const [a, b] = [...pointers.values()];
+    return Math.hypot(a.x - b.x, a.y - b.y);
+  };
   view.addEventListener("pointerdown", (event) => {
     view.setPointerCapture?.(event.pointerId);
     pointers.set(event.pointerId, { x: event.clientX, y: event.clientY });
-    pinch = null;
+    pinch = pointers.size === 2 ? spread() : null; // a pinch zooms by how far the fingers move from here
   });
   const release = (event) => {
     pointers.delete(event.pointerId);
@@ -276,7 +280,7 @@ export function imageViewer(root) {
     pointers.set(event.pointerId, now);
     if (pointers.size === 2) {
       const [a, b] = [...pointers.values()];
-      const distance = Math.hypot(a.x - b.x, a.y - b.y);
+      const distance = spread();
       const viewBox = view.getBoundingClientRect();
       if (pinch) viewer.zoom(distance / pinch, (a.x + b.x) / 2 - viewBox.left, (a.y + b.y) / 2 - viewBox.top);
       pinch = distance;
