@@ -231,3 +231,32 @@ def test_touch_pans_and_pinches_the_image(app: Page) -> None:
     touch("touchEnd", [])
     pinched = call(app, "image", "grey", "getView")
     assert pinched["scale"] / panned["scale"] == pytest.approx(80 / 40, rel=0.05)
+
+
+def test_float32_rgb_and_int32_with_given_contrast_limits(app: Page) -> None:
+    assert call(app, "showFloatAndInt") is True
+    rgb = ((np.arange(8 * 10 * 3) % 7) * 0.25 - 0.5).astype(np.float32).reshape(8, 10, 3)
+    frame = frame_where(app, "document.querySelector('canvas.image')?.width === 10")
+    rgba = canvas_rgba(frame)
+    assert np.array_equal(rgba[..., :3], contrast(rgb, rgb.min(), rgb.max())) and (rgba[..., 3] == 255).all()
+
+    grey = ((np.arange(9 * 11, dtype=np.int64) * 7919) % 20001 - 10000).reshape(9, 11)
+    frame = frame_where(app, "document.querySelector('canvas.image')?.width === 11")
+    assert np.array_equal(canvas_rgba(frame)[..., 0], contrast(grey, -5000, 5000))
+    assert hover(app, frame, 3, 4, 11, 9) == f"x=3 y=4 value={grey[4, 3]}"
+
+
+def test_image_windows_open_offline(profile_context, base_url: str) -> None:
+    from conftest import wait_for_service_worker
+
+    page = profile_context.new_page()
+    page.goto(base_url)
+    page.evaluate("pyjoy.ready")
+    wait_for_service_worker(page)
+    profile_context.set_offline(True)
+    page.reload()
+    page.evaluate("pyjoy.ready")
+    assert page.evaluate("async (text) => { await pyjoy.loadPlugin(text); return 'ok'; }", (LIVE / "imjoy_windows.imjoy.html").read_text()) == "ok"
+    assert call(page, "showStack") is True
+    frame = frame_where(page, "document.querySelector('canvas.image')?.width === 20")
+    assert np.array_equal(canvas_rgba(frame)[..., 0], stack8()[0])
