@@ -123,9 +123,13 @@ def test_a_3d_uint8_stack_shows_each_slice(app: Page) -> None:
     assert hover(app, frame, 4, 20, 20, 30) == f"x=4 y=20 value={values[2, 20, 4]}"
 
 
-def test_an_unknown_dtype_is_a_clear_error(app: Page) -> None:
+def test_bad_window_configs_are_clear_errors(app: Page) -> None:
     message = call(app, "badImage")
     assert "complex64" in message and "_rdtype" in message
+    assert "no built-in window imjoy/nope" in call(app, "tryWindow", {"type": "imjoy/nope"})
+    assert "src must be" in call(app, "tryWindow", {"src": "ftp://example.org/x"})
+    assert call(app, "tryWindow", {"type": "imjoy/image", "name": "empty"}) == "opened"  # as ImJoy: a viewer without data
+    assert call(app, "tryWindow", "imjoy/markdown") == "opened"  # a string is a type
 
 
 def test_markdown_is_rendered_and_sanitised(app: Page) -> None:

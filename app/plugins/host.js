@@ -450,7 +450,8 @@ export class PluginHost {
   /** api.updateWindow(window or its name, {data, ...}): as win.run(config) (older ImJoy plugins). */
   async updateWindow(caller, query, config = {}) {
     const id = typeof query === "object" && query !== null ? query.id : undefined;
-    const instance = id ? this.#windows.get(String(id)) : null;
+    const known = id ? this.#windows.get(String(id)) : null;
+    const instance = known?.owner === caller.id ? known : null; // by id: only the caller's own windows
     const handle = instance?.handle ?? await this.getWindow(caller, query);
     if (typeof handle.run !== "function") throw new PluginError("updateWindow: that window has no run function");
     return handle.run(config);

@@ -71,7 +71,8 @@ const WINDOWS = {
       const array = data?._rtype === "ndarray" ? data : data?.image ?? data?.array ?? data?.data;
       if (array?._rtype === "ndarray") viewer.setImage(array, data);
       else if (data?.src) await viewer.setSource(data.src);
-      else throw new TypeError("imjoy/image: data needs an ndarray (data.image) or an image URL (data.src)");
+      else if (data && Object.keys(data).length) throw new TypeError("imjoy/image: data needs an ndarray (data.image) or an image URL (data.src)");
+      else return; // an empty viewer, as ImJoy opens one without data
       if (data?.labels) viewer.addLayer({ type: "labels", data: data.labels });
     };
     return { show, methods: viewer };
@@ -153,8 +154,9 @@ globalThis.pyjoyBuiltinWindow = (type) => {
   api.export({
     ...methods,
     setup() {},
+    // As imjoy-core's run(new_config) for "imjoy/" windows: what it is given replaces what was.
     async run(context = {}) {
-      await show(context.data ?? null, context.config ?? {});
+      if (context && "data" in context) await show(context.data ?? null, context.config ?? {});
     },
   });
 };
