@@ -1,9 +1,12 @@
-"""The `api` object a plugin imports: `from imjoy import api` or `from pyjoy import api`.
+"""The `api` object of a Python plugin: a global in its scripts (kernel.py puts it there, as
+ImJoy did), or imported: `from imjoy import api` or `from pyjoy import api`.
 
 Its attributes are the host's API (`await api.showMessage("hi")`, `api.log(...)`), called
 over the plugin's RPC session; `api.export(obj)` is local: it names what the plugin offers.
 ImJoy's Python plugins may spell host functions in snake_case (`api.show_message`); both
 spellings reach the same function.
+A call returns a `RemoteCall` (pyjoy/rpc/session.py): await it, or use imjoy-rpc's
+`.then(fn)` / `.catch(fn)` / `.finally_(fn)`.
 
 A plugin that calls the host in a loop without awaiting (`while True: api.log("x")`) would
 send calls faster than the page can answer them, and the page would fall behind for good.
