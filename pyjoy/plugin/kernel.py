@@ -144,8 +144,10 @@ class Kernel:
 
         Every <script> block (app/plugins/format.js keeps those of the plugin's language and
         tag) runs in file order in one namespace, as imjoy-core's _executePlugin sends each
-        to the engine. `api` is a global there, as ImJoy's Python plugins expect (they may
-        also `from imjoy import api`); builtins has it too, for modules a plugin defines."""
+        to the engine. `api` is a global there: "All the plugins have access to a special
+        object called `api`" (ImJoy's docs/api.md), and ImJoy's Python plugins use it without
+        importing it (they may also `from imjoy import api`); builtins has it too, for code
+        the plugin runs in other modules."""
         import builtins
 
         config = plugin["config"]
