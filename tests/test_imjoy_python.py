@@ -32,8 +32,11 @@ def test_a_plugin_uses_the_global_api_and_runs_every_script_block(loaded: Page) 
 
 
 def test_then_on_a_remote_calls_result(loaded: Page) -> None:
-    echoed, failed = loaded.evaluate("pyjoy.getPlugin('Global API').then((p) => p.then_style())")
+    echoed, failed, same, awaited = loaded.evaluate("pyjoy.getPlugin('Global API').then((p) => p.then_style())")
     assert echoed == "green"
+    # As imjoy-rpc's FuturePromise: then returns the call itself, which can still be awaited
+    # (Pyodide's own futures' then would return a new one).
+    assert same is True and awaited == "green"
     assert failed.startswith("PluginError: no plugin named No Such Plugin"), failed
 
 
