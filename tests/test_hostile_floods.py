@@ -102,7 +102,8 @@ def terminate_and_check_it_stops(page: Page, name: str) -> dict:
 
 def test_an_endless_print_loop_cannot_freeze_the_page(page: Page, base_url: str) -> None:
     name = start(page, base_url, "web-python")
-    # A web-python plugin's output goes to the page's console (app/plugins/host.js).
+    # A web-python plugin's output goes to Messages and, a bounded number of lines a second,
+    # to the page's console (host.log in app/plugins/host.js).
     console: list[str] = []
     page.on("console", lambda message: console.append(message.text))
     flood(page, name, "p.flood('print', null)")

@@ -70,7 +70,7 @@ def test_web_worker_plugin_runs_javascript_in_a_worker(python_plugin: Page) -> N
     # A JS plugin calls a Python plugin through the host.
     assert page.evaluate("pyjoy.getPlugin('Echo Worker').then(p => p.callPython([40, 2]))") == 42
     error = page.evaluate("pyjoy.getPlugin('Echo Worker').then(p => p.fail()).catch(e => [e.name, e.remoteType, e.message])")
-    assert error == ["RemoteError", "TypeError", "worker says no"]
+    assert error == ["RemoteError", "TypeError", "TypeError: worker says no"]
 
 
 def test_window_plugin_calls_python_with_a_callback(python_plugin: Page) -> None:

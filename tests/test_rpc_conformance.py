@@ -93,7 +93,8 @@ def describe(value: Any) -> Any:
     if isinstance(value, Blob):
         return {"$blob": {"type": value.type, "name": value.name, "bytes": bytes(value).hex()}}
     if isinstance(value, RemoteError):
-        return {"$error": {"type": value.remote_type, "message": value.message, "traceback": value.traceback,
+        return {"$error": {"type": value.remote_type, "message": value.message, "text": value.args[0],
+                           "traceback": value.traceback,
                            "code": value.code}}
     if isinstance(value, StandIn):
         return {"$proxy": {"target": value.target, "name": value.name}}

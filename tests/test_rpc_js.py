@@ -108,7 +108,7 @@ def test_errors_carry_type_message_and_stack(blank: Page) -> None:
       });
       const root = await a.remoteRoot;
       const caught = (promise) => promise.then(() => null, (e) => ({
-        name: e.name, remoteType: e.remoteType, message: e.message, traceback: e.traceback, isError: e instanceof Error,
+        name: e.name, remoteType: e.remoteType, message: e.message, remoteMessage: e.remoteMessage, traceback: e.traceback, isError: e instanceof Error,
         isRemote: e instanceof RemoteError }));
       const value = await root.returnsError();
       return {
@@ -125,16 +125,18 @@ def test_errors_carry_type_message_and_stack(blank: Page) -> None:
     """)
     thrown = result["thrown"]
     assert thrown["name"] == "RemoteError" and thrown["isError"] and thrown["isRemote"]
-    assert thrown["remoteType"] == "TypeError" and thrown["message"] == "expected a number"
+    # The message names the type, as String(error) and imjoy-rpc show it; remoteMessage is the text alone.
+    assert thrown["remoteType"] == "TypeError" and thrown["message"] == "TypeError: expected a number"
+    assert thrown["remoteMessage"] == "expected a number"
     assert thrown["traceback"].startswith("TypeError: expected a number\n") and "checkInput" in thrown["traceback"]
-    assert result["async"]["remoteType"] == "RangeError" and result["async"]["message"] == "too far"
-    assert result["string"]["remoteType"] == "Error" and result["string"]["message"] == "plain text"
-    assert result["value"] == {"name": "RemoteError", "remoteType": "SyntaxError", "message": "as a value"}
+    assert result["async"]["remoteType"] == "RangeError" and result["async"]["message"] == "RangeError: too far"
+    assert result["string"]["remoteType"] == "Error" and result["string"]["message"] == "Error: plain text"
+    assert result["value"] == {"name": "RemoteError", "remoteType": "SyntaxError", "message": "SyntaxError: as a value"}
     assert result["unencodableResult"]["remoteType"] == "TypeError"
     assert "could not send the result: cannot send a Map" in result["unencodableResult"]["message"]
     # An argument that cannot be encoded fails the call here, before anything is sent.
     assert result["unencodableArg"]["name"] == "TypeError" and "cannot send a WeakMap" in result["unencodableArg"]["message"]
-    assert result["throughCallback"]["remoteType"] == "URIError" and result["throughCallback"]["message"] == "inner"
+    assert result["throughCallback"]["remoteType"] == "URIError" and result["throughCallback"]["message"] == "URIError: inner"
     assert result["stillWorks"] == 5
 
 

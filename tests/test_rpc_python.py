@@ -231,6 +231,47 @@ def divide_by_zero_here(x: float) -> float:
     return x / 0
 
 
+def test_a_remote_call_has_imjoy_rpcs_then_catch_and_finally() -> None:
+    """imjoy-rpc's FuturePromise (imjoy_rpc/utils.py): then/catch/finally_ each set a handler
+    and return the same object; the call can still be awaited."""
+    async def test() -> None:
+        host, plugin = pair({"add": lambda x, y: x + y, "divide": divide_by_zero_here})
+        api = await plugin.remote_root()
+        seen: list[Any] = []
+
+        call = api.add(1, 2)
+        assert call.then(seen.append) is call  # not a new promise: handlers do not chain
+        assert await call == 3  # awaiting it still gives the result
+
+        async def later(value: Any) -> None:  # an async handler is awaited
+            await asyncio.sleep(0)
+            seen.append(("async", value))
+
+        api.add(2, 2).then(later).finally_(lambda: seen.append("finally after a result"))
+        # The call's error goes to catch; then's handler is not called.
+        api.divide(1).then(seen.append).catch(lambda error: seen.append(("caught", error.args[0])))
+        # An error raised in then's handler goes to catch too.
+        api.add(1, 1).then(lambda value: 1 / value / 0).catch(lambda error: seen.append(type(error).__name__))
+        api.divide(2).catch(lambda error: None).finally_(lambda: seen.append("finally after an error"))
+        await settle()
+        assert seen == [3, ("caught", "ZeroDivisionError: division by zero"), "ZeroDivisionError",
+                        "finally after an error", ("async", 4), "finally after a result"]
+
+    run(test)
+
+
+def test_an_error_nobody_catches_after_then_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    async def test() -> None:
+        host, plugin = pair({"divide": divide_by_zero_here})
+        api = await plugin.remote_root()
+        api.divide(1).then(lambda value: pytest.fail("then's handler ran for a failed call"))
+        await settle()
+
+    with caplog.at_level("ERROR", logger="pyjoy.rpc"):
+        run(test)  # run() fails on an error the loop reports (an exception nobody read)
+    assert "uncaught error in a remote call's then" in caplog.text and "ZeroDivisionError: division by zero" in caplog.text
+
+
 def test_errors_carry_type_message_and_remote_traceback() -> None:
     async def test() -> None:
         async def call_back(fn: Callable[[], Any]) -> Any:

@@ -233,11 +233,14 @@ export class PluginHost {
       plugin.window = this.windows.open({ title: plugin.name, key: plugin.id, layout: this.windowLayout(plugin.id), onClose: () => this.terminate(plugin.id) });
       container = plugin.window.body;
     }
+    // A plugin's print() and stderr reach Messages under its name (ImJoy showed them too).
+    const onOutput = (output) => this.log(plugin, output.type === "stderr" ? "error" : "info", output.text);
     const sandbox = kind === "web-python" ? await this.#takePython()
       : await Sandbox.create({
         build: this.build, kind, container: container ?? this.hiddenContainer,
-        permissions: plugin.config.permissions ?? [], onOutput: (output) => this.log(plugin, output.type === "stderr" ? "error" : "info", output.text),
+        permissions: plugin.config.permissions ?? [], onOutput,
       });
+    sandbox.onOutput = onOutput; // a spare Python sandbox was booted before its plugin was known
     plugin.sandbox = sandbox;
     // The sandbox has ended itself (its calls failed at once); say so where the plugin was.
     sandbox.onCrash((message) => {

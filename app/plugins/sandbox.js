@@ -156,6 +156,9 @@ export class Sandbox {
   session = null;
   kernel = null;
   boot = null; // {python, via, phases} for Python sandboxes
+  // Where {type: "stdout" | "stderr", text} goes: settable, for a spare Python sandbox booted
+  // before the plugin it will run is known (host.js sets it to that plugin's log).
+  onOutput = () => {};
   camera = null; // {close()} for window sandboxes
   state = "starting"; // then "running", and "crashed" or "terminated" once ended
   #onCrash = new Set();
@@ -173,7 +176,8 @@ export class Sandbox {
     this.session = new Session(new PostMessageTransport(channels.rpc.port1, { chunkBytes }));
     this.#crashed = new Promise((_resolve, reject) => (this.#rejectCrashed = reject));
     this.#crashed.catch(() => {});
-    this.#listenToStatus(channels.status.port1, onOutput);
+    this.onOutput = onOutput;
+    this.#listenToStatus(channels.status.port1);
 
     const ports = [];
     for (const [name, channel] of Object.entries(channels)) ports[PORTS[name]] = channel.port2;
@@ -195,7 +199,8 @@ export class Sandbox {
     if (this.state === "starting") this.state = "running";
   }
 
-  #listenToStatus(port, onOutput) {
+  #listenToStatus(port) {
+    const onOutput = (output) => this.onOutput(output); // read at each line: settable later
     port.addEventListener("message", ({ data }) => {
       const type = data?.type;
       if (type === STATUS.failed) this.crash(String(data.error?.message ?? "it reported a failure"), { traceback: data.error?.traceback });

@@ -59,13 +59,16 @@ export class RPCError extends Error {
 }
 
 /** How an exception from the other side arrives: rejected calls, or a value sent as is.
- * `code` is "remote-error", the same in Python, for callers that sort errors by code. */
+ * Its message names the type, "ValueError: bad value", as Pyodide's and imjoy-rpc's errors
+ * show a Python exception (and String(error) a JS one); `remoteMessage` is the sender's text
+ * alone. `code` is "remote-error", the same in Python, for callers that sort errors by code. */
 export class RemoteError extends Error {
   constructor(type, message, traceback) {
-    super(message);
+    super(message ? `${type}: ${message}` : type);
     this.name = "RemoteError";
     this.code = "remote-error";
     this.remoteType = type; // the sender's class name, e.g. "ZeroDivisionError", "TypeError"
+    this.remoteMessage = message; // the sender's message, without the type
     this.traceback = traceback; // the sender's traceback (Python) or stack (JS)
   }
 }
@@ -214,7 +217,7 @@ function encodeBlob(blob, job) {
  * toString) is replaced by a note saying so, so that the call is still answered.
  */
 export function encodeError(error) {
-  if (error instanceof RemoteError) return { _rtype: "error", type: String(error.remoteType), message: String(error.message), traceback: String(error.traceback) };
+  if (error instanceof RemoteError) return { _rtype: "error", type: String(error.remoteType), message: String(error.remoteMessage), traceback: String(error.traceback) };
   if (!(error instanceof Error)) return { _rtype: "error", type: "Error", message: readable(() => String(error), "the thrown value"), traceback: "" };
   const type = readable(() => String(error.name || "Error"), null) ?? readable(() => error.constructor.name, null) ?? "Error";
   return { _rtype: "error", type, message: readable(() => String(error.message), `the ${type}'s message`), traceback: readable(() => String(error.stack ?? ""), null) ?? "" };

@@ -1,9 +1,12 @@
-"""The `api` object a plugin imports: `from imjoy import api` or `from pyjoy import api`.
+"""The `api` object of a Python plugin: a global in its scripts (kernel.py puts it there, as
+ImJoy did), or imported: `from imjoy import api` or `from pyjoy import api`.
 
 Its attributes are the host's API (`await api.showMessage("hi")`, `api.log(...)`), called
 over the plugin's RPC session; `api.export(obj)` is local: it names what the plugin offers.
 ImJoy's Python plugins may spell host functions in snake_case (`api.show_message`); both
 spellings reach the same function.
+A call returns a `RemoteCall` (pyjoy/rpc/session.py): await it, or use imjoy-rpc's
+`.then(fn)` / `.catch(fn)` / `.finally_(fn)`.
 
 A plugin that calls the host in a loop without awaiting (`while True: api.log("x")`) would
 send calls faster than the page can answer them, and the page would fall behind for good.
@@ -18,6 +21,8 @@ import asyncio
 import functools
 from collections import deque
 from typing import Any
+
+from pyjoy.rpc.session import RemoteCall
 
 MAX_IN_FLIGHT = 128
 MAX_WAITING = 10_000
@@ -73,7 +78,7 @@ class PluginAPI:
                 return functools.partial(self._call, key, value) if callable(value) else value
         raise AttributeError(f"the PyJoy API has no {name!r}")
 
-    def _call(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+    def _call(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> RemoteCall:
         """Calls the host's fn now, or once fewer than MAX_IN_FLIGHT calls are on their way."""
         if self._in_flight < MAX_IN_FLIGHT:
             return self._send(fn, args, kwargs)
@@ -82,11 +87,11 @@ class PluginAPI:
                 f"api.{name}: {MAX_WAITING} calls to PyJoy already wait for the page to answer earlier ones; "
                 "await your calls (a loop of calls not awaited floods the page)"
             )
-        future: asyncio.Future[Any] = asyncio.get_event_loop().create_future()
+        future = RemoteCall(loop=asyncio.get_event_loop())  # with then/catch, as a call sent at once
         self._waiting.append((future, fn, args, kwargs))
         return future
 
-    def _send(self, fn: Any, args: tuple, kwargs: dict) -> asyncio.Future[Any]:
+    def _send(self, fn: Any, args: tuple, kwargs: dict) -> RemoteCall:
         sent = fn(*args, **kwargs)
         self._in_flight += 1
         sent.add_done_callback(self._answered)
@@ -105,6 +110,10 @@ class PluginAPI:
                 continue
             sent.add_done_callback(functools.partial(_settle, future))
 
+    def __dir__(self) -> list[str]:
+        host = self.__dict__.get("_host")
+        return ["export", *(host.keys() if host is not None else [])]
+
 
 def _settle(future: asyncio.Future[Any], sent: asyncio.Future[Any]) -> None:
     """Gives a waiting call's future the outcome of the call it became."""
@@ -116,10 +125,6 @@ def _settle(future: asyncio.Future[Any], sent: asyncio.Future[Any]) -> None:
         future.set_exception(sent.exception())
     else:
         future.set_result(sent.result())
-
-    def __dir__(self) -> list[str]:
-        host = self.__dict__.get("_host")
-        return ["export", *(host.keys() if host is not None else [])]
 
 
 api = PluginAPI()

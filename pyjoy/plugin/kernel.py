@@ -59,12 +59,33 @@ def project_name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+# Requirements of other kinds than Python packages, by prefix. ImJoy's web-python worker
+# (imjoy-core-plugins, WebPythonWorker.imjoy.html, installRequirements) loads `js:` with
+# importScripts, links `css:` into a page and ignores `cache:`; a Python worker here has no
+# page, and importScripts would load code from outside the sandbox's asset port, so each is
+# skipped with a line naming it. `mjs:` is ImJoy's module form of `js:`.
+NOT_PYTHON = ("js:", "css:", "mjs:", "cache:")
+
+
+def python_requirements(requirements: list[str]) -> list[str]:
+    """The requirements that are Python packages; says which others are skipped, and why."""
+    packages = []
+    for requirement in requirements:
+        if requirement.strip().lower().startswith(NOT_PYTHON):
+            print(f"requirement {requirement!r} skipped: a web-python plugin loads Python packages only "
+                  "(js:, css:, mjs: and cache: requirements are for JavaScript plugins)")
+        else:
+            packages.append(requirement)
+    return packages
+
+
 async def install_requirements(requirements: list[str]) -> None:
     """Loads requirements the lock knows with Pyodide's loader, which reports failures we
     can name; the rest (PyPI projects, wheel URLs) go to micropip."""
     import js
     import pyodide_js
 
+    requirements = python_requirements(requirements)
     if not requirements:
         return
     in_lock = set(js.Object.keys(pyodide_js.lockfile.packages))
@@ -119,13 +140,25 @@ class Kernel:
         return await load_packages(names)
 
     async def load_plugin(self, plugin: dict) -> Any:
-        """Installs the plugin's requirements, runs its script, returns what it exported."""
-        config, script = plugin["config"], plugin["script"]
+        """Installs the plugin's requirements, runs its scripts, returns what it exported.
+
+        Every <script> block (app/plugins/format.js keeps those of the plugin's language and
+        tag) runs in file order in one namespace, as imjoy-core's _executePlugin sends each
+        to the engine. `api` is a global there: "All the plugins have access to a special
+        object called `api`" (ImJoy's docs/api.md), and ImJoy's Python plugins use it without
+        importing it (they may also `from imjoy import api`); builtins has it too, for code
+        the plugin runs in other modules."""
+        import builtins
+
+        config = plugin["config"]
         name = config["name"]
         api._connect(await self._session.remote_root(), self._session)
+        builtins.api = api  # type: ignore[attr-defined]
         await install_requirements(config.get("requirements") or [])
-        namespace = {"__name__": "__plugin__", "__file__": plugin.get("filename") or name}
-        await run_code(script["code"], namespace, plugin.get("filename") or f"<plugin {name}>", script.get("line", 1))
+        filename = plugin.get("filename") or f"<plugin {name}>"
+        namespace = {"__name__": "__plugin__", "__file__": plugin.get("filename") or name, "api": api}
+        for script in plugin.get("scripts") or [plugin["script"]]:
+            await run_code(script["code"], namespace, filename, script.get("line", 1))
         if api._exported is None:
             raise PluginError(f"plugin {name!r} did not call api.export(...); export an object with setup() and run()")
         return api._exported

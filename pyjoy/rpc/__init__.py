@@ -6,7 +6,8 @@
     host = connect(a, root={"add": lambda x, y: x + y})
     plugin = connect(b)
     api = await plugin.remote_root()              # a dotdict of remote functions
-    assert await api.add(1, 2) == 3                   # calls return asyncio Futures
+    assert await api.add(1, 2) == 3                   # calls return asyncio Futures (RemoteCall)
+    api.add(1, 2).then(print)                         # ... with imjoy-rpc's then/catch/finally_
 
 Remote exceptions raise `RemoteError` (`remote_type`, `message`, `traceback`); numpy arrays
 travel without copies (`NDArray` where numpy is missing); `Blob` is bytes with a type and
@@ -20,11 +21,11 @@ from .codec import (
     register_codec,
 )
 from .ndarray import NDArray
-from .session import ClosedError, RemoteFunction, Session, connect
+from .session import ClosedError, RemoteCall, RemoteFunction, Session, connect
 from .transport import MemoryTransport, Transport, memory_pair
 
 __all__ = [
     "Blob", "ClosedError", "Codec", "Decoder", "Encoder", "MemoryTransport", "NDArray", "RPCError",
-    "RemoteError", "RemoteFunction", "Session", "Transport", "connect", "decode", "default_codecs",
+    "RemoteCall", "RemoteError", "RemoteFunction", "Session", "Transport", "connect", "decode", "default_codecs",
     "dotdict", "encode", "memory_pair", "register_codec",
 ]

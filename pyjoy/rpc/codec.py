@@ -88,20 +88,22 @@ class dotdict(dict):  # noqa: N801  (the name ImJoy plugins know)
 
 
 class RemoteError(Exception):
-    """An exception raised on the other side: `remote_type`, `message`, `traceback` (its text).
+    """An exception raised on the other side: `remote_type`, `message` (the sender's text),
+    `traceback` (its text); `args[0]` is "Type: message".
     `code` is "remote-error", the same in JS, for callers that sort errors by code."""
 
     code = "remote-error"
 
     def __init__(self, remote_type: str, message: str, traceback: str = "") -> None:
-        super().__init__(f"{remote_type}: {message}")
+        # args[0] names the type, "ValueError: bad value", as the JS half's message does.
+        super().__init__(f"{remote_type}: {message}" if message else remote_type)
         self.remote_type = remote_type
         self.message = message
         self.traceback = traceback
 
     def __str__(self) -> str:
         # The remote traceback is the useful part of an uncaught remote error, so it is shown.
-        head = f"{self.remote_type}: {self.message}"
+        head = self.args[0]
         return f"{head}\n\nRemote traceback:\n{self.traceback.rstrip()}" if self.traceback else head
 
 

@@ -95,8 +95,77 @@ def _identity(fn: Callable[..., Any]) -> Hashable:
     return id(fn)
 
 
+class RemoteCall(asyncio.Future):
+    """What calling a remote function returns: an asyncio Future, plus imjoy-rpc's promise
+    methods (imjoy_rpc/utils.py, FuturePromise), so that ImJoy plugins written in callback
+    style work: `api.getPlugin("x").then(use).catch(report)`.
+
+    As in imjoy-rpc, `then`, `catch` and `finally_` each set one handler (a later call
+    replaces it) and return this same object: handlers do not chain, and awaiting it still
+    gives the call's result or raises its error. `then(fn)` gets the result; `catch(fn)` the
+    call's error, or the error a then-handler raised; `finally_(fn)` runs after either. An
+    error with no catch-handler to take it is logged, as imjoy-rpc logs an "Uncaught
+    Exception". A handler that returns an awaitable (an `async def`) is awaited in a task.
+    """
+
+    _on_result: Callable[[Any], Any] | None = None
+    _on_error: Callable[[BaseException], Any] | None = None
+    _on_finally: Callable[[], Any] | None = None
+    _watched = False
+
+    def then(self, on_result: Callable[[Any], Any]) -> RemoteCall:
+        self._on_result = on_result
+        return self._watch()
+
+    def catch(self, on_error: Callable[[BaseException], Any]) -> RemoteCall:
+        self._on_error = on_error
+        return self._watch()
+
+    def finally_(self, on_finally: Callable[[], Any]) -> RemoteCall:
+        self._on_finally = on_finally
+        return self._watch()
+
+    def _watch(self) -> RemoteCall:
+        if not self._watched:
+            self._watched = True
+            self.add_done_callback(_run_handlers)
+        return self
+
+    async def _handle(self) -> None:
+        error = self.exception()  # reported here: asyncio need not report it again at GC
+        try:
+            if error is None and self._on_result is not None:
+                try:
+                    await _maybe_await(self._on_result(self.result()))
+                except Exception as raised:
+                    error = raised
+            if error is not None and self._on_error is None:
+                log.error("pyjoy.rpc: uncaught error in a remote call's then (add .catch(...) or await it): %s", error)
+            elif error is not None:
+                await _maybe_await(self._on_error(error))
+            if self._on_finally is not None:
+                await _maybe_await(self._on_finally())
+        except Exception as raised:
+            log.error("pyjoy.rpc: a catch or finally_ handler raised: %s", raised, exc_info=raised)
+
+
+_handlers_running: set[asyncio.Task[None]] = set()  # held, or a task may be collected midway
+
+
+def _run_handlers(call: RemoteCall) -> None:
+    if call.cancelled():
+        return
+    task = call.get_loop().create_task(call._handle())
+    _handlers_running.add(task)
+    task.add_done_callback(_handlers_running.discard)
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
 class RemoteFunction:
-    """A function of the other side. Calling it sends `call` and returns an asyncio Future."""
+    """A function of the other side. Calling it sends `call` and returns a `RemoteCall`."""
 
     def __init__(self, session: Session, target: str, name: str) -> None:
         self.__name__ = name
@@ -106,7 +175,7 @@ class RemoteFunction:
         self._session = session
         self._finalizer: weakref.finalize | None = None
 
-    def __call__(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+    def __call__(self, *args: Any, **kwargs: Any) -> RemoteCall:
         if self.disposed:
             raise RPCError(f"the remote function {self.__name__!r} ({self.target}) was disposed; it can no longer be called")
         return self._session._call(self.target, args, kwargs)
@@ -211,8 +280,8 @@ class Session:
             raise
         return stored
 
-    def _call(self, target: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> asyncio.Future[Any]:
-        future = self._loop.create_future()
+    def _call(self, target: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RemoteCall:
+        future = RemoteCall(loop=self._loop)
         if self.closed:
             future.set_exception(ClosedError(self.close_reason or "closed"))
             return future

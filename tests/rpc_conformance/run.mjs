@@ -68,7 +68,7 @@ async function describe(value, wire = false) {
     return { $blob: { type: value.type, name: value instanceof File ? value.name : null, bytes: hex(await value.arrayBuffer()) } };
   }
   if (value instanceof RemoteError) {
-    return { $error: { type: value.remoteType, message: value.message, traceback: value.traceback, code: value.code } };
+    return { $error: { type: value.remoteType, message: value.remoteMessage, text: value.message, traceback: value.traceback, code: value.code } };
   }
   if (STAND_INS.has(value)) return { $proxy: STAND_INS.get(value) };
   if (value instanceof Point) return { $point: { x: await describe(value.x, wire), y: await describe(value.y, wire) } };
