@@ -217,9 +217,9 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
     },
     // Events between plugins; "close" is this plugin's own: its handlers run when it is
     // ended (stopped, reloaded or its window closed), before its sandbox goes.
-    on: (event, handler) => (event === "close" ? void plugin.closeHandlers.add(handler) : host.events.on(plugin, event, handler)),
-    off: (event, handler) => (event === "close" ? void (handler ? plugin.closeHandlers.delete(handler) : plugin.closeHandlers.clear()) : host.events.off(plugin, event, handler)),
-    onClose: (handler) => void plugin.closeHandlers.add(handler), // ImJoy's older spelling of on("close")
+    on: (event, handler) => void (event === "close" ? plugin.closeHandlers?.add(handler) : host.events.on(plugin, event, handler)),
+    off: (event, handler) => (event === "close" ? void (handler ? plugin.closeHandlers?.delete(handler) : plugin.closeHandlers?.clear()) : host.events.off(plugin, event, handler)),
+    onClose: (handler) => void plugin.closeHandlers?.add(handler), // ImJoy's older spelling of on("close")
     emit: (event, data) => host.events.emit(event, data),
     echo: (value) => value,
     // ImJoy's api.utils (imjoy-core pluginManager, ImJoy web Imjoy.vue).

@@ -282,19 +282,19 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
     opsPanel.hidden = ops.length === 0;
     opsList.replaceChildren(...ops.map((op) => {
       // As in ImJoy (imjoy-core registerOp): an op without run or update uses its plugin's,
-      // and ctx.config.type names the op, so one run can serve several ops.
+      // and then ctx.config.type names the op, so that one run can serve several ops.
       const provider = host.plugin(op.providerId)?.api ?? {};
       const run = op.run ?? provider.run;
       const update = op.update ?? provider.update;
-      const context = (values) => ({ config: Object.hasOwn(values, "type") ? values : { ...values, type: op.name }, data: {} });
+      const context = (values, own) => ({ config: own || Object.hasOwn(values, "type") ? values : { ...values, type: op.name }, data: {} });
       try {
         return opForm(op, {
           onRun: act(async (values) => {
             if (typeof run !== "function") throw new Error(`${op.name}: neither the op nor its plugin ${op.provider} has a run function`);
-            const result = await run(context(values));
+            const result = await run(context(values, Boolean(op.run)));
             status.toast(`${op.name}: ${result === undefined || result === null ? "done" : typeof result === "object" ? JSON.stringify(result) : result}`);
           }),
-          onUpdate: typeof update === "function" ? act((values) => update(context(values))) : null,
+          onUpdate: typeof update === "function" ? act((values) => update(context(values, Boolean(op.update)))) : null,
         });
       } catch (error) {
         return el("p", "plugin-error", error.message);
