@@ -7,6 +7,7 @@ Each call is checked in a web-worker and in a web-python plugin where ImJoy has 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,16 @@ def call(page: Page, name: str, fn: str, *args):
         "([name, fn, args]) => pyjoy.getPlugin(name).then((p) => p[fn](...args))",
         [name, fn, list(args)],
     )
+
+
+def poll(page: Page, name: str, fn: str, done, timeout_s: float = 10.0):
+    """Calls the plugin's fn until done(its answer) holds; returns that answer."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        answer = call(page, name, fn)
+        if done(answer) or time.monotonic() > deadline:
+            return answer
+        page.wait_for_timeout(100)
 
 
 def states(page: Page) -> dict[str, str]:
@@ -304,9 +315,11 @@ UI_LIST = [
 EXPECTED_FIELDS = [("Hey, please select a value for sigma", "1"), ("Size", "5"), ("Label", "cells")]
 
 DIALOG_JS = """
+const updates = [];
 class ImJoyPlugin {
   async setup() {}
-  async ask(ui) { return await api.showDialog({name: "Pick sigma", ui}); }
+  async ask(ui) { return await api.showDialog({name: "Pick sigma", ui, update: (ctx) => { updates.push(ctx.config); }}); }
+  updates() { return updates; }
 }
 api.export(new ImJoyPlugin());
 """
@@ -344,6 +357,9 @@ def test_show_dialog_with_a_ui_is_a_form_that_answers_its_values(app: Page, kind
     dialog.get_by_label(EXPECTED_FIELDS[0][0]).select_option("3")
     dialog.get_by_label("Size").fill("7")
     dialog.get_by_label("Label").fill("nuclei")
+    if kind == "web-worker":  # an update callback hears the form's values as they change
+        updates = poll(app, name, "updates", lambda u: bool(u) and u[-1].get("label") == "nuclei")
+        assert updates[-1] == {"sigma": "3", "size": 7, "label": "nuclei"}
     dialog.get_by_role("button", name="OK").click()
     app.wait_for_function("window.answer !== 'pending'")
     assert app.evaluate("window.answer") == {"sigma": "3", "size": 7, "label": "nuclei"}
@@ -406,7 +422,7 @@ def test_ops_without_run_call_the_plugins_run_with_their_name_and_updates_fire(a
     expect(blur.get_by_label("Sigma")).to_have_value("2")
     expect(sharpen.get_by_label("Amount")).to_have_value("1")
     blur.get_by_label("Sigma").fill("4")
-    app.wait_for_function("(name) => pyjoy.getPlugin(name).then((p) => p.seen()).then((s) => s.updates.length > 0)", arg=name, timeout=10_000)
+    assert poll(app, name, "seen", lambda seen: bool(seen["updates"]))["updates"][-1] == {"sigma": 4, "type": "Blur"}
     blur.get_by_role("button", name="Run").click()
     expect(app.locator(".toast").filter(has_text="Blur: ran Blur")).to_be_visible()
     sharpen.get_by_role("button", name="Run").click()
