@@ -449,3 +449,27 @@ def test_a_close_handler_cannot_keep_its_plugin_alive(app: Page) -> None:
     app.wait_for_timeout(200)
     assert not [line for line in lines if "heard after close" in line]
     assert app.evaluate("Promise.race([pyjoy.runPython('1+1'), new Promise((r) => setTimeout(() => r('stuck'), 20000))])") == 2
+
+
+CONFIG_UI_JS = """
+const runs = [];
+class ImJoyPlugin {
+  async setup() {}
+  async run(ctx) { runs.push(ctx.config); return `smoothed with ${ctx.config.sigma}`; }
+  runs() { return runs; }
+}
+api.export(new ImJoyPlugin());
+"""
+
+
+def test_a_plugins_config_ui_is_its_own_op(app: Page) -> None:
+    # As in ImJoy: a plugin whose <config> has a ui gets a form of its name; Run calls its run.
+    install(app, plugin("Smoother", "web-worker", CONFIG_UI_JS, {"ui": "Sigma {id:'sigma', type:'number', placeholder: 2}"}))
+    install(app, plugin("No Form", "web-worker", CONFIG_UI_JS))
+    form = app.locator(".op-form", has_text="Smoother")
+    expect(form.get_by_label("Sigma")).to_have_value("2")
+    expect(app.locator(".op-form")).to_have_count(1)  # the plugin without a ui has none
+    form.get_by_label("Sigma").fill("3.5")
+    form.get_by_role("button", name="Run").click()
+    expect(app.locator(".toast").filter(has_text="Smoother: smoothed with 3.5")).to_be_visible()
+    assert call(app, "Smoother", "runs") == [{"sigma": 3.5, "type": "Smoother"}]
