@@ -175,6 +175,7 @@ class ImJoyPlugin {
   async listed() { return (await api.getPlugins()).map((p) => [p.name, p.config.version ?? null, typeof p.api?.double]); }
   async loadBySource(src) { const p = await api.loadPlugin({src}); return await p.answer(); }
   async loadByName() { const p = await api.loadPlugin("Helper"); return await p.double(5); }
+  async getBySource(src) { const p = await api.getPlugin({src}); return await p.answer(); }
 }
 api.export(new ImJoyPlugin());
 """
@@ -208,6 +209,10 @@ class ImJoyPlugin:
         helper = await api.loadPlugin("Helper")
         return await helper.double(5)
 
+    async def getBySource(self, src):
+        loaded = await api.getPlugin({"src": src})
+        return await loaded.answer()
+
 
 api.export(ImJoyPlugin())
 """
@@ -227,7 +232,9 @@ def test_calls_to_other_plugins_start_an_installed_one_that_was_stopped(app: Pag
     assert listed["Helper"] == ["Helper", "0.3.1", "function"]
     assert listed[name][:2] == [name, "0.3.1"]
     assert call(app, name, "loadBySource", LOADED_SOURCE) == 7
-    assert "Loaded On The Fly" in states(app)
+    assert states(app)["Loaded On The Fly"] == "running"
+    assert app.evaluate("pyjoy.terminatePlugin('Loaded On The Fly')") is True
+    assert call(app, name, "getBySource", LOADED_SOURCE.replace("return 7", "return 8")) == 8  # ImJoy's getPlugin({src}) loads too
 
 
 # -- close handlers ------------------------------------------------------------------------
