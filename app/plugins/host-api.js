@@ -36,6 +36,8 @@ function own(object, key) {
   return object && Object.hasOwn(object, key) ? object[key] : undefined;
 }
 
+export const MAX_CLOSE_HANDLERS = 100;
+
 // ImJoy's calls that need its Python engine: here they say why they cannot answer.
 const ENGINE_CALLS = ["getEngine", "getEngineFactory", "getFileManager", "getFileUrl", "requestUploadUrl", "getFilePath"];
 function needsEngine(call) {
@@ -217,9 +219,9 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
     },
     // Events between plugins; "close" is this plugin's own: its handlers run when it is
     // ended (stopped, reloaded or its window closed), before its sandbox goes.
-    on: (event, handler) => void (event === "close" ? plugin.closeHandlers?.add(handler) : host.events.on(plugin, event, handler)),
+    on: (event, handler) => void (event === "close" ? onClose(handler) : host.events.on(plugin, event, handler)),
     off: (event, handler) => (event === "close" ? void (handler ? plugin.closeHandlers?.delete(handler) : plugin.closeHandlers?.clear()) : host.events.off(plugin, event, handler)),
-    onClose: (handler) => void plugin.closeHandlers?.add(handler), // ImJoy's older spelling of on("close")
+    onClose: (handler) => void onClose(handler), // ImJoy's older spelling of on("close")
     emit: (event, data) => host.events.emit(event, data),
     echo: (value) => value,
     // ImJoy's api.utils (imjoy-core pluginManager, ImJoy web Imjoy.vue).
@@ -236,6 +238,13 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
       },
     },
   };
+
+  // A close handler; each is called when the plugin ends, so a plugin has a few, not millions.
+  function onClose(handler) {
+    if (typeof handler !== "function") throw new TypeError(`on("close"): the handler must be a function, not ${typeof handler}`);
+    if (plugin.closeHandlers?.size >= MAX_CLOSE_HANDLERS) throw new PluginError(`on("close"): plugin ${name} already has ${MAX_CLOSE_HANDLERS} close handlers; this one was refused`);
+    plugin.closeHandlers?.add(handler);
+  }
 
   // "_name" -> the plugin's config.name, for any field its <config> has; else undefined.
   function configField(key) {
