@@ -104,7 +104,6 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
     const fields = uiFields(config.ui, `showDialog ${config.name ?? ""}`.trim());
     const onChange = typeof config.update === "function" ? (values) => config.update({ config: values, data: {} }) : null;
     const box = fieldsElement(fields, { onChange });
-    box.classList.add("dialog-form");
     return ui.dialogs.form(String(config.name ?? name), `${name} asks:`, box, () => readFields(box, fields), { owner: plugin });
   };
 
@@ -164,10 +163,10 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
       if (typeof source !== "string") throw new TypeError("loadPlugin: give a plugin's source, its URL or {src}");
       if (isPluginName(source)) return host.getPlugin(source);
       return (await host.load(source, {
-      owner: plugin,
-      approve: (config, url) => (config.permissions?.length
-        ? ask("Load plugin", `${name} wants to load the ${config.type} plugin ${config.name} ${from(url)}. ${permissionsOf(config)} Load it?`, "Load")
-        : undefined),
+        owner: plugin,
+        approve: (config, url) => (config.permissions?.length
+          ? ask("Load plugin", `${name} wants to load the ${config.type} plugin ${config.name} ${from(url)}. ${permissionsOf(config)} Load it?`, "Load")
+          : undefined),
       })).api;
     },
     // Installing keeps the plugin in the workspace (replacing one of the same name).
