@@ -8,7 +8,10 @@
 //   question's button is that click, and the action runs in its handler.
 // A "no" rejects the call with a PluginError "consent-denied". The page's own code
 // (pyjoy.api, `asPerson`) is the person's and is not asked.
+// Calls ImJoy gives only through a Python engine (getEngine, getFileManager, ...) are here
+// too, and reject with an error that names the call and says no engine is connected.
 import { CODES, PluginError } from "../errors.js";
+import { fieldsElement, readFields, uiFields } from "../workbench/forms.js";
 
 function text(args) {
   return args.map((arg) => (typeof arg === "string" ? arg : JSON.stringify(arg))).join(" ");
@@ -31,6 +34,36 @@ function dialogText(message) {
 
 function own(object, key) {
   return object && Object.hasOwn(object, key) ? object[key] : undefined;
+}
+
+export const MAX_CLOSE_HANDLERS = 100;
+
+// ImJoy's calls that need its Python engine: here they say why they cannot answer.
+const ENGINE_CALLS = ["getEngine", "getEngineFactory", "getFileManager", "getFileUrl", "requestUploadUrl", "getFilePath"];
+function needsEngine(call) {
+  return async () => {
+    throw new PluginError(`api.${call}: PyJoy's engine is not connected, so there is no engine or file manager to ask (ImJoy answers ${call} only through a Python engine)`, { code: CODES.notFound });
+  };
+}
+
+// ImJoy's utils for the File System Access API: a plugin's sandbox cannot open the person's
+// pickers without the page's gesture, so these say what to use instead.
+function noPicker(call) {
+  return async () => {
+    throw new Error(`api.utils.${call} is not available to PyJoy plugins: use api.showFileDialog to be given files, or api.exportFile to save one`);
+  };
+}
+
+// ImJoy's showDialog shows a form ("joy") when the config has a ui and no window type, or
+// type "joy" / "imjoy/joy" (imjoy-core pluginManager createWindow).
+function isFormDialog(config) {
+  return config?.ui !== undefined && (config.type === undefined || config.type === null || ["joy", "imjoy/joy"].includes(config.type));
+}
+
+// A string loadPlugin takes as a plugin's name rather than its source or URL: one line,
+// no path, no plugin file extension (ImJoy: a multi-line string, a URL or a URI is source).
+function isPluginName(text) {
+  return typeof text === "string" && !/[\n/<:]/.test(text) && !/\.(py|js|html)$/i.test(text.trim());
 }
 
 /** An http(s) URL to open, or an error: never javascript:, data: or the like. */
@@ -62,8 +95,37 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
     return answer.value;
   };
 
-  return {
-    config: { name, type: plugin.type, version: plugin.config.version },
+  const workspace = host.settings?.workspace?.() ?? null;
+  const tag = plugin.config.tag ?? null;
+
+  // A form dialog: resolves {id: value} on OK and undefined on Cancel, as ImJoy's "joy"
+  // dialog does (ImJoy web/src/components/Imjoy.vue showDialog); update(ctx) on a change.
+  const formDialog = (config) => {
+    const fields = uiFields(config.ui, `showDialog ${config.name ?? ""}`.trim());
+    const onChange = typeof config.update === "function" ? (values) => config.update({ config: values, data: {} }) : null;
+    const box = fieldsElement(fields, { onChange });
+    return ui.dialogs.form(String(config.name ?? name), `${name} asks:`, box, () => readFields(box, fields), { owner: plugin });
+  };
+
+  // ImJoy's getPlugin takes a name, {name}, {id} or {src} (then it loads, as loadPlugin).
+  const getPlugin = (query) => {
+    if (query && typeof query === "object") {
+      if (query.src !== undefined) return api.loadPlugin(query);
+      if (query.id !== undefined && host.plugin(String(query.id))) return host.getPlugin(host.plugin(String(query.id)).name);
+      if (query.name === undefined) throw new TypeError(`getPlugin: give a plugin's name, or {name}, {id} or {src}, not ${JSON.stringify(query)}`);
+      return host.getPlugin(String(query.name));
+    }
+    return host.getPlugin(String(query));
+  };
+
+  const api = {
+    config: { name, type: plugin.type, version: plugin.config.version, tag, workspace },
+    // ImJoy's constants (deprecated there for config.tag and config.workspace, still used).
+    TAG: tag,
+    WORKSPACE: workspace,
+    ENGINE_URL: null, // no engine is connected: ImJoy leaves these unset for plugins without one
+    FILE_MANAGER_URL: null,
+    ...Object.fromEntries(ENGINE_CALLS.map((call) => [call, needsEngine(call)])),
     // Messages and progress
     log: (...args) => host.log(plugin, "info", text(args)),
     error: (...args) => host.log(plugin, "error", text(args)),
@@ -78,7 +140,7 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
     alert: (message) => ui.dialogs.alert(name, dialogText(message), { owner: plugin }),
     confirm: (message) => ui.dialogs.confirm(name, dialogText(message), { owner: plugin }),
     prompt: (message, initial) => ui.dialogs.prompt(name, dialogText(message), initial, { owner: plugin }),
-    showDialog: (config) => host.createWindow(plugin, config),
+    showDialog: (config) => (isFormDialog(config) ? formDialog(config) : host.createWindow(plugin, config)),
     showFileDialog: (options = {}) => withGesture("Choose files", `${name} asks you to choose ${options.multiple ? "files" : "a file"} to give it.`,
       "Choose…", () => ui.chooseFiles(options)),
     exportFile: (file, filename) => withGesture("Save file", `${name} wants to save the file "${filename ?? file?.name ?? "download"}" to your device.`,
@@ -88,15 +150,27 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
     getWindow: (query) => host.getWindow(plugin, query),
     updateWindow: (query, config) => host.updateWindow(plugin, query, config),
     showImage: (image, options = {}) => host.createWindow(plugin, { type: "imjoy/image", name: options?.name ?? "Image", data: { ...options, image } }),
-    getPlugin: (pluginName) => host.getPlugin(pluginName),
+    getPlugin,
+    // [{id, name, type, version, state, config, api}] of the plugins loaded now (ImJoy's
+    // getPlugins: {name, config, api}); api is null for one that is not running.
+    getPlugins: () => host.list().map((known) => {
+      const loaded = host.plugin(known.id);
+      return { ...known, config: loaded?.config ?? {}, api: known.state === "running" ? loaded.api : null };
+    }),
     // Loading runs a plugin for this page only, under a name nobody else has; one that
-    // declares permissions is only loaded if the person agrees.
-    loadPlugin: async (source) => (await host.load(source, {
-      owner: plugin,
-      approve: (config, url) => (config.permissions?.length
-        ? ask("Load plugin", `${name} wants to load the ${config.type} plugin ${config.name} ${from(url)}. ${permissionsOf(config)} Load it?`, "Load")
-        : undefined),
-    })).api,
+    // declares permissions is only loaded if the person agrees. It takes the source or URL,
+    // {src}, or (as ImJoy) a plugin's name, which gives getPlugin's answer.
+    loadPlugin: async (source) => {
+      if (source && typeof source === "object") source = source.src ?? source.uri;
+      if (typeof source !== "string") throw new TypeError("loadPlugin: give a plugin's source, its URL or {src}");
+      if (isPluginName(source)) return host.getPlugin(source);
+      return (await host.load(source, {
+        owner: plugin,
+        approve: (config, url) => (config.permissions?.length
+          ? ask("Load plugin", `${name} wants to load the ${config.type} plugin ${config.name} ${from(url)}. ${permissionsOf(config)} Load it?`, "Load")
+          : undefined),
+      })).api;
+    },
     // Installing keeps the plugin in the workspace (replacing one of the same name).
     installPlugin: (source) => host.installer.install(typeof source === "object" && source !== null ? source.src ?? source.uri : source, {
       approve: (config, url, installed) => (installed
@@ -106,6 +180,7 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
     uninstallPlugin: (pluginName) => host.installer.uninstall(typeof pluginName === "object" && pluginName !== null ? pluginName.name : pluginName, {
       approve: (entry) => ask("Remove plugin", `${name} wants to remove the plugin ${entry.name} (${installedFrom(entry)}) and its settings from this workspace. Remove it?`, "Remove"),
     }),
+    // run and call start an installed plugin that is not running (host.getPlugin).
     run: async (pluginName, context = {}) => (await host.getPlugin(pluginName)).run?.(context),
     call: async (pluginName, fn, ...args) => {
       const target = await host.getPlugin(pluginName);
@@ -122,23 +197,41 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
     unregister: (op) => host.services.unregister(plugin, op),
     // Settings, kept in the workspace (IndexedDB) across reloads and restarts.
     // As in ImJoy, settings are strings (setConfig("n", 123) then getConfig("n") is "123");
-    // objects are kept as JSON text.
+    // objects are kept as JSON text; a null value removes the key. "_" and a field of the
+    // plugin's <config> ("_name", "_version", "_tags", ...) read that field and cannot be set
+    // (imjoy-core pluginManager getPluginConfig / setPluginConfig).
     getConfig: (key) => {
       if (key === undefined || key === null) return host.settings.get(settingsId);
+      const field = configField(key);
+      if (field !== undefined) return field;
       return host.settings.get(settingsId, String(key)) ?? own(plugin.config.defaults, key) ?? null;
     },
-    setConfig: (key, value) => host.settings.set(settingsId, typeof key === "object" && key !== null ? Object.entries(key) : [[String(key), value]]),
+    setConfig: (key, value) => {
+      const entries = typeof key === "object" && key !== null ? Object.entries(key) : [[String(key), value]];
+      for (const [entryKey] of entries) {
+        if (configField(entryKey) !== undefined) throw new PluginError(`setConfig: "${entryKey}" is read-only: it is the ${String(entryKey).slice(1)} field of plugin ${name}'s <config>`);
+      }
+      return host.settings.set(settingsId, entries);
+    },
     getAttachment: (attachmentName) => {
       const attachment = own(plugin.source.attachments, attachmentName);
       if (!attachment) throw new Error(`plugin ${name} has no attachment ${attachmentName}`);
       return attachment.text;
     },
-    // Events between plugins
-    on: (event, handler) => host.events.on(plugin, event, handler),
-    off: (event, handler) => host.events.off(plugin, event, handler),
+    // Events between plugins; "close" is this plugin's own: its handlers run when it is
+    // ended (stopped, reloaded or its window closed), before its sandbox goes.
+    on: (event, handler) => void (event === "close" ? onClose(handler) : host.events.on(plugin, event, handler)),
+    off: (event, handler) => (event === "close" ? void (handler ? plugin.closeHandlers?.delete(handler) : plugin.closeHandlers?.clear()) : host.events.off(plugin, event, handler)),
+    onClose: (handler) => void onClose(handler), // ImJoy's older spelling of on("close")
     emit: (event, data) => host.events.emit(event, data),
     echo: (value) => value,
+    // ImJoy's api.utils (imjoy-core pluginManager, ImJoy web Imjoy.vue).
     utils: {
+      $forceUpdate: () => undefined, // ImJoy redraws its Vue UI; PyJoy's UI is always current
+      assert: (condition, message) => {
+        if (!condition) throw new Error(message || "Assertion failed");
+      },
+      ...Object.fromEntries(["showOpenFilePicker", "showSaveFilePicker", "showDirectoryPicker"].map((call) => [call, noPicker(call)])),
       sleep: (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000)),
       openUrl: async (url) => {
         const href = webURL(url);
@@ -146,4 +239,19 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
       },
     },
   };
+
+  // A close handler; each is called when the plugin ends, so a plugin has a few, not millions.
+  function onClose(handler) {
+    if (typeof handler !== "function") throw new TypeError(`on("close"): the handler must be a function, not ${typeof handler}`);
+    if (plugin.closeHandlers?.size >= MAX_CLOSE_HANDLERS) throw new PluginError(`on("close"): plugin ${name} already has ${MAX_CLOSE_HANDLERS} close handlers; this one was refused`);
+    plugin.closeHandlers?.add(handler);
+  }
+
+  // "_name" -> the plugin's config.name, for any field its <config> has; else undefined.
+  function configField(key) {
+    const text = String(key);
+    return text.startsWith("_") ? own(plugin.config, text.slice(1)) : undefined;
+  }
+
+  return api;
 }

@@ -17,8 +17,8 @@
 // a loaded plugin of that name; a plugin may only replace one it loaded itself, and never
 // take an installed plugin's name (PluginError "plugin-name-taken").
 //
-// The workbench gives it `settings` ({get(id, key?), set(id, [[key, value]])}, the
-// workspace's), `installer` ({install(source, {approve}) -> api, uninstall(name, {approve}),
+// The workbench gives it `settings` ({get(id, key?), set(id, [[key, value]]) (a null
+// value removes the key), workspace() -> its name}, the workspace's), `installer` ({install(source, {approve}) -> api, uninstall(name, {approve}),
 // installedId(name) -> id | null, start(id) -> api}: what plugins' installPlugin and
 // uninstallPlugin do, and which plugins are installed, started when asked for) and
 // `windowLayout` (id -> where its window was).
@@ -28,6 +28,9 @@ import { hostApiFor } from "./host-api.js";
 import { Sandbox } from "./sandbox.js";
 
 const CONSOLE_LINES_PER_SECOND = 100;
+// How long an ended plugin's api.on("close") handlers may run before its sandbox goes
+// (ImJoy also gives a plugin one second: imjoy-core jailedPlugin.js terminate()).
+export const CLOSE_GRACE_MS = 1000;
 
 const SANDBOX_KIND = { "web-python": "web-python", "web-worker": "web-worker", window: "window", iframe: "window" };
 // ImJoy's built-in window types (windows/builtin.js).
@@ -55,6 +58,7 @@ export class Plugin {
     this.sandbox = null;
     this.window = null;
     this.error = null;
+    this.closeHandlers = new Set(); // api.on("close", handler) / api.onClose(handler)
   }
 
   describe() {
@@ -322,12 +326,27 @@ export class PluginHost {
 
   // What a plugin (or a window instance) holds goes with it: its sandbox, its window, the
   // windows it made, its event listeners and its services.
+  // A plugin that is stopped (not crashed) first hears of it through its close handlers, for
+  // at most CLOSE_GRACE_MS; what it made meanwhile goes too.
   #end(plugin, reason, { keepWindow = false } = {}) {
-    plugin.sandbox?.terminate(reason);
+    const release = () => {
+      this.#closeWindowsOf(plugin);
+      for (const subscribers of this.#listeners.values()) for (const entry of subscribers) if (entry.plugin === plugin) subscribers.delete(entry);
+      this.services.unregisterAll(plugin.id);
+    };
+    const handlers = [...plugin.closeHandlers];
+    plugin.closeHandlers.clear();
     if (!keepWindow) plugin.window?.close();
-    this.#closeWindowsOf(plugin);
-    for (const subscribers of this.#listeners.values()) for (const entry of subscribers) if (entry.plugin === plugin) subscribers.delete(entry);
-    this.services.unregisterAll(plugin.id);
+    release();
+    if (!handlers.length || plugin.state !== "stopped" || !plugin.sandbox) {
+      plugin.sandbox?.terminate(reason);
+      return;
+    }
+    const told = Promise.allSettled(handlers.map((handler) => Promise.resolve().then(() => handler())));
+    Promise.race([told, new Promise((resolve) => setTimeout(resolve, CLOSE_GRACE_MS))]).then(() => {
+      plugin.sandbox.terminate(reason);
+      release();
+    });
   }
 
   #closeWindowsOf(plugin) {

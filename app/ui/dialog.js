@@ -4,6 +4,7 @@
 //   await dialogs.confirm(title, message, { ok: "Install", cautious: true }); // true or false
 //   await dialogs.act(title, message, "Save", () => download(...));  // {value} or null
 //   await dialogs.alert("Stats", "Done", { owner: plugin });           // one of a plugin's dialogs
+//   await dialogs.form("Sigma", "Pick one", fieldsBox, () => values);  // read() on OK, undefined on Cancel
 //   dialogs.forget(plugin);                                            // its dialogs go (it was ended)
 //
 // act() runs its action inside the click on its button, so that what needs a user gesture
@@ -17,7 +18,7 @@ export const DIALOGS_WAITING = 3;
 
 const owners = new Map(); // owner -> {open: {close()} | null, waiting: [{options, resolve, reject}]}
 
-function open({ title, message, input = null, buttons, cautious = false }, opened = () => {}) {
+function open({ title, message, input = null, content = null, buttons, cautious = false }, opened = () => {}) {
   const dialog = document.createElement("dialog");
   dialog.className = "dialog";
   const heading = document.createElement("h2");
@@ -25,6 +26,7 @@ function open({ title, message, input = null, buttons, cautious = false }, opene
   const text = document.createElement("p");
   text.textContent = message;
   dialog.append(heading, text);
+  if (content) dialog.append(content); // a form's fields (forms.js)
   let field = null;
   if (input !== null) {
     field = document.createElement("input");
@@ -105,6 +107,9 @@ export const dialogs = {
       kind: "prompt", title, message, input: String(initial ?? ""),
       buttons: [{ label: "Cancel", value: null }, { label: "OK", value: (field) => field.value, primary: true }],
     }, owner),
+  // A form (ImJoy's showDialog({ui})): OK answers read(), Cancel undefined as in ImJoy.
+  form: (title, message, content, read, { owner } = {}) =>
+    ask({ kind: "form", title, message, content, buttons: [{ label: "Cancel", value: undefined }, { label: "OK", value: () => read(), primary: true }] }, owner),
 
   /** Closes owner's open dialog (as cancelled) and refuses those waiting: it was ended. */
   forget(owner) {

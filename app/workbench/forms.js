@@ -1,30 +1,67 @@
-// Forms for ops (api.register({name, ui, inputs, run})): ImJoy describes an op's fields in
-// `ui`, lines like "Threshold: {id: 'th', type: 'number', min: 0, placeholder: 128}" (a
-// label, then a flow mapping, which YAML reads), or in `inputs`, a JSON schema whose
-// properties are the fields. Running the op calls run({config: {id: value}, data: {}}).
+// Forms from ImJoy's `ui` and `inputs`, for ops (api.register({name, ui, inputs, run})) and
+// form dialogs (api.showDialog({name, ui})). ImJoy's `ui` is a string or a list:
+// - a string of lines (split on newlines or <br>), each prose with flow mappings in it:
+//   "Threshold: {id: 'th', type: 'number', min: 0, placeholder: 128}" (YAML reads them);
+// - a list of such strings, or of objects {Label: {id, type, ...}} (or {Label: "{...}"}),
+//   which ImJoy turns into "Label: {...}" lines (imjoy-core src/joy.js, Joy.normalizeUI).
+// `inputs` is a JSON schema whose properties are more fields.
 //
-//   const form = opForm(op, { onRun: (config) => op.run({ config, data: {} }) });
+//   const fields = uiFields(ui);                          // [{id, label, type, value, ...}]
+//   const box = fieldsElement(fields, { onChange: (values) => ... });
+//   readFields(box, fields);                              // {id: value}, numbers as numbers
+//   const form = opForm(op, { onRun: (values) => ..., onUpdate: (values) => ... });
 import { parse as parseYaml } from "yaml";
 
-/** The fields an op asks for: [{id, label, type, value, min, max, step, options}]. */
-export function opFields(op) {
+const MAPPING = /\{[^{}]*\}/g; // a flow mapping; options lists hold [] but no {}
+export const UPDATE_DELAY_MS = 300; // ImJoy debounces an op's update by 300 ms (imjoy-core registerOp)
+
+/** ImJoy's ui (a string or a list) as lines of text. */
+function uiLines(ui, where) {
+  if (!ui) return [];
+  if (typeof ui === "string") return ui.split(/<br\s*\/?>|\n/);
+  if (!Array.isArray(ui)) throw new TypeError(`${where}: ui must be a string or a list, not ${typeof ui}`);
+  const lines = [];
+  for (const item of ui) {
+    if (typeof item === "string") lines.push(item);
+    else if (item && typeof item === "object" && Object.hasOwn(item, "id")) lines.push(item); // a bare {id, type}
+    else if (item && typeof item === "object") {
+      for (const [label, spec] of Object.entries(item)) lines.push(typeof spec === "string" ? `${label}: ${spec}` : { label, ...spec });
+    } else throw new TypeError(`${where}: a ui list holds strings and {Label: {id, type}} objects, not ${JSON.stringify(item)}`);
+  }
+  return lines;
+}
+
+/** The fields an ImJoy ui asks for: [{id, label, type, value, min, max, step, options}]. */
+export function uiFields(ui, where = "ui") {
   const fields = [];
-  const lines = Array.isArray(op.ui) ? op.ui : op.ui ? String(op.ui).split(/<br\s*\/?>|\n/) : [];
-  for (const line of lines) {
-    if (line && typeof line === "object") {
-      fields.push(field(line.id, line.name ?? line.id, line));
+  for (const line of uiLines(ui, where)) {
+    if (typeof line === "object") {
+      if (line.id === undefined) throw new TypeError(`${where}: the ui field ${JSON.stringify(line.label)} has no id`);
+      fields.push(field(line.id, line.label ?? line.name ?? line.id, line));
       continue;
     }
-    const match = String(line).match(/^\s*([^{]*?)\s*:?\s*(\{.*\})\s*$/s);
-    if (!match) continue; // prose in the ui string: ImJoy shows it as text; a form needs none
-    let spec;
-    try {
-      spec = parseYaml(match[2]);
-    } catch (error) {
-      throw new Error(`op ${op.name}: cannot read the ui field "${line}": ${error.message}`);
+    let start = 0;
+    for (const match of String(line).matchAll(MAPPING)) {
+      // The prose before a mapping is its label; prose alone is text ImJoy shows, no field.
+      const label = line.slice(start, match.index).replace(/^[\s.,;]+|[\s:]+$/g, "");
+      start = match.index + match[0].length;
+      let spec;
+      try {
+        // ImJoy writes JavaScript-style mappings ({id:'sigma'}), which YAML reads only with a
+        // space after each key's colon.
+        spec = parseYaml(match[0].replace(/([{,]\s*)([A-Za-z_$][\w$]*)\s*:/g, "$1$2: "));
+      } catch (error) {
+        throw new Error(`${where}: cannot read the ui field "${match[0]}": ${error.message}`);
+      }
+      if (spec?.id !== undefined && spec.id !== null) fields.push(field(spec.id, label || spec.id, spec));
     }
-    if (spec?.id) fields.push(field(spec.id, match[1] || spec.id, spec));
   }
+  return fields;
+}
+
+/** The fields an op asks for: its ui's, then its inputs schema's. */
+export function opFields(op) {
+  const fields = uiFields(op.ui, `op ${op.name}`);
   for (const [id, schema] of Object.entries(op.inputs?.properties ?? {})) {
     if (!fields.some((known) => known.id === id)) fields.push(field(id, schema.title ?? schema.description ?? id, schema));
   }
@@ -41,14 +78,10 @@ function field(id, label, spec) {
   };
 }
 
-/** A <form> for the op: its fields and a Run button; onRun(config) on submit. */
-export function opForm(op, { onRun }) {
-  const form = document.createElement("form");
-  form.className = "op-form";
-  const title = document.createElement("h3");
-  title.textContent = op.name;
-  form.append(title);
-  const fields = opFields(op);
+/** Labelled inputs for the fields; onChange(values) after a field changes. */
+export function fieldsElement(fields, { onChange = null } = {}) {
+  const box = document.createElement("div");
+  box.className = "form-fields";
   for (const spec of fields) {
     const label = document.createElement("label");
     label.className = "field";
@@ -60,7 +93,7 @@ export function opForm(op, { onRun }) {
       input.value = String(spec.value);
     } else {
       input = document.createElement("input");
-      input.type = spec.type === "number" ? "number" : spec.type === "checkbox" ? "checkbox" : "text";
+      input.type = { number: "number", checkbox: "checkbox", color: "color" }[spec.type] ?? "text";
       if (input.type === "checkbox") input.checked = Boolean(spec.value);
       else input.value = String(spec.value ?? "");
       if (spec.min !== undefined) input.min = String(spec.min);
@@ -68,24 +101,48 @@ export function opForm(op, { onRun }) {
       if (input.type === "number") input.step = String(spec.step);
     }
     input.name = spec.id;
+    input.dataset.field = spec.id;
     label.append(input);
-    form.append(label);
+    box.append(label);
   }
+  if (onChange) {
+    let timer = null;
+    box.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => onChange(readFields(box, fields)), UPDATE_DELAY_MS);
+    });
+  }
+  return box;
+}
+
+/** The values in the fields' inputs: {id: value}; numbers as numbers, checkboxes as booleans. */
+export function readFields(box, fields) {
+  const values = {};
+  for (const spec of fields) {
+    const input = [...box.querySelectorAll("[data-field]")].find((element) => element.dataset.field === spec.id);
+    values[spec.id] = spec.type === "checkbox" ? input.checked : spec.type === "number" ? Number(input.value) : input.value;
+  }
+  return values;
+}
+
+/** A <form> for the op: its fields and a Run button; onRun(values) on submit, onUpdate(values) on a change. */
+export function opForm(op, { onRun, onUpdate = null }) {
+  const form = document.createElement("form");
+  form.className = "op-form";
+  const title = document.createElement("h3");
+  title.textContent = op.name;
+  const fields = opFields(op);
+  const box = fieldsElement(fields, { onChange: onUpdate });
   const run = document.createElement("button");
   run.type = "submit";
   run.className = "small";
   run.textContent = "Run";
-  form.append(run);
+  form.append(title, box, run);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const config = {};
-    for (const spec of fields) {
-      const input = form.elements[spec.id];
-      config[spec.id] = spec.type === "checkbox" ? input.checked : spec.type === "number" ? Number(input.value) : input.value;
-    }
     run.disabled = true;
     try {
-      await onRun(config);
+      await onRun(readFields(box, fields));
     } finally {
       run.disabled = false;
     }

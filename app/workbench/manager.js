@@ -1,5 +1,6 @@
 // The workbench's face: the workspace switcher and its menu, the plugin list with its
-// actions, the add-plugin dialog (a URL, a repository manifest, a file), ops' forms, the
+// actions, the add-plugin dialog (a URL, a repository manifest, a file), ops' forms (ops
+// plugins register, and each running plugin whose <config> has a ui), the
 // message log, the phone's tab bar, and dropping files on the page. It draws what the
 // Workbench (workbench.js) holds and calls it for every action.
 //
@@ -278,14 +279,28 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
   const opsList = doc.getElementById("ops-list");
   async function renderOps() {
     const host = await workbench.host();
-    const ops = host.services.find({ type: "operator" });
+    // ImJoy registers each running plugin whose <config> has a ui as an op of its own name,
+    // run by the plugin's run (imjoy-core pluginManager: _register(plugin, template)).
+    const pluginOps = host.list().filter((known) => known.state === "running" && host.plugin(known.id)?.config.ui)
+      .map((known) => ({ name: known.name, ui: host.plugin(known.id).config.ui, inputs: host.plugin(known.id).config.inputs, provider: known.name, providerId: known.id }));
+    const ops = [...pluginOps, ...host.services.find({ type: "operator" })];
     opsPanel.hidden = ops.length === 0;
     opsList.replaceChildren(...ops.map((op) => {
+      // As in ImJoy (imjoy-core registerOp): an op without run or update uses its plugin's,
+      // and then ctx.config.type names the op, so that one run can serve several ops.
+      const provider = host.plugin(op.providerId)?.api ?? {};
+      const run = op.run ?? provider.run;
+      const update = op.update ?? provider.update;
+      const context = (values, own) => ({ config: own || Object.hasOwn(values, "type") ? values : { ...values, type: op.name }, data: {} });
       try {
-        return opForm(op, { onRun: act(async (config) => {
-          const result = await op.run({ config, data: {} });
-          status.toast(`${op.name}: ${result === undefined ? "done" : typeof result === "object" ? JSON.stringify(result) : result}`);
-        }) });
+        return opForm(op, {
+          onRun: act(async (values) => {
+            if (typeof run !== "function") throw new Error(`${op.name}: neither the op nor its plugin ${op.provider} has a run function`);
+            const result = await run(context(values, Boolean(op.run)));
+            status.toast(`${op.name}: ${result === undefined || result === null ? "done" : typeof result === "object" ? JSON.stringify(result) : result}`);
+          }),
+          onUpdate: typeof update === "function" ? act((values) => update(context(values, Boolean(op.update)))) : null,
+        });
       } catch (error) {
         return el("p", "plugin-error", error.message);
       }

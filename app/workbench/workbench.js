@@ -95,6 +95,7 @@ export class Workbench {
     return {
       get: (id, key) => this.workspace.getConfig(id, key),
       set: (id, entries) => this.workspace.setConfig(id, entries),
+      workspace: () => this.workspace.name, // ImJoy's api.WORKSPACE
     };
   }
 

@@ -9,7 +9,7 @@
 //   const ws = workspaces.current;
 //   const entry = await ws.install({ text, url, meta });  ws.plugins;  ws.plugin(entry.id);
 //   ws.pluginNamed(name);  await ws.uninstall(entry.id);
-//   ws.getConfig(id, key);  await ws.setConfig(id, [[key, value]]);
+//   ws.getConfig(id, key);  await ws.setConfig(id, [[key, value]]);   // a null value removes the key
 //   await workspaces.switchTo("other");  await workspaces.rename(old, new);
 //   const undo = await workspaces.remove(name); await undo();
 //   workspaces.exportFile(name) -> Blob;  await workspaces.importFile(file)
@@ -144,7 +144,11 @@ export class Workspace {
     await this.#change(`the settings of "${this.plugin(id)?.name ?? id}"`, (record) => {
       if (own(record.settings, id) === undefined) setOwn(record.settings, id, {});
       const settings = own(record.settings, id);
-      for (const [key, value] of entries) setOwn(settings, String(key), typeof value === "object" && value !== null ? JSON.stringify(value) : String(value));
+      for (const [key, value] of entries) {
+        // As ImJoy documents setConfig: a null (JavaScript) or None (Python) value removes the key.
+        if (value === null || value === undefined) delete settings[String(key)];
+        else setOwn(settings, String(key), typeof value === "object" ? JSON.stringify(value) : String(value));
+      }
     });
   }
 
