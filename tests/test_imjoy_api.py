@@ -445,7 +445,7 @@ def test_a_close_handler_cannot_keep_its_plugin_alive(app: Page) -> None:
     app.on("console", lambda message: lines.append(message.text))
     app.evaluate("(text) => pyjoy.loadPlugin(text)", (HOSTILE / "apisurface_close_forever.imjoy.html").read_text())
     # Close handlers are bounded: one plus 99 more, then a clear refusal.
-    assert call(app, "Hostile Closer", "refused") == '99: on("close"): plugin Hostile Closer already has 100 close handlers; this one was refused'
+    assert call(app, "Hostile Closer", "refused") == '99: PluginError: on("close"): plugin Hostile Closer already has 100 close handlers; this one was refused'
     assert app.evaluate("pyjoy.terminatePlugin('Hostile Closer')") is True
     app.wait_for_timeout(2500)  # past the grace (one second), with room for a slow machine
     alive = [line for line in lines if "still alive" in line]
