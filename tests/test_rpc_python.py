@@ -167,7 +167,7 @@ def test_nested_interfaces() -> None:
         root = {"viewer": {"layers": {"add": lambda name: Layer(name)}, "title": "v"}, "plain": {"a": [1, {"b": 2}]}}
         host, plugin = pair(root)
         api = await plugin.remote_root()
-        assert api.plain == {"a": [1, {"b": 2}]} and type(api.plain) is dict  # no functions: a plain dict
+        assert api.plain == {"a": [1, {"b": 2}]} and api.plain.a[1].b == 2  # plain data is a dotdict too, as in imjoy-rpc
         layer = await api.viewer.layers.add("cells")
         assert isinstance(layer, dotdict) and layer.name == "cells"
         assert await layer.describe() == "layer cells"

@@ -324,7 +324,6 @@ class Decoder:
                  codecs: Mapping[str, Codec] | None = None) -> None:
         self._get_proxy = get_proxy
         self._codecs = default_codecs if codecs is None else codecs
-        self._methods = 0  # methods decoded so far, to tell objects holding some
         self._left = MAX_DECODE_VALUES  # values this message may still decode to
         self._depth = 0
 
@@ -348,15 +347,10 @@ class Decoder:
             self._depth += 1
             if self._left < 0 or self._depth > MAX_DECODE_DEPTH:
                 self._enter(0)  # raises the error that says which
-            if value.get("_rintf") is True:
-                out = dotdict({key: self.decode(item) for key, item in value.items() if key != "_rintf"})
-            else:
-                methods = self._methods
-                out = {key: self.decode(item) for key, item in value.items()}
-                # An object holding remote functions at any depth is a dotdict too (`api.viewer.add()`
-                # must work whether or not the sender marked each level as an interface).
-                if self._methods > methods:
-                    out = dotdict(out)
+            # Every object is a dotdict, as imjoy-rpc decodes them: ImJoy plugins write
+            # `ctx.config.type` and `api.viewer.add()` whether or not the sender marked an interface.
+            interface = value.get("_rintf") is True
+            out = dotdict({key: self.decode(item) for key, item in value.items() if not (interface and key == "_rintf")})
             self._depth -= 1
             return out
         if rtype == "method":
@@ -366,7 +360,6 @@ class Decoder:
             if self._get_proxy is None:
                 raise RPCError(f"a method ({target!r}) arrived where no session can call it")
             name = value.get("_rname")
-            self._methods += 1
             return self._get_proxy(target, name if isinstance(name, str) and name else target)
         return self._wire_form(value, rtype)
 
