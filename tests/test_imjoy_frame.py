@@ -1,0 +1,118 @@
+"""ImJoy plugins' frame-side behaviour in real Chromium, with plugins written in ImJoy's
+format as ImJoy's docs show them: config `dependencies` (installed after one question,
+started first, a failing one named, a cycle refused), each kind of requirement, native
+alert/confirm/prompt in a window plugin, and the camera asked per plugin, remembered per
+workspace and revoked from the plugin's menu."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from conftest import repository_server, user_plugins
+
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+
+
+def open_app(page: Page, url: str) -> Page:
+    page.goto(url)
+    page.wait_for_function("window.pyjoy && pyjoy.timings.workbenchReady", timeout=30_000)
+    return page
+
+
+@pytest.fixture(scope="module")
+def deps_url(tmp_path_factory) -> Iterator[str]:
+    """tests/plugins/imjoy_deps/ on its own origin, {{REPO}} in its files replaced by that origin's URL."""
+    folder = tmp_path_factory.mktemp("imjoy_deps")
+    with repository_server(folder) as url:
+        for source in (PLUGINS / "imjoy_deps").iterdir():
+            (folder / source.name).write_text(source.read_text().replace("{{REPO}}", url))
+        yield url
+
+
+# --- dependencies ---------------------------------------------------------------------
+
+
+def test_a_shared_link_asks_once_naming_the_dependencies_installs_them_and_starts_them_first(page: Page, base_url: str, deps_url: str) -> None:
+    setups: list[str] = []
+    page.on("console", lambda message: message.text.startswith("setup: ") and setups.append(message.text[7:]))
+    open_app(page, f"{base_url}?w=deps&plugin={deps_url}dep_user.imjoy.html")
+    ask = page.locator("dialog", has_text="Install the window plugin Dep User")
+    expect(ask).to_be_visible()
+    # One question names the plugin and each dependency with its source.
+    text = ask.inner_text()
+    assert "Dep Base" in text and f"{deps_url}dep_base.imjoy.html" in text, text
+    assert "Dep Second" in text and f"{deps_url}dep_second.imjoy.html" in text, text
+    assert "2 other plugins" in text, text
+    ask.get_by_role("button", name="OK").click()
+    expect(page.locator(".plugin-window h2", has_text="Dep User")).to_be_visible()
+    expect(page.locator("dialog")).to_have_count(0)
+    assert sorted(p["name"] for p in user_plugins(page)) == ["Dep Base", "Dep Second", "Dep User"]
+    page.wait_for_function("pyjoy.plugins().then(ps => ps.filter(p => p.state === 'running').length >= 3)")
+    # Each after what it needs: Base before Second (which needs it), both before User.
+    assert setups.index("Dep Base") < setups.index("Dep Second") < setups.index("Dep User"), setups
+
+    # After a reload the plugin is stopped; starting it starts its dependencies first again.
+    setups.clear()
+    open_app(page, f"{base_url}?w=deps")
+    page.evaluate("pyjoy.getPlugin('Dep User')")
+    assert setups[-1] == "Dep User" and {"Dep Base", "Dep Second"} <= set(setups[:-1]), setups
+
+
+def test_refusing_the_question_installs_nothing(page: Page, base_url: str, deps_url: str) -> None:
+    open_app(page, f"{base_url}?w=refused&plugin={deps_url}dep_user.imjoy.html")
+    ask = page.locator("dialog", has_text="Install the window plugin Dep User")
+    ask.get_by_role("button", name="Cancel").click()
+    expect(page.locator("dialog")).to_have_count(0)
+    assert user_plugins(page) == []
+
+
+def test_a_plugin_installing_another_is_asked_about_its_dependencies(page: Page, base_url: str, deps_url: str) -> None:
+    open_app(page, f"{base_url}?w=via-api")
+    installer = f"""<config lang="json">{{"name": "Installer", "type": "web-worker", "version": "0.1.0", "api_version": "0.1.8"}}</config>
+<script lang="javascript">
+api.export({{ async setup() {{}}, async install() {{ const p = await api.installPlugin({{src: "{deps_url}dep_second.imjoy.html"}}); return await p.whoami(); }} }});
+</script>"""
+    page.evaluate("source => pyjoy.loadPlugin(source).then(p => { window.installer = p; })", installer)
+    page.evaluate("window.result = installer.install()")
+    ask = page.locator("dialog", has_text="Installer wants to install the window plugin Dep Second")
+    expect(ask).to_contain_text(f"Dep Base (window plugin from {deps_url}dep_base.imjoy.html")
+    ask.get_by_role("button", name="Install").click()
+    assert page.evaluate("window.result") == "Dep Second"
+    assert sorted(p["name"] for p in user_plugins(page) if p["name"] != "Installer") == ["Dep Base", "Dep Second"]
+
+
+def install_error(page: Page, url: str) -> str:
+    return page.evaluate("url => pyjoy.installPlugin(url).then(() => 'installed', e => e.message)", url)
+
+
+def test_a_dependency_that_fails_names_itself_and_the_plugin_that_needed_it(page: Page, base_url: str, deps_url: str) -> None:
+    open_app(page, f"{base_url}?w=missing")
+    message = install_error(page, f"{deps_url}dep_missing.imjoy.html")
+    assert "Dep Missing needs the plugin \"Not In This Repository\"" in message, message
+    assert f"no plugin named Not In This Repository in the repository {deps_url}manifest.imjoy.json" in message, message
+    assert user_plugins(page) == []  # nothing installed, its other dependency neither
+
+
+def test_a_dependency_that_cannot_be_fetched_is_named(page: Page, base_url: str, deps_url: str) -> None:
+    open_app(page, f"{base_url}?w=unfetchable")
+    source = f"""<config lang="json">{{"name": "Needs Gone", "type": "web-worker", "version": "0.1.0", "dependencies": ["{deps_url}gone.imjoy.html"]}}</config>
+<script lang="javascript">api.export({{ setup() {{}} }});</script>"""
+    message = page.evaluate("source => pyjoy.installPlugin(source).then(() => 'installed', e => e.message)", source)
+    assert f'Needs Gone needs the plugin "{deps_url}gone.imjoy.html", which could not be installed: could not fetch {deps_url}gone.imjoy.html: 404' in message, message
+    assert user_plugins(page) == []
+
+
+def test_a_dependency_cycle_is_refused_not_followed(page: Page, base_url: str, deps_url: str) -> None:
+    open_app(page, f"{base_url}?w=cycle")
+    message = page.evaluate(
+        "url => Promise.race([pyjoy.installPlugin(url).then(() => 'installed', e => e.message),"
+        " new Promise(r => setTimeout(() => r('hung'), 15000))])",
+        f"{deps_url}cycle_a.imjoy.html",
+    )
+    assert "dependency cycle: Cycle A needs Cycle B needs Cycle A" in message, message
+    assert user_plugins(page) == []
