@@ -78,7 +78,7 @@ def test_a_plugin_installing_another_is_asked_about_its_dependencies(page: Page,
 api.export({{ async setup() {{}}, async install() {{ const p = await api.installPlugin({{src: "{deps_url}dep_second.imjoy.html"}}); return await p.whoami(); }} }});
 </script>"""
     page.evaluate("source => pyjoy.loadPlugin(source).then(p => { window.installer = p; })", installer)
-    page.evaluate("window.result = installer.install()")
+    page.evaluate("() => { window.result = installer.install(); }")
     ask = page.locator("dialog", has_text="Installer wants to install the window plugin Dep Second")
     expect(ask).to_contain_text(f"Dep Base (window plugin from {deps_url}dep_base.imjoy.html")
     ask.get_by_role("button", name="Install").click()
