@@ -116,3 +116,37 @@ def test_a_dependency_cycle_is_refused_not_followed(page: Page, base_url: str, d
     )
     assert "dependency cycle: Cycle A needs Cycle B needs Cycle A" in message, message
     assert user_plugins(page) == []
+
+
+# --- native alert, confirm and prompt -------------------------------------------------
+
+
+def load_window_plugin(page: Page, name: str) -> None:
+    page.evaluate("source => pyjoy.loadPlugin(source).then(p => { window.plugin = p; })", (PLUGINS / name).read_text())
+
+
+def test_native_alert_confirm_prompt_in_a_window_plugin(page: Page, base_url: str) -> None:
+    open_app(page, f"{base_url}?w=dialogs")
+    load_window_plugin(page, "hostile/frameside_dialogs.imjoy.html")
+    seen: list[tuple[str, str, str]] = []
+
+    def answer(dialog) -> None:
+        seen.append((dialog.type, dialog.message, dialog.default_value))
+        dialog.accept("Ada") if dialog.type == "prompt" else dialog.accept()
+
+    page.on("dialog", answer)
+    assert page.evaluate("plugin.ask()") == {"ok": True, "name": "Ada"}
+    assert seen == [("alert", "Hello from a window plugin", ""), ("confirm", "Proceed?", ""), ("prompt", "Your name?", "nobody")]
+    # The page itself is unchanged and answers.
+    assert page.evaluate("pyjoy.runPython('1+1')") == 2
+
+
+def test_native_dialogs_in_a_loop_are_refused_after_three(page: Page, base_url: str) -> None:
+    open_app(page, f"{base_url}?w=dialog-flood")
+    load_window_plugin(page, "hostile/frameside_dialogs.imjoy.html")
+    seen: list[str] = []
+    page.on("dialog", lambda dialog: (seen.append(dialog.message), dialog.accept()))
+    # Each accepted at once: without the bound all 50 would be shown, one after another.
+    answers = page.evaluate("Promise.race([plugin.flood(50), new Promise(r => setTimeout(() => r('hung'), 20000))])")
+    assert answers == [True, True, True] + [False] * 47, answers
+    assert seen == ["flood 0", "flood 1", "flood 2"]

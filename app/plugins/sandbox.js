@@ -1,8 +1,8 @@
 // Plugin sandboxes, the page's side. Every plugin runs with an opaque origin, so it can
 // touch neither this page, nor our storage (IndexedDB, Cache Storage, cookies,
 // localStorage), nor another plugin:
-// - window and iframe plugins in an <iframe sandbox="allow-scripts"> (never
-//   allow-same-origin), which draws their UI;
+// - window and iframe plugins in an <iframe sandbox="allow-scripts allow-modals"> (never
+//   allow-same-origin), which draws their UI and may show native alert/confirm/prompt;
 // - web-worker plugins in a worker started from a data: URL (an opaque origin too) inside
 //   a hidden frame of that kind. Chromium runs sandboxed frames in a process apart from the
 //   page's, so a plugin that exhausts memory or crashes takes down that process, never the
@@ -213,7 +213,11 @@ export class Sandbox {
   async #startFrame(build, container, allow, ports, handshake) {
     const frameSource = await scriptText(build.sandbox.frame);
     const frame = document.createElement("iframe");
-    frame.setAttribute("sandbox", "allow-scripts");
+    // A window plugin's frame may show the browser's own alert/confirm/prompt, which ImJoy's
+    // window plugins call and which must answer synchronously (no other dialog can); the
+    // frame bounds how many come in a row (sandbox/frame.js, "Native dialogs"). Never
+    // allow-same-origin. A worker's hidden frame runs no plugin code: scripts only.
+    frame.setAttribute("sandbox", handshake.worker ? "allow-scripts" : "allow-scripts allow-modals");
     frame.setAttribute("allow", allow);
     frame.className = handshake.worker ? "plugin-worker-frame" : "plugin-frame";
     if (handshake.worker) frame.hidden = true;

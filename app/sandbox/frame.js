@@ -1,4 +1,5 @@
-// Runs first in a sandbox frame: an iframe with sandbox="allow-scripts" (an opaque
+// Runs first in a sandbox frame: an iframe with sandbox="allow-scripts" (plus allow-modals
+// for a window plugin's: "Native dialogs" below) (an opaque
 // origin: no access to the page, its storage or other plugins), which Chromium runs in a
 // process of its own. The page sends one handshake (contract.js) and the frame is then
 // one of two things:
@@ -62,7 +63,41 @@ function loadRequirement(url) {
   });
 }
 
+// Native dialogs. A window plugin's frame may show alert/confirm/prompt (sandbox
+// allow-modals), as ImJoy's window plugins do: they answer synchronously, which no dialog of
+// the page's could. Each blocks the tab until answered, so a plugin that calls them in a loop
+// would lock the person out (and again on every visit, as its window is restored): past
+// NATIVE_DIALOGS_IN_A_ROW dialogs each opened within NATIVE_DIALOG_GAP_MS of the last one's
+// answer, further ones are refused as a person's "Cancel" (alert does nothing, confirm is
+// false, prompt null) and the plugin is told why on its console, as the page's own dialogs
+// bound a plugin's queue (ui/dialog.js). A bound for plugins with a bug: a plugin set on it
+// could reach the browser's own functions through a child frame of its own.
+const NATIVE_DIALOGS_IN_A_ROW = 3;
+const NATIVE_DIALOG_GAP_MS = 10_000;
+
+function boundNativeDialogs() {
+  let inARow = 0;
+  let answeredAt = -Infinity;
+  for (const [name, refused] of [["alert", undefined], ["confirm", false], ["prompt", null]]) {
+    const native = window[name].bind(window);
+    window[name] = (...args) => {
+      inARow = performance.now() - answeredAt < NATIVE_DIALOG_GAP_MS ? inARow + 1 : 1;
+      if (inARow > NATIVE_DIALOGS_IN_A_ROW) {
+        console.warn(`${name}() refused: ${NATIVE_DIALOGS_IN_A_ROW} dialogs came one right after another; they are shown again once ${NATIVE_DIALOG_GAP_MS / 1000} s pass without one`);
+        answeredAt = performance.now();
+        return refused;
+      }
+      try {
+        return native(...args);
+      } finally {
+        answeredAt = performance.now();
+      }
+    };
+  }
+}
+
 function startWindow(ports, hostOrigin) {
+  boundNativeDialogs();
   const [rpcPort, assetPort, cameraPort] = [ports[PORTS.rpc], ports[PORTS.assets], ports[PORTS.camera]];
   self.fetch = assetFetcher(assetPort, hostOrigin);
   installCamera(cameraPort);
