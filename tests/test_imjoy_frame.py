@@ -6,7 +6,7 @@ workspace and revoked from the plugin's menu."""
 
 from __future__ import annotations
 
-import shutil
+import json
 from pathlib import Path
 from typing import Iterator
 
@@ -150,3 +150,75 @@ def test_native_dialogs_in_a_loop_are_refused_after_three(page: Page, base_url: 
     answers = page.evaluate("Promise.race([plugin.flood(50), new Promise(r => setTimeout(() => r('hung'), 20000))])")
     assert answers == [True, True, True] + [False] * 47, answers
     assert seen == ["flood 0", "flood 1", "flood 2"]
+
+
+# --- requirements ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def requirements_url() -> Iterator[tuple[str, list[str]]]:
+    """tests/plugins/imjoy_requirements/ on its own origin, and the paths it was asked for."""
+    import functools
+    import http.server
+    import threading
+
+    from conftest import _RepositoryHandler
+
+    asked: list[str] = []
+
+    class Recording(_RepositoryHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            super().do_GET()
+
+    handler = functools.partial(Recording, directory=str(PLUGINS / "imjoy_requirements"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", asked
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def requirements_plugin(kind: str, requirements: list[str]) -> str:
+    window = '<window><p id="probe">styled?</p></window>' if kind == "window" else ""
+    return f"""<config lang="json">
+{{"name": "Requirements {kind}", "type": "{kind}", "version": "0.1.0", "api_version": "0.1.8",
+ "requirements": {json.dumps(requirements)}}}
+</config>
+{window}
+<script lang="javascript">
+api.export({{
+  async setup() {{}},
+  state() {{
+    const probe = self.document && document.getElementById("probe");
+    return {{ classic: self.classicLoaded ?? 0, module: self.moduleLoaded ?? null, cachedRan: self.cachedRan ?? false,
+             color: probe ? getComputedStyle(probe).color : null }};
+  }},
+}});
+</script>"""
+
+
+@pytest.mark.parametrize("kind", ["window", "web-worker"])
+def test_each_requirement_kind_does_what_imjoy_documented(page: Page, base_url: str, requirements_url, kind: str) -> None:
+    url, asked = requirements_url
+    asked.clear()
+    requirements = [f"js:{url}classic.js", f"{url}classic.js?again", f"mjs:{url}module.mjs", f"cache:{url}cached.js"]
+    if kind == "window":
+        requirements.append(f"css:{url}style.css")
+    open_app(page, f"{base_url}?w=requirements-{kind}")
+    state = page.evaluate("source => pyjoy.loadPlugin(source).then(p => p.state())", requirements_plugin(kind, requirements))
+    # js: and an unprefixed .js ran as classic scripts, mjs: as a module (import.meta exists
+    # only there), css: styles the window; cache: was fetched but never run.
+    assert state == {"classic": 2, "module": "string", "cachedRan": False,
+                     "color": "rgb(1, 2, 3)" if kind == "window" else None}, state
+    assert "/cached.js" in asked, asked
+
+
+def test_a_requirement_that_cannot_load_names_itself(page: Page, base_url: str, requirements_url) -> None:
+    url, _ = requirements_url
+    open_app(page, f"{base_url}?w=requirements-missing")
+    message = page.evaluate("source => pyjoy.loadPlugin(source).then(() => 'loaded', e => e.message)",
+                            requirements_plugin("web-worker", [f"mjs:{url}missing.mjs"]))
+    assert f"requirement mjs:{url}missing.mjs could not be loaded" in message, message

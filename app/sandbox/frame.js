@@ -19,6 +19,7 @@ import { assetFetcher } from "./assets.js";
 import { installCamera } from "./camera.js";
 import { FRAME_HANDSHAKE, LIVENESS_FRAME, PORTS, STATUS, WORKER_HANDSHAKE } from "./contract.js";
 import { createPluginApi } from "./plugin-api.js";
+import { cacheRequirement, requirementOf } from "./requirements.js";
 
 // Outside <body>, where a plugin's own HTML goes, so a plugin that rewrites its body keeps it.
 const alive = document.createElement("iframe");
@@ -50,15 +51,15 @@ function addScript(code, { type, line = 1, name }) {
   document.body.append(script);
 }
 
-function loadRequirement(url) {
-  const bare = url.replace(/^(js|mjs|css|cache):/, "");
-  const isCss = url.startsWith("css:") || /\.css($|\?)/.test(bare);
-  const element = document.createElement(isCss ? "link" : "script");
-  if (isCss) Object.assign(element, { rel: "stylesheet", href: bare });
-  else Object.assign(element, { src: bare, type: url.startsWith("mjs:") ? "module" : "text/javascript" });
+function loadRequirement(requirement) {
+  const { kind, url } = requirementOf(requirement);
+  if (kind === "cache") return cacheRequirement(url);
+  const element = document.createElement(kind === "css" ? "link" : "script");
+  if (kind === "css") Object.assign(element, { rel: "stylesheet", href: url });
+  else Object.assign(element, { src: url, type: kind === "mjs" ? "module" : "text/javascript" });
   return new Promise((resolve, reject) => {
     element.onload = resolve;
-    element.onerror = () => reject(new Error(`requirement ${url} could not be loaded`));
+    element.onerror = () => reject(new Error(`requirement ${requirement} could not be loaded`));
     document.head.append(element);
   });
 }
