@@ -47,6 +47,7 @@ const workbenchReady = painted.then(() => Promise.all([
     settings: workbench.settings,
     installer: workbench.installer,
     windowLayout: (name) => workbench.windowLayout(name),
+    consent: (plugin, what) => workbench.consent(plugin, what),
   }));
   const builtinManifest = new URL("plugins/manifest.imjoy.json", document.baseURI).href;
   workbench = await Workbench.start({ ui, host, workspace: params.get("w"), builtinManifest });

@@ -222,3 +222,77 @@ def test_a_requirement_that_cannot_load_names_itself(page: Page, base_url: str, 
     message = page.evaluate("source => pyjoy.loadPlugin(source).then(() => 'loaded', e => e.message)",
                             requirements_plugin("web-worker", [f"mjs:{url}missing.mjs"]))
     assert f"requirement mjs:{url}missing.mjs could not be loaded" in message, message
+
+
+# --- the camera, asked per plugin and remembered per workspace ------------------------
+
+CAMERA_PLUGIN = """<config lang="json">
+{"name": "Camera Peeker", "type": "window", "version": "0.1.0", "api_version": "0.1.8", "permissions": ["camera"]}
+</config>
+<window><video id="video" muted playsinline></video></window>
+<script lang="javascript">
+class CameraPeeker {
+  async setup() {}
+  async peek() {
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia({ video: true });
+      stream.getTracks().forEach((track) => track.stop());
+      return "opened";
+    } catch (error) {
+      return error.name;
+    }
+  }
+}
+api.export(new CameraPeeker());
+</script>"""
+
+QUESTION = "Plugin Camera Peeker wants to use your camera"
+
+
+@pytest.fixture
+def camera_page(playwright) -> Iterator[Page]:
+    from pyjoy.devtools import launch_options
+
+    browser = playwright.chromium.launch(**launch_options(args=["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]))
+    yield browser.new_context().new_page()
+    browser.close()
+
+
+def start_peek(page: Page) -> None:
+    page.evaluate("() => { window.peeked = pyjoy.getPlugin('Camera Peeker').then(p => p.peek()); }")
+
+
+def peek_without_question(page: Page) -> str:
+    result = page.evaluate("Promise.race([pyjoy.getPlugin('Camera Peeker').then(p => p.peek()),"
+                           " new Promise(r => setTimeout(() => r('no answer: a question?'), 10000))])")
+    expect(page.locator("dialog")).to_have_count(0)
+    return result
+
+
+def test_the_camera_is_asked_once_remembered_after_reload_and_revoked_from_the_menu(camera_page: Page, base_url: str) -> None:
+    page = camera_page
+    open_app(page, f"{base_url}?w=camera")
+    page.evaluate("source => pyjoy.installPlugin(source)", CAMERA_PLUGIN)
+    start_peek(page)
+    page.locator("dialog", has_text=QUESTION).get_by_role("button", name="Allow").click()
+    assert page.evaluate("window.peeked") == "opened"
+    assert peek_without_question(page) == "opened"  # remembered
+
+    open_app(page, f"{base_url}?w=camera")  # a new visit: still remembered
+    assert peek_without_question(page) == "opened"
+
+    # Revoked in the plugin's menu: the next use asks again; "Cancel" is a NotAllowedError,
+    # remembered in turn.
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.locator('.plugin-item[data-name="Camera Peeker"]').get_by_role("button", name="Revoke camera").click()
+    start_peek(page)
+    page.locator("dialog", has_text=QUESTION).get_by_role("button", name="Cancel").click()
+    assert page.evaluate("window.peeked") == "NotAllowedError"
+    assert peek_without_question(page) == "NotAllowedError"
+    expect(page.locator('.plugin-item[data-name="Camera Peeker"]').get_by_role("button", name="Ask about camera again")).to_be_visible()
+
+    # Another workspace keeps its own answers: asked there afresh.
+    open_app(page, f"{base_url}?w=camera-elsewhere")
+    page.evaluate("source => pyjoy.installPlugin(source)", CAMERA_PLUGIN)
+    start_peek(page)
+    expect(page.locator("dialog", has_text=QUESTION)).to_be_visible()

@@ -70,8 +70,8 @@ export class PluginHost {
   #windowSerial = 0;
   #consoleBudgets = new WeakMap(); // plugin -> {second, lines, missed}: log()'s console lines
 
-  constructor({ build, ui, hiddenContainer, windows, settings, installer, windowLayout }) {
-    Object.assign(this, { build, ui, hiddenContainer, windows, settings, installer, windowLayout });
+  constructor({ build, ui, hiddenContainer, windows, settings, installer, windowLayout, consent = async () => false }) {
+    Object.assign(this, { build, ui, hiddenContainer, windows, settings, installer, windowLayout, consent });
     this.events = {
       on: (plugin, event, handler) => this.#subscribers(event).add({ plugin, handler }),
       off: (plugin, event, handler) => {
@@ -234,6 +234,7 @@ export class PluginHost {
       : await Sandbox.create({
         build: this.build, kind, container: container ?? this.hiddenContainer,
         permissions: plugin.config.permissions ?? [], onOutput: (output) => this.log(plugin, output.type === "stderr" ? "error" : "info", output.text),
+        consent: (what) => this.consent(plugin, what), // the person's answer (workbench.consent)
       });
     plugin.sandbox = sandbox;
     // The sandbox has ended itself (its calls failed at once); say so where the plugin was.

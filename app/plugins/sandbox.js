@@ -140,14 +140,16 @@ function unwatch(sandbox) {
 export class Sandbox {
   /**
    * kind: "window" (UI in a frame in container), "web-worker" or "web-python" (a worker).
+   * consent(what): resolves to whether the person lets the plugin use "camera" (asked
+   * when it opens one, plugins/camera.js); by default no.
    * isolated: a worker in a hidden sandboxed frame (in container), in another process;
    * by default web-worker plugins are, web-python ones are not (see the top of this file).
    * Resolves once the sandbox's kernel is reachable (for Python: once booted).
    */
-  static async create({ build, kind, container, permissions = [], onOutput = () => {}, isolated = kind === "web-worker" }) {
+  static async create({ build, kind, container, permissions = [], onOutput = () => {}, consent = async () => false, isolated = kind === "web-worker" }) {
     if (isolated && kind !== "web-worker") throw new Error(`only web-worker sandboxes can be isolated in a frame, not ${kind}`);
     const sandbox = new Sandbox();
-    await sandbox.#start({ build, kind, container, permissions, onOutput, isolated });
+    await sandbox.#start({ build, kind, container, permissions, onOutput, consent, isolated });
     return sandbox;
   }
 
@@ -163,7 +165,7 @@ export class Sandbox {
   #rejectCrashed;
   #ports = [];
 
-  async #start({ build, kind, container, permissions, onOutput, isolated }) {
+  async #start({ build, kind, container, permissions, onOutput, consent, isolated }) {
     const channels = { rpc: new MessageChannel(), status: new MessageChannel(), assets: new MessageChannel() };
     if (kind === "window") channels.camera = new MessageChannel();
     this.#ports = Object.values(channels).map((channel) => channel.port1);
@@ -178,7 +180,7 @@ export class Sandbox {
     const ports = [];
     for (const [name, channel] of Object.entries(channels)) ports[PORTS[name]] = channel.port2;
     if (kind === "window") {
-      this.camera = serveCamera(channels.camera.port1, { allowed: permissions.includes("camera") });
+      this.camera = serveCamera(channels.camera.port1, { allowed: permissions.includes("camera"), consent });
       await this.#startFrame(build, container, allowAttribute(permissions), ports, { type: FRAME_HANDSHAKE, hostOrigin: location.origin });
     } else {
       const source = await scriptText(kind === "web-python" ? build.sandbox["python-worker"] : build.sandbox["js-worker"]);

@@ -132,6 +132,38 @@ export class Workbench {
     return entry;
   }
 
+  /**
+   * Whether the person lets a plugin use `what` ("camera", through the page's relay):
+   * asked once per plugin and workspace ("Plugin X wants to use your camera"), the answer
+   * kept in the workspace by plugin id until revoked (revoke(), in the plugin's menu). A
+   * plugin that is not installed here (loaded for the page) is asked once per visit.
+   */
+  consent(plugin, what) {
+    const id = plugin.settingsId ?? plugin.id; // a plugin's windows ask as the plugin
+    const installed = this.workspace.plugin(id);
+    const kept = installed ? this.workspace.grant(id, what) : this.#visitGrants.get(`${id}\n${what}`) ?? null;
+    if (kept !== null) return Promise.resolve(kept);
+    const key = `${this.workspace.name}\n${id}\n${what}`;
+    if (!this.#asking.has(key)) {
+      const asking = this.ui.dialogs.confirm(`Use your ${what}`, `Plugin ${plugin.name} wants to use your ${what}. Allow it? (PyJoy remembers your answer for this plugin in workspace "${this.workspace.name}"; the plugin's menu changes it.)`, { ok: "Allow", cautious: true, owner: plugin })
+        .then(async (answer) => {
+          if (installed) await this.workspace.setGrant(id, what, answer);
+          else this.#visitGrants.set(`${id}\n${what}`, answer);
+          return answer;
+        }).finally(() => this.#asking.delete(key));
+      this.#asking.set(key, asking);
+    }
+    return this.#asking.get(key);
+  }
+
+  #visitGrants = new Map(); // "id\nwhat" -> answer, for plugins not installed here
+  #asking = new Map(); // questions being asked, so that two requests get one
+
+  /** Forgets the answer kept for a plugin and `what`: its next request asks again. */
+  async revoke(id, what) {
+    await this.workspace.setGrant(id, what, null);
+  }
+
   /** Where a plugin's window (by plugin id) was in this workspace, or null. */
   windowLayout(id) {
     return this.workspace.windows.find((window) => window.key === id) ?? null;
