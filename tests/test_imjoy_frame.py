@@ -24,6 +24,15 @@ def open_app(page: Page, url: str) -> Page:
     return page
 
 
+def wait_until(page: Page, condition, timeout_s: float = 10) -> None:
+    """Polls condition() (on what page events collected) while the page runs."""
+    for _ in range(int(timeout_s * 10)):
+        if condition():
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError("timed out")
+
+
 @pytest.fixture(scope="module")
 def deps_url(tmp_path_factory) -> Iterator[str]:
     """tests/plugins/imjoy_deps/ on its own origin, {{REPO}} in its files replaced by that origin's URL."""
@@ -52,7 +61,7 @@ def test_a_shared_link_asks_once_naming_the_dependencies_installs_them_and_start
     expect(page.locator(".plugin-window h2", has_text="Dep User")).to_be_visible()
     expect(page.locator("dialog")).to_have_count(0)
     assert sorted(p["name"] for p in user_plugins(page)) == ["Dep Base", "Dep Second", "Dep User"]
-    page.wait_for_function("pyjoy.plugins().then(ps => ps.filter(p => p.state === 'running').length >= 3)")
+    wait_until(page, lambda: len(setups) >= 3)
     # Each after what it needs: Base before Second (which needs it), both before User.
     assert setups.index("Dep Base") < setups.index("Dep Second") < setups.index("Dep User"), setups
 
@@ -60,6 +69,7 @@ def test_a_shared_link_asks_once_naming_the_dependencies_installs_them_and_start
     setups.clear()
     open_app(page, f"{base_url}?w=deps")
     page.evaluate("pyjoy.getPlugin('Dep User')")
+    wait_until(page, lambda: len(setups) >= 3)
     assert setups[-1] == "Dep User" and {"Dep Base", "Dep Second"} <= set(setups[:-1]), setups
 
 
@@ -284,7 +294,9 @@ def test_the_camera_is_asked_once_remembered_after_reload_and_revoked_from_the_m
     # Revoked in the plugin's menu: the next use asks again; "Cancel" is a NotAllowedError,
     # remembered in turn.
     page.set_viewport_size({"width": 1280, "height": 800})
-    page.locator('.plugin-item[data-name="Camera Peeker"]').get_by_role("button", name="Revoke camera").click()
+    revoke = page.locator('.plugin-item[data-name="Camera Peeker"]').get_by_role("button", name="Revoke camera")
+    revoke.click()
+    expect(revoke).to_have_count(0)  # the answer is forgotten: nothing left to revoke
     start_peek(page)
     page.locator("dialog", has_text=QUESTION).get_by_role("button", name="Cancel").click()
     assert page.evaluate("window.peeked") == "NotAllowedError"
