@@ -47,6 +47,7 @@ const workbenchReady = painted.then(() => Promise.all([
     settings: workbench.settings,
     installer: workbench.installer,
     windowLayout: (name) => workbench.windowLayout(name),
+    consent: (plugin, what) => workbench.consent(plugin, what),
   }));
   const builtinManifest = new URL("plugins/manifest.imjoy.json", document.baseURI).href;
   workbench = await Workbench.start({ ui, host, workspace: params.get("w"), builtinManifest });
@@ -59,26 +60,33 @@ const workbenchReady = painted.then(() => Promise.all([
 workbenchReady.catch((error) => status.toast(`The workbench could not start: ${error.message}`, "error"));
 const pluginHost = () => workbenchReady.then((workbench) => workbench.host());
 
-// ?plugin=URL: install that plugin (asking first, since it is code from elsewhere) and run it.
+// ?plugin=URL: install that plugin with its dependencies (asking first, naming them all,
+// since it is code from elsewhere) and run it.
 async function openSharedPlugin(workbench, dialogs, url) {
+  const declined = new Error("declined");
   try {
-    const { fetchPluginText } = await import("./workbench/install.js");
-    const { parsePlugin } = await import("./plugins/format.js");
+    const { dependenciesText, fetchPluginText } = await import("./workbench/install.js");
     const fetched = await fetchPluginText(url);
-    const { name, type, permissions = [] } = parsePlugin(fetched.text, { url: fetched.url, filename: fetched.url.split("/").pop() }).config;
-    let installed = workbench.workspace.pluginNamed(name);
-    if (!installed || installed.text !== fetched.text) {
-      const asks = permissions.length ? `It asks for these permissions: ${permissions.join(", ")}.` : "It asks for no permissions.";
-      const question = installed
-        ? `A different version of ${name} is installed${installed.url ? ` (from ${installed.url})` : ""}. Replace it with the one from ${fetched.url}? ${asks}`
-        : `Install the ${type} plugin ${name} from ${fetched.url} into workspace "${workbench.workspace.name}"? ${asks} Plugins run in a sandbox, but only install plugins you trust.`;
-      if (!(await dialogs.confirm(installed ? "Update plugin" : "Install plugin", question))) return;
-      installed = await workbench.install(fetched.text, { url: fetched.url, start: false });
-    }
+    let type = null;
+    const installed = await workbench.install(fetched.text, {
+      url: fetched.url,
+      start: false,
+      async approve({ name, type: kind, permissions = [] }, _url, replaced, dependencies) {
+        type = kind;
+        if (replaced?.text === fetched.text && !dependencies.length) return; // installed as it is
+        const asks = permissions.length ? `It asks for these permissions: ${permissions.join(", ")}.` : "It asks for no permissions.";
+        const needs = dependenciesText(dependencies);
+        const question = replaced
+          ? `A different version of ${name} is installed${replaced.url ? ` (from ${replaced.url})` : ""}. Replace it with the one from ${fetched.url}? ${asks} ${needs}`
+          : `Install the ${kind} plugin ${name} from ${fetched.url} into workspace "${workbench.workspace.name}"? ${asks} ${needs} Plugins run in a sandbox, but only install plugins you trust.`;
+        if (!(await dialogs.confirm(replaced ? "Update plugin" : "Install plugin", question.replace(/  +/g, " ")))) throw declined;
+      },
+    });
     await workbench.run(installed.id);
     if (type === "window") showView("windows");
-    status.show(`${name} is running`);
+    status.show(`${installed.name} is running`);
   } catch (error) {
+    if (error === declined) return;
     status.toast(`Could not open the shared plugin ${url}: ${error.message}`, "error");
   }
 }

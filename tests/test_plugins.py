@@ -209,7 +209,7 @@ def test_a_window_plugin_cannot_reach_the_host(python_plugin: Page) -> None:
         "origin": "null",
     }
     frame = page.locator(".plugin-window iframe")
-    assert frame.get_attribute("sandbox") == "allow-scripts"
+    assert frame.get_attribute("sandbox") == "allow-scripts allow-modals"  # native alert/confirm/prompt; never allow-same-origin
     # Its declared permission, and nothing else beyond cross-origin isolation.
     assert frame.get_attribute("allow") == "cross-origin-isolated; camera"
 

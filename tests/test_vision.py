@@ -257,8 +257,22 @@ def wait_for_recognitions(page: Page, at_least: int, timeout_s: float = 60) -> d
     return stats
 
 
+def allow_camera(page: Page) -> None:
+    """Answers the question a plugin's first use of the camera asks (workbench.consent)."""
+    ask = page.locator("dialog", has_text=f"Plugin {NAME} wants to use your camera")
+    ask.get_by_role("button", name="Allow").click()
+
+
+def start_camera(page: Page) -> dict:
+    """Calls startCamera, answering the camera question on the way; {ok} or {error}."""
+    page.evaluate(f"() => {{ window.started = pyjoy.getPlugin({json.dumps(NAME)}).then(p => p.startCamera())"
+                  ".then(ok => ({ok}), e => ({error: e.message})); }")
+    allow_camera(page)
+    return page.evaluate("window.started")
+
+
 def recognise_live(page: Page, at_least: int = 3) -> dict:
-    opened = call(page, "startCamera")
+    opened = start_camera(page)
     assert "ok" in opened, opened
     return wait_for_recognitions(page, at_least)
 
@@ -306,6 +320,7 @@ def test_the_camera_on_a_phone(camera_browser: Browser, playwright: Playwright, 
         page = load_recognizer(context.new_page(), base_url)
         frame = frame_of(page)
         frame.locator("#camera").tap()
+        page.locator("dialog", has_text=f"Plugin {NAME} wants to use your camera").get_by_role("button", name="Allow").tap()
         last = wait_for_recognitions(page, 2)["last"]
         assert last[0]["label"] in CATS, last
         expect(frame.locator("#results li").first).to_be_visible()
@@ -319,7 +334,7 @@ def test_a_denied_camera_is_named_and_files_still_work(playwright: Playwright, b
     browser = playwright.chromium.launch(**launch_options(args=["--use-fake-device-for-media-stream", "--deny-permission-prompts"]))
     try:
         page = load_recognizer(browser.new_page(), base_url)
-        error = call(page, "startCamera")["error"]
+        error = start_camera(page)["error"]
         assert error.startswith("camera access was denied"), error
         expect(frame_of(page).locator("#status.error")).to_contain_text("Camera access was denied")
         assert call(page, "classify", ndarray_js(skimage.data.chelsea()))["ok"][0]["label"] in CATS

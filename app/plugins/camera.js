@@ -18,13 +18,21 @@ function nextFrame(video) {
   });
 }
 
-/** Answers a frame's camera requests; returns {close()} that stops every camera it opened. */
-export function serveCamera(port, { allowed }) {
+/**
+ * Answers a frame's camera requests; returns {close()} that stops every camera it opened.
+ * allowed: the plugin's config asks for the "camera" permission; consent("camera") then
+ * resolves to whether the person lets it (the workbench asks once per plugin and workspace,
+ * and remembers the answer until it is revoked in the plugin's menu).
+ */
+export function serveCamera(port, { allowed, consent = async () => false }) {
   const open = new Map(); // id -> {stream, video}
 
   async function openCamera(id, video) {
     if (!allowed) {
       throw Object.assign(new Error('this plugin may not use the camera: its config does not ask for the "camera" permission ("permissions": ["camera"])'), { name: "NotAllowedError" });
+    }
+    if (!(await consent("camera"))) {
+      throw Object.assign(new Error("you did not allow this plugin to use the camera (the plugin's menu in the workbench asks again)"), { name: "NotAllowedError" });
     }
     const stream = await navigator.mediaDevices.getUserMedia({ video: video ?? true, audio: false });
     const element = document.createElement("video");

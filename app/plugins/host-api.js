@@ -12,6 +12,7 @@
 // too, and reject with an error that names the call and says no engine is connected.
 import { CODES, PluginError } from "../errors.js";
 import { fieldsElement, readFields, uiFields } from "../workbench/forms.js";
+import { dependenciesText } from "../workbench/install.js";
 
 function text(args) {
   return args.map((arg) => (typeof arg === "string" ? arg : JSON.stringify(arg))).join(" ");
@@ -173,9 +174,9 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
     },
     // Installing keeps the plugin in the workspace (replacing one of the same name).
     installPlugin: (source) => host.installer.install(typeof source === "object" && source !== null ? source.src ?? source.uri : source, {
-      approve: (config, url, installed) => (installed
-        ? ask("Replace plugin", `${name} wants to replace the plugin ${installed.name} (${installedFrom(installed)}) with the ${config.type} plugin ${config.name} ${from(url)}. ${permissionsOf(config)} Replace it?`, "Replace")
-        : ask("Install plugin", `${name} wants to install the ${config.type} plugin ${config.name} ${from(url)} into this workspace. ${permissionsOf(config)} Install it?`, "Install")),
+      approve: (config, url, installed, dependencies) => (installed
+        ? ask("Replace plugin", `${name} wants to replace the plugin ${installed.name} (${installedFrom(installed)}) with the ${config.type} plugin ${config.name} ${from(url)}. ${permissionsOf(config)} ${dependenciesText(dependencies)} Replace it?`, "Replace")
+        : ask("Install plugin", `${name} wants to install the ${config.type} plugin ${config.name} ${from(url)} into this workspace. ${permissionsOf(config)} ${dependenciesText(dependencies)} Install it?`, "Install")),
     }),
     uninstallPlugin: (pluginName) => host.installer.uninstall(typeof pluginName === "object" && pluginName !== null ? pluginName.name : pluginName, {
       approve: (entry) => ask("Remove plugin", `${name} wants to remove the plugin ${entry.name} (${installedFrom(entry)}) and its settings from this workspace. Remove it?`, "Remove"),

@@ -77,8 +77,8 @@ export class PluginHost {
   #builtinScript = null; // the text of windows/builtin.js, fetched once
   #consoleBudgets = new WeakMap(); // plugin -> {second, lines, missed}: log()'s console lines
 
-  constructor({ build, ui, hiddenContainer, windows, settings, installer, windowLayout }) {
-    Object.assign(this, { build, ui, hiddenContainer, windows, settings, installer, windowLayout });
+  constructor({ build, ui, hiddenContainer, windows, settings, installer, windowLayout, consent = async () => false }) {
+    Object.assign(this, { build, ui, hiddenContainer, windows, settings, installer, windowLayout, consent });
     this.events = {
       on: (plugin, event, handler) => this.#subscribers(event).add({ plugin, handler }),
       off: (plugin, event, handler) => {
@@ -243,6 +243,7 @@ export class PluginHost {
       : await Sandbox.create({
         build: this.build, kind, container: container ?? this.hiddenContainer,
         permissions: plugin.config.permissions ?? [], onOutput,
+        consent: (what) => this.consent(plugin, what), // the person's answer (workbench.consent)
       });
     sandbox.onOutput = onOutput; // a spare Python sandbox was booted before its plugin was known
     plugin.sandbox = sandbox;

@@ -1,8 +1,8 @@
 // Plugin sandboxes, the page's side. Every plugin runs with an opaque origin, so it can
 // touch neither this page, nor our storage (IndexedDB, Cache Storage, cookies,
 // localStorage), nor another plugin:
-// - window and iframe plugins in an <iframe sandbox="allow-scripts"> (never
-//   allow-same-origin), which draws their UI;
+// - window and iframe plugins in an <iframe sandbox="allow-scripts allow-modals"> (never
+//   allow-same-origin), which draws their UI and may show native alert/confirm/prompt;
 // - web-worker plugins in a worker started from a data: URL (an opaque origin too) inside
 //   a hidden frame of that kind. Chromium runs sandboxed frames in a process apart from the
 //   page's, so a plugin that exhausts memory or crashes takes down that process, never the
@@ -140,14 +140,16 @@ function unwatch(sandbox) {
 export class Sandbox {
   /**
    * kind: "window" (UI in a frame in container), "web-worker" or "web-python" (a worker).
+   * consent(what): resolves to whether the person lets the plugin use "camera" (asked
+   * when it opens one, plugins/camera.js); by default no.
    * isolated: a worker in a hidden sandboxed frame (in container), in another process;
    * by default web-worker plugins are, web-python ones are not (see the top of this file).
    * Resolves once the sandbox's kernel is reachable (for Python: once booted).
    */
-  static async create({ build, kind, container, permissions = [], onOutput = () => {}, isolated = kind === "web-worker" }) {
+  static async create({ build, kind, container, permissions = [], onOutput = () => {}, consent = async () => false, isolated = kind === "web-worker" }) {
     if (isolated && kind !== "web-worker") throw new Error(`only web-worker sandboxes can be isolated in a frame, not ${kind}`);
     const sandbox = new Sandbox();
-    await sandbox.#start({ build, kind, container, permissions, onOutput, isolated });
+    await sandbox.#start({ build, kind, container, permissions, onOutput, consent, isolated });
     return sandbox;
   }
 
@@ -166,7 +168,7 @@ export class Sandbox {
   #rejectCrashed;
   #ports = [];
 
-  async #start({ build, kind, container, permissions, onOutput, isolated }) {
+  async #start({ build, kind, container, permissions, onOutput, consent, isolated }) {
     const channels = { rpc: new MessageChannel(), status: new MessageChannel(), assets: new MessageChannel() };
     if (kind === "window") channels.camera = new MessageChannel();
     this.#ports = Object.values(channels).map((channel) => channel.port1);
@@ -182,7 +184,7 @@ export class Sandbox {
     const ports = [];
     for (const [name, channel] of Object.entries(channels)) ports[PORTS[name]] = channel.port2;
     if (kind === "window") {
-      this.camera = serveCamera(channels.camera.port1, { allowed: permissions.includes("camera") });
+      this.camera = serveCamera(channels.camera.port1, { allowed: permissions.includes("camera"), consent });
       await this.#startFrame(build, container, allowAttribute(permissions), ports, { type: FRAME_HANDSHAKE, hostOrigin: location.origin });
     } else {
       const source = await scriptText(kind === "web-python" ? build.sandbox["python-worker"] : build.sandbox["js-worker"]);
@@ -218,7 +220,11 @@ export class Sandbox {
   async #startFrame(build, container, allow, ports, handshake) {
     const frameSource = await scriptText(build.sandbox.frame);
     const frame = document.createElement("iframe");
-    frame.setAttribute("sandbox", "allow-scripts");
+    // A window plugin's frame may show the browser's own alert/confirm/prompt, which ImJoy's
+    // window plugins call and which must answer synchronously (no other dialog can); the
+    // frame bounds how many come in a row (sandbox/frame.js, "Native dialogs"). Never
+    // allow-same-origin. A worker's hidden frame runs no plugin code: scripts only.
+    frame.setAttribute("sandbox", handshake.worker ? "allow-scripts" : "allow-scripts allow-modals");
     frame.setAttribute("allow", allow);
     frame.className = handshake.worker ? "plugin-worker-frame" : "plugin-frame";
     if (handshake.worker) frame.hidden = true;

@@ -1,4 +1,5 @@
-// Runs first in a sandbox frame: an iframe with sandbox="allow-scripts" (an opaque
+// Runs first in a sandbox frame: an iframe with sandbox="allow-scripts" (plus allow-modals
+// for a window plugin's: "Native dialogs" below) (an opaque
 // origin: no access to the page, its storage or other plugins), which Chromium runs in a
 // process of its own. The page sends one handshake (contract.js) and the frame is then
 // one of two things:
@@ -18,6 +19,7 @@ import { assetFetcher } from "./assets.js";
 import { installCamera } from "./camera.js";
 import { FRAME_HANDSHAKE, LIVENESS_FRAME, PORTS, STATUS, WORKER_HANDSHAKE } from "./contract.js";
 import { createPluginApi } from "./plugin-api.js";
+import { cacheRequirement, requirementOf } from "./requirements.js";
 
 // Outside <body>, where a plugin's own HTML goes, so a plugin that rewrites its body keeps it.
 const alive = document.createElement("iframe");
@@ -49,20 +51,54 @@ function addScript(code, { type, line = 1, name }) {
   document.body.append(script);
 }
 
-function loadRequirement(url) {
-  const bare = url.replace(/^(js|mjs|css|cache):/, "");
-  const isCss = url.startsWith("css:") || /\.css($|\?)/.test(bare);
-  const element = document.createElement(isCss ? "link" : "script");
-  if (isCss) Object.assign(element, { rel: "stylesheet", href: bare });
-  else Object.assign(element, { src: bare, type: url.startsWith("mjs:") ? "module" : "text/javascript" });
+function loadRequirement(requirement) {
+  const { kind, url } = requirementOf(requirement);
+  if (kind === "cache") return cacheRequirement(url);
+  const element = document.createElement(kind === "css" ? "link" : "script");
+  if (kind === "css") Object.assign(element, { rel: "stylesheet", href: url });
+  else Object.assign(element, { src: url, type: kind === "mjs" ? "module" : "text/javascript" });
   return new Promise((resolve, reject) => {
     element.onload = resolve;
-    element.onerror = () => reject(new Error(`requirement ${url} could not be loaded`));
+    element.onerror = () => reject(new Error(`requirement ${requirement} could not be loaded`));
     document.head.append(element);
   });
 }
 
+// Native dialogs. A window plugin's frame may show alert/confirm/prompt (sandbox
+// allow-modals), as ImJoy's window plugins do: they answer synchronously, which no dialog of
+// the page's could. Each blocks the tab until answered, so a plugin that calls them in a loop
+// would lock the person out (and again on every visit, as its window is restored): past
+// NATIVE_DIALOGS_IN_A_ROW dialogs each opened within NATIVE_DIALOG_GAP_MS of the last one's
+// answer, further ones are refused as a person's "Cancel" (alert does nothing, confirm is
+// false, prompt null) and the plugin is told why on its console, as the page's own dialogs
+// bound a plugin's queue (ui/dialog.js). A bound for plugins with a bug: a plugin set on it
+// could reach the browser's own functions through a child frame of its own.
+const NATIVE_DIALOGS_IN_A_ROW = 3;
+const NATIVE_DIALOG_GAP_MS = 10_000;
+
+function boundNativeDialogs() {
+  let inARow = 0;
+  let answeredAt = -Infinity;
+  for (const [name, refused] of [["alert", undefined], ["confirm", false], ["prompt", null]]) {
+    const native = window[name].bind(window);
+    window[name] = (...args) => {
+      inARow = performance.now() - answeredAt < NATIVE_DIALOG_GAP_MS ? inARow + 1 : 1;
+      if (inARow > NATIVE_DIALOGS_IN_A_ROW) {
+        console.warn(`${name}() refused: ${NATIVE_DIALOGS_IN_A_ROW} dialogs came one right after another; they are shown again once ${NATIVE_DIALOG_GAP_MS / 1000} s pass without one`);
+        answeredAt = performance.now();
+        return refused;
+      }
+      try {
+        return native(...args);
+      } finally {
+        answeredAt = performance.now();
+      }
+    };
+  }
+}
+
 function startWindow(ports, hostOrigin) {
+  boundNativeDialogs();
   const [rpcPort, assetPort, cameraPort] = [ports[PORTS.rpc], ports[PORTS.assets], ports[PORTS.camera]];
   self.fetch = assetFetcher(assetPort, hostOrigin);
   installCamera(cameraPort);

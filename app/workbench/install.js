@@ -5,7 +5,8 @@
 //   rawURL("https://github.com/o/r/blob/main/x.imjoy.html")  // -> raw.githubusercontent.com/...
 //   const { text, url } = await fetchPluginText(url);
 //   const manifest = await fetchManifest(url);  // {name, url, plugins: [{name, type, version, uri, ...}]}
-//   describe(parsedPlugin) -> {name, type, version, description, tags, icon, permissions}
+//   describe(parsedPlugin) -> {name, type, version, description, tags, icon, permissions, dependencies}
+//   await dependencySource("Image Window", { from: pluginURL })  // -> the URL to fetch
 
 /** The URL that serves a plugin file's text, for the forms people copy from GitHub. */
 export function rawURL(input) {
@@ -39,7 +40,63 @@ export async function fetchPluginText(input) {
 /** What the plugin list shows of a parsed plugin. */
 export function describe(plugin) {
   const { name, type, version = "", description = "", tags = [], icon = "", permissions = [] } = plugin.config;
-  return { name, type, version: String(version), description, tags, icon, permissions };
+  return { name, type, version: String(version), description, tags, icon, permissions, dependencies: dependencyList(plugin.config) };
+}
+
+/**
+ * What a consent question says of the dependencies a plugin brings (workbench.install's
+ * approve gets them): each one's name, type, source and permissions; "" when none.
+ */
+export function dependenciesText(dependencies = []) {
+  if (!dependencies.length) return "";
+  const each = dependencies.map(({ name, type, url, permissions, replaces }) => {
+    const asks = permissions.length ? `asks for ${permissions.join(", ")}` : "asks for no permissions";
+    return `${name} (${type} plugin from ${url ?? "this file"}; ${asks}${replaces ? `; replaces the installed ${replaces.name}` : ""})`;
+  });
+  return `It needs ${dependencies.length === 1 ? "another plugin" : `${dependencies.length} other plugins`}, installed and started with it: ${each.join("; ")}.`;
+}
+
+/** A config's `dependencies`, checked: a list of non-empty strings (ImJoy's plugin URIs). */
+export function dependencyList(config) {
+  const list = config.dependencies ?? [];
+  if (!Array.isArray(list) || list.some((item) => typeof item !== "string" || !item.trim())) {
+    throw new Error(`plugin ${config.name}: "dependencies" must be a list of plugin URLs or names, not ${JSON.stringify(list)}`);
+  }
+  return list.map((item) => item.trim());
+}
+
+/**
+ * The URL of the plugin file a dependency names, in ImJoy's plugin URI forms (imjoy-core,
+ * PluginManager.getPluginFromUrl): a URL (a GitHub or Gist link too); "owner/repo:Name",
+ * optionally "owner/repo@ref:Name@tag", a plugin in that GitHub repository's
+ * manifest.imjoy.json; or a plain "Name" (optionally "Name@tag"), which ImJoy looks up in
+ * the repository the plugin came from. PyJoy has no list of every repository a person
+ * added at hand here, so "the repository the plugin came from" is the manifest.imjoy.json
+ * beside the plugin's own file (`from`), where repositories keep it. A "@tag" is
+ * accepted and not applied: PyJoy loads the plugin's default tag.
+ */
+export async function dependencySource(spec, { from = null } = {}) {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) return rawURL(spec.replace(/(\.imjoy\.html)@[^/?#]*$/, "$1"));
+  if (/^\.{0,2}\//.test(spec)) {
+    if (!from) throw new Error(`dependency "${spec}" is a relative path, and the plugin has no URL to resolve it against`);
+    return new URL(spec, from).href;
+  }
+  const repo = spec.match(/^([^/:@\s]+\/[^/:@\s]+)(?:@([^:]+))?:(.+)$/);
+  let manifestURL;
+  let name;
+  if (repo) {
+    manifestURL = `https://raw.githubusercontent.com/${repo[1]}/${repo[2] ?? "master"}/manifest.imjoy.json`;
+    name = repo[3];
+  } else {
+    if (!from) throw new Error(`dependency "${spec}" names a plugin, and the plugin has no URL whose repository to look it up in`);
+    manifestURL = new URL("manifest.imjoy.json", from).href;
+    name = spec;
+  }
+  name = name.replace(/@[^@]*$/, "").trim();
+  const manifest = await fetchManifest(manifestURL);
+  const found = manifest.plugins.find((plugin) => plugin.name === name);
+  if (!found) throw new Error(`dependency "${spec}": no plugin named ${name} in the repository ${manifestURL}`);
+  return found.uri;
 }
 
 /** A repository manifest, each plugin's `uri` made absolute. */

@@ -6,16 +6,24 @@
 //   const entry = await workbench.install(urlOrText); // parsed, stored in the workspace, started
 //   await workbench.getPlugin(name);        // by name: starts an installed plugin if needed
 //   await workbench.run(entry.id); await workbench.stop(entry.id); await workbench.remove(entry.id);
+//   // a plugin's config `dependencies` are installed with it (after the same approve) and
+//   // started before it; a cycle or a dependency that fails is an error naming both
+//   await workbench.install(url, { approve: (config, url, installed, dependencies) => ... });
 //   workbench.list();                       // [{id, name, type, version, state, ...}]
 //
 // Installed plugins are known by their id (given at install, workspace.js); the host's
 // idOf(name) turns names into ids, asking the installer below which names are installed.
 import { CODES, PluginError, asPluginError } from "../errors.js";
-import { describe, fetchManifest, fetchPluginText } from "./install.js";
+import { dependencyList, dependencySource, describe, fetchManifest, fetchPluginText } from "./install.js";
 import { memoryStore, openStore } from "./store.js";
 import { Workspaces } from "./workspace.js";
 
 const parser = () => import("../plugins/format.js");
+
+// Bounds on a plugin's dependency tree, so that a repository that names plugins without end
+// is refused rather than followed.
+const MAX_DEPENDENCY_DEPTH = 8;
+const MAX_DEPENDENCIES = 32;
 
 export class Workbench {
   #host;
@@ -125,6 +133,38 @@ export class Workbench {
     return entry;
   }
 
+  /**
+   * Whether the person lets a plugin use `what` ("camera", through the page's relay):
+   * asked once per plugin and workspace ("Plugin X wants to use your camera"), the answer
+   * kept in the workspace by plugin id until revoked (revoke(), in the plugin's menu). A
+   * plugin that is not installed here (loaded for the page) is asked once per visit.
+   */
+  consent(plugin, what) {
+    const id = plugin.settingsId ?? plugin.id; // a plugin's windows ask as the plugin
+    const installed = this.workspace.plugin(id);
+    const kept = installed ? this.workspace.grant(id, what) : this.#visitGrants.get(`${id}\n${what}`) ?? null;
+    if (kept !== null) return Promise.resolve(kept);
+    const key = `${this.workspace.name}\n${id}\n${what}`;
+    if (!this.#asking.has(key)) {
+      const asking = this.ui.dialogs.confirm(`Use your ${what}`, `Plugin ${plugin.name} wants to use your ${what}. Allow it? (PyJoy remembers your answer for this plugin in workspace "${this.workspace.name}"; the plugin's menu changes it.)`, { ok: "Allow", cautious: true, owner: plugin })
+        .then(async (answer) => {
+          if (installed) await this.workspace.setGrant(id, what, answer);
+          else this.#visitGrants.set(`${id}\n${what}`, answer);
+          return answer;
+        }).finally(() => this.#asking.delete(key));
+      this.#asking.set(key, asking);
+    }
+    return this.#asking.get(key);
+  }
+
+  #visitGrants = new Map(); // "id\nwhat" -> answer, for plugins not installed here
+  #asking = new Map(); // questions being asked, so that two requests get one
+
+  /** Forgets the answer kept for a plugin and `what`: its next request asks again. */
+  async revoke(id, what) {
+    await this.workspace.setGrant(id, what, null);
+  }
+
   /** Where a plugin's window (by plugin id) was in this workspace, or null. */
   windowLayout(id) {
     return this.workspace.windows.find((window) => window.key === id) ?? null;
@@ -144,27 +184,80 @@ export class Workbench {
 
   /**
    * Parses a plugin (source text, or a URL to fetch) and installs it in the workspace,
-   * replacing (as an update, under the same id) an installed one of the same name.
-   * approve(config, url, installedEntryOrNull) is asked first and may throw to refuse.
+   * replacing (as an update, under the same id) an installed one of the same name, with its
+   * config's `dependencies` (ImJoy installs those first: imjoy-core, PluginManager.installPlugin).
+   * approve(config, url, installedEntryOrNull, dependencies) is asked first, once for the
+   * plugin and all its dependencies ([{name, type, url, permissions, replaces}], those not
+   * already installed as they are), and may throw to refuse: nothing is then installed.
    * Resolves to its entry. A malformed file is a PluginError "plugin-parse-error" (block,
-   * line), and nothing is installed.
+   * line), and nothing is installed; so is a dependency that cannot be fetched or parsed
+   * (the error names it and the plugin that needs it), and a dependency cycle.
    */
   async install(urlOrText, { url = null, filename = null, start = true, approve = null } = {}) {
-    let text = String(urlOrText);
+    const plan = new Map(); // name -> {parsed, text, url}, each after its dependencies
+    await this.#resolve(String(urlOrText), { url, filename, chain: [], plan });
+    const { parsed, url: mainURL } = [...plan.values()].pop();
+    const dependencies = [...plan.values()].slice(0, -1)
+      .map((item) => ({ ...item, installed: this.workspace.pluginNamed(item.parsed.config.name) }))
+      .filter(({ installed, text }) => installed?.text !== text)
+      .map(({ parsed: { config }, url: from, installed }) => ({
+        name: config.name, type: config.type, url: from, permissions: config.permissions ?? [], replaces: installed ?? null,
+      }));
+    await approve?.(parsed.config, mainURL, this.workspace.pluginNamed(parsed.config.name), dependencies);
+    let entry;
+    for (const item of plan.values()) {
+      const replaced = this.workspace.pluginNamed(item.parsed.config.name);
+      const isMain = item.parsed === parsed;
+      if (!isMain && replaced?.text === item.text) continue; // a dependency already installed as it is
+      const meta = { ...describe(item.parsed), dependencies: item.needs };
+      entry = await this.workspace.install({ id: replaced?.id, text: item.text, url: item.url, meta });
+      // A running dependency picks up its new version now.
+      if (!isMain && this.#hostNow?.plugin(entry.id)) await this.start(entry.id);
+    }
+    // A running plugin picks up the new version now; otherwise when it is next started.
+    if (start || this.#hostNow?.plugin(entry.id)) await this.start(entry.id);
+    return entry;
+  }
+
+  // Reads and parses a plugin, then (depth first) its dependencies, into plan: each
+  // plugin after what it needs, once, with the names of those (`needs`); returns its name.
+  // chain: the names above it, which it may not need. A plain name that is installed here
+  // already is that plugin (editor drafts have no URL to look a name up beside).
+  async #resolve(text, { url, filename = null, chain, plan }) {
     let parsed;
     try {
       if (!url && !filename && !/[\n<]/.test(text)) ({ text, url } = await fetchPluginText(text));
       const { parsePlugin } = await parser();
       parsed = parsePlugin(text, { url: url ?? undefined, filename: filename ?? url?.split("/").pop() });
+      dependencyList(parsed.config);
     } catch (error) {
       throw asPluginError(error);
     }
-    await approve?.(parsed.config, url, this.workspace.pluginNamed(parsed.config.name));
-    const replaced = this.workspace.pluginNamed(parsed.config.name);
-    const entry = await this.workspace.install({ id: replaced?.id, text, url, meta: describe(parsed) });
-    // A running plugin picks up the new version now; otherwise when it is next started.
-    if (start || this.#hostNow?.plugin(entry.id)) await this.start(entry.id);
-    return entry;
+    const { name } = parsed.config;
+    if (chain.includes(name)) {
+      throw new PluginError(`dependency cycle: ${[...chain, name].join(" needs ")}`, { code: CODES.loadFailed });
+    }
+    if (plan.has(name)) return name;
+    if (chain.length > MAX_DEPENDENCY_DEPTH || plan.size >= MAX_DEPENDENCIES) {
+      throw new PluginError(`${chain[0]}'s dependencies go deeper than ${MAX_DEPENDENCY_DEPTH} levels or past ${MAX_DEPENDENCIES} plugins`, { code: CODES.loadFailed });
+    }
+    const needs = [];
+    for (const spec of dependencyList(parsed.config)) {
+      try {
+        const installed = /[/:]/.test(spec) ? null : this.workspace.pluginNamed(spec.replace(/@[^@]*$/, "").trim());
+        const below = { chain: [...chain, name], plan };
+        needs.push(installed
+          ? await this.#resolve(installed.text, { url: installed.url, filename: installed.url ? null : `${installed.name}.imjoy.html`, ...below })
+          : await this.#resolve(await dependencySource(spec, { from: url }), { url: null, ...below }));
+      } catch (error) {
+        if (error.dependencyError) throw error; // already names its plugin and dependency
+        throw Object.assign(new PluginError(`${name} needs the plugin "${spec}", which could not be installed: ${error.message}`, {
+          code: error.code ?? CODES.loadFailed, block: error.block, line: error.line,
+        }), { dependencyError: true });
+      }
+    }
+    plan.set(name, { parsed, text, url, needs });
+    return name;
   }
 
   /**
@@ -181,13 +274,36 @@ export class Workbench {
 
   #starting = new Map(); // id -> the start in progress
 
-  async #start(id) {
+  async #start(id, chain = []) {
     const entry = this.workspace.plugin(id);
     if (!entry) throw new PluginError(`no plugin ${id} is installed in workspace "${this.workspace.name}"`, { code: CODES.notFound });
+    await this.#startDependencies(entry, chain);
     const host = await this.host();
     const plugin = await host.load(entry.text, { url: entry.url ?? undefined, id: entry.id, owner: "workspace" });
     this.#changed();
     return plugin;
+  }
+
+  // ImJoy starts a plugin's dependencies before it (PluginManager.reloadPluginRecursively):
+  // each installed one that is not running, by its name; chain refuses a cycle.
+  async #startDependencies(entry, chain) {
+    const path = [...chain, entry.name];
+    for (const name of entry.dependencies ?? []) {
+      const dependency = this.workspace.pluginNamed(name);
+      if (!dependency) {
+        throw new PluginError(`${entry.name} needs the plugin ${name}, which is not installed in workspace "${this.workspace.name}"; install ${entry.name} again to install it`);
+      }
+      // Checked before waiting on a start in progress, which in a cycle would wait on itself.
+      if (path.includes(name)) throw new PluginError(`dependency cycle: ${[...path, name].join(" needs ")}`);
+      if (this.#hostNow?.plugin(dependency.id)?.state === "running") continue;
+      try {
+        if (this.#starting.has(dependency.id)) await this.#starting.get(dependency.id);
+        else await this.#start(dependency.id, path);
+      } catch (error) {
+        if (/^dependency cycle/.test(error.message)) throw error;
+        throw new PluginError(`${entry.name} needs the plugin ${dependency.name}, which could not start: ${error.message}`, { code: error.code ?? CODES.loadFailed });
+      }
+    }
   }
 
   /** A plugin's API by name: a loaded one's, or an installed one's (started if needed): the host's getPlugin. */

@@ -129,6 +129,7 @@ export class Workspace {
     await this.#change(`the removal of plugin "${name}"`, (record) => {
       record.plugins = record.plugins.filter((plugin) => plugin.id !== id);
       delete record.settings[id];
+      if (record.grants) delete record.grants[id];
       record.windows = record.windows.filter((window) => window.key !== id);
     });
   }
@@ -155,6 +156,22 @@ export class Workspace {
   /** The window layout: [{key (a plugin's id), x, y, width, height, maximized}], in stacking order. */
   get windows() {
     return this.record.windows;
+  }
+
+  /** The person's answer (true or false) to a plugin's request to use `what` ("camera"), or null if none is kept. */
+  grant(id, what) {
+    return own(own(this.record.grants ?? {}, id) ?? {}, what) ?? null;
+  }
+
+  /** Keeps the person's answer for a plugin and `what`; null forgets it (asked again next time). */
+  async setGrant(id, what, answer) {
+    await this.#change(`the permissions of "${this.plugin(id)?.name ?? id}"`, (record) => {
+      record.grants ??= {};
+      if (own(record.grants, id) === undefined) setOwn(record.grants, id, {});
+      const grants = own(record.grants, id);
+      if (answer === null) delete grants[what];
+      else setOwn(grants, what, Boolean(answer));
+    });
   }
 
   async saveWindows(windows) {

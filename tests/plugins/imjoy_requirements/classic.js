@@ -1,0 +1,1 @@
+self.classicLoaded = (self.classicLoaded || 0) + 1;

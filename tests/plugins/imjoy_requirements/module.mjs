@@ -1,0 +1,1 @@
+self.moduleLoaded = typeof import.meta.url;
