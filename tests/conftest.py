@@ -127,6 +127,19 @@ def wait_for_service_worker(page, timeout_ms: int = 60_000) -> None:
     page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=timeout_ms)
 
 
+def open_offline(context, base_url: str):
+    """The app in `context` (a persistent one), reloaded offline once its service worker
+    holds the build, with Python up: a page that can only have what was cached."""
+    page = context.new_page()
+    page.goto(base_url)
+    page.evaluate("pyjoy.ready")
+    wait_for_service_worker(page)
+    context.set_offline(True)
+    page.reload()
+    page.evaluate("pyjoy.ready")
+    return page
+
+
 @pytest.fixture(scope="session")
 def modules_url(tmp_path_factory) -> Iterator[str]:
     """Serves every module under app/ for tests that drive JS modules directly in a page.

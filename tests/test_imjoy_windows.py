@@ -251,15 +251,9 @@ def test_float32_rgb_and_int32_with_given_contrast_limits(app: Page) -> None:
 
 
 def test_image_windows_open_offline(profile_context, base_url: str) -> None:
-    from conftest import wait_for_service_worker
+    from conftest import open_offline
 
-    page = profile_context.new_page()
-    page.goto(base_url)
-    page.evaluate("pyjoy.ready")
-    wait_for_service_worker(page)
-    profile_context.set_offline(True)
-    page.reload()
-    page.evaluate("pyjoy.ready")
+    page = open_offline(profile_context, base_url)
     assert page.evaluate("async (text) => { await pyjoy.loadPlugin(text); return 'ok'; }", (LIVE / "imjoy_windows.imjoy.html").read_text()) == "ok"
     assert call(page, "showStack") is True
     frame = frame_where(page, "document.querySelector('canvas.image')?.width === 20")

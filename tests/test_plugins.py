@@ -323,15 +323,9 @@ def test_imjoy_api_as_imjoy_plugins_use_it(app: Page, check: str) -> None:
 
 
 def test_plugins_start_offline(profile_context, base_url: str) -> None:
-    from conftest import wait_for_service_worker
+    from conftest import open_offline
 
-    page = profile_context.new_page()
-    page.goto(base_url)
-    page.evaluate("pyjoy.ready")
-    wait_for_service_worker(page)
-    profile_context.set_offline(True)
-    page.reload()
-    page.evaluate("pyjoy.ready")
+    page = open_offline(profile_context, base_url)
     for name in ("echo_python.imjoy.html", "echo_worker.imjoy.html"):
         assert load(page, source(name)) == {"ok": True}, name
     assert page.evaluate("pyjoy.getPlugin('Echo Worker').then(p => p.callPython([40, 2]))") == 42
