@@ -41,6 +41,22 @@ function looksLikeURL(text) {
   return !/[\n<]/.test(text) && /^(https?:\/\/|\.{0,2}\/|[\w.-]+\.(py|js|html)$)/i.test(text.trim());
 }
 
+// A plugin file's text; a PluginError naming the URL when it cannot be fetched.
+async function fetchPluginFile(url, prefix = "") {
+  const response = await fetch(url).catch((error) => { throw new PluginError(`${prefix}could not fetch plugin ${url}: ${error.message}`); });
+  if (!response.ok) throw new PluginError(`${prefix}could not fetch plugin ${url}: ${response.status} ${response.statusText}`);
+  return response.text();
+}
+
+// A plugin file parsed; a malformed one is a PluginError "plugin-parse-error" with its block and line.
+function parse(text, url, prefix = "") {
+  try {
+    return parsePlugin(text, { url, filename: url?.split("/").pop() });
+  } catch (error) {
+    throw asPluginError(error, { prefix });
+  }
+}
+
 export class Plugin {
   constructor({ source, url, text, id, owner = PAGE }) {
     this.source = source;
@@ -173,16 +189,9 @@ export class PluginHost {
     let text = String(urlOrSource);
     if (!url && looksLikeURL(text)) {
       url = new URL(text, document.baseURI).href;
-      const response = await fetch(url).catch((error) => { throw new PluginError(`could not fetch plugin ${url}: ${error.message}`); });
-      if (!response.ok) throw new PluginError(`could not fetch plugin ${url}: ${response.status} ${response.statusText}`);
-      text = await response.text();
+      text = await fetchPluginFile(url);
     }
-    let source;
-    try {
-      source = parsePlugin(text, { url, filename: url?.split("/").pop() });
-    } catch (error) {
-      throw asPluginError(error);
-    }
+    const source = parse(text, url);
     const { name, type } = source.config;
     if (!SANDBOX_KIND[type]) {
       throw new PluginError(`plugin ${name} is a ${type} plugin: it needs the PyJoy engine (pyjoy engine), which is not connected`);
@@ -422,20 +431,9 @@ export class PluginHost {
         if (!/^https?:\/\//i.test(src)) throw new PluginError(`createWindow: src must be a window plugin's source, an .imjoy.html URL or an http(s) page URL, not ${JSON.stringify(src.slice(0, 100))}`);
         return { template: await this.#builtinWindow(caller, "url", src), data: { src } };
       }
-      let text = src;
-      let url;
-      if (pluginURL) {
-        url = new URL(src, document.baseURI).href;
-        const response = await fetch(url).catch((error) => { throw new PluginError(`createWindow: could not fetch ${url}: ${error.message}`); });
-        if (!response.ok) throw new PluginError(`createWindow: could not fetch ${url}: ${response.status} ${response.statusText}`);
-        text = await response.text();
-      }
-      let source;
-      try {
-        source = parsePlugin(text, { url, filename: url?.split("/").pop() });
-      } catch (error) {
-        throw asPluginError(error, { prefix: "createWindow: " });
-      }
+      const url = pluginURL ? new URL(src, document.baseURI).href : undefined;
+      const text = pluginURL ? await fetchPluginFile(url, "createWindow: ") : src;
+      const source = parse(text, url, "createWindow: ");
       const { name, type: kind, permissions = [] } = source.config;
       if (!["window", "iframe"].includes(kind)) throw new PluginError(`createWindow: ${name} is a ${kind} plugin, not a window plugin`);
       // Permissions are asked for when a plugin is loaded or installed, not here.
