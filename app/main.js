@@ -65,16 +65,17 @@ const pluginHost = () => workbenchReady.then((workbench) => workbench.host());
 async function openSharedPlugin(workbench, dialogs, url) {
   const declined = new Error("declined");
   try {
-    const { dependenciesText, fetchPluginText } = await import("./workbench/install.js");
+    const { dependenciesText, fetchPluginText, permissionsOf } = await import("./workbench/install.js");
     const fetched = await fetchPluginText(url);
     let type = null;
     const installed = await workbench.install(fetched.text, {
       url: fetched.url,
       start: false,
-      async approve({ name, type: kind, permissions = [] }, _url, replaced, dependencies) {
+      async approve(config, _url, replaced, dependencies) {
+        const { name, type: kind } = config;
         type = kind;
         if (replaced?.text === fetched.text && !dependencies.length) return; // installed as it is
-        const asks = permissions.length ? `It asks for these permissions: ${permissions.join(", ")}.` : "It asks for no permissions.";
+        const asks = permissionsOf(config);
         const needs = dependenciesText(dependencies);
         const question = replaced
           ? `A different version of ${name} is installed${replaced.url ? ` (from ${replaced.url})` : ""}. Replace it with the one from ${fetched.url}? ${asks} ${needs}`

@@ -12,7 +12,7 @@
 // too, and reject with an error that names the call and says no engine is connected.
 import { CODES, PluginError } from "../errors.js";
 import { fieldsElement, readFields, uiFields } from "../workbench/forms.js";
-import { dependenciesText } from "../workbench/install.js";
+import { dependenciesText, permissionsOf } from "../workbench/install.js";
 
 function text(args) {
   return args.map((arg) => (typeof arg === "string" ? arg : JSON.stringify(arg))).join(" ");
@@ -21,11 +21,6 @@ function text(args) {
 function fraction(progress) {
   const value = Number(progress) || 0;
   return value > 1 ? value / 100 : value; // ImJoy plugins send 0..100 or 0..1
-}
-
-function permissionsOf(config) {
-  const permissions = config.permissions ?? [];
-  return permissions.length ? `It asks for these permissions: ${permissions.join(", ")}.` : "It asks for no permissions.";
 }
 
 // ImJoy's dialogs take a string or {content}.

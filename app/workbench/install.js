@@ -43,6 +43,12 @@ export function describe(plugin) {
   return { name, type, version: String(version), description, tags, icon, permissions, dependencies: dependencyList(plugin.config) };
 }
 
+/** What a consent question says of a plugin's permissions (from its config). */
+export function permissionsOf(config) {
+  const permissions = config.permissions ?? [];
+  return permissions.length ? `It asks for these permissions: ${permissions.join(", ")}.` : "It asks for no permissions.";
+}
+
 /**
  * What a consent question says of the dependencies a plugin brings (workbench.install's
  * approve gets them): each one's name, type, source and permissions; "" when none.
