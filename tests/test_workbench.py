@@ -463,3 +463,27 @@ def test_without_storage_the_app_says_so_and_works_in_memory(page: Page, base_ur
     expect(page.locator(".toast-error")).to_contain_text("will not be kept")
     assert page.evaluate(f"pyjoy.installPlugin('{repository_url}hello_worker.imjoy.html').then(p => p.greet('memory'))") == "Hello, memory!"
     expect(item(page, "Hello Worker")).to_have_attribute("data-state", "running")
+
+
+SETTINGS_AT_ONCE = """<config lang="json">
+{"name": "Settings At Once", "type": "web-worker", "version": "0.1.0", "api_version": "0.1.8"}
+</config>
+<script lang="javascript">
+api.export({
+  // Ten settings saved at once: each is its own workspace change, all in flight together.
+  async setMany() {
+    await Promise.all([...Array(10).keys()].map((i) => api.setConfig(`key${i}`, `value${i}`)));
+  },
+  async readMany() {
+    return Promise.all([...Array(10).keys()].map((i) => api.getConfig(`key${i}`)));
+  },
+});
+</script>"""
+
+
+def test_changes_made_at_once_are_all_kept(app: Page, base_url: str) -> None:
+    app.evaluate("(text) => pyjoy.installPlugin(text).then(() => true)", SETTINGS_AT_ONCE)
+    app.evaluate("pyjoy.getPlugin('Settings At Once').then((p) => p.setMany())")
+    open_app(app, base_url)  # read back from IndexedDB, not from the page's memory
+    expected = [f"value{i}" for i in range(10)]
+    assert app.evaluate("pyjoy.getPlugin('Settings At Once').then((p) => p.readMany())") == expected

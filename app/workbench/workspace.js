@@ -180,13 +180,22 @@ export class Workspace {
     });
   }
 
-  async #change(what, mutate) {
-    const next = structuredClone(this.record);
-    mutate(next);
-    next.updated = Date.now();
-    await this.#store.put(next, what);
-    this.record = next;
-    this.#onChange?.(this);
+  // One change at a time, each on a copy of the record as the one before it left it: two
+  // changes made at once (a camera answer while a window's layout is saved) would otherwise
+  // both copy the same record, and the one stored last would undo the other.
+  #changing = Promise.resolve();
+
+  #change(what, mutate) {
+    const change = this.#changing.then(async () => {
+      const next = structuredClone(this.record);
+      mutate(next);
+      next.updated = Date.now();
+      await this.#store.put(next, what);
+      this.record = next;
+      this.#onChange?.(this);
+    });
+    this.#changing = change.catch(() => {}); // a failed change (a full disk) keeps the record as it was
+    return change;
   }
 }
 
