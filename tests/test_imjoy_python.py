@@ -1,25 +1,29 @@
 """ImJoy's Python plugin API in real Chromium, with a plugin written as ImJoy's docs show
 one (tests/plugins/live/imjoy_global_api.imjoy.html: no import of `api`, no PyJoy-only
 names): the global `api`, `.then` on a call's result, a Python exception's type in the JS
-error's message, print() and stderr in Messages, and requirements that are not Python
-packages kept away from micropip."""
+error's message, print() and stderr in Messages; and a web-python plugin with JavaScript
+(tests/plugins/live/imjoy_python_javascript.imjoy.html): js:/mjs:/cache:/css: requirements
+and <script lang="javascript"> blocks run as ImJoy's web-python runtime ran them, in the
+plugin's own opaque-origin worker, never through micropip."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
 
-PLUGIN = (Path(__file__).parent / "plugins" / "live" / "imjoy_global_api.imjoy.html").read_text()
+from conftest import repository_server
+
+PLUGINS = Path(__file__).parent / "plugins"
+PLUGIN = (PLUGINS / "live" / "imjoy_global_api.imjoy.html").read_text()
 
 
 @pytest.fixture
 def loaded(page: Page, base_url: str) -> Page:
     page.goto(base_url)
     page.evaluate("pyjoy.ready")
-    # The default build's package index holds nothing from the network: had a js: or cache:
-    # requirement gone to micropip, it could not be installed and the plugin would not load.
     outcome = page.evaluate("(text) => pyjoy.loadPlugin(text).then(() => 'ok', (e) => e.message)", PLUGIN)
     assert outcome == "ok"
     return page
@@ -59,8 +63,54 @@ def test_print_and_stderr_reach_messages_under_the_plugins_name(loaded: Page) ->
     expect(log.filter(has_text="Global API: Traceback (most recent call last)")).to_have_count(1)
 
 
-def test_js_and_cache_requirements_are_skipped_with_a_line_naming_them(loaded: Page) -> None:
-    log = loaded.locator("#message-log li")
-    for requirement in ("js:https://cdn.jsdelivr.net/npm/not-a-python-package@1.0.0/dist/lib.min.js",
-                        "cache:https://example.com/model-weights.bin"):
-        expect(log.filter(has_text=f"Global API: requirement '{requirement}' skipped")).to_have_count(1)
+# --- JavaScript in a web-python plugin ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def requirements_url() -> Iterator[str]:
+    """tests/plugins/imjoy_requirements/ on another origin of 127.0.0.1."""
+    with repository_server(PLUGINS / "imjoy_requirements") as url:
+        yield url
+
+
+def python_with_javascript(url: str) -> str:
+    return (PLUGINS / "live" / "imjoy_python_javascript.imjoy.html").read_text().replace("{{REQ}}", url)
+
+
+def load(page: Page, base_url: str, text: str) -> str:
+    page.goto(base_url)
+    page.evaluate("pyjoy.ready")
+    return page.evaluate("(text) => pyjoy.loadPlugin(text).then(() => 'ok', (e) => e.message)", text)
+
+
+def test_js_requirements_and_javascript_blocks_run_where_python_reaches_them(page: Page, base_url: str, requirements_url: str) -> None:
+    # The default build's package index holds nothing from the network: had a requirement
+    # gone to micropip, it could not be installed and the plugin would not load.
+    assert load(page, base_url, python_with_javascript(requirements_url)) == "ok"
+    state = page.evaluate("pyjoy.getPlugin('Python With JavaScript').then((p) => p.state())")
+    # js: ran as a classic script and mjs: as a module (import.meta exists only there);
+    # cache: was fetched, never run; the javascript block ran after the requirements and
+    # between the two Python blocks; Python called what it defined.
+    assert state == {"classic": 1, "module": "string", "cachedRan": False, "product": 42, "blockSawRequirement": 1,
+                     "seenBeforeTheBlock": False,
+                     # In the plugin's own worker: an opaque origin, no page.
+                     "blockOrigin": "null", "hasDocument": False}, state
+    # Nothing of it reached the page.
+    assert page.evaluate("[typeof window.classicLoaded, typeof window.fromBlock]") == ["undefined", "undefined"]
+    log = page.locator("#message-log li")
+    expect(log.filter(has_text=f"Python With JavaScript: requirement 'css:{requirements_url}style.css' skipped: "
+                               "a web-python plugin runs in a worker, which has no page for a stylesheet to style")).to_have_count(1)
+
+
+def test_a_js_requirement_that_cannot_load_names_itself(page: Page, base_url: str, requirements_url: str) -> None:
+    text = python_with_javascript(requirements_url).replace("classic.js", "missing.js")
+    message = load(page, base_url, text)
+    assert f"requirement js:{requirements_url}missing.js could not be loaded" in message, message
+
+
+def test_a_failing_javascript_block_names_its_line(page: Page, base_url: str, requirements_url: str) -> None:
+    text = python_with_javascript(requirements_url).replace("var fromBlock", "null.boom; var fromBlock")
+    line = next(i for i, each in enumerate(text.splitlines(), 1) if "null.boom" in each)
+    message = load(page, base_url, text)
+    assert f'the <script lang="javascript"> block at line {line - 1} failed: ' in message, message
+    assert "Cannot read properties of null (reading 'boom')" in message, message

@@ -267,6 +267,21 @@ def test_small_inline_blocks_and_comments(parse) -> None:
     assert plugin["attachments"] == {"toString": {"text": "x", "line": 5}}
 
 
+def test_a_web_python_plugin_keeps_its_javascript_blocks_in_file_order(parse) -> None:
+    # ImJoy's web-python runtime ran a lang="javascript" block too (pyjoy/plugin/kernel.py).
+    text = (
+        '<config lang="json">{"name": "Mixed", "type": "web-python", "requirements": ["css:https://example.org/a.css"]}</config>\n'
+        '<script lang="javascript">self.x = 1</script>\n'
+        '<script lang="python">api.export({})</script>\n'
+    )
+    plugin = parse(text)["plugin"]
+    assert [(s["lang"], s["line"]) for s in plugin["scripts"]] == [("javascript", 2), ("python", 3)]
+    assert plugin["config"]["lang"] == "python"
+    # The other way round stays an error: a JavaScript plugin's worker or frame has no Python.
+    error = parse(text.replace("web-python", "web-worker").replace("css:https://example.org/a.css", "js:https://example.org/a.js"))["error"]
+    assert error["message"].startswith('script (line 3): a web-worker plugin runs javascript, but this <script> is lang="python"'), error
+
+
 def test_an_attachment_named_proto_is_a_key_not_a_prototype(format_page: Page) -> None:
     names = format_page.evaluate("""async () => {
       const { parsePlugin } = await import('./modules/plugins/format.js');
@@ -295,7 +310,7 @@ MALFORMED = [
      'script (line 1): no <script> block; an ImJoy plugin needs a <script lang="javascript">'),
     ("bad_requirement.imjoy.html", "config", 9,
      'config (line 9): requirement "scikit image>=0.22" is not valid for a web-python plugin; expected a package name '
-     'with an optional version (e.g. "numpy", "scikit-image>=0.22"), a URL to a .whl file, or "js:"/"cache:" followed by a URL'),
+     'with an optional version (e.g. "numpy", "scikit-image>=0.22"), a URL to a .whl file, or "js:", "mjs:", "css:", "cache:" followed by a URL'),
     ("bad_worker_css.imjoy.html", "config", 8,
      'config (line 8): requirement "css:https://fonts.googleapis.com/icon?family=Material+Icons" is not valid for a '
      'web-worker plugin: it runs in a worker, and workers cannot load CSS; expected a script URL (https://...), '
@@ -343,7 +358,7 @@ def test_malformed_file(parse, name: str, block: str, line: int, message: str) -
      '(https://...), or "js:", "mjs:", "css:", "cache:" followed by a URL'),
     ('<config lang="yaml">\nname: x\ntype: web-python\nrequirements: numpy>>1\n</config>', 4,
      'requirement "numpy>>1" is not valid for a web-python plugin; expected a package name with an optional version '
-     '(e.g. "numpy", "scikit-image>=0.22"), a URL to a .whl file, or "js:"/"cache:" followed by a URL'),
+     '(e.g. "numpy", "scikit-image>=0.22"), a URL to a .whl file, or "js:", "mjs:", "css:", "cache:" followed by a URL'),
 ])
 def test_malformed_config(parse, text: str, line: int, message: str) -> None:
     error = parse(text + '\n<script lang="javascript">\napi.export({})\n</script>\n')["error"]

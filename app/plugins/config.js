@@ -194,7 +194,7 @@ const WEB_EXTENSION = /\.(?:m?js|css)(?:[?#]\S*)?$/i;
 
 const EXPECTED = {
   "web-python": `a package name with an optional version (e.g. "numpy", "scikit-image>=0.22"), `
-    + `a URL to a .whl file, or "js:"/"cache:" followed by a URL`,
+    + `a URL to a .whl file, or "js:", "mjs:", "css:", "cache:" followed by a URL`,
   "web-worker": `a script URL (https://...), or "js:", "mjs:", "cache:" followed by a URL`,
   window: `a script or stylesheet URL (https://...), or "js:", "mjs:", "css:", "cache:" followed by a URL`,
 };
@@ -208,7 +208,9 @@ function requirementProblem(req, type) {
   const prefix = prefixed ? prefixed[1].toLowerCase() : null;
   const target = prefixed ? prefixed[2].trim() : req.trim();
   const isCss = prefix === "css" || (!prefix && /\.css(?:[?#]\S*)?$/i.test(target));
-  if (isCss && type !== "window" && type !== "iframe") return "it runs in a worker, and workers cannot load CSS";
+  // A web-worker plugin's css: is an error, as in imjoy-rpc's loadRequirementsInWebworker;
+  // ImJoy's web-python runtime accepted one, so PyJoy's skips it, saying so in Messages.
+  if (isCss && type === "web-worker") return "it runs in a worker, and workers cannot load CSS";
   if (prefix) return FETCHABLE.test(target) || WEB_EXTENSION.test(target) ? null : `"${prefix}:" must be followed by a URL`;
   if (type === "web-python") return PEP508.test(target) || WHEEL.test(target) ? null : "";
   return (FETCHABLE.test(target) || WEB_EXTENSION.test(target)) && !/\s/.test(target) ? null : "";

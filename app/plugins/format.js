@@ -7,7 +7,8 @@
 //
 // Formats:
 // - ImJoy (.imjoy.html, .html, or text with a <config> block): top-level blocks <config
-//   lang="json|yaml">, <script lang="python|javascript">, <window>, <style>, <docs>,
+//   lang="json|yaml">, <script lang="python|javascript"> (the plugin type's language; a
+//   web-python plugin may have javascript ones too), <window>, <style>, <docs>,
 //   <attachment name="...">, <link>. A block may carry tag="..." to be kept only when that
 //   tag is loaded (config.tags, first one by default).
 // - Plain .py / .js: a front matter of YAML lines between "# ---" (or "// ---") lines, each
@@ -182,7 +183,7 @@ function parseImJoy(text, tag) {
         + `the <script> blocks here are tagged ${[...new Set(tagged.map((b) => b.attrs.tag))].join(", ")}`)
       : new PluginFormatError("script", 1, `no <script> block; an ImJoy plugin needs a <script lang="${languageOf(config.type)}">`);
   }
-  config.lang = scripts[0].lang;
+  config.lang = (scripts.find((s) => s.lang === languageOf(config.type)) ?? scripts[0]).lang;
 
   const windows = kept.filter((b) => b.type === "window").map((b) => ({ html: b.body, line: b.line, attrs: b.attrs }));
   const styles = kept.filter((b) => b.type === "style").map((b) => ({ css: b.body, line: b.line, attrs: b.attrs }));
@@ -217,7 +218,9 @@ function scriptOf(block, type) {
   if (!lang) {
     throw new PluginFormatError("script", block.tagLine, `unknown script language lang="${given}"; expected lang="python" or lang="javascript"`);
   }
-  if (lang !== expected) {
+  // ImJoy's web-python runtime ran a lang="javascript" block too, in the JavaScript that runs
+  // Python (imjoy-core's jailed/_pluginWebPython.js): so does PyJoy's (pyjoy/plugin/kernel.py).
+  if (lang !== expected && !(type === "web-python" && lang === "javascript")) {
     throw new PluginFormatError("script", block.tagLine, `a ${type} plugin runs ${expected}, but this <script> is lang="${given}"; `
       + `expected lang="${expected}"`);
   }

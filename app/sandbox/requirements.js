@@ -5,6 +5,7 @@
 //
 //   requirementOf("mjs:https://x/y.js") -> { kind: "mjs", url: "https://x/y.js" }
 //   await cacheRequirement(url)          // what "cache:" does here (below)
+//   await loadInWorker(requirement, importScripts)  // in a plugin's worker (JS or Python)
 
 export function requirementOf(requirement) {
   const prefixed = /^(js|mjs|css|cache):(.*)$/is.exec(requirement);
@@ -26,5 +27,24 @@ export async function cacheRequirement(url) {
     if (!response.ok) console.warn(`cache: requirement ${url} answered ${response.status}`);
   } catch (error) {
     console.warn(`cache: requirement ${url} could not be fetched: ${error.message}`);
+  }
+}
+
+// In a plugin's classic worker (js-worker.js, and python-worker.js, where Python reaches
+// what a script defines through `js`): "js:" with importScripts, as imjoy-rpc's
+// loadRequirementsInWebworker and ImJoy's web-python runtime did, "mjs:" with import(),
+// which Chromium allows in classic workers too, "cache:" only cached. A worker has no page
+// to style, so "css:" is refused here (the config check refuses it for web-worker plugins;
+// the Python kernel skips it with a line saying so). importScripts is passed in: the
+// Python worker hides its own from Pyodide's probe.
+export async function loadInWorker(requirement, importScripts) {
+  const { kind, url } = requirementOf(requirement);
+  try {
+    if (kind === "css") throw new Error("a worker has no page to style");
+    if (kind === "cache") await cacheRequirement(url);
+    else if (kind === "mjs") await import(url);
+    else importScripts(url);
+  } catch (error) {
+    throw new Error(`requirement ${requirement} could not be loaded: ${error.message}`);
   }
 }

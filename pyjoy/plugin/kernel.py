@@ -59,33 +59,46 @@ def project_name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-# Requirements of other kinds than Python packages, by prefix. ImJoy's web-python worker
-# (imjoy-core-plugins, WebPythonWorker.imjoy.html, installRequirements) loads `js:` with
-# importScripts, links `css:` into a page and ignores `cache:`; a Python worker here has no
-# page, and importScripts would load code from outside the sandbox's asset port, so each is
-# skipped with a line naming it. `mjs:` is ImJoy's module form of `js:`.
-NOT_PYTHON = ("js:", "css:", "mjs:", "cache:")
+# Requirements that are not Python packages, by prefix, as ImJoy's web-python runtime read
+# them (imjoy-core's jailed/_pluginWebPython.js, `execute` of "requirements"): `js:` is loaded
+# with importScripts into the JavaScript global that runs Python, so Python reaches what it
+# defines through `js`; `cache:` is only cached; `css:` styled that runtime's page, and a
+# worker has none. `mjs:` is imjoy-rpc's module form of `js:`. None goes to micropip.
+WEB_PREFIXES = ("js:", "mjs:", "css:", "cache:")
 
 
-def python_requirements(requirements: list[str]) -> list[str]:
-    """The requirements that are Python packages; says which others are skipped, and why."""
+async def load_web_requirements(requirements: list[str], javascript: Any) -> list[str]:
+    """Loads the requirements that are not Python packages into this worker's JavaScript
+    (sandbox/python-worker.js hands the loader in), in order; returns the Python ones."""
     packages = []
     for requirement in requirements:
-        if requirement.strip().lower().startswith(NOT_PYTHON):
-            print(f"requirement {requirement!r} skipped: a web-python plugin loads Python packages only "
-                  "(js:, css:, mjs: and cache: requirements are for JavaScript plugins)")
-        else:
+        prefix = requirement.strip().lower()
+        if not prefix.startswith(WEB_PREFIXES):
             packages.append(requirement)
+        elif prefix.startswith("css:"):
+            print(f"requirement {requirement!r} skipped: a web-python plugin runs in a worker, "
+                  "which has no page for a stylesheet to style")
+        elif javascript is None:
+            raise PluginError(f"requirement {requirement!r} cannot be loaded: this Python has no plugin sandbox")
+        else:
+            try:
+                await javascript.loadRequirement(requirement)
+            except Exception as error:  # a JsException: its message names the requirement
+                raise PluginError(js_message(error)) from None
     return packages
 
 
+def js_message(error: BaseException) -> str:
+    """A JavaScript error's own text ("requirement js:... could not be loaded: ...")."""
+    return str(getattr(error, "message", None) or error)
+
+
 async def install_requirements(requirements: list[str]) -> None:
-    """Loads requirements the lock knows with Pyodide's loader, which reports failures we
-    can name; the rest (PyPI projects, wheel URLs) go to micropip."""
+    """Loads Python requirements the lock knows with Pyodide's loader, which reports
+    failures we can name; the rest (PyPI projects, wheel URLs) go to micropip."""
     import js
     import pyodide_js
 
-    requirements = python_requirements(requirements)
     if not requirements:
         return
     in_lock = set(js.Object.keys(pyodide_js.lockfile.packages))
@@ -128,8 +141,11 @@ def plain(value: Any) -> Any:
 class Kernel:
     """The root a Python worker offers the page."""
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Any, javascript: Any = None) -> None:
         self._session = session
+        # A plugin sandbox's JavaScript loaders (sandbox/python-worker.js); None in the
+        # console's worker, which loads no plugins.
+        self._javascript = javascript
         self._console: dict[str, Any] = {"__name__": "__main__"}
 
     async def run_python(self, code: str) -> Any:
@@ -154,21 +170,39 @@ class Kernel:
         name = config["name"]
         api._connect(await self._session.remote_root(), self._session)
         builtins.api = api  # type: ignore[attr-defined]
-        await install_requirements(config.get("requirements") or [])
+        packages = await load_web_requirements(config.get("requirements") or [], self._javascript)
+        await install_requirements(packages)
         filename = plugin.get("filename") or f"<plugin {name}>"
         namespace = {"__name__": "__plugin__", "__file__": plugin.get("filename") or name, "api": api}
         for script in plugin.get("scripts") or [plugin["script"]]:
-            await run_code(script["code"], namespace, filename, script.get("line", 1))
+            if script.get("lang") == "javascript":
+                await self._run_javascript(script, name)
+            else:
+                await run_code(script["code"], namespace, filename, script.get("line", 1))
         if api._exported is None:
             raise PluginError(f"plugin {name!r} did not call api.export(...); export an object with setup() and run()")
         return api._exported
 
+    async def _run_javascript(self, script: dict, name: str) -> None:
+        """A <script lang="javascript"> block, run as ImJoy's web-python runtime ran one
+        (imjoy-core's jailed/_pluginWebPython.js evaluates it in the JavaScript global that
+        runs Python, in file order with the Python blocks): Python reaches what it defines
+        through `js`. The block has no JavaScript `api`: the plugin's api is Python's."""
+        line = script.get("line", 1)
+        if self._javascript is None:
+            raise PluginError(f"the <script lang=\"javascript\"> block at line {line} cannot run: this Python has no plugin sandbox")
+        try:
+            await self._javascript.runScript(script["code"], line, name, (script.get("attrs") or {}).get("type"))
+        except Exception as error:  # a JsException
+            raise PluginError(f"the <script lang=\"javascript\"> block at line {line} failed: {js_message(error)}") from None
 
-def serve(scope: Any) -> Any:
-    """Connects this worker to the page over scope (the worker's global scope)."""
+
+def serve(scope: Any, javascript: Any = None) -> Any:
+    """Connects this worker to the page over scope (the worker's global scope, or a port);
+    javascript: a plugin sandbox's loaders, {loadRequirement, runScript}."""
     from pyjoy.rpc import Session
     from pyjoy.rpc.pyodide_transport import PyodideTransport
 
     session = Session(PyodideTransport(scope))
-    session.set_root(Kernel(session))
+    session.set_root(Kernel(session, javascript))
     return session
