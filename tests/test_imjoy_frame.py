@@ -1,8 +1,9 @@
 """ImJoy plugins' frame-side behaviour in real Chromium, with plugins written in ImJoy's
 format as ImJoy's docs show them: config `dependencies` (installed after one question,
 started first, a failing one named, a cycle refused), each kind of requirement, native
-alert/confirm/prompt in a window plugin, and the camera asked per plugin, remembered per
-workspace and revoked from the plugin's menu."""
+alert/confirm/prompt in a window plugin, and the camera and the microphone asked per plugin,
+remembered per workspace and revoked from the plugin's menu, which ends a stream already
+open; the microphone's sound reaches the plugin, within its bound."""
 
 from __future__ import annotations
 
@@ -308,3 +309,98 @@ def test_the_camera_is_asked_once_remembered_after_reload_and_revoked_from_the_m
     page.evaluate("source => pyjoy.installPlugin(source)", CAMERA_PLUGIN)
     start_peek(page)
     expect(page.locator("dialog", has_text=QUESTION)).to_be_visible()
+
+
+# --- the microphone, and revoking what is open ------------------------------------------
+
+MEDIA_PLUGIN = (PLUGINS / "live" / "imjoy_media.imjoy.html").read_text()
+DEVICES = {"audio": "microphone", "video": "camera"}
+
+# The page's own getUserMedia, watched: the streams it opened for the relay, so a test sees
+# the devices themselves stop, not only what the plugin is told.
+WATCH_DEVICES = """
+window.deviceStreams = [];
+const open = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+navigator.mediaDevices.getUserMedia = async (constraints) => {
+  const stream = await open(constraints);
+  deviceStreams.push(stream);
+  return stream;
+};
+"""
+
+
+def media_call(page: Page, call: str, timeout_ms: int = 15_000):
+    return page.evaluate(f"Promise.race([pyjoy.getPlugin('Media Keeper').then(p => p.{call}),"
+                         f" new Promise(r => setTimeout(() => r('no answer'), {timeout_ms}))])")
+
+
+def open_media(page: Page, base_url: str, workspace: str, kind: str, answer: str) -> str:
+    page.add_init_script(WATCH_DEVICES)
+    open_app(page, f"{base_url}?w={workspace}")
+    page.evaluate("source => pyjoy.installPlugin(source)", MEDIA_PLUGIN)
+    page.evaluate(f"() => {{ window.opened = pyjoy.getPlugin('Media Keeper').then(p => p.open('{kind}')); }}")
+    page.locator("dialog", has_text=f"Plugin Media Keeper wants to use your {DEVICES[kind]}").get_by_role("button", name=answer).click()
+    return page.evaluate("window.opened")
+
+
+def test_the_microphone_is_asked_for_and_the_plugin_hears_it(camera_page: Page, base_url: str) -> None:
+    page = camera_page
+    assert open_media(page, base_url, "microphone", "audio", "Allow") == "opened"
+    heard = media_call(page, "listen(5)")
+    # Chromium's fake microphone beeps: silence would be a peak of 0.
+    assert heard["peak"] > 0.01 and heard["samples"] > 0, heard
+    assert heard["sampleRate"] == page.evaluate("deviceStreams[0].getAudioTracks()[0].getSettings().sampleRate"), heard
+    # Only the microphone was opened on the page, nothing else.
+    assert page.evaluate("deviceStreams.map(s => s.getTracks().map(t => t.kind))") == [["audio"]]
+
+
+def test_a_refused_microphone_is_a_not_allowed_error_and_remembered(camera_page: Page, base_url: str) -> None:
+    page = camera_page
+    assert open_media(page, base_url, "microphone-refused", "audio", "Cancel") == "NotAllowedError"
+    assert media_call(page, "open('audio')", 10_000) == "NotAllowedError"  # remembered: no question
+    expect(page.locator("dialog")).to_have_count(0)
+    assert page.evaluate("deviceStreams.length") == 0
+    page.set_viewport_size({"width": 1280, "height": 800})
+    expect(page.locator('.plugin-item[data-name="Media Keeper"]').get_by_role("button", name="Ask about microphone again")).to_be_visible()
+
+
+def test_a_plugin_without_the_permission_gets_no_microphone_and_no_question(camera_page: Page, base_url: str) -> None:
+    page = camera_page
+    page.add_init_script(WATCH_DEVICES)
+    open_app(page, f"{base_url}?w=microphone-unasked")
+    page.evaluate("source => pyjoy.installPlugin(source)", MEDIA_PLUGIN.replace('"permissions": ["camera", "microphone"]', '"permissions": ["camera"]'))
+    assert media_call(page, "open('audio')", 10_000) == "NotAllowedError"
+    expect(page.locator("dialog")).to_have_count(0)
+    assert page.evaluate("deviceStreams.length") == 0
+
+
+@pytest.mark.parametrize("kind", ["audio", "video"])
+def test_revoking_ends_a_stream_already_open(camera_page: Page, base_url: str, kind: str) -> None:
+    page = camera_page
+    assert open_media(page, base_url, f"revoke-{kind}", kind, "Allow") == "opened"
+    assert media_call(page, f"state('{kind}')") == {"ended": False, "readyState": "live"}
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.locator('.plugin-item[data-name="Media Keeper"]').get_by_role("button", name=f"Revoke {DEVICES[kind]}").click()
+    # The plugin's track ended as a device's does ("ended" fired), and the page's device stopped.
+    states = [media_call(page, f"state('{kind}')")]
+    while not states[-1]["ended"] and len(states) < 50:
+        page.wait_for_timeout(100)
+        states.append(media_call(page, f"state('{kind}')"))
+    assert states[-1] == {"ended": True, "readyState": "ended"}, states
+    assert page.evaluate("deviceStreams.flatMap(s => s.getTracks().map(t => t.readyState))") == ["ended"]
+    # Asked again on the next use.
+    page.evaluate(f"() => {{ window.opened = pyjoy.getPlugin('Media Keeper').then(p => p.open('{kind}')); }}")
+    expect(page.locator("dialog", has_text=f"Plugin Media Keeper wants to use your {DEVICES[kind]}")).to_be_visible()
+
+
+def test_a_plugin_that_never_takes_its_sound_gets_no_more_than_the_bound(camera_page: Page, base_url: str) -> None:
+    page = camera_page
+    open_app(page, f"{base_url}?w=microphone-never-heard")
+    page.evaluate("source => pyjoy.installPlugin(source)", (PLUGINS / "hostile" / "media_never_heard.imjoy.html").read_text())
+    page.evaluate("() => { window.opened = pyjoy.getPlugin('Media Never Heard').then(p => p.open()); }")
+    page.locator("dialog", has_text="Plugin Media Never Heard wants to use your microphone").get_by_role("button", name="Allow").click()
+    assert page.evaluate("window.opened") == "opened"
+    page.wait_for_timeout(2000)  # about 200 chunks of 10 ms are captured meanwhile
+    # AUDIO_IN_FLIGHT (app/plugins/media.js) chunks reached it, and not one more.
+    assert page.evaluate("pyjoy.getPlugin('Media Never Heard').then(p => p.chunks())") == 16
+    assert page.evaluate("Promise.race([pyjoy.runPython('1+1'), new Promise(r => setTimeout(() => r('hung'), 5000))])") == 2

@@ -328,6 +328,16 @@ export class PluginHost {
     return true;
   }
 
+  /**
+   * The person took back a plugin's permission to use `device` ("camera", "microphone"):
+   * whatever the plugin (or a window it made) has open of it ends now (plugins/media.js).
+   */
+  revoke(id, device) {
+    for (const plugin of [...this.#plugins.values(), ...this.#windows.values()]) {
+      if (plugin.settingsId === id) plugin.sandbox?.media?.revoke(device);
+    }
+  }
+
   /** Ends every plugin and closes every window (a workspace switch). */
   terminateAll() {
     for (const id of [...this.#plugins.keys()]) this.terminate(id);

@@ -13,14 +13,14 @@
 //   Python a sandbox boots from would cross processes too.
 // The page and a sandbox talk over MessagePorts, one per channel: RPC (app/rpc), status
 // (boot, output, failure), assets (our own files, which this side answers, offline
-// included) and, for window frames, the camera (plugins/camera.js); sandbox/contract.js
+// included) and, for window frames, cameras and microphones (plugins/media.js); sandbox/contract.js
 // describes each. A sandbox that dies (its frame's process crashed, its frame navigated
 // away, or it reported itself failed) is ended at once and its pending calls fail.
 import { pythonConfig } from "../python/config.js";
 import { Session } from "../rpc/session.js";
 import { FRAME_CHUNK_BYTES, PostMessageTransport } from "../rpc/transport.js";
 import { ASSET_PREFIXES, FRAME_HANDSHAKE, PORTS, STATUS, WORKER_HANDSHAKE } from "../sandbox/contract.js";
-import { serveCamera } from "./camera.js";
+import { serveMedia } from "./media.js";
 
 // ImJoy plugin permissions -> the iframe's `allow` (Permissions Policy) features.
 const PERMISSIONS = {
@@ -140,8 +140,8 @@ function unwatch(sandbox) {
 export class Sandbox {
   /**
    * kind: "window" (UI in a frame in container), "web-worker" or "web-python" (a worker).
-   * consent(what): resolves to whether the person lets the plugin use "camera" (asked
-   * when it opens one, plugins/camera.js); by default no.
+   * consent(what): resolves to whether the person lets the plugin use "camera" or
+   * "microphone" (asked when it opens one, plugins/media.js); by default no.
    * isolated: a worker in a hidden sandboxed frame (in container), in another process;
    * by default web-worker plugins are, web-python ones are not (see the top of this file).
    * Resolves once the sandbox's kernel is reachable (for Python: once booted).
@@ -161,7 +161,7 @@ export class Sandbox {
   // Where {type: "stdout" | "stderr", text} goes: settable, for a spare Python sandbox booted
   // before the plugin it will run is known (host.js sets it to that plugin's log).
   onOutput = () => {};
-  camera = null; // {close()} for window sandboxes
+  media = null; // {close(), revoke(device)} for window sandboxes (plugins/media.js)
   state = "starting"; // then "running", and "crashed" or "terminated" once ended
   #onCrash = new Set();
   #crashed = null; // rejects when the sandbox dies
@@ -170,7 +170,7 @@ export class Sandbox {
 
   async #start({ build, kind, container, permissions, onOutput, consent, isolated }) {
     const channels = { rpc: new MessageChannel(), status: new MessageChannel(), assets: new MessageChannel() };
-    if (kind === "window") channels.camera = new MessageChannel();
+    if (kind === "window") channels.media = new MessageChannel();
     this.#ports = Object.values(channels).map((channel) => channel.port1);
     serveAssets(channels.assets.port1);
     // A frame is another process: big buffers go to it in pieces (rpc/transport.js).
@@ -184,7 +184,7 @@ export class Sandbox {
     const ports = [];
     for (const [name, channel] of Object.entries(channels)) ports[PORTS[name]] = channel.port2;
     if (kind === "window") {
-      this.camera = serveCamera(channels.camera.port1, { allowed: permissions.includes("camera"), consent });
+      this.media = serveMedia(channels.media.port1, { permissions, consent });
       await this.#startFrame(build, container, allowAttribute(permissions), ports, { type: FRAME_HANDSHAKE, hostOrigin: location.origin });
     } else {
       const source = await scriptText(kind === "web-python" ? build.sandbox["python-worker"] : build.sandbox["js-worker"]);
@@ -285,7 +285,7 @@ export class Sandbox {
     this.state = state;
     unwatch(this);
     this.session?.close(reason); // pending calls fail now, with the reason
-    this.camera?.close();
+    this.media?.close();
     this.worker?.terminate();
     this.frame?.remove(); // removing a frame ends its document (and a worker it started)
     for (const port of this.#ports) port.close();

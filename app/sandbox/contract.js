@@ -1,11 +1,11 @@
 // The host <-> sandbox channels that are not the RPC: one place for their names and
-// shapes, imported by both sides (plugins/sandbox.js and plugins/camera.js on the page;
+// shapes, imported by both sides (plugins/sandbox.js and plugins/media.js on the page;
 // sandbox/*.js in the sandboxes). The RPC has its own contract: pyjoy/rpc/PROTOCOL.md.
 //
 // Handshakes. The page makes one MessageChannel per channel and hands the far ends over
 // in one message, ports in the order of PORTS:
 // - a window or iframe plugin's frame (sandbox/frame.js), once it has loaded:
-//     frame.contentWindow.postMessage({type: FRAME_HANDSHAKE, hostOrigin}, "*", [rpc, status, assets, camera])
+//     frame.contentWindow.postMessage({type: FRAME_HANDSHAKE, hostOrigin}, "*", [rpc, status, assets, media])
 // - a worker plugin's worker (sandbox/js-worker.js, sandbox/python-worker.js):
 //     worker.postMessage({type: WORKER_HANDSHAKE, hostOrigin, chunkBytes, config?}, [rpc, status, assets])
 //   config: Python's boot configuration (python/config.js), for Python workers only;
@@ -37,10 +37,18 @@
 // statusText, contentType, body: ArrayBuffer} or {id, error}. The page answers only for
 // paths under ASSET_PREFIXES, decided after decoding the path (plugins/sandbox.js).
 //
-// camera: window frames only: getUserMedia answered by the page (plugins/camera.js).
-//   frame -> page: {type: "open", id, video} | {type: "next", id} | {type: "close", id}
-//   page -> frame: {type: "opened", id, label, settings} | {type: "failed", id, name, message}
-//                  | {type: "frame", id, bitmap} | {type: "ended", id}
+// media: window frames only: getUserMedia answered by the page (plugins/media.js,
+// sandbox/media.js); video and audio are constraints, or false.
+//   frame -> page: {type: "open", id, video, audio}
+//                  | {type: "next", id}            the last video frame is drawn: send one more
+//                  | {type: "heard", id}           an audio chunk is written: one fewer in flight
+//                  | {type: "close", id, kind}     the plugin stopped its "video" or "audio" track
+//   page -> frame: {type: "opened", id, video: {label, settings} | null, audio: {label, settings} | null}
+//                  | {type: "failed", id, name, message}   (name: NotAllowedError, ...)
+//                  | {type: "frame", id, bitmap}
+//                  | {type: "audio", id, sampleRate, numberOfChannels, numberOfFrames, timestamp,
+//                     samples: ArrayBuffer (f32-planar)}   at most AUDIO_IN_FLIGHT not yet heard
+//                  | {type: "ended", id, kind}      the page ended that track (device gone, revoked)
 //
 // Liveness: a frame cannot tell its parent that it died (a crashed renderer, or a plugin
 // that navigates its frame away). Each sandbox frame keeps one empty child frame
@@ -54,7 +62,7 @@ export const FRAME_HANDSHAKE = "pyjoy:sandbox";
 export const WORKER_HANDSHAKE = "pyjoy:boot";
 
 /** The index of each channel's port in a handshake's ports. */
-export const PORTS = Object.freeze({ rpc: 0, status: 1, assets: 2, camera: 3 });
+export const PORTS = Object.freeze({ rpc: 0, status: 1, assets: 2, media: 3 });
 
 export const STATUS = Object.freeze({
   ready: "ready",
@@ -66,13 +74,15 @@ export const STATUS = Object.freeze({
   notice: "notice",
 });
 
-export const CAMERA = Object.freeze({
+export const MEDIA = Object.freeze({
   open: "open",
   next: "next",
+  heard: "heard",
   close: "close",
   opened: "opened",
   failed: "failed",
   frame: "frame",
+  audio: "audio",
   ended: "ended",
 });
 

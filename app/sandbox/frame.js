@@ -3,11 +3,11 @@
 // origin: no access to the page, its storage or other plugins), which Chromium runs in a
 // process of its own. The page sends one handshake (contract.js) and the frame is then
 // one of two things:
-// - a window or iframe plugin's frame (ports: RPC, status, assets, camera): it offers the
+// - a window or iframe plugin's frame (ports: RPC, status, assets, media): it offers the
 //   page a kernel whose load_plugin(plugin) puts the plugin's style, HTML and scripts here,
 //   as ImJoy does. fetch() of PyJoy's own files (vendor/, models.json, ...) is answered by
 //   the page, offline too (assets.js); navigator.mediaDevices.getUserMedia by the page's
-//   camera (camera.js).
+//   camera and microphone (media.js).
 // - the hidden host of a web-worker plugin ({worker: {source, chunkBytes}}; ports: RPC,
 //   status, assets): it starts the plugin's worker from a data: URL, hands it the RPC and
 //   asset ports, and relays its status. The worker lives in this frame's process, so a
@@ -16,8 +16,8 @@
 import { Session } from "../rpc/session.js";
 import { FRAME_CHUNK_BYTES, PostMessageTransport } from "../rpc/transport.js";
 import { assetFetcher } from "./assets.js";
-import { installCamera } from "./camera.js";
 import { FRAME_HANDSHAKE, LIVENESS_FRAME, PORTS, STATUS, WORKER_HANDSHAKE } from "./contract.js";
+import { installMedia } from "./media.js";
 import { createPluginApi } from "./plugin-api.js";
 import { cacheRequirement, requirementOf } from "./requirements.js";
 
@@ -99,9 +99,9 @@ function boundNativeDialogs() {
 
 function startWindow(ports, hostOrigin) {
   boundNativeDialogs();
-  const [rpcPort, assetPort, cameraPort] = [ports[PORTS.rpc], ports[PORTS.assets], ports[PORTS.camera]];
+  const [rpcPort, assetPort, mediaPort] = [ports[PORTS.rpc], ports[PORTS.assets], ports[PORTS.media]];
   self.fetch = assetFetcher(assetPort, hostOrigin);
-  installCamera(cameraPort);
+  installMedia(mediaPort);
   // The page is another process: big buffers go back in pieces too (rpc/transport.js).
   const session = new Session(new PostMessageTransport(rpcPort, { chunkBytes: FRAME_CHUNK_BYTES }));
   const { api, exported } = createPluginApi(session);

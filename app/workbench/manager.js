@@ -51,11 +51,12 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
         renderPlugins();
       }),
       button("Remove", act(() => removePlugin(plugin))),
-      // The camera answer kept for this plugin (workbench.consent): changed here.
-      ...(workbench.workspace.grant(plugin.id, "camera") === null ? [] : [button(
-        workbench.workspace.grant(plugin.id, "camera") ? "Revoke camera" : "Ask about camera again",
-        act(() => workbench.revoke(plugin.id, "camera").then(() => status.toast(`${plugin.name} will be asked before it uses the camera again`))),
-      )]),
+      // The camera and microphone answers kept for this plugin (workbench.consent): changed
+      // here; revoking also ends what the plugin has open.
+      ...["camera", "microphone"].filter((device) => workbench.workspace.grant(plugin.id, device) !== null).map((device) => button(
+        workbench.workspace.grant(plugin.id, device) ? `Revoke ${device}` : `Ask about ${device} again`,
+        act(() => workbench.revoke(plugin.id, device).then(() => status.toast(`${plugin.name} will be asked before it uses the ${device} again`))),
+      )),
     );
     item.append(actions);
     if (openDocs.has(plugin.id)) item.append(el("pre", "plugin-docs", docsOf(workbench.workspace.plugin(plugin.id)?.text ?? "")));

@@ -134,7 +134,7 @@ export class Workbench {
   }
 
   /**
-   * Whether the person lets a plugin use `what` ("camera", through the page's relay):
+   * Whether the person lets a plugin use `what` ("camera", "microphone": the page's relay):
    * asked once per plugin and workspace ("Plugin X wants to use your camera"), the answer
    * kept in the workspace by plugin id until revoked (revoke(), in the plugin's menu). A
    * plugin that is not installed here (loaded for the page) is asked once per visit.
@@ -160,8 +160,12 @@ export class Workbench {
   #visitGrants = new Map(); // "id\nwhat" -> answer, for plugins not installed here
   #asking = new Map(); // questions being asked, so that two requests get one
 
-  /** Forgets the answer kept for a plugin and `what`: its next request asks again. */
+  /**
+   * Forgets the answer kept for a plugin and `what`: its next request asks again; what it
+   * has open of `what` (a camera's or microphone's stream) ends now.
+   */
   async revoke(id, what) {
+    this.#hostNow?.revoke(id, what);
     await this.workspace.setGrant(id, what, null);
   }
 
