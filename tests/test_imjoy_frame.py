@@ -345,7 +345,7 @@ def open_media(page: Page, base_url: str, workspace: str, kind: str, answer: str
 
 def test_the_microphone_is_asked_for_and_the_plugin_hears_it(camera_page: Page, base_url: str) -> None:
     page = camera_page
-    assert open_media(page, base_url, "microphone", "audio", "Allow") == "opened"
+    assert open_media(page, base_url, "microphone", "audio", "Allow") == "audio"
     heard = media_call(page, "listen(5)")
     # Chromium's fake microphone beeps: silence would be a peak of 0.
     assert heard["peak"] > 0.01 and heard["samples"] > 0, heard
@@ -377,7 +377,7 @@ def test_a_plugin_without_the_permission_gets_no_microphone_and_no_question(came
 @pytest.mark.parametrize("kind", ["audio", "video"])
 def test_revoking_ends_a_stream_already_open(camera_page: Page, base_url: str, kind: str) -> None:
     page = camera_page
-    assert open_media(page, base_url, f"revoke-{kind}", kind, "Allow") == "opened"
+    assert open_media(page, base_url, f"revoke-{kind}", kind, "Allow") == kind
     assert media_call(page, f"state('{kind}')") == {"ended": False, "readyState": "live"}
     page.set_viewport_size({"width": 1280, "height": 800})
     page.locator('.plugin-item[data-name="Media Keeper"]').get_by_role("button", name=f"Revoke {DEVICES[kind]}").click()
@@ -404,3 +404,24 @@ def test_a_plugin_that_never_takes_its_sound_gets_no_more_than_the_bound(camera_
     # AUDIO_IN_FLIGHT (app/plugins/media.js) chunks reached it, and not one more.
     assert page.evaluate("pyjoy.getPlugin('Media Never Heard').then(p => p.chunks())") == 16
     assert page.evaluate("Promise.race([pyjoy.runPython('1+1'), new Promise(r => setTimeout(() => r('hung'), 5000))])") == 2
+
+
+def test_one_stream_with_both_asks_for_each_and_revoking_one_ends_only_its_track(camera_page: Page, base_url: str) -> None:
+    page = camera_page
+    page.add_init_script(WATCH_DEVICES)
+    open_app(page, f"{base_url}?w=media-both")
+    page.evaluate("source => pyjoy.installPlugin(source)", MEDIA_PLUGIN)
+    page.evaluate("() => { window.opened = pyjoy.getPlugin('Media Keeper').then(p => p.open('both')); }")
+    for device in ("camera", "microphone"):
+        page.locator("dialog", has_text=f"Plugin Media Keeper wants to use your {device}").get_by_role("button", name="Allow").click()
+    assert page.evaluate("window.opened") == "audio+video"
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.locator('.plugin-item[data-name="Media Keeper"]').get_by_role("button", name="Revoke microphone").click()
+    states = [media_call(page, "state('audio')")]
+    while not states[-1]["ended"] and len(states) < 50:
+        page.wait_for_timeout(100)
+        states.append(media_call(page, "state('audio')"))
+    assert states[-1] == {"ended": True, "readyState": "ended"}, states
+    assert media_call(page, "state('video')") == {"ended": False, "readyState": "live"}
+    device = page.evaluate("Object.fromEntries(deviceStreams[0].getTracks().map(t => [t.kind, t.readyState]))")
+    assert device == {"audio": "ended", "video": "live"}, device

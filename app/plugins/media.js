@@ -54,13 +54,24 @@ export function serveMedia(port, { permissions = [], consent = async () => false
     if (!(await consent(device))) throw notAllowed(`you did not allow this plugin to use the ${device} (the plugin's menu in the workbench asks again)`);
   }
 
+  // How many times each device was revoked: an answer given before a revocation does not
+  // open a device after it (the browser's own question may take a while).
+  const revocations = { camera: 0, microphone: 0 };
+
   async function openMedia(id, constraints) {
     const kinds = Object.keys(DEVICES).filter((kind) => constraints[kind]);
+    const before = { ...revocations };
     for (const kind of kinds) await allow(DEVICES[kind]);
     if (kinds.includes("audio") && typeof MediaStreamTrackProcessor === "undefined") {
       throw Object.assign(new Error("this browser cannot relay a microphone to a plugin (it lacks MediaStreamTrackProcessor)"), { name: "NotSupportedError" });
     }
     const stream = await navigator.mediaDevices.getUserMedia({ video: constraints.video || false, audio: constraints.audio || false });
+    const revoked = kinds.map((kind) => DEVICES[kind]).find((device) => revocations[device] !== before[device]);
+    if (revoked) {
+      for (const track of stream.getTracks()) track.stop();
+      throw notAllowed(`you revoked this plugin's use of the ${revoked} while it was being opened`);
+    }
+    for (const kind of Object.keys(DEVICES)) end(id, kind); // an id reused: what it had open goes first
     const media = {};
     open.set(id, media);
     const opened = { type: MEDIA.opened, id, video: null, audio: null };
@@ -72,11 +83,11 @@ export function serveMedia(port, { permissions = [], consent = async () => false
     if (video) {
       const element = document.createElement("video");
       Object.assign(element, { muted: true, playsInline: true, srcObject: new MediaStream([video]) });
-      await element.play();
       media.video = { track: video, element, sent: 0 };
+      await element.play();
     }
     const [audio] = stream.getAudioTracks();
-    if (audio) media.audio = { track: audio, reader: new MediaStreamTrackProcessor({ track: audio }).readable.getReader(), inFlight: 0, dropped: 0 };
+    if (audio) media.audio = { track: audio, reader: new MediaStreamTrackProcessor({ track: audio }).readable.getReader(), inFlight: 0 };
     port.postMessage(opened);
     if (media.video) sendFrame(id);
     if (media.audio) relayAudio(id, media.audio);
@@ -101,8 +112,7 @@ export function serveMedia(port, { permissions = [], consent = async () => false
       const { value, done } = await audio.reader.read().catch(() => ({ done: true }));
       if (done || open.get(id)?.audio !== audio) return value?.close();
       if (audio.inFlight >= AUDIO_IN_FLIGHT) {
-        audio.dropped += 1; // the frame is behind: this chunk is not kept anywhere
-        value.close();
+        value.close(); // the frame is behind: this chunk is dropped, not kept anywhere
         continue;
       }
       const { sampleRate, numberOfChannels, numberOfFrames, timestamp } = value;
@@ -150,6 +160,8 @@ export function serveMedia(port, { permissions = [], consent = async () => false
     close: () => [...open.keys()].forEach((id) => Object.keys(DEVICES).forEach((kind) => end(id, kind, { tell: false }))),
     revoke(device) {
       const kind = Object.keys(DEVICES).find((each) => DEVICES[each] === device);
+      if (!kind) return;
+      revocations[device] += 1;
       for (const id of [...open.keys()]) end(id, kind);
     },
   };
