@@ -114,3 +114,14 @@ def test_a_failing_javascript_block_names_its_line(page: Page, base_url: str, re
     message = load(page, base_url, text)
     assert f'the <script lang="javascript"> block at line {line - 1} failed: ' in message, message
     assert "Cannot read properties of null (reading 'boom')" in message, message
+
+
+def test_a_javascript_block_cannot_reach_the_pages_storage(page: Page, base_url: str) -> None:
+    # It runs in the plugin's Python worker (an opaque origin), never in the page's.
+    text = (PLUGINS / "hostile" / "pyjs_reaches_for_the_page.imjoy.html").read_text()
+    assert load(page, base_url, text) == "ok"
+    reached = page.evaluate("pyjoy.getPlugin('Reaches For The Page').then((p) => p.reached())")
+    assert reached == {"origin": "null", "parent": "undefined", "document": "undefined",
+                       "indexedDB": "SecurityError", "caches": "SecurityError"}, reached
+    # The page's own storage is there, and was never the plugin's to open.
+    assert page.evaluate("indexedDB.databases().then((dbs) => dbs.length > 0)") is True
