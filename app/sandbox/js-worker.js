@@ -7,7 +7,7 @@ import { Session } from "../rpc/session.js";
 import { PostMessageTransport } from "../rpc/transport.js";
 import { assetFetcher } from "./assets.js";
 import { PORTS, WORKER_HANDSHAKE } from "./contract.js";
-import { createPluginApi } from "./plugin-api.js";
+import { createPluginApi, exportOf } from "./plugin-api.js";
 import { cacheRequirement, requirementOf } from "./requirements.js";
 
 // A classic worker runs scripts with importScripts and ES modules with import(), which
@@ -50,9 +50,7 @@ self.addEventListener("message", function boot({ data, ports }) {
           URL.revokeObjectURL(url);
         }
       }
-      const offered = exported();
-      if (!offered) throw new Error(`plugin ${plugin.config.name} did not call api.export(...)`);
-      return offered;
+      return exportOf(plugin, exported());
     },
   });
 });

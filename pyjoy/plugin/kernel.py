@@ -160,8 +160,16 @@ class Kernel:
         for script in plugin.get("scripts") or [plugin["script"]]:
             await run_code(script["code"], namespace, filename, script.get("line", 1))
         if api._exported is None:
+            if config.get("passive"):
+                # A passive plugin need not export: imjoy-core (jailedPlugin.js) gives it an
+                # API with a setup that does nothing (app/sandbox/plugin-api.js exportOf).
+                return {"passive": True, "setup": _passive_setup}
             raise PluginError(f"plugin {name!r} did not call api.export(...); export an object with setup() and run()")
         return api._exported
+
+
+async def _passive_setup() -> None:
+    return None
 
 
 def serve(scope: Any) -> Any:
