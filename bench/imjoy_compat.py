@@ -14,15 +14,16 @@ How each plugin is classified, first from its file, in this order:
      (numpy, scipy, ... come from the Pyodide package index in production);
    - any config dependency (PyJoy fetches each from its URL or GitHub; none is served
      offline; the reason says when the dependency is itself in the corpus);
-   - a script or style its file loads from the network at setup: a <script src> or
-     <link href> with an http(s) URL, `import ... from "http..."`, `importScripts("http...")`.
-3. "offline": everything else. And at run, a plugin of this class is counted as
-   "network" after all, naming the URL (its result is kept), if while it loaded or ran, or
-   in the second after (Chromium's requests from the page, its frames and workers), it
-   - opened a page or loaded a script from outside 127.0.0.1 (a request for a document,
-     script or style: createWindow({src: "https://..."}), an <iframe>, ...), or
-   - failed, having asked for any URL outside 127.0.0.1 (getPlugin(URL), a fetch, ...).
-   One that passes and only asked for something it could do without (an image) stays.
+   - a script or style it loads from the network: a <script src> or <link href> with an
+     http(s) URL, `import ... from "http..."`, `importScripts("http...")`;
+   - a page, plugin or file it opens from the network: an http(s) URL written in its code
+     as an <iframe src>, assigned to a `.src`, or given to createWindow, showDialog,
+     getPlugin or loadPlugin (at setup or in any of its functions).
+3. "offline": everything else. And at run: a plugin of this class that fails, having asked
+   for any URL outside 127.0.0.1 while it loaded or ran, or in the second after
+   (Chromium's requests from the page, its frames and workers), is counted as "network"
+   after all, naming that URL, with its error kept. One that passes stays "offline" even
+   if it asked for something it could do without (an image).
 
 How an "offline" plugin is run: the app is opened, its service worker left to cache the
 build, and reloaded with the browser offline (as tests/conftest.py open_offline); no
@@ -72,11 +73,13 @@ NETWORK_AT_SETUP = re.compile(
     r"""<script[^>]*\ssrc\s*=\s*["']((?:https?:)?//[^"']+)"""
     r"""|<link[^>]*\shref\s*=\s*["']((?:https?:)?//[^"']+)"""
     r"""|import\s[^;'"]*from\s*["'](https?://[^"']+)"""
-    r"""|importScripts\(\s*["'](https?://[^"']+)""",
+    r"""|importScripts\(\s*["'](https?://[^"']+)"""
+    r"""|<iframe[^>]*\ssrc\s*=\s*["'](https?://[^"']+)"""
+    r"""|\.src\s*=\s*["'](https?://[^"']+)"""
+    r"""|(?:createWindow|showDialog|getPlugin|loadPlugin)\(\s*\{?[^)]*?["'](https?://[^"']+)""",
     re.I,
 )
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-PAGE_RESOURCES = {"document", "script", "stylesheet"}  # what a page or plugin is made of
 # Why some plugins fail that no change to PyJoy would make pass; added to their reason
 # (they still count as fails). Each was checked against ImJoy's source or the plugin's.
 NOTES = {
@@ -141,7 +144,7 @@ def classify(text: str, corpus_names: dict[str, str], vendored: set[str]) -> tup
         inside = corpus_names.get(short.lower())
         reasons.append(f"dependency {dependency}" + (f" (in the corpus: {inside})" if inside else ""))
     for match in NETWORK_AT_SETUP.finditer(text):
-        reasons.append(f"loads {next(group for group in match.groups() if group)} at setup")
+        reasons.append(f"loads {next(group for group in match.groups() if group)}")
     if reasons:
         return "network", "; ".join(reasons)
     return "offline", f"type {kind or '(none)'}"
@@ -209,7 +212,6 @@ def run_one(page, text: str, name: str, requests: list[tuple[str, str]], settle_
         "installed": bool(state.get("installed")), "ran": bool(state.get("ran")), "ok": bool(state.get("ok")),
         "error": state.get("error"), "messages": errors, "dialogs_answered": answered, "seconds": seconds,
         "network": sorted({url for url, _ in requests}),
-        "network_pages": sorted({url for url, kind in requests if kind in PAGE_RESOURCES}),
     }
 
 
@@ -263,7 +265,7 @@ def main() -> None:
             outcome = run_one(page, texts[row["file"]], row["name"], requests)
             row["run"] = outcome
             row["result"] = "pass" if outcome["ok"] and not outcome["messages"] else "fail"
-            asked = outcome["network_pages"] or (outcome["network"] if row["result"] == "fail" else [])
+            asked = outcome["network"] if row["result"] == "fail" else []
             if asked:
                 row["class"] = "network"
                 row["reason"] = f"asked for {asked[0]} at run" + (f" ({len(asked)} URLs)" if len(asked) > 1 else "")
