@@ -287,6 +287,13 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for row in counted:
         print(f"| {row['file']} | {row['type']} | {row['class']} | {row.get('result', '-')} | {row['reason'][:200]} |")
+    print("\n| source | plugins | need an engine | need the network | offline-runnable | run unmodified |")
+    print("|---|---|---|---|---|---|")
+    for source in dict.fromkeys(row["file"].split("/")[0] for row in counted):
+        mine = [row for row in counted if row["file"].startswith(source + "/")]
+        count = lambda kind: sum(row["class"] == kind for row in mine)  # noqa: E731
+        ran = sum(row["class"] == "offline" and row.get("result") == "pass" for row in mine)
+        print(f"| {source} | {len(mine)} | {count('engine')} | {count('network')} | {count('offline')} | {ran} |")
     summary = (f"{len(passed)} of {len(offline)} offline-runnable public plugins run unmodified "
                f"({engine} need an engine, {network} need the network; {len(counted)} in all)")
     print("\n" + summary)
