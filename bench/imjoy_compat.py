@@ -275,7 +275,8 @@ def main() -> None:
                 if row["file"] in NOTES:
                     row["reason"] += " " + NOTES[row["file"]]
             print(f"{row['result']:4} {row['class']:8} {row['file']}: {row['reason'][:160]}", file=sys.stderr, flush=True)
-        version = page.evaluate("navigator.userAgent.match(/Chrome\\/([\\d.]+)/)[1]")
+        # A persistent context has no Browser object to ask (context.browser is None).
+        version = context.new_cdp_session(page).send("Browser.getVersion")["product"].split("/")[-1]
         context.close()
 
     counted = [row for row in rows if not args.only or args.only in row["file"]]
