@@ -69,7 +69,7 @@ LOAD_TIMEOUT_S = 60
 RUN_TIMEOUT_S = 20
 ENGINE_TYPES = {"native-python", "jupyter-notebook"}
 URL = re.compile(r"^(?:(?:js|css|mjs|cache|pip):\s*)?(?:https?:)?//", re.I)
-NETWORK_AT_SETUP = re.compile(
+NETWORK_IN_CODE = re.compile(
     r"""<script[^>]*\ssrc\s*=\s*["']((?:https?:)?//[^"']+)"""
     r"""|<link[^>]*\shref\s*=\s*["']((?:https?:)?//[^"']+)"""
     r"""|import\s[^;'"]*from\s*["'](https?://[^"']+)"""
@@ -80,7 +80,7 @@ NETWORK_AT_SETUP = re.compile(
     re.I,
 )
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-# Why some plugins fail that no change to PyJoy would make pass; added to their reason
+# Why some plugins fail that no change to PyJoy's API would make pass; added to their reason
 # (they still count as fails). Each was checked against ImJoy's source or the plugin's.
 NOTES = {
     "imjoy-docs/i2k_tutorial-02.imjoy.html":
@@ -128,7 +128,7 @@ def classify(text: str, corpus_names: dict[str, str], vendored: set[str]) -> tup
     kind = config.get("type", "")
     if kind in ENGINE_TYPES:
         return "engine", f"type {kind}"
-    if not kind and config.get("mode") == "pyworker":  # before api_version 0.1.2: "mode", not "type"
+    if not kind and config.get("mode") == "pyworker":  # the oldest files (api_version 0.1.1) say "mode"
         return "engine", "mode pyworker (ImJoy's first name for native-python)"
     reasons = []
     for requirement in requirement_list(config.get("requirements")):
@@ -143,7 +143,7 @@ def classify(text: str, corpus_names: dict[str, str], vendored: set[str]) -> tup
         short = str(dependency).split(":")[-1].split("/")[-1].split("@")[0].removesuffix(".imjoy.html")
         inside = corpus_names.get(short.lower())
         reasons.append(f"dependency {dependency}" + (f" (in the corpus: {inside})" if inside else ""))
-    for match in NETWORK_AT_SETUP.finditer(text):
+    for match in NETWORK_IN_CODE.finditer(text):
         reasons.append(f"loads {next(group for group in match.groups() if group)}")
     if reasons:
         return "network", "; ".join(reasons)
