@@ -2,8 +2,9 @@
 source file, and each Benchmarks table names its committed results file.
 
 The rule: every source file (.py, .mjs, .js, .html, .css, .md) under app/, pyjoy/,
-service_worker/, bench/, py_plugins/ and docs/, and every .py at the top, is named in the
-tree, on a line under its folder (or by its full path); every file name in the tree exists
+service_worker/, bench/ (but the public plugins in bench/imjoy_corpus/), py_plugins/ and
+docs/, and every .py at the top, is named in the tree, on a line under its folder (or by
+its full path); every file name in the tree exists
 (under its folder, or anywhere in the repository for a file a description mentions, such
 as package-lock.json); and no folder or file has two entries.
 
@@ -23,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_FOLDERS = ("app/", "pyjoy/", "service_worker/", "bench/", "py_plugins/", "docs/")
 SOURCE_SUFFIXES = (".py", ".mjs", ".js", ".html", ".css", ".md")
+CORPUS = "bench/imjoy_corpus/"  # public ImJoy plugins copied unmodified: data, not our source
 CONTINUATION = 16  # a line indented this far continues the entry above
 FILE_NAME = re.compile(r"(?<![\w./-])((?:[\w-]+/)*[\w.-]*\w\.(?:py|mjs|json|js|html|css|md|toml|sh))(?![\w/-])")
 
@@ -39,6 +41,8 @@ def repository_files() -> set[str]:
 def should_be_named(path: str) -> bool:
     if "/" not in path:
         return path.endswith(".py")
+    if path.startswith(CORPUS) and path.endswith(".imjoy.html"):
+        return False  # others' plugins, kept as data (the tree names the folder)
     return path.startswith(SOURCE_FOLDERS) and path.endswith(SOURCE_SUFFIXES)
 
 

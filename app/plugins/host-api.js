@@ -103,7 +103,8 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
     return ui.dialogs.form(String(config.name ?? name), `${name} asks:`, box, () => readFields(box, fields), { owner: plugin });
   };
 
-  // ImJoy's getPlugin takes a name, {name}, {id} or {src} (then it loads, as loadPlugin).
+  // ImJoy's getPlugin takes a name, {name}, {id} or {src} (then it loads, as loadPlugin):
+  // imjoy-core pluginManager.js getPlugin.
   const getPlugin = (query) => {
     if (query && typeof query === "object") {
       if (query.src !== undefined) return api.loadPlugin(query);
@@ -111,7 +112,10 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
       if (query.name === undefined) throw new TypeError(`getPlugin: give a plugin's name, or {name}, {id} or {src}, not ${JSON.stringify(query)}`);
       return host.getPlugin(String(query.name));
     }
-    return host.getPlugin(String(query));
+    // A URL, a URI (owner/repo:Name) or source text is loaded, as imjoy-core's getPlugin does.
+    const text = String(query);
+    if (/https?:\/\//i.test(text) || text.includes("\n") || (text.includes("/") && text.includes(":"))) return api.loadPlugin(text);
+    return host.getPlugin(text);
   };
 
   const api = {

@@ -18,7 +18,7 @@ import { FRAME_CHUNK_BYTES, PostMessageTransport } from "../rpc/transport.js";
 import { assetFetcher } from "./assets.js";
 import { FRAME_HANDSHAKE, LIVENESS_FRAME, PORTS, STATUS, WORKER_HANDSHAKE } from "./contract.js";
 import { installMedia } from "./media.js";
-import { createPluginApi } from "./plugin-api.js";
+import { createPluginApi, exportOf } from "./plugin-api.js";
 import { cacheRequirement, requirementOf } from "./requirements.js";
 
 // Outside <body>, where a plugin's own HTML goes, so a plugin that rewrites its body keeps it.
@@ -128,9 +128,7 @@ function startWindow(ports, hostOrigin) {
         addScript(script.code, { type: script.attrs?.type, line: script.line, name: plugin.config.name });
         if (lastError) throw lastError;
       }
-      const offered = exported();
-      if (!offered) throw new Error(`plugin ${plugin.config.name} did not call api.export(...)`);
-      return offered;
+      return exportOf(plugin, exported());
     },
   });
 }

@@ -8,7 +8,7 @@ import { Session } from "../rpc/session.js";
 import { PostMessageTransport } from "../rpc/transport.js";
 import { assetFetcher } from "./assets.js";
 import { PORTS, WORKER_HANDSHAKE } from "./contract.js";
-import { createPluginApi } from "./plugin-api.js";
+import { createPluginApi, exportOf } from "./plugin-api.js";
 import { loadInWorker } from "./requirements.js";
 import { runWorkerScript } from "./worker-scripts.js";
 
@@ -24,9 +24,7 @@ self.addEventListener("message", function boot({ data, ports }) {
     async load_plugin(plugin) {
       for (const requirement of plugin.config.requirements ?? []) await loadInWorker(requirement, importScripts);
       for (const script of plugin.scripts ?? [plugin.script]) await runWorkerScript(script, plugin.config.name, importScripts);
-      const offered = exported();
-      if (!offered) throw new Error(`plugin ${plugin.config.name} did not call api.export(...)`);
-      return offered;
+      return exportOf(plugin, exported());
     },
   });
 });

@@ -57,3 +57,13 @@ export function createPluginApi(session) {
   );
   return { api, exported: () => exported };
 }
+
+// What load_plugin answers once a plugin's scripts ran: its export. A `passive` plugin
+// need not export (ImJoy's docs runner marks code without `api.export(` passive, and such a
+// plugin only runs its code): as imjoy-core (jailedPlugin.js _setupViaEngine) it gets an
+// API with nothing but a setup that does nothing; one that exported anyway keeps its export.
+export function exportOf(plugin, offered) {
+  if (offered) return offered;
+  if (plugin.config.passive) return { passive: true, setup: async () => {} };
+  throw new Error(`plugin ${plugin.config.name} did not call api.export(...)`);
+}

@@ -180,6 +180,10 @@ class Kernel:
             else:
                 await run_code(script["code"], namespace, filename, script.get("line", 1))
         if api._exported is None:
+            if config.get("passive"):
+                # A passive plugin need not export: imjoy-core (jailedPlugin.js) gives it an
+                # API with a setup that does nothing (app/sandbox/plugin-api.js exportOf).
+                return {"passive": True, "setup": _passive_setup}
             raise PluginError(f"plugin {name!r} did not call api.export(...); export an object with setup() and run()")
         return api._exported
 
@@ -195,6 +199,10 @@ class Kernel:
             await self._javascript.runScript(script["code"], line, name, (script.get("attrs") or {}).get("type"))
         except Exception as error:  # a JsException
             raise PluginError(f"the <script lang=\"javascript\"> block at line {line} failed: {js_message(error)}") from None
+
+
+async def _passive_setup() -> None:
+    return None
 
 
 def serve(scope: Any, javascript: Any = None) -> Any:

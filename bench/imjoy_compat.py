@@ -1,0 +1,317 @@
+"""ImJoy compatibility: how many public ImJoy plugins run unmodified in PyJoy, offline, in
+real Chromium. The plugins are bench/imjoy_corpus/ (copied byte for byte from imjoy-team's
+repositories by bench/imjoy_corpus/extract.py; SOURCES.json says where each came from).
+
+    python bench/imjoy_compat.py [--json PATH] [--only TEXT] [--dist dist] [--commit HASH]
+
+How each plugin is classified, first from its file, in this order:
+1. "engine": its type is native-python or jupyter-notebook (or, in the oldest files, its
+   mode is pyworker): it runs in a Python engine (CPython on a computer or a Jupyter
+   server), which PyJoy does not have yet.
+2. "network": it cannot start without the network:
+   - a requirement that is a URL (http(s)://, //, with or without js:/css:/mjs:/cache:);
+   - a web-python requirement that is not in the Pyodide lock's vendored part of dist/
+     (numpy, scipy, ... come from the Pyodide package index in production);
+   - any config dependency (PyJoy fetches each from its URL or GitHub; none is served
+     offline; the reason says when the dependency is itself in the corpus);
+   - a script or style it loads from the network: a <script src> or <link href> with an
+     http(s) URL, `import ... from "http..."`, `importScripts("http...")`;
+   - a page, plugin or file it opens from the network: an http(s) URL written in its code
+     as an <iframe src>, assigned to a `.src`, or given to createWindow, showDialog,
+     getPlugin or loadPlugin (at setup or in any of its functions).
+3. "offline": everything else. And at run: a plugin of this class that fails, having asked
+   for any URL outside 127.0.0.1 while it loaded or ran, or in the second after
+   (Chromium's requests from the page, its frames and workers), is counted as "network"
+   after all, naming that URL, with its error kept. One that passes stays "offline" even
+   if it asked for something it could do without (an image).
+
+How an "offline" plugin is run: the app is opened, its service worker left to cache the
+build, and reloaded with the browser offline (as tests/conftest.py open_offline); no
+request leaves 127.0.0.1. Each plugin, one after another in that one page:
+- its unmodified text goes to `pyjoy.installPlugin(text)`, the workbench's install path
+  (what dropping the file on the page does): it is kept in the workspace and started;
+- if its API has `run`, `run({config: {}, data: {}})` is called, what the workbench's Run
+  button (and ImJoy's docs runner) does;
+- dialogs it opens are answered as a person would: the OK (primary) button of the app's
+  dialogs (api.alert/prompt/confirm/showDialog forms, with their default values) is
+  clicked, and the browser's own alert/confirm/prompt are accepted with their default;
+- it passes if install resolves within LOAD_TIMEOUT_S, run (if any) resolves within
+  RUN_TIMEOUT_S, and nothing it did put an error in Messages; a rejection, a timeout or an
+  error message is a fail, recorded with its text. Then it is uninstalled.
+A fail that no change to PyJoy would fix (it fails in ImJoy too, or needs another plugin
+that needs the network) still counts as a fail; NOTES adds why to its reason.
+
+Prints a summary table and writes every plugin's class, result and reason, with the
+machine, to bench/results/imjoy_compat.json. About 2 minutes on 2 CPUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import yaml
+from playwright.sync_api import sync_playwright
+
+from pyjoy.devtools import launch_options, machine_facts, served
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "bench" / "imjoy_corpus"
+LOAD_TIMEOUT_S = 60
+RUN_TIMEOUT_S = 20
+ENGINE_TYPES = {"native-python", "jupyter-notebook"}
+URL = re.compile(r"^(?:(?:js|css|mjs|cache|pip):\s*)?(?:https?:)?//", re.I)
+NETWORK_IN_CODE = re.compile(
+    r"""<script[^>]*\ssrc\s*=\s*["']((?:https?:)?//[^"']+)"""
+    r"""|<link[^>]*\shref\s*=\s*["']((?:https?:)?//[^"']+)"""
+    r"""|import\s[^;'"]*from\s*["'](https?://[^"']+)"""
+    r"""|importScripts\(\s*["'](https?://[^"']+)"""
+    r"""|<iframe[^>]*\ssrc\s*=\s*["'](https?://[^"']+)"""
+    r"""|\.src\s*=\s*["'](https?://[^"']+)"""
+    r"""|(?:createWindow|showDialog|getPlugin|loadPlugin)\(\s*\{?[^)]*?["'](https?://[^"']+)""",
+    re.I,
+)
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+# Why some plugins fail that no change to PyJoy's API would make pass; added to their reason
+# (they still count as fails). Each was checked against ImJoy's source or the plugin's.
+NOTES = {
+    "imjoy-docs/i2k_tutorial-02.imjoy.html":
+        "(top-level await in a classic script: imjoy-rpc's web worker eval()s it, a SyntaxError in ImJoy too)",
+    "imjoy-docs/basic_tutorial-01.imjoy.html":
+        "(it calls the plugin the docs block before it defines, basic_tutorial-00, which needs numpy from the network)",
+    "imjoy-plugins/histogram2D.imjoy.html":
+        "(its run reads ctx.data.table, a localization table (its config inputs) that ImJoy passes from a window; none here)",
+}
+
+
+def plugin_config(text: str) -> dict:
+    """The <config> block, JSON or YAML (as ImJoy reads it); {} when there is none or it is unreadable."""
+    match = re.search(r"<config([^>]*)>(.*?)</config>", text, re.S)
+    if not match:
+        return {}
+    for load in (json.loads, yaml.safe_load):
+        try:
+            value = load(match[2])
+            return value if isinstance(value, dict) else {}
+        except Exception:  # noqa: BLE001  (either reader may fail; the other may not)
+            continue
+    return {}
+
+
+def requirement_list(requirements) -> list[str]:
+    if isinstance(requirements, str):
+        return [requirements]
+    if isinstance(requirements, dict):  # {"CPU": [...], "GPU": [...]} (engine plugins)
+        return [item for value in requirements.values() for item in requirement_list(value)]
+    if isinstance(requirements, list):
+        return [item for item in requirements if isinstance(item, str)]
+    return []
+
+
+def vendored_packages(dist: Path) -> set[str]:
+    """Packages whose wheels dist/ holds itself (the served lock's relative file names)."""
+    lock = json.loads(next((dist / "assets").glob("pyodide-lock-*.json")).read_text())
+    return {name for name, package in lock["packages"].items() if "://" not in package["file_name"]}
+
+
+def classify(text: str, corpus_names: dict[str, str], vendored: set[str]) -> tuple[str, str]:
+    """(class, reason) by the rules in this file's top comment."""
+    config = plugin_config(text)
+    kind = config.get("type", "")
+    if kind in ENGINE_TYPES:
+        return "engine", f"type {kind}"
+    if not kind and config.get("mode") == "pyworker":  # the oldest files (api_version 0.1.1) say "mode"
+        return "engine", "mode pyworker (ImJoy's first name for native-python)"
+    reasons = []
+    for requirement in requirement_list(config.get("requirements")):
+        if URL.match(requirement.strip()):
+            reasons.append(f"requirement {requirement.strip()}")
+        elif kind == "web-python":
+            name = re.split(r"[<>=!~\[ ]", requirement.strip().removeprefix("pip:").strip())[0].lower()
+            if name and name not in vendored:
+                reasons.append(f"Python package {name} (from the package index)")
+    dependencies = config.get("dependencies") or []
+    for dependency in dependencies if isinstance(dependencies, list) else [dependencies]:
+        short = str(dependency).split(":")[-1].split("/")[-1].split("@")[0].removesuffix(".imjoy.html")
+        inside = corpus_names.get(short.lower())
+        reasons.append(f"dependency {dependency}" + (f" (in the corpus: {inside})" if inside else ""))
+    for match in NETWORK_IN_CODE.finditer(text):
+        reasons.append(f"loads {next(group for group in match.groups() if group)}")
+    if reasons:
+        return "network", "; ".join(reasons)
+    return "offline", f"type {kind or '(none)'}"
+
+
+# Runs in the page: one plugin, installed and run; settles window.__compat.
+START = """([text, runTimeout]) => {
+  window.__compat = { done: false };
+  (async () => {
+    const api = await pyjoy.installPlugin(text);
+    window.__compat.installed = true;
+    if (api && typeof api.run === "function") {
+      window.__compat.ran = true;
+      await api.run({ config: {}, data: {} });
+    }
+  })().then(
+    () => Object.assign(window.__compat, { done: true, ok: true }),
+    (error) => Object.assign(window.__compat, { done: true, ok: false, error: String(error?.message ?? error) }),
+  );
+}"""
+ERRORS = "() => [...document.querySelectorAll('#message-log li[data-kind=error]')].map((li) => li.lastChild?.textContent ?? li.textContent)"
+
+
+def answer_dialogs(page) -> int:
+    """Clicks OK (the primary, last button) of every open app dialog; how many it answered."""
+    answered = 0
+    for dialog in page.locator("dialog[open]").all():
+        try:
+            dialog.locator(".dialog-buttons button").last.click(timeout=1000)
+            answered += 1
+        except Exception:  # noqa: BLE001  (it may close on its own meanwhile)
+            pass
+    return answered
+
+
+def run_one(page, text: str, name: str, requests: list[tuple[str, str]], settle_s: float = 1.0) -> dict:
+    """Installs and runs one plugin; its result, the errors it logged and the URLs it asked for."""
+    requests.clear()
+    errors_before = len(page.evaluate(ERRORS))
+    started = time.perf_counter()
+    page.evaluate(START, [text, RUN_TIMEOUT_S])
+    answered = 0
+    state: dict = {}
+    while True:
+        state = page.evaluate("window.__compat")
+        if state["done"]:
+            break
+        elapsed = time.perf_counter() - started
+        limit = LOAD_TIMEOUT_S + (RUN_TIMEOUT_S if state.get("installed") else 0)
+        if elapsed > limit:
+            state = {**state, "ok": False, "error": f"{'run' if state.get('ran') else 'install'} did not settle within {limit} s"}
+            break
+        answered += answer_dialogs(page)
+        time.sleep(0.1)
+    time.sleep(settle_s)  # Messages are drawn every 100 ms; a window it opened, not awaited, starts loading
+    answered += answer_dialogs(page)
+    errors = page.evaluate(ERRORS)[errors_before:]
+    seconds = round(time.perf_counter() - started, 2)
+    try:  # out of the workspace, its windows with it
+        page.evaluate("(name) => pyjoy.uninstallPlugin(name).catch(() => pyjoy.terminatePlugin(name)).catch(() => {})", name)
+    except Exception:  # noqa: BLE001
+        pass
+    answer_dialogs(page)
+    return {
+        "installed": bool(state.get("installed")), "ran": bool(state.get("ran")), "ok": bool(state.get("ok")),
+        "error": state.get("error"), "messages": errors, "dialogs_answered": answered, "seconds": seconds,
+        "network": sorted({url for url, _ in requests}),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "imjoy_compat.json")
+    parser.add_argument("--only", default="", help="run only corpus files whose path contains this")
+    parser.add_argument("--dist", type=Path, default=ROOT / "dist")
+    parser.add_argument("--commit", default="", help="the commit dist/ was built from, recorded in the JSON")
+    args = parser.parse_args()
+
+    sources = json.loads((CORPUS / "SOURCES.json").read_text())["files"]
+    texts = {entry["file"]: (CORPUS / entry["file"]).read_text() for entry in sources}
+    corpus_names = {}
+    for file, text in texts.items():
+        name = str(plugin_config(text).get("name", ""))
+        corpus_names[name.lower()] = file
+        corpus_names[Path(file).name.removesuffix(".imjoy.html").lower()] = file
+    vendored = vendored_packages(args.dist)
+    rows = []
+    for entry in sources:
+        kind, reason = classify(texts[entry["file"]], corpus_names, vendored)
+        rows.append({"file": entry["file"], "name": str(plugin_config(texts[entry["file"]]).get("name", "")),
+                     "type": plugin_config(texts[entry["file"]]).get("type", ""), "class": kind, "reason": reason})
+
+    load_before = os.getloadavg()[0]
+    with served(args.dist) as base_url, sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
+        context = p.chromium.launch_persistent_context(profile, **launch_options())
+        requests: list[tuple[str, str]] = []  # (url, resource type) outside 127.0.0.1
+
+        def outside(request) -> None:
+            url = urlparse(request.url)
+            if url.scheme in ("http", "https", "ws", "wss") and url.hostname not in LOCAL_HOSTS:
+                requests.append((request.url, request.resource_type))
+
+        context.on("request", outside)
+        context.on("page", lambda page: page.on("dialog", lambda dialog: dialog.accept(dialog.default_value)))
+        page = context.pages[0] if context.pages else context.new_page()
+        page.on("dialog", lambda dialog: dialog.accept(dialog.default_value))
+        page.set_default_timeout(LOAD_TIMEOUT_S * 1000)
+        page.goto(base_url)
+        page.evaluate("pyjoy.ready")
+        page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=120_000)
+        page.evaluate("pyjoy.offlineReady")
+        context.set_offline(True)
+        page.reload()
+        page.evaluate("pyjoy.ready")
+        for row in rows:
+            if row["class"] != "offline" or args.only not in row["file"]:
+                continue
+            outcome = run_one(page, texts[row["file"]], row["name"], requests)
+            row["run"] = outcome
+            row["result"] = "pass" if outcome["ok"] and not outcome["messages"] else "fail"
+            asked = outcome["network"] if row["result"] == "fail" else []
+            if asked:
+                row["class"] = "network"
+                row["reason"] = f"asked for {asked[0]} at run" + (f" ({len(asked)} URLs)" if len(asked) > 1 else "")
+            failure = outcome["error"] or "; ".join(outcome["messages"])
+            if row["result"] == "fail":
+                row["reason"] = f"{row['reason']}: {failure}" if row["class"] == "network" else failure
+                if row["file"] in NOTES:
+                    row["reason"] += " " + NOTES[row["file"]]
+            print(f"{row['result']:4} {row['class']:8} {row['file']}: {row['reason'][:160]}", file=sys.stderr, flush=True)
+        # A persistent context has no Browser object to ask (context.browser is None).
+        version = context.new_cdp_session(page).send("Browser.getVersion")["product"].split("/")[-1]
+        context.close()
+
+    counted = [row for row in rows if not args.only or args.only in row["file"]]
+    offline = [row for row in counted if row["class"] == "offline"]
+    passed = [row for row in offline if row.get("result") == "pass"]
+    engine = sum(row["class"] == "engine" for row in counted)
+    network = sum(row["class"] == "network" for row in counted)
+    print("\n| plugin | type | class | result | reason |")
+    print("|---|---|---|---|---|")
+    for row in counted:
+        print(f"| {row['file']} | {row['type']} | {row['class']} | {row.get('result', '-')} | {row['reason'][:200]} |")
+    print("\n| source | plugins | need an engine | need the network | offline-runnable | run unmodified |")
+    print("|---|---|---|---|---|---|")
+    for source in dict.fromkeys(row["file"].split("/")[0] for row in counted):
+        mine = [row for row in counted if row["file"].startswith(source + "/")]
+        count = lambda kind: sum(row["class"] == kind for row in mine)  # noqa: E731
+        ran = sum(row["class"] == "offline" and row.get("result") == "pass" for row in mine)
+        print(f"| {source} | {len(mine)} | {count('engine')} | {count('network')} | {count('offline')} | {ran} |")
+    summary = (f"{len(passed)} of {len(offline)} offline-runnable public plugins run unmodified "
+               f"({engine} need an engine, {network} need the network; {len(counted)} in all)")
+    print("\n" + summary)
+    if args.only:
+        return  # a partial run is for looking, not for the results file
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "build": json.loads((args.dist / ".build-stamp").read_text())["build"],
+        "commit": args.commit,
+        "machine": machine_facts(version, load_before),
+        "load_timeout_s": LOAD_TIMEOUT_S, "run_timeout_s": RUN_TIMEOUT_S,
+        "summary": {"plugins": len(counted), "offline": len(offline), "passed": len(passed),
+                    "engine": engine, "network": network, "text": summary},
+        "plugins": rows,
+    }, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
