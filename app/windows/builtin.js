@@ -1,6 +1,7 @@
 // ImJoy's built-in window types (`imjoy/image`, `imjoy/image-compare`, `imjoy/panel`,
-// `imjoy/generic`, `imjoy/markdown`, `imjoy/files`, `imjoy/url_list`) and windows of a page
-// by URL (`createWindow({src: URL})`).
+// `imjoy/generic`, `imjoy/markdown`, `imjoy/files`, `imjoy/url_list`, `imjoy/joy`) and
+// windows of a page by URL (`createWindow({src: URL})`). (`imjoy/plugin-editor` is the
+// workbench's editor, in the page: plugins/host.js.)
 //
 // Design: each built-in window is a window plugin like any other, run in a sandbox frame
 // (sandbox="allow-scripts", an opaque origin): its data comes over the RPC and nothing it
@@ -22,9 +23,14 @@
 //                        DOMPurify (no script, no event handler); setContent(source)
 //   imjoy/files          data: {files: [File | Blob | {name, size, type}]}
 //   imjoy/url_list       data: a list of URLs (or {urls}); links open after the person agrees
+//   imjoy/joy            createWindow({ui}) (no type) or type "imjoy/joy": a form from ImJoy's
+//                        ui (workbench/forms.js, as showDialog's): config {fields (the
+//                        host reads the ui), onChange(values)}, data: initial values
+//                        ({id: value} or Joy's {id: {value}}); get_config() -> {id: value}
 //   url                  data: {src}: the page in a nested frame (inherits this sandbox)
 import DOMPurify from "dompurify";
 import { marked } from "marked";
+import { fieldsElement, readFields } from "../workbench/forms.js";
 import { imageViewer } from "./image.js";
 
 const sanitise = (html) => DOMPurify.sanitize(html, { FORBID_TAGS: ["style", "form"], FORBID_ATTR: ["style"] });
@@ -134,6 +140,30 @@ const WINDOWS = {
       root.replaceChildren(element("ul", { className: "urls" }, items));
     };
     return { show, methods: {} };
+  },
+  "imjoy/joy"(root) {
+    let fields = null;
+    let onChange = null;
+    let box = null;
+    const values = () => (box ? readFields(box, fields) : {});
+    // run({data}) again keeps the form and sets the values it names, as ImJoy's Joy reads
+    // its data; a config with fields (from createWindow) builds the form anew.
+    const show = (data, config = {}) => {
+      const given = data && typeof data === "object" ? data : {};
+      const current = values();
+      if (Array.isArray(config?.fields)) {
+        ({ fields } = config);
+        onChange = typeof config.onChange === "function" ? config.onChange : null;
+      }
+      if (!fields) throw new TypeError("imjoy/joy: the window needs a ui (ImJoy's ui string or list), as createWindow({ui})");
+      fields = fields.map((field) => {
+        const value = Object.hasOwn(given, field.id) ? given[field.id] : current[field.id];
+        return value === undefined ? field : { ...field, value: value && typeof value === "object" && "value" in value ? value.value : value };
+      });
+      box = fieldsElement(fields, { onChange });
+      root.replaceChildren(box);
+    };
+    return { show, methods: { get_config: values } };
   },
   url(root) {
     const show = (data) => {
