@@ -358,3 +358,49 @@ def test_a_joy_window_is_a_sandboxed_form_whose_updates_and_values_reach_the_plu
 
     assert "ui must be a string or a list" in editor_call(app, "tryJoy", 5)
     assert "cannot read the ui field" in editor_call(app, "tryJoy", "Bad: {id: 'x', type: [}")
+
+
+PY_JOY = """<config lang="json">
+{"name": "Python Joy", "type": "web-python", "version": "0.1.0", "api_version": "0.1.8"}
+</config>
+<script lang="python">
+class ImJoyPlugin:
+    async def setup(self):
+        self.updates = []
+
+    async def open(self):
+        self.win = await api.createWindow({
+            "name": "Python joy", "type": "imjoy/joy", "update": self.update,
+            "ui": [{"Sigma": {"id": "sigma", "type": "number", "placeholder": 3}}, "Name: {id: 'name', type: 'string', placeholder: 'x'}"],
+        })
+        return True
+
+    def update(self, ctx):
+        self.updates.append(dict(ctx.config))
+
+    def seen(self):
+        return self.updates
+
+    async def values(self):
+        return dict(await self.win.get_config())
+
+api.export(ImJoyPlugin())
+</script>
+"""
+
+
+def test_a_python_plugins_joy_window_calls_its_update_with_the_values(page: Page, base_url: str) -> None:
+    page.goto(base_url)
+    page.evaluate("pyjoy.ready")
+    page.evaluate("async (text) => { await pyjoy.loadPlugin(text); }", PY_JOY)
+    py = lambda method: page.evaluate("async (m) => (await pyjoy.getPlugin('Python Joy'))[m]()", method)  # noqa: E731
+    assert py("open") is True
+    frame = frame_where(page, "document.querySelector('.form-fields [data-field=name]')")
+    assert frame.locator("[data-field=sigma]").input_value() == "3"
+    frame.locator("[data-field=sigma]").fill("4.5")
+    deadline = 50
+    while not (seen := py("seen")) and deadline:
+        page.wait_for_timeout(100)
+        deadline -= 1
+    assert seen[-1] == {"sigma": 4.5, "name": "x"}  # update(ctx), ctx.config as an op's update gets it
+    assert py("values") == {"sigma": 4.5, "name": "x"}
