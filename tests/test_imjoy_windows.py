@@ -404,3 +404,18 @@ def test_a_python_plugins_joy_window_calls_its_update_with_the_values(page: Page
         deadline -= 1
     assert seen[-1] == {"sigma": 4.5, "name": "x"}  # update(ctx), ctx.config as an op's update gets it
     assert py("values") == {"sigma": 4.5, "name": "x"}
+
+
+def test_a_plugin_cannot_install_what_its_editor_window_holds(page: Page, base_url: str) -> None:
+    page.goto(base_url)
+    page.evaluate("pyjoy.ready")
+    hostile = (HOSTILE / "windows_editor_installs_itself.imjoy.html").read_text()
+    tried = page.evaluate("async (text) => (await pyjoy.loadPlugin(text), await (await pyjoy.getPlugin('Windows Hostile Editor')).run())", hostile)
+    assert "save: win.save is not a function" in tried
+    assert any(entry.startswith("bad code: ") and "data.code must be a plugin's source text" in entry for entry in tried)
+    window = page.locator(".plugin-window.editor-window", has_text="Hostile editor")
+    expect(window).to_be_visible()
+    assert "Editor Smuggled" in window.evaluate("(element) => element.editor.getText()")  # shown, as given
+    page.wait_for_timeout(500)
+    expect(page.locator("dialog[open]")).to_have_count(0)  # nothing asked: nothing was tried in the person's name
+    assert "Editor Smuggled" not in plugin_names(page)
