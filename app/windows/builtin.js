@@ -47,11 +47,11 @@ const STYLE = `body { margin: 0; padding: 8px; font: 14px system-ui, sans-serif;
   table.pj-generic td { vertical-align: top; padding: 2px 8px; border-bottom: 1px solid #ddd; } pre { margin: 0; white-space: pre-wrap; }
   iframe.pj-url { border: 0; width: 100%; height: calc(100vh - 16px); }`;
 
-// An ndarray or a URL as an element to show (for image-compare).
-function picture(item) {
+// An ndarray or a URL as an element to show (for image-compare), once drawn.
+async function picture(item) {
   if (item && item._rtype === "ndarray") {
     const holder = element("div");
-    imageViewer(holder).setImage(item);
+    await imageViewer(holder).setImage(item);
     const canvas = holder.querySelector("canvas.image");
     canvas.style.position = "static";
     return canvas;
@@ -75,7 +75,7 @@ const WINDOWS = {
     const viewer = imageViewer(root);
     const show = async (data) => {
       const array = data?._rtype === "ndarray" ? data : data?.image ?? data?.array ?? data?.data;
-      if (array?._rtype === "ndarray") viewer.setImage(array, data);
+      if (array?._rtype === "ndarray") await viewer.setImage(array, data);
       else if (data?.src) await viewer.setSource(data.src);
       else if (data && Object.keys(data).length) throw new TypeError("imjoy/image: data needs an ndarray (data.image) or an image URL (data.src)");
       else return; // an empty viewer, as ImJoy opens one without data
@@ -93,9 +93,9 @@ const WINDOWS = {
       if (second) second.style.clipPath = `inset(0 0 0 ${Number(percent)}%)`;
     };
     slider.addEventListener("input", () => setPosition(slider.value));
-    const show = (data) => {
+    const show = async (data) => {
       if (!data?.first || !data?.second) throw new TypeError("imjoy/image-compare: data needs first and second (image URLs or ndarrays)");
-      const [first, second] = [picture(data.first), picture(data.second)];
+      const [first, second] = await Promise.all([picture(data.first), picture(data.second)]);
       first.classList.add("first");
       second.classList.add("second");
       box.replaceChildren(first, second);
