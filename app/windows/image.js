@@ -93,14 +93,15 @@ export function imageViewer(root) {
     applyTransform();
   }
 
-  // The image's current slice with the current limits, then the labels over it.
+  // The image's current slice with the current limits, then a stack's labels of that slice
+  // (a 2-D label layer stays as addLayer drew it; a new image's size cleared it).
   let drawing = 0;
   async function draw() {
     if (!image?.values) return;
     canvas.toggleAttribute("data-drawing", ++drawing > 0);
     try {
       await pixels.draw({ slice, lo: limits[0], hi: limits[1] });
-      drawLabels();
+      if (labels?.depth > 1) drawLabels();
     } finally {
       canvas.toggleAttribute("data-drawing", --drawing > 0);
     }

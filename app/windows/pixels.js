@@ -7,8 +7,9 @@
 //   await pixels.draw({ slice, lo, hi });               // on the canvas once this resolves
 //
 // The worker keeps the image (a copy: the window keeps its own, for the pixel readout),
-// maps one slice to RGBA and moves the bytes back (transferred, not copied); this thread
-// only puts them on the canvas (putImageData: the floor bench/image_viewer.py measures;
+// maps one slice to RGBA and moves the bytes back (transferred, not copied, and sent back
+// with the next request to be filled again: 64 MB for 4096x4096 is not allocated, and
+// collected, on each draw); this thread only puts them on the canvas (putImageData: the floor bench/image_viewer.py measures;
 // an OffscreenCanvas the worker draws on itself would save that too, but its frames reach
 // the page's canvas a frame later, with no event saying when). Draws are coalesced: while one
 // is being made, later requests replace each other and only the newest is drawn (a slider
@@ -21,10 +22,11 @@
  * One slice of the image as RGBA ImageData, by the contrast mapping: each value v becomes
  * floor((v - lo) * 255 / (hi - lo) + 0.5), clamped to 0..255 (with lo == hi: 255 above lo,
  * else 0); one channel is grey, 3 are RGB (opaque), 4 RGBA.
+ * `into`: an ArrayBuffer of width * height * 4 bytes to fill, reused rather than allocated.
  * It refers to nothing outside itself: its source is also the worker's.
  */
-export function sliceData({ values, width, height, channels }, slice, lo, hi) {
-  const pixels = new ImageData(width, height);
+export function sliceData({ values, width, height, channels }, slice, lo, hi, into = null) {
+  const pixels = into?.byteLength === width * height * 4 ? new ImageData(new Uint8ClampedArray(into), width, height) : new ImageData(width, height);
   const out = pixels.data;
   const count = width * height;
   const start = slice * count * channels;
@@ -95,7 +97,7 @@ onmessage = ({ data }) => {
     postMessage({ id: data.id, range: rangeOf(image.values) });
     return;
   }
-  const pixels = sliceData(image, data.slice, data.lo, data.hi);
+  const pixels = sliceData(image, data.slice, data.lo, data.hi, data.spare);
   postMessage({ id: data.id, rgba: pixels.data.buffer, width: pixels.width, height: pixels.height }, [pixels.data.buffer]);
 };`;
 
@@ -113,6 +115,7 @@ function startWorker() {
 export function pixelRenderer(canvas) {
   let worker = startWorker();
   let image = null;
+  let spare = null; // the last draw's bytes, for the worker to fill next
   let serial = 0;
   const replies = new Map(); // request id -> {resolve, reject}
 
@@ -163,8 +166,11 @@ export function pixelRenderer(canvas) {
     if (!image) return;
     let pixels;
     if (worker) {
-      const { rgba, width, height } = await ask({ slice, lo, hi });
+      const given = spare;
+      spare = null;
+      const { rgba, width, height } = await ask({ slice, lo, hi, spare: given }, given ? [given] : []);
       pixels = new ImageData(new Uint8ClampedArray(rgba), width, height);
+      spare = rgba;
     } else pixels = sliceData(image, slice, lo, hi);
     canvas.getContext("2d").putImageData(pixels, 0, 0);
   }
