@@ -125,6 +125,9 @@ def test_a_3d_uint8_stack_shows_each_slice(app: Page) -> None:
     assert np.array_equal(canvas_rgba(frame)[..., 0], values[3])
     frame.evaluate("(() => { const s = document.querySelector('.slider'); s.value = '2'; s.dispatchEvent(new Event('input')); })()")
     assert np.array_equal(canvas_rgba(frame)[..., 1], values[2])
+    # A slider dragged fast: draws are coalesced, and the one it stops on is what shows.
+    frame.evaluate("(() => { const s = document.querySelector('.slider'); for (const i of [1, 4, 0, 3, 2]) { s.value = String(i); s.dispatchEvent(new Event('input')); } })()")
+    assert np.array_equal(canvas_rgba(frame)[..., 1], values[2])
     call(app, "image", "stack", "setContrastLimits", 50, 150)
     assert np.array_equal(canvas_rgba(frame)[..., 2], contrast(values[2], 50, 150))
     assert hover(app, frame, 4, 20, 20, 30) == f"x=4 y=20 value={values[2, 20, 4]}"
