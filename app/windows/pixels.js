@@ -9,12 +9,12 @@
 // The worker keeps the image (a copy: the window keeps its own, for the pixel readout),
 // maps one slice to RGBA and moves the bytes back (transferred, not copied, and sent back
 // with the next request to be filled again: 64 MB for 4096x4096 is not allocated, and
-// collected, on each draw); this thread only puts them on the canvas (putImageData: the floor bench/image_viewer.py measures;
-// an OffscreenCanvas the worker draws on itself would save that too, but its frames reach
-// the page's canvas a frame later, with no event saying when). Draws are coalesced: while one
-// is being made, later requests replace each other and only the newest is drawn (a slider
-// dragged across 64 slices draws what it stops on, not all 64), and each request's promise
-// resolves once a draw at least as new as it is on the canvas.
+// collected, on each draw); this thread only puts them on the canvas (putImageData, the
+// floor bench/image_viewer.py measures; an OffscreenCanvas the worker drew on itself would
+// save that too, but its frames reach the canvas here later, with no event saying when).
+// Draws are coalesced: while one is being made, later requests replace each other and only
+// the newest is drawn (a slider dragged across 64 slices draws what it stops on, not all
+// 64), and each request's promise resolves once a draw at least as new is on the canvas.
 // The worker is a classic blob: worker (an opaque-origin sandbox may start one, not a module
 // worker from blob:). Where none can start, or it fails, the same functions run here.
 
