@@ -48,6 +48,8 @@ const workbenchReady = painted.then(() => Promise.all([
     installer: workbench.installer,
     windowLayout: (name) => workbench.windowLayout(name),
     consent: (plugin, what) => workbench.consent(plugin, what),
+    codeEditor: (options) => import("./workbench/editor-window.js")
+      .then(({ openEditorWindow }) => openEditorWindow({ windows, workbench, status, ...options })),
   }));
   const builtinManifest = new URL("plugins/manifest.imjoy.json", document.baseURI).href;
   workbench = await Workbench.start({ ui, host, workspace: params.get("w"), builtinManifest });

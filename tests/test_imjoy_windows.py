@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from playwright.sync_api import Frame, Page
+from playwright.sync_api import Frame, Page, expect
 
 LIVE = Path(__file__).parent / "plugins" / "live"
 HOSTILE = Path(__file__).parent / "plugins" / "hostile"
@@ -49,9 +49,14 @@ def frame_where(page: Page, condition: str) -> Frame:
 
 
 def canvas_rgba(frame: Frame, selector: str = "canvas.image") -> np.ndarray:
+    """The canvas's pixels as shown, once no draw is on its way (copied through a 2-D canvas:
+    the viewer's image canvas shows ImageBitmaps from its worker)."""
+    frame.wait_for_function("(selector) => !document.querySelector(selector).hasAttribute('data-drawing')", arg=selector)
     data = frame.evaluate(
         """(selector) => { const c = document.querySelector(selector);
-             return {w: c.width, h: c.height, px: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)}; }""",
+             const copy = new OffscreenCanvas(c.width, c.height).getContext('2d');
+             copy.drawImage(c, 0, 0);
+             return {w: c.width, h: c.height, px: Array.from(copy.getImageData(0, 0, c.width, c.height).data)}; }""",
         selector,
     )
     return np.array(data["px"], dtype=np.uint8).reshape(data["h"], data["w"], 4)
@@ -88,6 +93,8 @@ def test_a_2d_uint16_image_shows_with_its_contrast_readout_zoom_and_labels(app: 
     expected = contrast(values, values.min(), values.max())
     assert np.array_equal(rgba[..., 0], expected) and np.array_equal(rgba[..., 1], expected) and np.array_equal(rgba[..., 2], expected)
     assert (rgba[..., 3] == 255).all()
+    # The mapping ran in a worker of the window's sandbox (an opaque origin: blob:null/...).
+    assert any(worker.url.startswith("blob:null/") for worker in app.workers)
 
     call(app, "image", "grey", "setContrastLimits", 1000, 3000)
     assert np.array_equal(canvas_rgba(frame)[..., 0], contrast(values, 1000, 3000))
@@ -117,6 +124,9 @@ def test_a_3d_uint8_stack_shows_each_slice(app: Page) -> None:
     call(app, "image", "stack", "setSlice", 3)
     assert np.array_equal(canvas_rgba(frame)[..., 0], values[3])
     frame.evaluate("(() => { const s = document.querySelector('.slider'); s.value = '2'; s.dispatchEvent(new Event('input')); })()")
+    assert np.array_equal(canvas_rgba(frame)[..., 1], values[2])
+    # A slider dragged fast: draws are coalesced, and the one it stops on is what shows.
+    frame.evaluate("(() => { const s = document.querySelector('.slider'); for (const i of [1, 4, 0, 3, 2]) { s.value = String(i); s.dispatchEvent(new Event('input')); } })()")
     assert np.array_equal(canvas_rgba(frame)[..., 1], values[2])
     call(app, "image", "stack", "setContrastLimits", 50, 150)
     assert np.array_equal(canvas_rgba(frame)[..., 2], contrast(values[2], 50, 150))
@@ -258,3 +268,164 @@ def test_image_windows_open_offline(profile_context, base_url: str) -> None:
     assert call(page, "showStack") is True
     frame = frame_where(page, "document.querySelector('canvas.image')?.width === 20")
     assert np.array_equal(canvas_rgba(frame)[..., 0], stack8()[0])
+
+
+# -- imjoy/plugin-editor and Joy forms ------------------------------------------------------
+
+EDITOR_PLUGIN = "ImJoy Editor Joy Test"
+EDITED = """<config lang="json">
+{"name": "Edited Plugin", "type": "web-worker", "version": "0.1.0"}
+</config>
+<script lang="javascript">
+api.export({setup() {}, run() {}, answer() { return 42; }});
+</script>
+"""
+
+
+@pytest.fixture
+def editor_app(page: Page, base_url: str) -> Page:
+    page.goto(base_url)
+    page.evaluate("pyjoy.ready")
+    text = (LIVE / "imjoy_editor_joy.imjoy.html").read_text()
+    assert page.evaluate("async (text) => { await pyjoy.loadPlugin(text); return 'ok'; }", text) == "ok"
+    return page
+
+
+def editor_call(page: Page, method: str, *args):
+    return page.evaluate("async ([name, method, args]) => (await pyjoy.getPlugin(name))[method](...args)", [EDITOR_PLUGIN, method, list(args)])
+
+
+def plugin_names(page: Page) -> list[str]:
+    return [plugin["name"] for plugin in page.evaluate("pyjoy.plugins()")]
+
+
+def test_a_plugin_editor_shows_the_code_the_person_edits_and_installs_only_after_asking(editor_app: Page) -> None:
+    app = editor_app
+    methods = editor_call(app, "openEditor", EDITED)
+    assert {"getCode", "setCode", "run", "close", "on"} <= set(methods)
+    assert not {"save", "install"} & set(methods)  # saving is the person's click, not the plugin's call
+    window = app.locator(".plugin-window.editor-window", has_text="Edit demo")
+    expect(window).to_be_visible()
+    text = "(element) => element.editor.getText()"
+    assert window.evaluate(text) == EDITED
+
+    # What the person types, the plugin reads back.
+    window.locator(".cm-content").click()
+    app.keyboard.press("Control+End")
+    app.keyboard.type("<!-- typed by the person -->")
+    assert editor_call(app, "getCode") == EDITED + "<!-- typed by the person -->"
+    # ImJoy's win.run({data: {code}}) replaces the code, as PyJoy's setCode does.
+    editor_call(app, "replaceData", "<!-- other -->")
+    assert window.evaluate(text) == "<!-- other -->"
+    editor_call(app, "setCode", EDITED)
+    assert window.evaluate(text) == EDITED
+    assert "Edited Plugin" not in plugin_names(app)
+
+    # Run saves first: the person is asked, naming the plugin that gave the text; "no" installs nothing.
+    window.locator("button.editor-run").click()
+    ask = app.locator("dialog", has_text="Install plugin")
+    expect(ask).to_contain_text(f"{EDITOR_PLUGIN} wants to install the web-worker plugin Edited Plugin given as text by plugin {EDITOR_PLUGIN}")
+    ask.get_by_role("button", name="Cancel").click()
+    expect(window.locator(".editor-message")).to_contain_text("said no")
+    assert "Edited Plugin" not in plugin_names(app)
+
+    window.locator("button.editor-run").click()
+    ask.get_by_role("button", name="Install").click()
+    app.wait_for_function("pyjoy.plugins().then((list) => list.some((p) => p.name === 'Edited Plugin' && p.state === 'running'))", timeout=15000)
+    assert app.evaluate("async () => (await pyjoy.getPlugin('Edited Plugin')).answer()") == 42
+
+    assert editor_call(app, "closeEditor") is True  # on("close") fired
+    expect(window).to_have_count(0)
+
+
+def test_a_plugin_editor_closes_with_the_plugin_that_opened_it(editor_app: Page) -> None:
+    editor_call(editor_app, "openEditor", EDITED)
+    window = editor_app.locator(".plugin-window.editor-window", has_text="Edit demo")
+    expect(window).to_be_visible()
+    editor_app.evaluate("(name) => pyjoy.terminatePlugin(name)", EDITOR_PLUGIN)
+    expect(window).to_have_count(0)
+
+
+def test_a_joy_window_is_a_sandboxed_form_whose_updates_and_values_reach_the_plugin(editor_app: Page) -> None:
+    app = editor_app
+    assert editor_call(app, "openJoy") is True
+    frame = frame_where(app, "document.querySelector('.form-fields [data-field=sigma]')")
+    assert frame.evaluate("self.origin") == "null"  # in the built-in windows' sandbox
+    field = lambda name: frame.locator(f"[data-field={name}]")  # noqa: E731
+    assert [field("sigma").input_value(), field("mode").input_value(), field("label").input_value()] == ["5", "fast", "cells"]
+
+    field("label").fill("nuclei")
+    deadline = 50
+    while not (seen := editor_call(app, "seen")) and deadline:
+        app.wait_for_timeout(100)
+        deadline -= 1
+    assert seen[-1] == {"sigma": 5, "mode": "fast", "label": "nuclei"}  # Joy's onupdate({data})
+    field("mode").select_option("slow")
+    assert editor_call(app, "joyValues") == {"sigma": 5, "mode": "slow", "label": "nuclei"}
+
+    editor_call(app, "joyRun", {"sigma": 7})  # run({data}) sets the values it names
+    assert [field("sigma").input_value(), field("mode").input_value()] == ["7", "slow"]
+
+    assert "ui must be a string or a list" in editor_call(app, "tryJoy", 5)
+    assert "cannot read the ui field" in editor_call(app, "tryJoy", "Bad: {id: 'x', type: [}")
+
+
+PY_JOY = """<config lang="json">
+{"name": "Python Joy", "type": "web-python", "version": "0.1.0", "api_version": "0.1.8"}
+</config>
+<script lang="python">
+class ImJoyPlugin:
+    async def setup(self):
+        self.updates = []
+
+    async def open(self):
+        self.win = await api.createWindow({
+            "name": "Python joy", "type": "imjoy/joy", "update": self.update,
+            "ui": [{"Sigma": {"id": "sigma", "type": "number", "placeholder": 3}}, "Name: {id: 'name', type: 'string', placeholder: 'x'}"],
+        })
+        return True
+
+    def update(self, ctx):
+        self.updates.append(dict(ctx.config))
+
+    def seen(self):
+        return self.updates
+
+    async def values(self):
+        return dict(await self.win.get_config())
+
+api.export(ImJoyPlugin())
+</script>
+"""
+
+
+def test_a_python_plugins_joy_window_calls_its_update_with_the_values(page: Page, base_url: str) -> None:
+    page.goto(base_url)
+    page.evaluate("pyjoy.ready")
+    page.evaluate("async (text) => { await pyjoy.loadPlugin(text); }", PY_JOY)
+    py = lambda method: page.evaluate("async (m) => (await pyjoy.getPlugin('Python Joy'))[m]()", method)  # noqa: E731
+    assert py("open") is True
+    frame = frame_where(page, "document.querySelector('.form-fields [data-field=name]')")
+    assert frame.locator("[data-field=sigma]").input_value() == "3"
+    frame.locator("[data-field=sigma]").fill("4.5")
+    deadline = 50
+    while not (seen := py("seen")) and deadline:
+        page.wait_for_timeout(100)
+        deadline -= 1
+    assert seen[-1] == {"sigma": 4.5, "name": "x"}  # update(ctx), ctx.config as an op's update gets it
+    assert py("values") == {"sigma": 4.5, "name": "x"}
+
+
+def test_a_plugin_cannot_install_what_its_editor_window_holds(page: Page, base_url: str) -> None:
+    page.goto(base_url)
+    page.evaluate("pyjoy.ready")
+    hostile = (HOSTILE / "windows_editor_installs_itself.imjoy.html").read_text()
+    tried = page.evaluate("async (text) => (await pyjoy.loadPlugin(text), await (await pyjoy.getPlugin('Windows Hostile Editor')).run())", hostile)
+    assert "save: win.save is not a function" in tried
+    assert any(entry.startswith("bad code: ") and "data.code must be a plugin's source text" in entry for entry in tried)
+    window = page.locator(".plugin-window.editor-window", has_text="Hostile editor")
+    expect(window).to_be_visible()
+    assert "Editor Smuggled" in window.evaluate("(element) => element.editor.getText()")  # shown, as given
+    page.wait_for_timeout(500)
+    expect(page.locator("dialog[open]")).to_have_count(0)  # nothing asked: nothing was tried in the person's name
+    assert "Editor Smuggled" not in plugin_names(page)

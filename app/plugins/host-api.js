@@ -11,7 +11,7 @@
 // Calls ImJoy gives only through a Python engine (getEngine, getFileManager, ...) are here
 // too, and reject with an error that names the call and says no engine is connected.
 import { CODES, PluginError } from "../errors.js";
-import { fieldsElement, readFields, uiFields } from "../workbench/forms.js";
+import { fieldsElement, formCallback, readFields, uiFields } from "../workbench/forms.js";
 import { dependenciesText, permissionsOf } from "../workbench/install.js";
 
 function text(args) {
@@ -95,13 +95,19 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
   const tag = plugin.config.tag ?? null;
 
   // A form dialog: resolves {id: value} on OK and undefined on Cancel, as ImJoy's "joy"
-  // dialog does (ImJoy web/src/components/Imjoy.vue showDialog); update(ctx) on a change.
+  // dialog does (ImJoy web/src/components/Imjoy.vue showDialog); onupdate/update on a change.
   const formDialog = (config) => {
     const fields = uiFields(config.ui, `showDialog ${config.name ?? ""}`.trim());
-    const onChange = typeof config.update === "function" ? (values) => config.update({ config: values, data: {} }) : null;
-    const box = fieldsElement(fields, { onChange });
+    const box = fieldsElement(fields, { onChange: formCallback(config) });
     return ui.dialogs.form(String(config.name ?? name), `${name} asks:`, box, () => readFields(box, fields), { owner: plugin });
   };
+
+  // The question before a plugin's installPlugin (and the Save of an editor window it
+  // opened, whose text it gave) installs or replaces a plugin.
+  const approveInstall = (config, url, installed, dependencies) => (installed
+    ? ask("Replace plugin", `${name} wants to replace the plugin ${installed.name} (${installedFrom(installed)}) with the ${config.type} plugin ${config.name} ${from(url)}. ${permissionsOf(config)} ${dependenciesText(dependencies)} Replace it?`, "Replace")
+    : ask("Install plugin", `${name} wants to install the ${config.type} plugin ${config.name} ${from(url)} into this workspace. ${permissionsOf(config)} ${dependenciesText(dependencies)} Install it?`, "Install"));
+  const openWindow = (config) => host.createWindow(plugin, config, { approveInstall });
 
   // ImJoy's getPlugin takes a name, {name}, {id} or {src} (then it loads, as loadPlugin):
   // imjoy-core pluginManager.js getPlugin.
@@ -140,16 +146,16 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
     alert: (message) => ui.dialogs.alert(name, dialogText(message), { owner: plugin }),
     confirm: (message) => ui.dialogs.confirm(name, dialogText(message), { owner: plugin }),
     prompt: (message, initial) => ui.dialogs.prompt(name, dialogText(message), initial, { owner: plugin }),
-    showDialog: (config) => (isFormDialog(config) ? formDialog(config) : host.createWindow(plugin, config)),
+    showDialog: (config) => (isFormDialog(config) ? formDialog(config) : openWindow(config)),
     showFileDialog: (options = {}) => withGesture("Choose files", `${name} asks you to choose ${options.multiple ? "files" : "a file"} to give it.`,
       "Choose…", () => ui.chooseFiles(options)),
     exportFile: (file, filename) => withGesture("Save file", `${name} wants to save the file "${filename ?? file?.name ?? "download"}" to your device.`,
       "Save", () => ui.download(file, filename)),
     // Windows and other plugins
-    createWindow: (config) => host.createWindow(plugin, config),
+    createWindow: openWindow,
     getWindow: (query) => host.getWindow(plugin, query),
     updateWindow: (query, config) => host.updateWindow(plugin, query, config),
-    showImage: (image, options = {}) => host.createWindow(plugin, { type: "imjoy/image", name: options?.name ?? "Image", data: { ...options, image } }),
+    showImage: (image, options = {}) => openWindow({ type: "imjoy/image", name: options?.name ?? "Image", data: { ...options, image } }),
     getPlugin,
     // [{id, name, type, version, state, config, api}] of the plugins loaded now (ImJoy's
     // getPlugins: {name, config, api}); api is null for one that is not running.
@@ -172,11 +178,7 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
       })).api;
     },
     // Installing keeps the plugin in the workspace (replacing one of the same name).
-    installPlugin: (source) => host.installer.install(typeof source === "object" && source !== null ? source.src ?? source.uri : source, {
-      approve: (config, url, installed, dependencies) => (installed
-        ? ask("Replace plugin", `${name} wants to replace the plugin ${installed.name} (${installedFrom(installed)}) with the ${config.type} plugin ${config.name} ${from(url)}. ${permissionsOf(config)} ${dependenciesText(dependencies)} Replace it?`, "Replace")
-        : ask("Install plugin", `${name} wants to install the ${config.type} plugin ${config.name} ${from(url)} into this workspace. ${permissionsOf(config)} ${dependenciesText(dependencies)} Install it?`, "Install")),
-    }),
+    installPlugin: (source) => host.installer.install(typeof source === "object" && source !== null ? source.src ?? source.uri : source, { approve: approveInstall }),
     uninstallPlugin: (pluginName) => host.installer.uninstall(typeof pluginName === "object" && pluginName !== null ? pluginName.name : pluginName, {
       approve: (entry) => ask("Remove plugin", `${name} wants to remove the plugin ${entry.name} (${installedFrom(entry)}) and its settings from this workspace. Remove it?`, "Remove"),
     }),

@@ -21,8 +21,11 @@
 // value removes the key), workspace() -> its name}, the workspace's), `installer` ({install(source, {approve}) -> api, uninstall(name, {approve}),
 // installedId(name) -> id | null, start(id) -> api}: what plugins' installPlugin and
 // uninstallPlugin do, and which plugins are installed, started when asked for) and
-// `windowLayout` (id -> where its window was).
+// `windowLayout` (id -> where its window was). The page gives `codeEditor` ({text, title,
+// filename, approve, onClose} -> {window, editor}: the workbench's editor in a window,
+// workbench/editor-window.js) for ImJoy's `imjoy/plugin-editor` windows.
 import { CODES, PluginError, asPluginError } from "../errors.js";
+import { formCallback, uiFields } from "../workbench/forms.js";
 import { parsePlugin } from "./format.js";
 import { hostApiFor } from "./host-api.js";
 import { Sandbox } from "./sandbox.js";
@@ -34,7 +37,8 @@ export const CLOSE_GRACE_MS = 1000;
 
 const SANDBOX_KIND = { "web-python": "web-python", "web-worker": "web-worker", window: "window", iframe: "window" };
 // ImJoy's built-in window types (windows/builtin.js).
-const BUILTIN_WINDOWS = new Set(["imjoy/image", "imjoy/image-compare", "imjoy/panel", "imjoy/generic", "imjoy/markdown", "imjoy/files", "imjoy/url_list"]);
+const BUILTIN_WINDOWS = new Set(["imjoy/image", "imjoy/image-compare", "imjoy/panel", "imjoy/generic", "imjoy/markdown", "imjoy/files", "imjoy/url_list", "imjoy/joy"]);
+const EDITOR_WINDOW = "imjoy/plugin-editor"; // the workbench's editor, in the page (#editorWindow)
 const PAGE = "page"; // the owner of what the page's own code (pyjoy.*) loads
 
 function looksLikeURL(text) {
@@ -93,8 +97,8 @@ export class PluginHost {
   #builtinScript = null; // the text of windows/builtin.js, fetched once
   #consoleBudgets = new WeakMap(); // plugin -> {second, lines, missed}: log()'s console lines
 
-  constructor({ build, ui, hiddenContainer, windows, settings, installer, windowLayout, consent = async () => false }) {
-    Object.assign(this, { build, ui, hiddenContainer, windows, settings, installer, windowLayout, consent });
+  constructor({ build, ui, hiddenContainer, windows, settings, installer, windowLayout, consent = async () => false, codeEditor = null }) {
+    Object.assign(this, { build, ui, hiddenContainer, windows, settings, installer, windowLayout, consent, codeEditor });
     this.events = {
       on: (plugin, event, handler) => this.#subscribers(event).add({ plugin, handler }),
       off: (plugin, event, handler) => {
@@ -387,12 +391,15 @@ export class PluginHost {
    * a URL, else {type}; `type` names a loaded window plugin or one of ImJoy's built-in
    * windows ("imjoy/image", ...: windows/builtin.js, run in a sandbox like any window);
    * `src` is a window plugin's source text or .imjoy.html URL, or a page's URL (shown in a
-   * nested frame of the sandbox, so it gets no more than a plugin would).
+   * nested frame of the sandbox, so it gets no more than a plugin would). A `ui` without a
+   * type is a form window, "imjoy/joy", as in imjoy-core. "imjoy/plugin-editor" is the
+   * workbench's editor; `approveInstall` asks the person before what it holds is installed.
    */
-  async createWindow(caller, config = {}) {
+  async createWindow(caller, config = {}, { approveInstall = null } = {}) {
     if (typeof config === "string") config = /\n|^https?:\/\//i.test(config) ? { src: config } : { type: config };
     if (typeof config !== "object" || config === null) throw new PluginError(`createWindow: expected a config object or a string, not ${typeof config}`);
-    const { template, data } = await this.#windowTemplate(caller, config);
+    if (config.type === EDITOR_WINDOW) return this.#editorWindow(caller, config, approveInstall);
+    const { template, data, runConfig = config.config ?? {} } = await this.#windowTemplate(caller, config);
     const instance = new Plugin({ source: template.source, url: template.url, text: template.text, id: `${template.id}#${++this.#windowSerial}`, owner: caller.id });
     instance.name = String(config.name ?? template.name);
     instance.settingsId = template.settingsId;
@@ -410,7 +417,7 @@ export class PluginHost {
     this.#windows.set(instance.id, instance);
     try {
       await this.#start(instance, { container: instance.window.body });
-      if (typeof instance.api.run === "function") await instance.api.run({ data: data ?? {}, config: config.config ?? {} });
+      if (typeof instance.api.run === "function") await instance.api.run({ data: data ?? {}, config: runConfig });
     } catch (error) {
       instance.window.close();
       throw asPluginError(error);
@@ -427,12 +434,19 @@ export class PluginHost {
     return instance.handle;
   }
 
-  // {template: {source, url, text, id, settingsId, name, windowType}, data} for createWindow's config.
+  // {template: {source, url, text, id, settingsId, name, windowType}, data, runConfig?} for
+  // createWindow's config; runConfig is what the window's run() gets as its config.
   async #windowTemplate(caller, config) {
-    const type = config.type === undefined ? undefined : String(config.type);
+    // As imjoy-core pluginManager.createWindow: a config with a ui and no type is "imjoy/joy".
+    const type = config.type === undefined || config.type === null ? (config.ui !== undefined ? "imjoy/joy" : undefined) : String(config.type);
     if (type?.startsWith("imjoy/")) {
-      if (!BUILTIN_WINDOWS.has(type)) throw new PluginError(`createWindow: no built-in window ${type}; PyJoy has ${[...BUILTIN_WINDOWS].join(", ")}`, { code: CODES.notFound });
-      return { template: await this.#builtinWindow(caller, type), data: config.data };
+      if (!BUILTIN_WINDOWS.has(type)) throw new PluginError(`createWindow: no built-in window ${type}; PyJoy has ${[...BUILTIN_WINDOWS, EDITOR_WINDOW].join(", ")}`, { code: CODES.notFound });
+      const template = await this.#builtinWindow(caller, type);
+      if (type !== "imjoy/joy") return { template, data: config.data };
+      // The ui is read here (a bad one is createWindow's error); the form's changes reach the
+      // caller's callbacks through the host (forms.js formCallback).
+      const fields = uiFields(config.ui ?? config.config?.ui, `createWindow ${config.name ?? ""}`.trim());
+      return { template, data: config.data, runConfig: { ...(config.config ?? {}), fields, onChange: formCallback(config) } };
     }
     if (config.src !== undefined && config.src !== null) {
       const src = String(config.src);
@@ -456,6 +470,48 @@ export class PluginHost {
       throw new PluginError(`createWindow: ${type ? `no window plugin named ${type}` : "config.type must name a window plugin (or imjoy/image, imjoy/markdown, ...), or config.src a plugin or page"}`, { code: CODES.notFound });
     }
     return { template, data: config.data };
+  }
+
+  /**
+   * ImJoy's "imjoy/plugin-editor" (data: {id, code, name}): the workbench's editor, in the
+   * page, where a plugin cannot reach it. Its window object has ImJoy's run({data: {code}})
+   * (replaces the code, as its data) and PyJoy's getCode() and setCode(code); it has no
+   * save or install: Save and Run are the person's clicks, and what they install is asked
+   * about first, as api.installPlugin is (approveInstall, host-api.js).
+   */
+  async #editorWindow(caller, config, approveInstall) {
+    if (!this.codeEditor) throw new PluginError(`createWindow: ${EDITOR_WINDOW} needs the workbench's editor, which this page has not`, { code: CODES.notFound });
+    if (typeof approveInstall !== "function") throw new PluginError(`createWindow: ${EDITOR_WINDOW} needs a consent question for what it installs`);
+    const codeOf = (data, given) => {
+      const code = data?.code;
+      if (code === undefined || code === null) return given;
+      if (typeof code !== "string") throw new TypeError(`createWindow: ${EDITOR_WINDOW}'s data.code must be a plugin's source text, not ${typeof code}`);
+      return code;
+    };
+    const text = codeOf(config.data, null);
+    // The text picks the file format (a front-matter .py or .js plugin, else ImJoy's).
+    const filename = /^\s*# ---/.test(text ?? "") ? "plugin.py" : /^\s*\/\/ ---/.test(text ?? "") ? "plugin.js" : "plugin.imjoy.html";
+    const instance = { id: `${caller.id}/${EDITOR_WINDOW}#${++this.#windowSerial}`, owner: caller.id, name: String(config.name ?? config.data?.name ?? "Plugin editor"), windowType: EDITOR_WINDOW };
+    const closeListeners = new Set();
+    const { window, editor } = await this.codeEditor({
+      text, filename: text === null ? null : filename, title: instance.name, approve: approveInstall,
+      onClose: () => {
+        this.#windows.delete(instance.id);
+        for (const listener of closeListeners) listener();
+      },
+    });
+    instance.window = window;
+    instance.handle = {
+      id: instance.id,
+      run: (context = {}) => void (context?.data && editor.setText(codeOf(context.data, editor.getText()))),
+      getCode: () => editor.getText(),
+      setCode: (code) => editor.setText(codeOf({ code }, "")),
+      close: () => window.close(),
+      on: (event, handler) => event === "close" && closeListeners.add(handler),
+      off: (event, handler) => closeListeners.delete(handler),
+    };
+    this.#windows.set(instance.id, instance);
+    return instance.handle;
   }
 
   // A built-in window as a window plugin: the build's windows/builtin.js, told its type.

@@ -1,6 +1,7 @@
 // ImJoy's built-in window types (`imjoy/image`, `imjoy/image-compare`, `imjoy/panel`,
-// `imjoy/generic`, `imjoy/markdown`, `imjoy/files`, `imjoy/url_list`) and windows of a page
-// by URL (`createWindow({src: URL})`).
+// `imjoy/generic`, `imjoy/markdown`, `imjoy/files`, `imjoy/url_list`, `imjoy/joy`) and
+// windows of a page by URL (`createWindow({src: URL})`). (`imjoy/plugin-editor` is the
+// workbench's editor, in the page: plugins/host.js.)
 //
 // Design: each built-in window is a window plugin like any other, run in a sandbox frame
 // (sandbox="allow-scripts", an opaque origin): its data comes over the RPC and nothing it
@@ -22,9 +23,14 @@
 //                        DOMPurify (no script, no event handler); setContent(source)
 //   imjoy/files          data: {files: [File | Blob | {name, size, type}]}
 //   imjoy/url_list       data: a list of URLs (or {urls}); links open after the person agrees
+//   imjoy/joy            createWindow({ui}) (no type) or type "imjoy/joy": a form from ImJoy's
+//                        ui (workbench/forms.js, as showDialog's): config {fields (the
+//                        host reads the ui), onChange(values)}, data: initial values
+//                        ({id: value} or Joy's {id: {value}}); get_config() -> {id: value}
 //   url                  data: {src}: the page in a nested frame (inherits this sandbox)
 import DOMPurify from "dompurify";
 import { marked } from "marked";
+import { fieldsElement, readFields } from "../workbench/forms.js";
 import { imageViewer } from "./image.js";
 
 const sanitise = (html) => DOMPurify.sanitize(html, { FORBID_TAGS: ["style", "form"], FORBID_ATTR: ["style"] });
@@ -41,11 +47,11 @@ const STYLE = `body { margin: 0; padding: 8px; font: 14px system-ui, sans-serif;
   table.pj-generic td { vertical-align: top; padding: 2px 8px; border-bottom: 1px solid #ddd; } pre { margin: 0; white-space: pre-wrap; }
   iframe.pj-url { border: 0; width: 100%; height: calc(100vh - 16px); }`;
 
-// An ndarray or a URL as an element to show (for image-compare).
-function picture(item) {
+// An ndarray or a URL as an element to show (for image-compare), once drawn.
+async function picture(item) {
   if (item && item._rtype === "ndarray") {
     const holder = element("div");
-    imageViewer(holder).setImage(item);
+    await imageViewer(holder).setImage(item);
     const canvas = holder.querySelector("canvas.image");
     canvas.style.position = "static";
     return canvas;
@@ -69,7 +75,7 @@ const WINDOWS = {
     const viewer = imageViewer(root);
     const show = async (data) => {
       const array = data?._rtype === "ndarray" ? data : data?.image ?? data?.array ?? data?.data;
-      if (array?._rtype === "ndarray") viewer.setImage(array, data);
+      if (array?._rtype === "ndarray") await viewer.setImage(array, data);
       else if (data?.src) await viewer.setSource(data.src);
       else if (data && Object.keys(data).length) throw new TypeError("imjoy/image: data needs an ndarray (data.image) or an image URL (data.src)");
       else return; // an empty viewer, as ImJoy opens one without data
@@ -87,9 +93,9 @@ const WINDOWS = {
       if (second) second.style.clipPath = `inset(0 0 0 ${Number(percent)}%)`;
     };
     slider.addEventListener("input", () => setPosition(slider.value));
-    const show = (data) => {
+    const show = async (data) => {
       if (!data?.first || !data?.second) throw new TypeError("imjoy/image-compare: data needs first and second (image URLs or ndarrays)");
-      const [first, second] = [picture(data.first), picture(data.second)];
+      const [first, second] = await Promise.all([picture(data.first), picture(data.second)]);
       first.classList.add("first");
       second.classList.add("second");
       box.replaceChildren(first, second);
@@ -134,6 +140,30 @@ const WINDOWS = {
       root.replaceChildren(element("ul", { className: "urls" }, items));
     };
     return { show, methods: {} };
+  },
+  "imjoy/joy"(root) {
+    let fields = null;
+    let onChange = null;
+    let box = null;
+    const values = () => (box ? readFields(box, fields) : {});
+    // run({data}) again keeps the form and sets the values it names, as ImJoy's Joy reads
+    // its data; a config with fields (from createWindow) builds the form anew.
+    const show = (data, config = {}) => {
+      const given = data && typeof data === "object" ? data : {};
+      const current = values();
+      if (Array.isArray(config?.fields)) {
+        ({ fields } = config);
+        onChange = typeof config.onChange === "function" ? config.onChange : null;
+      }
+      if (!fields) throw new TypeError("imjoy/joy: the window needs a ui (ImJoy's ui string or list), as createWindow({ui})");
+      fields = fields.map((field) => {
+        const value = Object.hasOwn(given, field.id) ? given[field.id] : current[field.id];
+        return value === undefined ? field : { ...field, value: value && typeof value === "object" && "value" in value ? value.value : value };
+      });
+      box = fieldsElement(fields, { onChange });
+      root.replaceChildren(box);
+    };
+    return { show, methods: { get_config: values } };
   },
   url(root) {
     const show = (data) => {

@@ -12,8 +12,10 @@
 // events), so zooming redraws nothing.
 // Contrast: each value v becomes floor((v - lo) * 255 / (hi - lo) + 0.5), clamped to
 // 0..255; the limits default to 0..255 for uint8 and to the array's min..max otherwise.
-// The conversion runs on this frame's thread: the frame is a sandbox in its own process,
-// so a big image never blocks the page (an OffscreenCanvas worker is left for issue 13).
+// The conversion runs in a worker of this sandbox (pixels.js), so this frame's thread only
+// shows the result; setImage, setContrastLimits and setSlice resolve once it is shown, and
+// the image canvas has a data-drawing attribute while a draw is on its way.
+import { pixelRenderer } from "./pixels.js";
 
 const DTYPES = {
   uint8: Uint8Array, int8: Int8Array, uint16: Uint16Array, int16: Int16Array,
@@ -35,17 +37,6 @@ export function readArray(array) {
   const channels = colour ? shape.at(-1) : 1;
   if (values.length !== depth * height * width * channels) throw new TypeError(`imjoy/image: shape [${shape}] does not fit ${values.length} values`);
   return { values, shape, dtype: array._rdtype, depth, height, width, channels };
-}
-
-function range(values) {
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
-  return lo <= hi ? [lo, hi] : [0, 1];
 }
 
 // One label id -> an opaque colour; 0 is transparent (background).
@@ -88,6 +79,7 @@ export function imageViewer(root) {
   let limits = [0, 255];
   let slice = 0;
   let transform = { scale: 1, x: 0, y: 0 };
+  const pixels = pixelRenderer(canvas);
 
   function applyTransform() {
     stage.style.transform = `translate(${transform.x}px, ${transform.y}px) scale(${transform.scale})`;
@@ -101,34 +93,18 @@ export function imageViewer(root) {
     applyTransform();
   }
 
-  function draw() {
+  // The image's current slice with the current limits, then a stack's labels of that slice
+  // (a 2-D label layer stays as addLayer drew it; a new image's size cleared it).
+  let drawing = 0;
+  async function draw() {
     if (!image?.values) return;
-    const { values, width, height, channels } = image;
-    const [lo, hi] = limits;
-    const span = hi - lo;
-    const pixels = new ImageData(width, height);
-    const out = pixels.data;
-    const map = (v) => {
-      if (!(span > 0)) return v > lo ? 255 : 0;
-      const t = Math.floor(((v - lo) * 255) / span + 0.5);
-      return t < 0 ? 0 : t > 255 ? 255 : t;
-    };
-    const start = slice * width * height * channels;
-    for (let p = 0, n = width * height; p < n; p++) {
-      const i = start + p * channels;
-      const o = p * 4;
-      if (channels === 1) {
-        out[o] = out[o + 1] = out[o + 2] = map(values[i]);
-        out[o + 3] = 255;
-      } else {
-        out[o] = map(values[i]);
-        out[o + 1] = map(values[i + 1]);
-        out[o + 2] = map(values[i + 2]);
-        out[o + 3] = channels === 4 ? map(values[i + 3]) : 255;
-      }
+    canvas.toggleAttribute("data-drawing", ++drawing > 0);
+    try {
+      await pixels.draw({ slice, lo: limits[0], hi: limits[1] });
+      if (labels?.depth > 1) drawLabels();
+    } finally {
+      canvas.toggleAttribute("data-drawing", --drawing > 0);
     }
-    canvas.getContext("2d").putImageData(pixels, 0, 0);
-    drawLabels();
   }
 
   function drawLabels() {
@@ -159,19 +135,20 @@ export function imageViewer(root) {
   }
 
   const viewer = {
-    setImage(array, options = {}) {
+    async setImage(array, options = {}) {
       image = readArray(array);
       labels = null;
       slice = 0;
-      limits = options.contrast_limits ? options.contrast_limits.map(Number) : image.dtype === "uint8" ? [0, 255] : range(image.values);
       setSize(image.width, image.height);
+      const range = await pixels.load(image);
+      limits = options.contrast_limits ? options.contrast_limits.map(Number) : image.dtype === "uint8" ? [0, 255] : range;
       slider.max = String(image.depth - 1);
       slider.value = "0";
       $(".slice").hidden = image.depth < 2;
       $(".index").textContent = `0 / ${image.depth - 1}`;
       showLimits();
-      draw();
       fit();
+      await draw();
     },
     async setSource(src) {
       const element = new Image();
@@ -180,15 +157,22 @@ export function imageViewer(root) {
         element.onerror = () => reject(new Error(`imjoy/image: could not load the image ${String(src).slice(0, 100)}`));
         element.src = String(src);
       });
-      setSize(element.naturalWidth, element.naturalHeight);
-      canvas.getContext("2d").drawImage(element, 0, 0);
-      image = { width: element.naturalWidth, height: element.naturalHeight, channels: 4, depth: 1 };
+      const [width, height] = [element.naturalWidth, element.naturalHeight];
+      setSize(width, height);
+      const reader = new OffscreenCanvas(width, height).getContext("2d");
+      reader.drawImage(element, 0, 0);
+      let data = null;
       try { // pixel values, where the image is not another origin's
-        const data = canvas.getContext("2d").getImageData(0, 0, image.width, image.height).data;
-        image = readArray({ _rtype: "ndarray", _rvalue: data.buffer, _rshape: [image.height, image.width, 4], _rdtype: "uint8" });
-        limits = [0, 255];
-        showLimits();
+        data = reader.getImageData(0, 0, width, height).data;
       } catch { /* a tainted canvas: shown, values unknown */ }
+      if (data) {
+        await viewer.setImage({ _rtype: "ndarray", _rvalue: data.buffer, _rshape: [height, width, 4], _rdtype: "uint8" }, { contrast_limits: [0, 255] });
+        return;
+      }
+      image = { width, height, channels: 4, depth: 1 };
+      labels = null;
+      pixels.forget();
+      canvas.getContext("2d").drawImage(element, 0, 0);
       fit();
     },
     addLayer(layer) {
@@ -204,19 +188,19 @@ export function imageViewer(root) {
       labels = null;
       drawLabels();
     },
-    setContrastLimits(lo, hi) {
+    async setContrastLimits(lo, hi) {
       if (!Number.isFinite(Number(lo)) || !Number.isFinite(Number(hi))) throw new TypeError(`imjoy/image: contrast limits must be numbers, not ${lo}, ${hi}`);
       limits = [Number(lo), Number(hi)];
       showLimits();
-      draw();
+      await draw();
     },
-    setSlice(index) {
+    async setSlice(index) {
       const depth = image?.depth ?? 1;
       if (!Number.isInteger(index) || index < 0 || index >= depth) throw new RangeError(`imjoy/image: slice ${index} is not in 0..${depth - 1}`);
       slice = index;
       slider.value = String(index);
       $(".index").textContent = `${index} / ${depth - 1}`;
-      draw();
+      await draw();
     },
     /** The value at image pixel (x, y) of the current slice: a number, or [r, g, b(, a)]. */
     getPixelValue(x, y) {
@@ -234,9 +218,10 @@ export function imageViewer(root) {
     fit,
   };
 
-  loInput.addEventListener("change", () => viewer.setContrastLimits(loInput.value, limits[1]));
-  hiInput.addEventListener("change", () => viewer.setContrastLimits(limits[0], hiInput.value));
-  slider.addEventListener("input", () => viewer.setSlice(Number(slider.value)));
+  const report = (error) => console.error(error);
+  loInput.addEventListener("change", () => viewer.setContrastLimits(loInput.value, limits[1]).catch(report));
+  hiInput.addEventListener("change", () => viewer.setContrastLimits(limits[0], hiInput.value).catch(report));
+  slider.addEventListener("input", () => viewer.setSlice(Number(slider.value)).catch(report));
 
   // Wheel zooms about the pointer; one pointer pans; two pointers pinch.
   view.addEventListener("wheel", (event) => {

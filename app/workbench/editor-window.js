@@ -4,10 +4,12 @@
 //
 //   openEditorWindow({ windows, workbench, status, template: "web-python" });
 //   openEditorWindow({ windows, workbench, status, text, filename });
+//   openEditorWindow({ ..., title, approve, onClose });  // a plugin's imjoy/plugin-editor (plugins/host.js):
+//     approve(config, url, installed, dependencies) asks before Save installs; onClose() when it closes
 
 let untitled = 0;
 
-export async function openEditorWindow({ windows, workbench, status, text = null, filename = null, template = null, onOpen = () => {} }) {
+export async function openEditorWindow({ windows, workbench, status, text = null, filename = null, template = null, title = null, approve = null, onClose = () => {}, onOpen = () => {} }) {
   const { createEditor, TEMPLATES, errorLine } = await import("./editor.js");
   if (text === null) {
     // A new plugin from a template, with a name no installed plugin has.
@@ -17,7 +19,7 @@ export async function openEditorWindow({ windows, workbench, status, text = null
     text = TEMPLATES[template ?? "web-python"].replace(/("name"\s*:\s*)"[^"]*"/, `$1${JSON.stringify(name)}`);
     filename = `${name}.imjoy.html`;
   }
-  const win = windows.open({ title: `Edit ${filename}` });
+  const win = windows.open({ title: title ?? `Edit ${filename}`, onClose });
   win.element.classList.add("editor-window");
   const toolbar = document.createElement("div");
   toolbar.className = "editor-toolbar";
@@ -43,7 +45,7 @@ export async function openEditorWindow({ windows, workbench, status, text = null
   const save = async (source) => {
     clear();
     try {
-      const entry = await workbench.install(source, { filename, start: false });
+      const entry = await workbench.install(source, { filename, start: false, approve });
       win.element.querySelector(".window-bar h2").textContent = `Edit ${entry.name}`;
       status.show(`${entry.name} saved in workspace "${workbench.workspace.name}"`);
       return entry;

@@ -10,6 +10,7 @@
 //   const box = fieldsElement(fields, { onChange: (values) => ... });
 //   readFields(box, fields);                              // {id: value}, numbers as numbers
 //   const form = opForm(op, { onRun: (values) => ..., onUpdate: (values) => ... });
+//   const onChange = formCallback(config);                // a form's callbacks, or null
 import { parse as parseYaml } from "yaml";
 
 const MAPPING = /\{[^{}]*\}/g; // a flow mapping; options lists hold [] but no {}
@@ -76,6 +77,19 @@ function field(id, label, spec) {
     value: spec.placeholder ?? spec.default ?? spec.value ?? (options ? options[0] : ""),
     min: spec.min ?? spec.minimum, max: spec.max ?? spec.maximum, step: spec.step ?? (spec.type === "integer" ? 1 : "any"), options,
   };
+}
+
+/**
+ * The function a form's changed values go to, from its config's callbacks, or null: Joy's
+ * onupdate({data: values}) (imjoy-core src/joy.js, Op.update), and update({config: values,
+ * data: {}}) as an op's update gets them (imjoy-core pluginManager joy2plugin). Used by
+ * showDialog's form and by the imjoy/joy window (windows/builtin.js).
+ */
+export function formCallback(config) {
+  const calls = [];
+  if (typeof config?.onupdate === "function") calls.push((values) => config.onupdate({ data: values }));
+  if (typeof config?.update === "function") calls.push((values) => config.update({ config: values, data: {} }));
+  return calls.length ? (values) => Promise.all(calls.map((call) => call(values))) : null;
 }
 
 /** Labelled inputs for the fields; onChange(values) after a field changes. */
