@@ -1,4 +1,4 @@
-"""The Python worker's side of its connection to the page.
+"""The Python worker's side of its connection to the page (and `start_plugin`, shared with the engine).
 
 A Python worker boots Pyodide, then `serve(scope)` opens an RPC session over the worker's
 message channel and offers a `Kernel` as its root. The page uses the same kind of worker
@@ -9,6 +9,7 @@ keeps one booted worker spare so that a plugin starts without waiting for Python
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
@@ -140,28 +141,34 @@ class Kernel:
         return await load_packages(names)
 
     async def load_plugin(self, plugin: dict) -> Any:
-        """Installs the plugin's requirements, runs its scripts, returns what it exported.
+        """Installs the plugin's requirements, runs its scripts, returns what it exported."""
+        await install_requirements(plugin["config"].get("requirements") or [])
+        return await start_plugin(plugin, self._session, run_code)
 
-        Every <script> block (app/plugins/format.js keeps those of the plugin's language and
-        tag) runs in file order in one namespace, as imjoy-core's _executePlugin sends each
-        to the engine. `api` is a global there: "All the plugins have access to a special
-        object called `api`" (ImJoy's docs/api.md), and ImJoy's Python plugins use it without
-        importing it (they may also `from imjoy import api`); builtins has it too, for code
-        the plugin runs in other modules."""
-        import builtins
 
-        config = plugin["config"]
-        name = config["name"]
-        api._connect(await self._session.remote_root(), self._session)
-        builtins.api = api  # type: ignore[attr-defined]
-        await install_requirements(config.get("requirements") or [])
-        filename = plugin.get("filename") or f"<plugin {name}>"
-        namespace = {"__name__": "__plugin__", "__file__": plugin.get("filename") or name, "api": api}
-        for script in plugin.get("scripts") or [plugin["script"]]:
-            await run_code(script["code"], namespace, filename, script.get("line", 1))
-        if api._exported is None:
-            raise PluginError(f"plugin {name!r} did not call api.export(...); export an object with setup() and run()")
-        return api._exported
+async def start_plugin(plugin: dict, session: Any, run: Callable[[str, dict, str, int], Awaitable[Any]]) -> Any:
+    """Connects `api` to the host's root, runs the plugin's scripts with `run`, returns what
+    the plugin exported: a web-python plugin's in Pyodide (run_code), a native-python
+    plugin's on the engine (pyjoy/engine/plugin_process.py, its own runner).
+
+    Every <script> block (app/plugins/format.js keeps those of the plugin's language and
+    tag) runs in file order in one namespace, as imjoy-core's _executePlugin sends each
+    to the engine. `api` is a global there: "All the plugins have access to a special
+    object called `api`" (ImJoy's docs/api.md), and ImJoy's Python plugins use it without
+    importing it (they may also `from imjoy import api`); builtins has it too, for code
+    the plugin runs in other modules."""
+    import builtins
+
+    name = plugin["config"]["name"]
+    api._connect(await session.remote_root(), session)
+    builtins.api = api  # type: ignore[attr-defined]
+    filename = plugin.get("filename") or f"<plugin {name}>"
+    namespace = {"__name__": "__plugin__", "__file__": plugin.get("filename") or name, "api": api}
+    for script in plugin.get("scripts") or [plugin["script"]]:
+        await run(script["code"], namespace, filename, script.get("line", 1))
+    if api._exported is None:
+        raise PluginError(f"plugin {name!r} did not call api.export(...); export an object with setup() and run()")
+    return api._exported
 
 
 def serve(scope: Any) -> Any:
