@@ -445,3 +445,27 @@ def test_ctrl_c_ends_the_engine_and_its_plugin_processes(tmp_path: Path) -> None
         pid = run_async(interrupted(url, process))
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_a_plugin_writing_to_its_pipe_cannot_speak_for_the_engine_and_one_breaking_it_is_ended(engine: dict) -> None:
+    source = (Path(__file__).parent / "plugins" / "hostile" / "engine_breaks_its_pipe.imjoy.html").read_text()
+
+    async def scenario() -> None:
+        client = await connect(engine)
+        breaker = await client.load_plugin(source)
+        # The frame is relayed on the plugin's own channel: the page closes that session (a
+        # plugin may close its own; the call's answer never comes), and the engine's is untouched.
+        with pytest.raises(ClosedError, match="the other side closed: spoofed by a plugin"):
+            await asyncio.wait_for(breaker.api.spoof_engine_close(), 5)
+        assert not client.engine_session.closed and (await client.engine.info())["engine"]
+
+        breaker = await client.load_plugin(source)
+        pending = asyncio.ensure_future(breaker.api.wait())
+        await asyncio.sleep(0.1)
+        breaker.api.break_pipe()  # its answer never comes: the engine ends it (SIGTERM ignored: SIGKILL)
+        with pytest.raises(ClosedError, match=r"'Engine Pipe Breaker' .* exited with status -9 \(killed by SIGKILL\)"):
+            await asyncio.wait_for(pending, 10)
+        assert (await client.engine.info())["engine"]
+        await client.close()
+
+    run_async(scenario())

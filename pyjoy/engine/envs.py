@@ -65,8 +65,11 @@ def classify(requirements: list[str], env: Any) -> tuple[list[str], list[str], l
             conda += _tokens(requirement, rest)
         elif prefix == "pip":
             pip += _tokens(requirement, rest)
-        else:  # a package name (a `name @ https://...` or `file:` one is judged below)
-            pip += _tokens(requirement, requirement)
+        elif requirement.strip().startswith("-"):
+            raise RequirementError(f"requirement {requirement!r} is refused: pip options are not accepted "
+                                   "(only package names)")
+        else:  # one requirement, markers and all (a `name @ https://...` or `file:` one is judged below)
+            pip.append(requirement.strip())
     for name in pip:
         if not _REQUIREMENT.match(name):
             raise RequirementError(f"requirement {name!r} is refused: expected a package name with optional extras, "

@@ -142,9 +142,10 @@ def _imjoy(text: str, tag: str | None) -> dict[str, Any]:
         raise PluginFileError("script", 1, f"no <script> block (for tag {config['tag']!r}); a native-python plugin "
                                            'needs a <script lang="python">')
     scripts = []
+    python = config.get("type") in ("native-python", "web-python")
     for block in kept:
-        lang = block["attrs"].get("lang", "python").lower()
-        if lang not in ("python", "py"):
+        lang = block["attrs"].get("lang", "python" if python else "javascript").lower()
+        if python and lang not in ("python", "py"):
             raise PluginFileError("script", block["tag_line"], f'a {config["type"]} plugin runs Python, but this '
                                                                f'<script> is lang="{lang}"; expected lang="python"')
         scripts.append({"code": block["body"], "line": block["line"]})
@@ -235,4 +236,5 @@ def _front_matter(text: str, tag: str | None) -> dict[str, Any]:
         raise PluginFileError("config", start + 1, 'the front matter opened here is never closed by a "# ---" line')
     yaml_text = "\n".join(re.sub(r"^# ?", "", line) for line in lines[start + 1:end])
     config = _normalize(_yaml(yaml_text, start + 2) if yaml_text.strip() else {}, tag, start + 1)
+    config.setdefault("type", "web-python")  # as for the page (format.js): a .py file is web-python by default
     return {"config": config, "scripts": [{"code": "\n".join(lines[end + 1:]), "line": end + 2}]}

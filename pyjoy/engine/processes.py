@@ -128,7 +128,7 @@ class PluginProcess:
         except (wire.FrameError, ConnectionError) as error:
             # A plugin that breaks its pipe's framing cannot be understood any more: it ends.
             print(f"pyjoy engine: plugin process {self.pid} broke its pipe ({error}); ending it", file=sys.stderr)
-            await self.stop()
+            asyncio.get_running_loop().create_task(self.stop())  # not awaited here: stop waits for this task
 
     async def _wait(self) -> None:
         status = await self._process.wait()
