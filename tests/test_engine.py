@@ -469,3 +469,26 @@ def test_a_plugin_writing_to_its_pipe_cannot_speak_for_the_engine_and_one_breaki
         await client.close()
 
     run_async(scenario())
+
+
+def test_a_plugin_printing_without_end_reaches_the_page_bounded(engine: dict) -> None:
+    source = (Path(__file__).parent / "plugins" / "hostile" / "engine_floods_output.imjoy.html").read_text()
+
+    async def scenario() -> None:
+        client = await connect(engine)
+        outputs: list[tuple[float, dict]] = []
+        flood = await client.load_plugin(source, output=lambda event: outputs.append((time.monotonic(), event)))
+        started = time.monotonic()
+        printed = await flood.api.flood(1.0)
+        assert (await client.engine.info())["engine"]  # the engine's channel answers during and after
+        await asyncio.sleep(0.5)  # the last batch
+        elapsed = time.monotonic() - started
+        assert printed > 5000
+        # At most 8 output calls per 100 ms (and a few more at the edges of the intervals).
+        assert len(outputs) <= 8 * (elapsed / 0.1 + 2), len(outputs)
+        text = "\n".join(event["text"] for _, event in outputs)
+        assert "lines of output dropped" in text and len(text) < 16_384 * (elapsed / 0.1 + 2)
+        assert outputs[0][1]["text"].startswith("line 0 ")
+        await client.close()
+
+    run_async(scenario())

@@ -32,6 +32,13 @@ from pyjoy.engine import wire
 from pyjoy.engine.envs import child_environment
 
 STOP_GRACE_S = 3.0
+#: How much a plugin may leave unread on its pipe before a message to it fails instead of
+#: waiting (the connection's reader must not wait: it also carries `stop`).
+MAX_UNREAD_BYTES = 256 * 2**20
+# A plugin's output, bounded as a browser plugin's is (app/python/output.js, the same numbers):
+OUTPUT_INTERVAL_S = 0.1
+OUTPUT_MESSAGES_PER_INTERVAL = 8
+OUTPUT_CHARACTERS_PER_INTERVAL = 16_384
 ROOT = Path(__file__).resolve().parents[2]
 # What a plugin process imports besides the browser's runtime (pyjoy.rpc, pyjoy.plugin).
 ENGINE_MODULES = ("pyjoy/engine/__init__.py", "pyjoy/engine/wire.py", "pyjoy/engine/plugin_process.py")
@@ -110,16 +117,23 @@ class PluginProcess:
         self = cls(process, reader, writer)
         wire.write_frame(writer, wire.dumps({"start": plugin}), [])
         loop = asyncio.get_running_loop()
+        output = BoundedOutput(on_output)
         self._tasks = [loop.create_task(self._relay(on_frame))] + [
-            loop.create_task(_lines(stream, name, on_output))
+            loop.create_task(_lines(stream, name, output.write))
             for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr"))
         ]
         loop.create_task(self._wait())
         return self
 
     def send(self, header: str, buffers: list[Any]) -> None:
-        if not self._writer.is_closing():
-            wire.write_frame(self._writer, header, buffers)
+        """Writes a frame to the plugin; raises BufferError while it leaves too much unread."""
+        if self._writer.is_closing():
+            return
+        unread = self._writer.transport.get_write_buffer_size()
+        if unread > MAX_UNREAD_BYTES:
+            raise BufferError(f"the plugin has {unread >> 20} MiB of messages unread (it is busy or stuck); "
+                              f"try again once it answers, or stop it")
+        wire.write_frame(self._writer, header, buffers)
 
     async def _relay(self, on_frame: OnFrame) -> None:
         try:
@@ -155,3 +169,54 @@ async def _lines(stream: asyncio.StreamReader | None, name: str, on_output: OnOu
         return
     while line := await stream.readline():
         on_output(name, line.decode(errors="replace").rstrip("\n"))
+
+
+class BoundedOutput:
+    """A plugin's stdout and stderr lines, bounded as app/python/output.js bounds a browser
+    plugin's: an endless print() loop would otherwise send the page one call per line. Within
+    any 100 ms at most 8 batches go out (lines past that wait, joined with "\n"); past 16,384
+    characters in 100 ms lines are dropped, and the next batch says how many."""
+
+    def __init__(self, post: OnOutput) -> None:
+        self._post = post
+        self._started = -1e9
+        self._messages = 0
+        self._characters = 0
+        self._dropped = 0
+        self._waiting: list[tuple[str, list[str]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def _send(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for stream, lines in self._waiting:
+            self._post(stream, "\n".join(lines))
+        if self._dropped:
+            self._post("stderr", f"... {self._dropped} lines of output dropped: more than "
+                                 f"{OUTPUT_CHARACTERS_PER_INTERVAL} characters in {int(OUTPUT_INTERVAL_S * 1000)} ms")
+        self._messages += len(self._waiting) + (1 if self._dropped else 0)
+        self._waiting, self._dropped = [], 0
+
+    def write(self, stream: str, text: str) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if now - self._started >= OUTPUT_INTERVAL_S:
+            self._send()  # what waited belongs to the interval that just ended
+            self._started, self._messages, self._characters = now, 0, 0
+        if len(text) > OUTPUT_CHARACTERS_PER_INTERVAL:
+            cut = len(text) - OUTPUT_CHARACTERS_PER_INTERVAL
+            text = f"{text[:OUTPUT_CHARACTERS_PER_INTERVAL]}... ({cut} more characters cut)"
+        self._characters += len(text) + 1
+        if self._characters > OUTPUT_CHARACTERS_PER_INTERVAL and self._characters - len(text) - 1 > 0:
+            self._dropped += 1
+        elif self._messages < OUTPUT_MESSAGES_PER_INTERVAL and not self._waiting:
+            self._post(stream, text)
+            self._messages += 1
+            return
+        elif self._waiting and self._waiting[-1][0] == stream:
+            self._waiting[-1][1].append(text)
+        else:
+            self._waiting.append((stream, [text]))
+        if self._timer is None:
+            self._timer = loop.call_later(max(0.0, self._started + OUTPUT_INTERVAL_S - now), self._send)

@@ -121,6 +121,7 @@ class Connection:
         self.session = Session(self.control)
         self.session.set_root(Control(self))
         self._incoming = wire.Incoming()
+        self.ended = False
 
     async def run(self) -> None:
         async for received in self.ws:
@@ -151,7 +152,10 @@ class Connection:
         elif plugin.status is not None:
             self._answer_exited(plugin, message)
         else:
-            plugin.process.send(complete.text, complete.buffers)
+            try:
+                plugin.process.send(complete.text, complete.buffers)
+            except BufferError as error:
+                self.report(wire.FrameError(f"plugin {plugin.name!r} ({plugin.id}): {error}", channel, message))
 
     def report(self, error: wire.FrameError) -> None:
         answer = wire.error_answer(error.message, str(error))
@@ -167,6 +171,7 @@ class Connection:
         self.outgoing.send(plugin.id, {"type": "close", "reason": plugin.reason})
 
     async def end(self) -> None:
+        self.ended = True
         self.session.close("the connection closed")
         await asyncio.gather(*(plugin.process.stop() for plugin in self.plugins.values()), return_exceptions=True)
         await self.outgoing.close()
@@ -221,6 +226,9 @@ class Control:
             _notify(output, {"stream": stream, "text": text})
 
         process = await PluginProcess.start(plugin, python, connection.engine.workdir, relay, on_output)
+        if connection.ended:  # the page went away while the plugin was installed or started
+            await process.stop()
+            raise EngineError("the connection closed while the plugin started")
         record = connection.plugins[plugin_id] = Plugin(plugin_id, name, config.get("tag"), process)
 
         def on_exit(done: asyncio.Future[int]) -> None:
