@@ -133,3 +133,21 @@ def test_after_a_broken_message_the_next_one_is_read() -> None:
 def test_nan_cannot_be_sent_as_json_and_says_so() -> None:
     with pytest.raises(ValueError, match="JSON carries no NaN or infinity"):
         frames_of({"type": "result", "id": "c1", "value": float("nan")})
+
+
+def test_relaying_reads_pieces_as_they_come_and_holds_none() -> None:
+    incoming = wire.Incoming(join=False)
+    header = json.dumps({"channel": "p1", "message": {"type": "result", "id": "c1"}, "buffers": [3, 0, 2]})
+    (start,) = incoming.feed(header)
+    assert isinstance(start, wire.Start) and start.text == header and incoming.reading
+    (piece,) = incoming.feed(b"abc")
+    assert isinstance(piece, wire.Piece) and piece.data == b"abc"
+    piece, complete = incoming.feed(b"de")
+    assert piece.data == b"de" and isinstance(complete, wire.Complete) and complete.started and complete.buffers == []
+    # A message without buffers is Complete at once, never started.
+    (alone,) = incoming.feed(json.dumps({"channel": "p1", "message": {"type": "release", "targets": {}}}))
+    assert isinstance(alone, wire.Complete) and not alone.started
+    # abort(): the message being read is dropped quietly, its pieces too.
+    incoming.feed(header)
+    incoming.abort()
+    assert incoming.feed(b"abc") == [] and not incoming.reading

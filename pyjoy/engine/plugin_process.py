@@ -1,9 +1,9 @@
 """A native-python plugin's own process: `python -P -m pyjoy.engine.plugin_process FD`.
 
 The engine starts it (processes.py) with one end of a socket pair as FD. The first frame
-on it is `{"start": plugin}` (plugin_file.parse_plugin's result); every later frame is an
-RPC message of the plugin's session with the page, relayed by the engine (wire.py's pipe
-frames, buffers raw). The process waits for the page's root (the plugin API), answers with
+on it is `{"start": plugin}` (plugin_file.parse_plugin's result); the frames after it are
+the RPC messages of the plugin's session with the page, the WebSocket's frames relayed as
+they came (wire.py's pipe frames). The process waits for the page's root (the plugin API), answers with
 its own, `{load_plugin}`, and `load_plugin()` runs the plugin's scripts as a web-python
 plugin's run in the browser (pyjoy/plugin/kernel.py: `api` a global, `from imjoy import
 api`, what `api.export` got returned), on CPython. It ends when the socket closes.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import json
 import os
 import socket
 import sys
@@ -25,7 +26,7 @@ from pyjoy.rpc.transport import Buffer, Handler, Message
 
 
 class PipeTransport:
-    """A pyjoy.rpc Transport over the socket to the engine."""
+    """A pyjoy.rpc Transport over the socket to the engine (wire.py's pipe frames)."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
@@ -37,7 +38,8 @@ class PipeTransport:
         if self.closed or self._writer.is_closing():
             raise ConnectionError("the engine's pipe is closed")
         tree, buffers = wire.split(message)
-        wire.write_frame(self._writer, wire.dumps({"message": tree, "buffers": [b.nbytes for b in buffers]}), buffers)
+        for frame in wire.frames("plugin", tree, buffers):  # the engine puts the plugin's channel in
+            wire.write_pipe(self._writer, frame)
 
     def on_message(self, handler: Handler) -> None:
         self._handler = handler
@@ -47,15 +49,23 @@ class PipeTransport:
 
     async def receive(self) -> None:
         """Hands each message to the session until the engine closes the pipe."""
-        while (frame := await wire.read_frame(self._reader)) is not None:
-            header, buffers = frame
-            assert self._handler is not None
-            try:
-                message = wire.restore(header.get("message"), buffers)
-            except Exception as error:
-                self._handler(header.get("message"), error)
-            else:
-                self._handler(message)
+        assert self._handler is not None
+        incoming = wire.Incoming()
+        while (frame := await wire.read_pipe(self._reader)) is not None:
+            kind, data = frame
+            if kind == wire.ABORT:  # the engine failed the message being read, and answered for it
+                incoming.abort()
+                continue
+            for item in incoming.feed(data):
+                if isinstance(item, wire.Complete):
+                    try:
+                        message = wire.restore(item.header["message"], item.buffers)
+                    except Exception as error:
+                        self._handler(item.header["message"], error)
+                    else:
+                        self._handler(message)
+                elif isinstance(item, wire.FrameError) and isinstance(item.message, dict):
+                    self._handler(item.message, item)
 
 
 async def run_script(code: str, namespace: dict[str, Any], filename: str, first_line: int = 1) -> None:
@@ -88,10 +98,11 @@ async def main(fd: int) -> None:
     sock = socket.socket(fileno=fd)
     os.set_inheritable(fd, False)  # the plugin's own child processes do not get the pipe
     reader, writer = await asyncio.open_connection(sock=sock, limit=wire.PIECE_BYTES)
-    first = await wire.read_frame(reader)
-    if first is None or not isinstance(first[0].get("start"), dict):
+    first = await wire.read_pipe(reader)
+    start = json.loads(first[1]) if first is not None and first[0] == wire.TEXT else None
+    if not isinstance(start, dict) or not isinstance(start.get("start"), dict):
         raise SystemExit("pyjoy plugin process: the engine sent no plugin")
-    plugin = first[0]["start"]
+    plugin = start["start"]
     transport = PipeTransport(reader, writer)
     session = Session(transport)
     receiving = asyncio.create_task(transport.receive())

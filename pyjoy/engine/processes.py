@@ -1,13 +1,15 @@
 """Plugin processes: each native-python plugin in an OS process of its own (ENGINE.md).
 
-    process = await PluginProcess.start(plugin, python, workdir, on_frame, on_output)
-    process.send(header_text, buffers)       # a frame from the page, relayed as it came
+    process = await PluginProcess.start(plugin, python, workdir, on_item, on_output)
+    process.send(frame)                      # a frame from the page, relayed as it came
     status = await process.exited            # the exit status (negative: killed by a signal)
     await process.stop()                     # SIGTERM, then SIGKILL after STOP_GRACE_S
 
 The process is `PYTHON -P -m pyjoy.engine.plugin_process FD`: its messages go over one end
-of a socket pair (FD), never stdin/stdout (the plugin's print() would break them), in the
-pipe frames of wire.py; its stdout and stderr come to `on_output` line by line. It runs in
+of a socket pair (FD), never stdin/stdout (the plugin's print() would break them), as the
+WebSocket's frames in wire.py's pipe frames, relayed piece by piece (no message is held
+whole here); the plugin's are checked as the page's are (wire.Incoming), and a plugin that
+breaks them is ended; its stdout and stderr come to `on_output` line by line. It runs in
 a session of its own, so a Ctrl+C in the engine's terminal reaches the engine, which ends
 its plugins itself. Its environment is the engine's without the token, with PYTHONPATH the
 runtime copy `runtime_dir()` makes, so that it runs this engine's pyjoy and `imjoy` shim
@@ -84,7 +86,9 @@ def describe_status(status: int) -> str:
     return str(status)
 
 
-OnFrame = Callable[[dict[str, Any], list[Any]], Awaitable[None]]  # awaited: it may wait for the socket
+# Each message the plugin sends, as wire.Incoming(join=False) reads it: Start, Piece, Complete.
+# Awaited: it may wait for the page's socket to take what waits.
+OnItem = Callable[[Any], Awaitable[None]]
 OnOutput = Callable[[str, str], None]
 
 
@@ -98,7 +102,7 @@ class PluginProcess:
         self.exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     @classmethod
-    async def start(cls, plugin: dict[str, Any], python: str, workdir: Path, on_frame: OnFrame,
+    async def start(cls, plugin: dict[str, Any], python: str, workdir: Path, on_item: OnItem,
                     on_output: OnOutput) -> PluginProcess:
         ours, theirs = socket.socketpair()
         env = child_environment()
@@ -115,30 +119,44 @@ class PluginProcess:
             theirs.close()
         reader, writer = await asyncio.open_connection(sock=ours, limit=wire.PIECE_BYTES)
         self = cls(process, reader, writer)
-        wire.write_frame(writer, wire.dumps({"start": plugin}), [])
+        wire.write_pipe(writer, wire.dumps({"start": plugin}))
         loop = asyncio.get_running_loop()
         output = BoundedOutput(on_output)
-        self._tasks = [loop.create_task(self._relay(on_frame))] + [
+        self._tasks = [loop.create_task(self._relay(on_item))] + [
             loop.create_task(_lines(stream, name, output.write))
             for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr"))
         ]
         loop.create_task(self._wait())
         return self
 
-    def send(self, header: str, buffers: list[Any]) -> None:
-        """Writes a frame to the plugin; raises BufferError while it leaves too much unread."""
-        if self._writer.is_closing():
-            return
+    def check_room(self) -> None:
+        """Raises BufferError while the plugin leaves too much unread to take another message."""
         unread = self._writer.transport.get_write_buffer_size()
         if unread > MAX_UNREAD_BYTES:
             raise BufferError(f"the plugin has {unread >> 20} MiB of messages unread (it is busy or stuck); "
                               f"try again once it answers, or stop it")
-        wire.write_frame(self._writer, header, buffers)
 
-    async def _relay(self, on_frame: OnFrame) -> None:
+    def send(self, frame: str | bytes | memoryview) -> None:
+        """Relays one WebSocket frame of the page's to the plugin, as it came."""
+        if not self._writer.is_closing():
+            wire.write_pipe(self._writer, frame)
+
+    def abort(self) -> None:
+        """Tells the plugin to drop the message it is reading (the engine failed it)."""
+        if not self._writer.is_closing():
+            wire.write_abort(self._writer)
+
+    async def _relay(self, on_item: OnItem) -> None:
+        incoming = wire.Incoming(join=False)  # pieces are relayed as they come, none held here
         try:
-            while (frame := await wire.read_frame(self._reader)) is not None:
-                await on_frame(*frame)
+            while (frame := await wire.read_pipe(self._reader)) is not None:
+                kind, data = frame
+                if kind == wire.ABORT:
+                    raise wire.FrameError("a plugin sends no ABORT")
+                for item in incoming.feed(data):
+                    if isinstance(item, (wire.FrameError, wire.Notice)):
+                        raise item if isinstance(item, wire.FrameError) else wire.FrameError("a plugin sends no notices")
+                    await on_item(item)
         except (wire.FrameError, ConnectionError) as error:
             # A plugin that breaks its pipe's framing cannot be understood any more: it ends.
             print(f"pyjoy engine: plugin process {self.pid} broke its pipe ({error}); ending it", file=sys.stderr)

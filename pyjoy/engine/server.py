@@ -120,7 +120,8 @@ class Connection:
         self.control = ChannelTransport(self.outgoing, "engine")
         self.session = Session(self.control)
         self.session.set_root(Control(self))
-        self._incoming = wire.Incoming()
+        self._incoming = wire.Incoming(join=False)  # a plugin's pieces are relayed as they come
+        self._target: Any = None  # where the current message's pieces go: a process, a list (engine), None
         self.ended = False
 
     async def run(self) -> None:
@@ -128,23 +129,34 @@ class Connection:
             if received.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                 break  # closed, or an error (a frame over CLOSE_FRAME_BYTES: aiohttp closed it with 1009)
             for item in self._incoming.feed(received.data):
-                if isinstance(item, wire.FrameError):
-                    self.report(item)
-                elif isinstance(item, wire.Notice):
-                    self.report(wire.FrameError("a page sends no {\"error\"} notices; expected a message"))
-                else:
-                    await self.route(item)
+                self.take(item)
 
-    async def route(self, complete: wire.Complete) -> None:
-        channel, message = complete.channel, complete.header["message"]
+    def take(self, item: wire.Item) -> None:
+        if isinstance(item, wire.FrameError):
+            if isinstance(self._target, PluginProcess):
+                self._target.abort()  # it was reading this message: it drops it, the error is answered here
+            self._target = None
+            self.report(item)
+        elif isinstance(item, wire.Notice):
+            self.report(wire.FrameError('a page sends no {"error"} notices; expected a message'))
+        elif isinstance(item, wire.Start):
+            self._target = self._open(item.channel, item.header, item.text)
+        elif isinstance(item, wire.Piece):
+            if isinstance(self._target, PluginProcess):
+                self._target.send(item.data)
+            elif isinstance(self._target, list):
+                self._target.append(item.data)
+        else:
+            target = self._target if item.started else self._open(item.channel, item.header, item.text)
+            self._target = None
+            if isinstance(target, list):
+                self._to_engine(item.header, target)
+
+    def _open(self, channel: str, header: dict[str, Any], text: str) -> Any:
+        """Where a message's header and pieces go; it is answered here when nowhere."""
+        message = header["message"]
         if channel == "engine":
-            try:
-                restored = wire.restore(message, complete.buffers)
-            except Exception as error:
-                self.control.deliver(message, error)
-            else:
-                self.control.deliver(restored)
-            return
+            return []
         plugin = self.plugins.get(channel)
         if plugin is None:
             self.report(wire.FrameError(f"unknown plugin {channel!r}: this connection started no plugin of that id",
@@ -153,9 +165,25 @@ class Connection:
             self._answer_exited(plugin, message)
         else:
             try:
-                plugin.process.send(complete.text, complete.buffers)
+                plugin.process.check_room()
             except BufferError as error:
                 self.report(wire.FrameError(f"plugin {plugin.name!r} ({plugin.id}): {error}", channel, message))
+                return None
+            plugin.process.send(text)
+            return plugin.process
+        return None
+
+    def _to_engine(self, header: dict[str, Any], pieces: list[Any]) -> None:
+        data, buffers, offset = b"".join(pieces), [], 0
+        for size in header.get("buffers", []):
+            buffers.append(data[offset:offset + size])
+            offset += size
+        try:
+            message = wire.restore(header["message"], buffers)
+        except Exception as error:
+            self.control.deliver(header["message"], error)
+        else:
+            self.control.deliver(message)
 
     def report(self, error: wire.FrameError) -> None:
         answer = wire.error_answer(error.message, str(error))
@@ -215,11 +243,16 @@ class Control:
         plugin_id = "p" + secrets.token_hex(8)
         name = config["name"]
 
-        async def relay(header: dict[str, Any], buffers: list[Any]) -> None:
-            message = header.get("message")
-            if isinstance(message, dict) and not connection.outgoing.closed:
-                connection.outgoing.send_frames(wire.frames(plugin_id, message, [memoryview(b) for b in buffers]))
-                await connection.outgoing.drained()
+        async def relay(item: wire.Item) -> None:
+            """The plugin's messages to the page, on its channel (whatever its frames say), as they come."""
+            if connection.outgoing.closed:
+                return
+            if isinstance(item, wire.Piece):
+                connection.outgoing.send_frames([item.data])
+            elif isinstance(item, wire.Start) or (isinstance(item, wire.Complete) and not item.started):
+                connection.outgoing.send_frames([wire.dumps({"channel": plugin_id, "message": item.header["message"],
+                                                             "buffers": item.header.get("buffers", [])})])
+            await connection.outgoing.drained()
 
         def on_output(stream: str, text: str) -> None:
             print(f"[{name}] {text}", file=sys.stderr if stream == "stderr" else sys.stdout, flush=True)

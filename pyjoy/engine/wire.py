@@ -7,8 +7,8 @@
         for done in incoming.feed(frame):       # Complete messages, Notices, FrameErrors
             message = restore(done.header["message"], done.buffers)
 
-    await write_frame(writer, header, buffers)  # the pipe: length-prefixed JSON, raw buffers
-    header, buffers = await read_frame(reader)
+    write_pipe(writer, frame)                   # the pipe: the same frames, each with kind and length
+    kind, frame = await read_pipe(reader)
 
 This module never imports aiohttp: a plugin process imports it too.
 """
@@ -113,12 +113,30 @@ def frames(channel: str, tree: Any, buffers: list[memoryview]) -> list[str | mem
 
 @dataclass
 class Complete:
-    """A message read whole: its header (channel, message, buffers), its text, its buffers."""
+    """A message read whole: its header (channel, message, buffers), its text, its buffers
+    (joined; empty when read with join=False), and whether a Start came before it."""
 
     channel: str
     header: dict[str, Any]
     text: str
     buffers: list[Any] = field(default_factory=list)
+    started: bool = False
+
+
+@dataclass
+class Start:
+    """(join=False) A message whose buffers follow as Pieces, then its Complete."""
+
+    channel: str
+    header: dict[str, Any]
+    text: str
+
+
+@dataclass
+class Piece:
+    """(join=False) One piece of the current message's buffers, checked to fit."""
+
+    data: Any
 
 
 @dataclass
@@ -128,39 +146,52 @@ class Notice:
     text: str
 
 
+Item = Complete | Start | Piece | Notice | FrameError
+
+
 class Incoming:
-    """Reads one WebSocket's frames into messages, within the bounds above.
+    """Reads a stream of frames into messages, within the bounds above.
 
-    `feed(frame)` returns what the frame finished: a list of Complete messages, Notices and
-    FrameErrors (for a frame or message that cannot be used), usually empty or one.
-    After an error, the failed message's remaining pieces are dropped until the next
-    text frame; a text frame that comes while a message waits for pieces fails that one."""
+    `feed(frame)` returns what the frame brought: Complete messages, Notices and
+    FrameErrors (for a frame or message that cannot be used), and with join=False (to
+    relay pieces as they come, holding none) a Start at a header whose buffers follow and a
+    Piece for each piece, instead of joined buffers. After an error, the failed message's
+    remaining pieces are dropped until the next text frame; a text frame that comes while a
+    message waits for pieces fails that one. `abort()` drops the current message quietly."""
 
-    def __init__(self) -> None:
+    def __init__(self, join: bool = True) -> None:
+        self._join = join
         self._current: Complete | None = None
-        self._sizes: list[int] = []  # of the buffers still to come, the one being joined first
+        self._sizes: list[int] = []  # of the buffers still to come, the one being read first
         self._pieces: list[Any] = []  # of the buffer being joined
         self._got = 0  # its bytes so far
         self._dropping = False  # a failed message's pieces are still coming
 
-    def feed(self, frame: str | bytes) -> list[Complete | FrameError | Notice]:
+    @property
+    def reading(self) -> bool:
+        """Whether a message waits for pieces."""
+        return self._current is not None
+
+    def abort(self) -> None:
+        self._current, self._dropping, self._pieces, self._got = None, True, [], 0
+
+    def feed(self, frame: str | bytes) -> list[Item]:
         if isinstance(frame, str):
-            out: list[Complete | FrameError | Notice] = []
+            out: list[Item] = []
             if self._current is not None:
                 out.append(self._fail(f"a message came before the {len(self._sizes)} buffer(s) still announced "
                                       "by the one before it"))
             self._dropping = False
-            out.append(self._text(frame))
-            return [item for item in out if item is not None]
-        result = self._binary(frame)
-        return [] if result is None else [result]
+            item = self._text(frame)
+            return out if item is None else [*out, item]
+        return self._binary(frame)
 
     def _fail(self, why: str) -> FrameError:
-        current, self._current, self._dropping = self._current, None, True
-        self._pieces, self._got = [], 0
+        current = self._current
+        self.abort()
         return FrameError(why, current.channel, current.header.get("message")) if current else FrameError(why)
 
-    def _text(self, text: str) -> Complete | FrameError | Notice | None:
+    def _text(self, text: str) -> Item | None:
         if len(text) > MAX_FRAME_BYTES:  # characters; its bytes are at least as many
             return self._fail(f"a text frame of {len(text)} characters is over the limit of {MAX_FRAME_BYTES} bytes")
         try:
@@ -182,24 +213,36 @@ class Incoming:
             return FrameError(problem, channel, message)
         complete = Complete(channel, header, text)
         self._current, self._sizes = complete, list(sizes)
-        return self._buffer_done()
+        done = self._buffer_done()
+        if done is not None:
+            return done
+        complete.started = True
+        return None if self._join else Start(channel, header, text)
 
-    def _binary(self, piece: bytes) -> Complete | FrameError | None:
+    def _binary(self, piece: bytes) -> list[Item]:
         if self._current is None:
-            return None if self._dropping else FrameError(f"a binary frame of {len(piece)} bytes that no message announced")
+            return [] if self._dropping else [FrameError(f"a binary frame of {len(piece)} bytes that no message "
+                                                         "announced")]
         if len(piece) > MAX_FRAME_BYTES:
-            return self._fail(f"a binary frame of {len(piece)} bytes is over the limit of {MAX_FRAME_BYTES}")
+            return [self._fail(f"a binary frame of {len(piece)} bytes is over the limit of {MAX_FRAME_BYTES}")]
         if not piece or self._got + len(piece) > self._sizes[0]:
-            return self._fail(f"a piece of {len(piece)} bytes does not fit buffer {len(self._current.buffers)} "
-                              f"({self._got} of its {self._sizes[0]} bytes came before it)")
-        self._pieces.append(piece)
+            return [self._fail(f"a piece of {len(piece)} bytes does not fit buffer {len(self._current.buffers)} "
+                               f"({self._got} of its {self._sizes[0]} bytes came before it)")]
         self._got += len(piece)
-        if self._got < self._sizes[0]:
-            return None
-        self._current.buffers.append(self._pieces[0] if len(self._pieces) == 1 else b"".join(self._pieces))
-        self._sizes.pop(0)
-        self._pieces, self._got = [], 0
-        return self._buffer_done()
+        out: list[Item] = []
+        if self._join:
+            self._pieces.append(piece)
+        else:
+            out.append(Piece(piece))
+        if self._got == self._sizes[0]:
+            if self._join:
+                self._current.buffers.append(self._pieces[0] if len(self._pieces) == 1 else b"".join(self._pieces))
+            self._sizes.pop(0)
+            self._pieces, self._got = [], 0
+            done = self._buffer_done()
+            if done is not None:
+                out.append(done)
+        return out
 
     def _buffer_done(self) -> Complete | None:
         """Takes the empty buffers next (they have no frames); the message when it is whole."""
@@ -207,7 +250,8 @@ class Incoming:
         assert current is not None
         while self._sizes and self._sizes[0] == 0:
             self._sizes.pop(0)
-            current.buffers.append(bytearray())
+            if self._join:
+                current.buffers.append(bytearray())
         if self._sizes:
             return None
         self._current = None
@@ -233,45 +277,41 @@ def error_answer(message: Any, text: str) -> dict[str, Any] | None:
 
 
 # -- the pipe between the engine and a plugin process -----------------------------------
-# A frame: 4 bytes (little-endian length of the header), the header (JSON, utf-8), then
-# the header's "buffers" as raw bytes, one after another.
+# The same frames as on the WebSocket, each as 1 byte of kind (TEXT, BINARY, or ABORT: drop
+# the message being read, quietly), 4 bytes of length (little-endian) and the payload. The
+# engine relays a page's frames to a plugin as they come and a plugin's to the page, holding
+# no message whole; ABORT tells a plugin that the engine failed the message it was reading.
 
-_LENGTH = struct.Struct("<I")
-
-
-def write_frame(writer: asyncio.StreamWriter, header: str | bytes, buffers: list[Any]) -> None:
-    data = header.encode() if isinstance(header, str) else header
-    writer.write(_LENGTH.pack(len(data)) + data)
-    for buffer in buffers:
-        if len(buffer):
-            writer.write(buffer)
+TEXT, BINARY, ABORT = 0, 1, 2
+_PIPE = struct.Struct("<BI")
 
 
-async def read_frame(reader: asyncio.StreamReader) -> tuple[dict[str, Any], list[bytes]] | None:
-    """The next frame's header and buffers; None at the end of the stream. A frame beyond
-    the bounds raises FrameError (the stream can no longer be trusted)."""
+def write_pipe(writer: asyncio.StreamWriter, frame: str | bytes | memoryview) -> None:
+    if isinstance(frame, str):
+        data = frame.encode()
+        writer.write(_PIPE.pack(TEXT, len(data)) + data)
+    else:
+        writer.write(_PIPE.pack(BINARY, len(frame)))
+        writer.write(frame)
+
+
+def write_abort(writer: asyncio.StreamWriter) -> None:
+    writer.write(_PIPE.pack(ABORT, 0))
+
+
+async def read_pipe(reader: asyncio.StreamReader) -> tuple[int, str | bytes] | None:
+    """The next frame: (TEXT, str), (BINARY, bytes) or (ABORT, b""); None at the end of the
+    stream. A frame beyond the bounds raises FrameError: the stream can no longer be trusted."""
     try:
-        (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
+        kind, length = _PIPE.unpack(await reader.readexactly(_PIPE.size))
+        if kind not in (TEXT, BINARY, ABORT) or length > MAX_FRAME_BYTES:
+            raise FrameError(f"a pipe frame of kind {kind} and {length} bytes (at most {MAX_FRAME_BYTES})")
+        payload = await reader.readexactly(length) if length else b""
     except asyncio.IncompleteReadError:
         return None
-    if length > MAX_FRAME_BYTES:
-        raise FrameError(f"a header of {length} bytes is over the limit of {MAX_FRAME_BYTES}")
-    try:
-        header = json.loads(await reader.readexactly(length))
-    except asyncio.IncompleteReadError:
-        return None
-    except ValueError as error:
-        raise FrameError(f"a header that is not JSON: {error}") from None
-    if not isinstance(header, dict):
-        raise FrameError("a header that is not an object")
-    sizes = header.get("buffers", [])
-    problem = _sizes_problem(sizes)
-    if problem:
-        raise FrameError(problem)
-    buffers = []
-    for size in sizes:
+    if kind == TEXT:
         try:
-            buffers.append(await reader.readexactly(size) if size else bytearray())
-        except asyncio.IncompleteReadError:
-            return None
-    return header, buffers
+            return kind, payload.decode()
+        except UnicodeDecodeError as error:
+            raise FrameError(f"a text frame that is not UTF-8: {error}") from None
+    return kind, payload
