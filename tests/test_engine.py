@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from pyjoy.devtools import engine_running, run_async
-from pyjoy.engine import wire
+from pyjoy.engine import server, wire
 from pyjoy.engine.client import EngineClient, EngineRefused
 from pyjoy.rpc import ClosedError, RemoteError
 
@@ -383,11 +383,13 @@ def test_malformed_and_oversized_frames_are_errors_and_the_connection_stays(engi
         assert "over the limit" in (await next_text(ws))["error"]
         await still_answers("ok2")
 
-        size = wire.MAX_FRAME_BYTES + 10  # an oversized piece of a call's buffer
-        await ws.send_str(call("big", buffers=[size]))
-        await ws.send_bytes(b"\0" * size)
+        await ws.send_str(call("big", buffers=[wire.MAX_FRAME_BYTES]))  # an oversized piece of a call's buffer
+        await ws.send_bytes(b"\0" * (wire.MAX_FRAME_BYTES + 10))
         answer = await next_text(ws)
         assert answer["message"]["id"] == "big" and "over the limit" in answer["message"]["error"]["message"]
+        await ws.send_str(call("engine-bound", buffers=[server.MAX_ENGINE_MESSAGE_BYTES + 1]))
+        assert "engine's channel holds more than" in (await next_text(ws))["message"]["error"]["message"]
+        await ws.send_bytes(b"\0" * 1000)  # its pieces are dropped quietly
         await ws.send_str(call("too-many", buffers=[1] * (wire.MAX_BUFFERS + 1)))
         assert "over the limit of 1000" in (await next_text(ws))["message"]["error"]["message"]
 
@@ -423,8 +425,7 @@ def test_ctrl_c_ends_the_engine_and_its_plugin_processes(tmp_path: Path) -> None
 
     with engine_running(tmp_path) as (url, process):
         pid = run_async(start_one(url))
-        os.kill(pid, 0)  # alive? (the connection closed: the engine ends its plugins)
-        for _ in range(100):
+        for _ in range(100):  # the connection closed: the engine ends its plugins
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:

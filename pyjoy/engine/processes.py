@@ -126,7 +126,7 @@ class PluginProcess:
             loop.create_task(_lines(stream, name, output.write))
             for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr"))
         ]
-        loop.create_task(self._wait())
+        self._tasks.append(loop.create_task(self._wait()))  # held: the loop keeps only weak references
         return self
 
     def check_room(self) -> None:
@@ -160,7 +160,8 @@ class PluginProcess:
         except (wire.FrameError, ConnectionError) as error:
             # A plugin that breaks its pipe's framing cannot be understood any more: it ends.
             print(f"pyjoy engine: plugin process {self.pid} broke its pipe ({error}); ending it", file=sys.stderr)
-            asyncio.get_running_loop().create_task(self.stop())  # not awaited here: stop waits for this task
+            # Not awaited here (stop waits for this task to end); held, as the loop holds tasks weakly.
+            self._tasks.append(asyncio.get_running_loop().create_task(self.stop()))
 
     async def _wait(self) -> None:
         status = await self._process.wait()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import platform
 import secrets
 import signal
@@ -37,6 +38,10 @@ from pyjoy.rpc import Session
 
 #: The most plugins one connection runs at once: each is an OS process.
 MAX_PLUGINS = 32
+#: The most bytes of buffers one message to the engine's own channel holds: its calls take
+#: text and callbacks, and the engine joins what they hold.
+MAX_ENGINE_MESSAGE_BYTES = 16 * 2**20
+log = logging.getLogger("pyjoy.engine")
 CLOSE_WRONG_TOKEN = 4401
 
 
@@ -89,6 +94,8 @@ class Engine:
         self._connections.add(connection)
         try:
             await connection.run()
+        except Exception:  # logged here, without the request: its URL holds the token
+            log.exception("pyjoy engine: a connection failed")
         finally:
             self._connections.discard(connection)
             await connection.end()
@@ -141,6 +148,8 @@ class Connection:
             self.report(wire.FrameError('a page sends no {"error"} notices; expected a message'))
         elif isinstance(item, wire.Start):
             self._target = self._open(item.channel, item.header, item.text)
+            if self._target is None:  # answered already: its pieces are dropped quietly
+                self._incoming.abort()
         elif isinstance(item, wire.Piece):
             if isinstance(self._target, PluginProcess):
                 self._target.send(item.data)
@@ -156,7 +165,11 @@ class Connection:
         """Where a message's header and pieces go; it is answered here when nowhere."""
         message = header["message"]
         if channel == "engine":
-            return []
+            if sum(header.get("buffers", [])) <= MAX_ENGINE_MESSAGE_BYTES:
+                return []
+            self.report(wire.FrameError(f"a message to the engine's channel holds more than {MAX_ENGINE_MESSAGE_BYTES} "
+                                        "bytes of buffers", channel, message))
+            return None
         plugin = self.plugins.get(channel)
         if plugin is None:
             self.report(wire.FrameError(f"unknown plugin {channel!r}: this connection started no plugin of that id",
@@ -186,6 +199,8 @@ class Connection:
             self.control.deliver(message)
 
     def report(self, error: wire.FrameError) -> None:
+        if self.outgoing.closed:
+            return
         answer = wire.error_answer(error.message, str(error))
         if answer is not None and error.channel is not None:
             self.outgoing.send(error.channel, answer)
@@ -193,6 +208,8 @@ class Connection:
             self.outgoing.send_frames([wire.dumps({"error": str(error)})])
 
     def _answer_exited(self, plugin: Plugin, message: Any) -> None:
+        if self.outgoing.closed:
+            return
         answer = wire.error_answer(message, plugin.reason or "exited")
         if answer is not None:
             self.outgoing.send(plugin.id, answer)
