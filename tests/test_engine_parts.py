@@ -151,3 +151,12 @@ def test_relaying_reads_pieces_as_they_come_and_holds_none() -> None:
     incoming.feed(header)
     incoming.abort()
     assert incoming.feed(b"abc") == [] and not incoming.reading
+
+
+@pytest.mark.parametrize("name", ["../../../etc", "/etc/passwd", "a/../../b", "..", "名前", "x" * 300])
+def test_a_plugins_folder_stays_under_the_workdir_whatever_its_name(tmp_path: Path, name: str) -> None:
+    from pyjoy.engine.processes import plugin_dir
+
+    folder = plugin_dir(tmp_path, name)
+    assert folder.parent == tmp_path / "plugins" and folder.is_dir() and len(folder.name) < 60
+    assert plugin_dir(tmp_path, name) == folder and plugin_dir(tmp_path, name + "!") != folder
