@@ -493,3 +493,41 @@ def test_a_plugin_printing_without_end_reaches_the_page_bounded(engine: dict) ->
         await client.close()
 
     run_async(scenario())
+
+
+def test_two_hundred_concurrent_calls_from_two_connections_each_get_their_own_answer(engine: dict) -> None:
+    async def one_connection(seed: int) -> None:
+        client = await connect(engine)
+        api = (await client.load_plugin(ARRAYS, host={"log": lambda _: None})).api
+        rng = np.random.default_rng(seed)
+        # Mixed sizes, some over PIECE_BYTES: their frames must never interleave with others'.
+        sent = [rng.random(int(rng.choice([3, 1000, 300_000, 1_500_000])), dtype=np.float32) for _ in range(100)]
+        answers = await asyncio.gather(*(api.plus_one(a) for a in sent))
+        for a, b in zip(sent, answers):
+            np.testing.assert_array_equal(b, a + np.float32(1))
+        assert len(await client.engine.list()) == 1  # its own plugin only
+        await client.close()
+
+    async def scenario() -> None:
+        await asyncio.gather(one_connection(1), one_connection(2))
+
+    run_async(scenario())
+
+
+def test_an_engine_stopped_mid_call_fails_the_call_at_once(tmp_path: Path) -> None:
+    async def scenario(url: str, process) -> None:
+        client = await EngineClient.connect(url, origin=APP)
+        slow = await client.load_plugin(SLOW)
+        pending = asyncio.ensure_future(slow.api.wait())
+        await asyncio.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        with pytest.raises(ClosedError, match="exited with status|the engine closed the connection"):
+            await asyncio.wait_for(pending, 10)
+        assert time.monotonic() - started < 5
+        with pytest.raises(ClosedError):
+            await client.engine.info()
+        await client.close()
+
+    with engine_running(tmp_path) as (url, process):
+        run_async(scenario(url, process))
