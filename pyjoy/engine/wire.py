@@ -6,6 +6,7 @@
     for frame in received:
         for done in incoming.feed(frame):       # Complete messages, Notices, FrameErrors
             message = restore(done.header["message"], done.buffers)
+    Incoming(join=False)                        # to relay: Start, Piece..., Complete, holding nothing
 
     write_pipe(writer, frame)                   # the pipe: the same frames, each with kind and length
     kind, frame = await read_pipe(reader)
@@ -32,8 +33,8 @@ CLOSE_FRAME_BYTES = 64 * 2**20
 PIECE_BYTES = 4 * 2**20
 #: The most buffers one message holds (a few in practice; as app/rpc/transport.js bounds them).
 MAX_BUFFERS = 1000
-#: The most bytes one message's buffers hold together: the engine holds a message until it
-#: is whole, so this bounds what one connection makes it hold.
+#: The most bytes one message's buffers hold together: its receiver (a plugin process, the
+#: page) holds a message until it is whole, so this bounds what one message makes it hold.
 MAX_MESSAGE_BYTES = 2 * 2**30
 PLACEHOLDER = "_pyjoy_rpc_buffer"
 
