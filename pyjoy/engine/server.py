@@ -30,9 +30,9 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from pyjoy.engine import wire
-from pyjoy.engine.envs import Environments, RequirementError
+from pyjoy.engine.envs import Environments
 from pyjoy.engine.mux import ChannelTransport, Outgoing
-from pyjoy.engine.plugin_file import PluginFileError, parse_plugin
+from pyjoy.engine.plugin_file import parse_plugin
 from pyjoy.engine.processes import PluginProcess, describe_status
 from pyjoy.rpc import Session
 
