@@ -1,4 +1,5 @@
-"""The `pyjoy` command: `pyjoy build` makes dist/, `pyjoy serve` serves it."""
+"""The `pyjoy` command: `pyjoy build` makes dist/, `pyjoy serve` serves it, `pyjoy engine` runs
+native-python plugins for the app (pyjoy/engine/ENGINE.md)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,25 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
 
+    engine = commands.add_parser("engine", help="run native-python plugins for the app, over a WebSocket")
+    engine.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; another "
+                                                            "prints a warning)")
+    engine.add_argument("--port", type=int, default=9527, help="port to listen on (default: 9527)")
+    engine.add_argument("--workdir", type=Path, default=Path("~/pyjoy-engine"),
+                        help="where plugins' environments and files go (default: ~/pyjoy-engine)")
+    engine.add_argument("--app", default="http://127.0.0.1:8000/",
+                        help="the app's URL: its origin may connect, and the printed link opens it "
+                             "(default: http://127.0.0.1:8000/, what pyjoy serve serves)")
+    engine.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                        help="another origin whose pages may connect (repeatable)")
+
     args = parser.parse_args(argv)
     if args.command == "build":
         return build.run(args)
+    if args.command == "engine":
+        from pyjoy.engine import server as engine_server
+
+        return engine_server.run(args.host, args.port, args.workdir, args.app, args.allow_origin)
     return server.run(args.dist, args.host, args.port)
 
 

@@ -1,4 +1,4 @@
-"""What the tests and benchmarks share: a real server on 127.0.0.1 and Debian's Chromium.
+"""What the tests and benchmarks share: a real server on 127.0.0.1, a real engine, and Debian's Chromium.
 
 Chromium is /usr/bin/chromium from Debian, driven by Playwright (the `test` extra);
 `playwright install` cannot download here, so this never asks Playwright for a browser.
@@ -11,9 +11,11 @@ import contextlib
 import json
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -80,6 +82,37 @@ def served(dist: Path, port: int | None = None) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def engine_running(workdir: Path, *args: str, env: dict[str, str] | None = None,
+                   port: int | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Runs `pyjoy engine` in a child process; yields its ws:// URL (with the token) and the
+    process (`process.output`: the lines it printed since). Ends it as Ctrl+C would (SIGINT)."""
+    port = port or free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pyjoy.cli", "engine", "--port", str(port), "--workdir", str(workdir), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})},
+    )
+    try:
+        line = process.stdout.readline()
+        while line.startswith("warning:"):
+            line = process.stdout.readline()
+        if not line.startswith("PyJoy engine at "):
+            raise RuntimeError(f"pyjoy engine did not start: {line}{process.stdout.read()}")
+        process.stdout.readline()  # the app link
+        # Its output (plugins' print() among it) is read on, or a full pipe would stall it.
+        process.output = []  # type: ignore[attr-defined]
+        threading.Thread(target=lambda: process.output.extend(process.stdout), daemon=True).start()
+        yield line.split()[-1], process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def launch_options(**extra) -> dict:

@@ -1,4 +1,4 @@
-"""The Python worker's side of its connection to the page.
+"""The Python worker's side of its connection to the page (and `start_plugin`, shared with the engine).
 
 A Python worker boots Pyodide, then `serve(scope)` opens an RPC session over the worker's
 message channel and offers a `Kernel` as its root. The page uses the same kind of worker
@@ -9,6 +9,7 @@ keeps one booted worker spare so that a plugin starts without waiting for Python
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
@@ -156,36 +157,11 @@ class Kernel:
         return await load_packages(names)
 
     async def load_plugin(self, plugin: dict) -> Any:
-        """Installs the plugin's requirements, runs its scripts, returns what it exported.
-
-        Every <script> block (app/plugins/format.js keeps those of the plugin's language and
-        tag) runs in file order in one namespace, as imjoy-core's _executePlugin sends each
-        to the engine. `api` is a global there: "All the plugins have access to a special
-        object called `api`" (ImJoy's docs/api.md), and ImJoy's Python plugins use it without
-        importing it (they may also `from imjoy import api`); builtins has it too, for code
-        the plugin runs in other modules."""
-        import builtins
-
-        config = plugin["config"]
-        name = config["name"]
-        api._connect(await self._session.remote_root(), self._session)
-        builtins.api = api  # type: ignore[attr-defined]
-        packages = await load_web_requirements(config.get("requirements") or [], self._javascript)
+        """Loads the plugin's requirements (js:/mjs:/cache: in its sandbox, packages with
+        micropip), runs its scripts, returns what it exported."""
+        packages = await load_web_requirements(plugin["config"].get("requirements") or [], self._javascript)
         await install_requirements(packages)
-        filename = plugin.get("filename") or f"<plugin {name}>"
-        namespace = {"__name__": "__plugin__", "__file__": plugin.get("filename") or name, "api": api}
-        for script in plugin.get("scripts") or [plugin["script"]]:
-            if script.get("lang") == "javascript":
-                await self._run_javascript(script, name)
-            else:
-                await run_code(script["code"], namespace, filename, script.get("line", 1))
-        if api._exported is None:
-            if config.get("passive"):
-                # A passive plugin need not export: imjoy-core (jailedPlugin.js) gives it an
-                # API with a setup that does nothing (app/sandbox/plugin-api.js exportOf).
-                return {"passive": True, "setup": _passive_setup}
-            raise PluginError(f"plugin {name!r} did not call api.export(...); export an object with setup() and run()")
-        return api._exported
+        return await start_plugin(plugin, self._session, run_code, self._run_javascript)
 
     async def _run_javascript(self, script: dict, name: str) -> None:
         """A <script lang="javascript"> block, run as ImJoy's web-python runtime ran one
@@ -199,6 +175,47 @@ class Kernel:
             await self._javascript.runScript(script["code"], line, name, (script.get("attrs") or {}).get("type"))
         except Exception as error:  # a JsException
             raise PluginError(f"the <script lang=\"javascript\"> block at line {line} failed: {js_message(error)}") from None
+
+
+async def start_plugin(
+    plugin: dict,
+    session: Any,
+    run: Callable[[str, dict, str, int], Awaitable[Any]],
+    run_javascript: Callable[[dict, str], Awaitable[None]] | None = None,
+) -> Any:
+    """Connects `api` to the host's root, runs the plugin's scripts with `run`, returns what
+    the plugin exported: a web-python plugin's in Pyodide (run_code), a native-python
+    plugin's on the engine (pyjoy/engine/plugin_process.py, its own runner).
+
+    Every <script> block (app/plugins/format.js keeps those of the plugin's language and
+    tag, and a web-python plugin's JavaScript blocks) runs in file order in one namespace,
+    as imjoy-core's _executePlugin sends each to the engine; JavaScript blocks go to
+    run_javascript, where there is one. `api` is a global there: "All the plugins have
+    access to a special object called `api`" (ImJoy's docs/api.md), and ImJoy's Python
+    plugins use it without importing it (they may also `from imjoy import api`); builtins
+    has it too, for code the plugin runs in other modules."""
+    import builtins
+
+    config = plugin["config"]
+    name = config["name"]
+    api._connect(await session.remote_root(), session)
+    builtins.api = api  # type: ignore[attr-defined]
+    filename = plugin.get("filename") or f"<plugin {name}>"
+    namespace = {"__name__": "__plugin__", "__file__": plugin.get("filename") or name, "api": api}
+    for script in plugin.get("scripts") or [plugin["script"]]:
+        if script.get("lang") == "javascript":
+            if run_javascript is None:
+                raise PluginError(f"plugin {name!r}: a <script lang=\"javascript\"> block (line {script.get('line', 1)}) runs only in a web-python plugin")
+            await run_javascript(script, name)
+        else:
+            await run(script["code"], namespace, filename, script.get("line", 1))
+    if api._exported is None:
+        if config.get("passive"):
+            # A passive plugin need not export: imjoy-core (jailedPlugin.js) gives it an
+            # API with a setup that does nothing (app/sandbox/plugin-api.js exportOf).
+            return {"passive": True, "setup": _passive_setup}
+        raise PluginError(f"plugin {name!r} did not call api.export(...); export an object with setup() and run()")
+    return api._exported
 
 
 async def _passive_setup() -> None:

@@ -1,0 +1,354 @@
+"""The engine's WebSocket endpoint (aiohttp): who may connect, and what a connection does.
+
+    engine = Engine(workdir, token, origins)
+    await engine.serve("127.0.0.1", 9527, ready=print_urls)   # until SIGINT or SIGTERM
+
+A request is refused when its Origin is not allowed (HTTP 403) or its token is wrong
+(accepted, then closed with 4401 "wrong token", which a page can read); the token is
+compared with hmac.compare_digest and never logged (no access log). A connection gets the
+`engine` channel, an RPC session whose root is `Control` (start, stop, list, info), and
+one channel per plugin it started, relayed to that plugin's process without decoding. A
+malformed or oversized frame, or an unknown channel, is an error for its call (or an
+`{"error"}` notice); the connection stays. Its plugins end when it closes; the engine's
+end when it stops. ENGINE.md is the contract.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import platform
+import secrets
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from pyjoy.engine import wire
+from pyjoy.engine.envs import Environments
+from pyjoy.engine.mux import ChannelTransport, Outgoing
+from pyjoy.engine.plugin_file import parse_plugin
+from pyjoy.engine.processes import PluginProcess, describe_status
+from pyjoy.rpc import Session
+
+#: The most plugins one connection runs at once: each is an OS process.
+MAX_PLUGINS = 32
+#: The most bytes of buffers one message to the engine's own channel holds: its calls take
+#: text and callbacks, and the engine joins what they hold.
+MAX_ENGINE_MESSAGE_BYTES = 16 * 2**20
+log = logging.getLogger("pyjoy.engine")
+CLOSE_WRONG_TOKEN = 4401
+
+
+class EngineError(Exception):
+    """What the engine refuses: the message says what and why."""
+
+
+@dataclass
+class Plugin:
+    id: str
+    name: str
+    tag: str | None
+    process: PluginProcess
+    status: int | None = None
+    reason: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "tag": self.tag,
+                "state": "running" if self.status is None else "exited", "status": self.status}
+
+
+class Engine:
+    def __init__(self, workdir: Path, token: str, origins: set[str]) -> None:
+        self.workdir = workdir
+        self.origins = {origin.rstrip("/").lower() for origin in origins}
+        self.envs = Environments(workdir)
+        self._token = token.encode()
+        self._connections: set[Connection] = set()
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/", self._handle)
+        return app
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.rstrip("/").lower() not in self.origins:
+            return web.Response(status=403, text=f"origin {origin} is not allowed to use this engine; start it with "
+                                                 f"--allow-origin {origin} to allow it")
+        ws = web.WebSocketResponse(max_msg_size=wire.CLOSE_FRAME_BYTES, compress=False, heartbeat=30)
+        if not ws.can_prepare(request).ok:
+            return web.Response(status=426, text="this is a PyJoy engine: connect with a WebSocket, "
+                                                 "ws://HOST:PORT/?token=TOKEN")
+        await ws.prepare(request)
+        given = request.query.get("token", "").encode()
+        if not hmac.compare_digest(given, self._token):
+            await ws.close(code=CLOSE_WRONG_TOKEN, message=b"wrong token")
+            return ws
+        connection = Connection(self, ws)
+        self._connections.add(connection)
+        try:
+            await connection.run()
+        except Exception:  # logged here, without the request: its URL holds the token
+            log.exception("pyjoy engine: a connection failed")
+        finally:
+            self._connections.discard(connection)
+            await connection.end()
+        return ws
+
+    async def shutdown(self) -> None:
+        await asyncio.gather(*(connection.end() for connection in list(self._connections)))
+
+    async def serve(self, host: str, port: int, ready: Callable[[], None]) -> None:
+        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        ready()
+        await stop.wait()
+        await self.shutdown()
+        await runner.cleanup()
+
+
+class Connection:
+    def __init__(self, engine: Engine, ws: web.WebSocketResponse) -> None:
+        self.engine = engine
+        self.ws = ws
+        self.outgoing = Outgoing(ws)
+        self.plugins: dict[str, Plugin] = {}
+        self.control = ChannelTransport(self.outgoing, "engine")
+        self.session = Session(self.control)
+        self.session.set_root(Control(self))
+        self._incoming = wire.Incoming(join=False)  # a plugin's pieces are relayed as they come
+        self._target: Any = None  # where the current message's pieces go: a process, a list (engine), None
+        self.ended = False
+
+    async def run(self) -> None:
+        async for received in self.ws:
+            if received.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                break  # closed, or an error (a frame over CLOSE_FRAME_BYTES: aiohttp closed it with 1009)
+            for item in self._incoming.feed(received.data):
+                self.take(item)
+
+    def take(self, item: wire.Item) -> None:
+        if isinstance(item, wire.FrameError):
+            if isinstance(self._target, PluginProcess):
+                self._target.abort()  # it was reading this message: it drops it, the error is answered here
+            self._target = None
+            self.report(item)
+        elif isinstance(item, wire.Notice):
+            self.report(wire.FrameError('a page sends no {"error"} notices; expected a message'))
+        elif isinstance(item, wire.Start):
+            self._target = self._open(item.channel, item.header, item.text)
+            if self._target is None:  # answered already: its pieces are dropped quietly
+                self._incoming.abort()
+        elif isinstance(item, wire.Piece):
+            if isinstance(self._target, PluginProcess):
+                self._target.send(item.data)
+            elif isinstance(self._target, list):
+                self._target.append(item.data)
+        else:
+            target = self._target if item.started else self._open(item.channel, item.header, item.text)
+            self._target = None
+            if isinstance(target, list):
+                self._to_engine(item.header, target)
+
+    def _open(self, channel: str, header: dict[str, Any], text: str) -> Any:
+        """Where a message's header and pieces go; it is answered here when nowhere."""
+        message = header["message"]
+        if channel == "engine":
+            if sum(header.get("buffers", [])) <= MAX_ENGINE_MESSAGE_BYTES:
+                return []
+            self.report(wire.FrameError(f"a message to the engine's channel holds more than {MAX_ENGINE_MESSAGE_BYTES} "
+                                        "bytes of buffers", channel, message))
+            return None
+        plugin = self.plugins.get(channel)
+        if plugin is None:
+            self.report(wire.FrameError(f"unknown plugin {channel!r}: this connection started no plugin of that id",
+                                        channel, message))
+        elif plugin.status is not None:
+            self._answer_exited(plugin, message)
+        else:
+            try:
+                plugin.process.check_room()
+            except BufferError as error:
+                self.report(wire.FrameError(f"plugin {plugin.name!r} ({plugin.id}): {error}", channel, message))
+                return None
+            plugin.process.send(text)
+            return plugin.process
+        return None
+
+    def _to_engine(self, header: dict[str, Any], pieces: list[Any]) -> None:
+        data, buffers, offset = b"".join(pieces), [], 0
+        for size in header.get("buffers", []):
+            buffers.append(data[offset:offset + size])
+            offset += size
+        try:
+            message = wire.restore(header["message"], buffers)
+        except Exception as error:
+            self.control.deliver(header["message"], error)
+        else:
+            self.control.deliver(message)
+
+    def report(self, error: wire.FrameError) -> None:
+        if self.outgoing.closed:
+            return
+        answer = wire.error_answer(error.message, str(error))
+        if answer is not None and error.channel is not None:
+            self.outgoing.send(error.channel, answer)
+        else:
+            self.outgoing.send_frames([wire.dumps({"error": str(error)})])
+
+    def _answer_exited(self, plugin: Plugin, message: Any) -> None:
+        if self.outgoing.closed:
+            return
+        answer = wire.error_answer(message, plugin.reason or "exited")
+        if answer is not None:
+            self.outgoing.send(plugin.id, answer)
+        self.outgoing.send(plugin.id, {"type": "close", "reason": plugin.reason})
+
+    async def end(self) -> None:
+        self.ended = True
+        self.session.close("the connection closed")
+        await asyncio.gather(*(plugin.process.stop() for plugin in self.plugins.values()), return_exceptions=True)
+        await self.outgoing.close()
+        if not self.ws.closed:
+            await self.ws.close()
+
+
+def _notify(callback: Any, *args: Any) -> None:
+    """Calls a page's callback without waiting; a page that went away is no error here."""
+    if not callable(callback):
+        return
+    try:
+        call = callback(*args)
+    except Exception:
+        return
+    if isinstance(call, asyncio.Future):
+        call.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+
+class Control:
+    """The `engine` channel's root (ENGINE.md): what a connection may ask of the engine."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    async def start(self, source: str, tag: str | None = None, progress: Any = None, output: Any = None,
+                    exited: Any = None) -> dict[str, Any]:
+        connection = self._connection
+        if not isinstance(source, str):
+            raise EngineError(f"start: source should be the plugin file's text, not {type(source).__name__}")
+        if tag is not None and not isinstance(tag, str):
+            raise EngineError(f"start: tag should be a string, not {type(tag).__name__}")
+        plugin = parse_plugin(source, tag)
+        config = plugin["config"]
+        if config.get("type") != "native-python":
+            raise EngineError(f"plugin {config['name']!r} is a {config.get('type')} plugin, which runs in the browser; "
+                              "the engine runs native-python plugins")
+        if sum(p.status is None for p in connection.plugins.values()) >= MAX_PLUGINS:
+            raise EngineError(f"this connection runs {MAX_PLUGINS} plugins already; stop one first")
+        python, env = await connection.engine.envs.python_for(config, lambda event: _notify(progress, event))
+        plugin_id = "p" + secrets.token_hex(8)
+        name = config["name"]
+
+        async def relay(item: wire.Item) -> None:
+            """The plugin's messages to the page, on its channel (whatever its frames say), as they come."""
+            if connection.outgoing.closed:
+                return
+            if isinstance(item, wire.Piece):
+                connection.outgoing.send_frames([item.data])
+            elif isinstance(item, wire.Start) or (isinstance(item, wire.Complete) and not item.started):
+                connection.outgoing.send_frames([wire.dumps({"channel": plugin_id, "message": item.header["message"],
+                                                             "buffers": item.header.get("buffers", [])})])
+            await connection.outgoing.drained()
+
+        def on_output(stream: str, text: str) -> None:
+            print(f"[{name}] {text}", file=sys.stderr if stream == "stderr" else sys.stdout, flush=True)
+            _notify(output, {"stream": stream, "text": text})
+
+        process = await PluginProcess.start(plugin, python, connection.engine.workdir, relay, on_output)
+        if connection.ended:  # the page went away while the plugin was installed or started
+            await process.stop()
+            raise EngineError("the connection closed while the plugin started")
+        record = connection.plugins[plugin_id] = Plugin(plugin_id, name, config.get("tag"), process)
+
+        def on_exit(done: asyncio.Future[int]) -> None:
+            record.status = done.result()
+            record.reason = f"plugin {name!r} ({plugin_id}) exited with status {describe_status(record.status)}"
+            if not connection.outgoing.closed:
+                connection.outgoing.send(plugin_id, {"type": "close", "reason": record.reason})
+            _notify(exited, {"id": plugin_id, "name": name, "status": record.status, "reason": record.reason})
+
+        process.exited.add_done_callback(on_exit)
+        return {"id": plugin_id, "name": name, "type": config["type"], "tag": config.get("tag"),
+                "version": config.get("version"), "env": env}
+
+    async def stop(self, plugin_id: str) -> bool:
+        plugin = self._connection.plugins.get(plugin_id) if isinstance(plugin_id, str) else None
+        if plugin is None:
+            raise EngineError(f"stop: unknown plugin {plugin_id!r} (this connection's: "
+                              f"{', '.join(self._connection.plugins) or 'none'})")
+        await plugin.process.stop()
+        return True
+
+    def list(self) -> list[dict[str, Any]]:
+        return [plugin.summary() for plugin in self._connection.plugins.values()]
+
+    def info(self) -> dict[str, Any]:
+        from pyjoy import __version__
+
+        return {"engine": __version__, "python": platform.python_version(), "platform": platform.platform()}
+
+
+def loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
+
+
+def allowed_origins(app_url: str, extra: list[str]) -> set[str]:
+    """The app's origin (with localhost and 127.0.0.1 as one), plus those given."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(app_url)
+    origins = {f"{parts.scheme}://{parts.netloc}"}
+    if parts.hostname in ("127.0.0.1", "localhost"):
+        port = f":{parts.port}" if parts.port else ""
+        origins |= {f"{parts.scheme}://127.0.0.1{port}", f"{parts.scheme}://localhost{port}"}
+    return origins | set(extra)
+
+
+def run(host: str, port: int, workdir: Path, app_url: str, extra_origins: list[str]) -> int:
+    """`pyjoy engine`: prints the URL and the app link, serves until Ctrl+C."""
+    import os
+    from urllib.parse import quote
+
+    from pyjoy.engine.envs import ENGINE_TOKEN_VARIABLE
+
+    token = os.environ.get(ENGINE_TOKEN_VARIABLE) or secrets.token_urlsafe(32)
+    workdir = workdir.expanduser().resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    engine = Engine(workdir, token, allowed_origins(app_url, extra_origins))
+    url = f"ws://{f'[{host}]' if ':' in host else host}:{port}/?token={token}"
+
+    def ready() -> None:
+        if not loopback(host):
+            print(f"warning: the engine listens on {host}, beyond this machine: anyone who has the URL (its token) "
+                  "can run code here", file=sys.stderr, flush=True)
+        separator = "&" if "?" in app_url else "?"
+        print(f"PyJoy engine at {url}", flush=True)
+        print(f"Open the app connected to it: {app_url}{separator}engine={quote(url, safe='')}", flush=True)
+
+    try:
+        asyncio.run(engine.serve(host, port, ready))
+    except OSError as error:
+        print(f"pyjoy engine: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,162 @@
+"""The engine's parts without processes: reading a plugin's source (against what the page's
+parser gives for the same files, tests/test_plugin_format.py), which requirements the
+engine accepts, and the WebSocket frames (pieces, bounds, resynchronising after an error)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pyjoy.engine import wire
+from pyjoy.engine.envs import RequirementError, classify
+from pyjoy.engine.plugin_file import PluginFileError, parse_plugin
+
+PLUGINS = Path(__file__).parent / "plugins"
+
+
+def read(name: str, tag: str | None = None) -> dict:
+    return parse_plugin((PLUGINS / name).read_text(), tag)
+
+
+def test_a_tagged_plugin_resolves_its_fields_and_scripts_per_tag_as_the_page_does() -> None:
+    stable = read("segmenter_tagged.imjoy.html")
+    assert stable["config"]["tag"] == "stable" and stable["config"]["requirements"] == ["scikit-image==0.22.0"]
+    assert [s["line"] for s in stable["scripts"]] == [21] and 'segmenter (stable)' in stable["scripts"][0]["code"]
+    dev = read("segmenter_tagged.imjoy.html", tag="dev")
+    assert dev["config"]["requirements"] == ["scikit-image>=0.23", "scipy"] and dev["config"]["icon"] == "science"
+    assert [s["line"] for s in dev["scripts"]] == [31]
+    with pytest.raises(PluginFileError, match='tag "nightly" is not one of'):
+        read("segmenter_tagged.imjoy.html", tag="nightly")
+
+
+def test_yaml_legacy_and_front_matter_files_read_as_the_page_reads_them() -> None:
+    tiles = read("tiles_yaml.imjoy.html")
+    assert tiles["config"]["name"] == "Tile Maker" and tiles["config"]["defaults"] == {"w": 7, "h": 7}
+    assert tiles["scripts"][0]["line"] == 27
+    assert read("legacy_mode.imjoy.html")["config"]["type"] == "web-worker"  # "mode": "webworker", api 0.1.0
+    histogram = read("histogram.py")
+    assert histogram["config"]["type"] == "web-python" and histogram["config"]["requirements"] == ["numpy", "matplotlib>=3.8"]
+    assert histogram["scripts"][0]["line"] == 11 and histogram["scripts"][0]["code"].startswith("import numpy as np\n")
+
+
+@pytest.mark.parametrize(("name", "block", "line"), [
+    ("bad_json.imjoy.html", "config", 7), ("bad_yaml.imjoy.html", "config", 9), ("bad_unclosed.imjoy.html", "script", 10),
+    ("bad_unclosed_window.imjoy.html", "window", 14), ("bad_empty.imjoy.html", "file", 1),
+    ("bad_unclosed_header.py", "config", 1), ("bad_no_name.imjoy.html", "config", 5),
+])
+def test_a_malformed_file_names_the_block_and_the_line_the_page_names(name: str, block: str, line: int) -> None:
+    with pytest.raises(PluginFileError) as error:
+        read(name)
+    assert (error.value.block, error.value.line) == (block, line)
+
+
+def test_indented_blocks_keep_their_lines() -> None:
+    text = '<config lang="json">\n  {"name": "I", "type": "native-python"}\n</config>\n<script lang="python">\n    import math\n    if math.pi:\n        x = 1\n</script>\n'
+    assert parse_plugin(text)["scripts"] == [{"code": "import math\nif math.pi:\n    x = 1\n", "line": 5}]
+
+
+@pytest.mark.parametrize(("requirements", "pip"), [
+    (["numpy"], ["numpy"]),
+    (["pip: -U numpy scipy>=1.10"], ["numpy", "scipy>=1.10"]),
+    (["scikit-image==0.22", "numpy", "numpy"], ["numpy", "scikit-image==0.22"]),
+    (["imageio[tifffile]>=2.3; python_version >= '3.8'"], ["imageio[tifffile]>=2.3; python_version >= '3.8'"]),
+    (["cellpose @ https://example.org/cellpose-1.0-py3-none-any.whl"],
+     ["cellpose @ https://example.org/cellpose-1.0-py3-none-any.whl"]),
+])
+def test_accepted_requirements(requirements: list[str], pip: list[str]) -> None:
+    assert classify(requirements, None) == (pip, [], [])
+
+
+@pytest.mark.parametrize(("requirement", "why"), [
+    ("repo:https://github.com/a/b", "clone repositories"), ("cmd:pip install x", "run commands"),
+    ("-e .", "pip options are not accepted"), ("pip: --index-url https://evil numpy", "option '--index-url'"),
+    ("../../outside", "local paths"), ("/etc/passwd", "local paths"), ("file:///etc/passwd", "local paths"),
+    ("git+https://github.com/a/b", "local paths"), ("pkg:thing", "expected a package name"),
+])
+def test_refused_requirements_say_why(requirement: str, why: str) -> None:
+    with pytest.raises(RequirementError, match=why):
+        classify([requirement], None)
+
+
+def test_conda_requirements_and_env() -> None:
+    assert classify(["conda: numpy scipy", "requests"], "conda create -n my-env python=3.9 -c conda-forge") == (
+        ["requests"], ["numpy", "scipy"], ["python=3.9", "-c", "conda-forge"])
+    with pytest.raises(RequirementError, match="option '-p'"):
+        classify([], "conda create -n x -p /elsewhere python")
+    with pytest.raises(RequirementError, match="only `conda create"):
+        classify([], "rm -rf /")
+
+
+def frames_of(message: dict) -> list:
+    tree, buffers = wire.split(message)
+    return wire.frames("p1", tree, buffers)
+
+
+def test_a_message_splits_into_a_header_and_pieces_and_reads_back_whole() -> None:
+    big = bytes(range(256)) * (wire.PIECE_BYTES // 128 + 3)  # two pieces and a bit
+    small = bytearray(b"xyz")
+    message = {"type": "call", "id": "c1", "args": [{"_rtype": "ndarray", "_rvalue": big}, small, small, b""]}
+    frames = frames_of(message)
+    header = json.loads(frames[0])
+    assert header["buffers"] == [len(big), 3, 0] and header["message"]["args"][2] == {wire.PLACEHOLDER: 1}
+    assert [len(f) for f in frames[1:]] == [wire.PIECE_BYTES, wire.PIECE_BYTES, len(big) - 2 * wire.PIECE_BYTES, 3]
+    incoming = wire.Incoming()
+    done = [item for frame in frames for item in incoming.feed(bytes(frame) if not isinstance(frame, str) else frame)]
+    assert len(done) == 1 and isinstance(done[0], wire.Complete)
+    restored = wire.restore(done[0].header["message"], done[0].buffers)
+    assert bytes(restored["args"][0]["_rvalue"]) == big and bytes(restored["args"][1]) == b"xyz"
+    assert bytes(restored["args"][3]) == b""
+
+
+def test_after_a_broken_message_the_next_one_is_read() -> None:
+    incoming = wire.Incoming()
+    header = json.dumps({"channel": "p1", "message": {"type": "call", "id": "a"}, "buffers": [10]})
+    assert incoming.feed(header) == []
+    assert incoming.feed(b"12345") == []
+    # A new message before the first one's buffer is whole: the first fails, the second is read.
+    second = json.dumps({"channel": "p1", "message": {"type": "call", "id": "b"}})
+    failed, read = incoming.feed(second)
+    assert isinstance(failed, wire.FrameError) and failed.message["id"] == "a" and isinstance(read, wire.Complete)
+    # A piece past its buffer fails the message; the rest of its pieces are dropped quietly.
+    assert incoming.feed(header) == []
+    (error,) = incoming.feed(b"x" * 11)
+    assert "does not fit" in str(error) and error.message["id"] == "a"
+    assert incoming.feed(b"x" * 5) == []
+    (stray,) = wire.Incoming().feed(b"x")
+    assert "no message announced" in str(stray)
+    with pytest.raises(Exception, match="names buffer 3"):
+        wire.restore({"x": {wire.PLACEHOLDER: 3}}, [b""])
+
+
+def test_nan_cannot_be_sent_as_json_and_says_so() -> None:
+    with pytest.raises(ValueError, match="JSON carries no NaN or infinity"):
+        frames_of({"type": "result", "id": "c1", "value": float("nan")})
+
+
+def test_relaying_reads_pieces_as_they_come_and_holds_none() -> None:
+    incoming = wire.Incoming(join=False)
+    header = json.dumps({"channel": "p1", "message": {"type": "result", "id": "c1"}, "buffers": [3, 0, 2]})
+    (start,) = incoming.feed(header)
+    assert isinstance(start, wire.Start) and start.text == header and incoming.reading
+    (piece,) = incoming.feed(b"abc")
+    assert isinstance(piece, wire.Piece) and piece.data == b"abc"
+    piece, complete = incoming.feed(b"de")
+    assert piece.data == b"de" and isinstance(complete, wire.Complete) and complete.started and complete.buffers == []
+    # A message without buffers is Complete at once, never started.
+    (alone,) = incoming.feed(json.dumps({"channel": "p1", "message": {"type": "release", "targets": {}}}))
+    assert isinstance(alone, wire.Complete) and not alone.started
+    # abort(): the message being read is dropped quietly, its pieces too.
+    incoming.feed(header)
+    incoming.abort()
+    assert incoming.feed(b"abc") == [] and not incoming.reading
+
+
+@pytest.mark.parametrize("name", ["../../../etc", "/etc/passwd", "a/../../b", "..", "名前", "x" * 300])
+def test_a_plugins_folder_stays_under_the_workdir_whatever_its_name(tmp_path: Path, name: str) -> None:
+    from pyjoy.engine.processes import plugin_dir
+
+    folder = plugin_dir(tmp_path, name)
+    assert folder.parent == tmp_path / "plugins" and folder.is_dir() and len(folder.name) < 60
+    assert plugin_dir(tmp_path, name) == folder and plugin_dir(tmp_path, name + "!") != folder
