@@ -219,6 +219,10 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
     on: (event, handler) => void (event === "close" ? onClose(handler) : host.events.on(plugin, event, handler)),
     off: (event, handler) => (event === "close" ? void (handler ? plugin.closeHandlers?.delete(handler) : plugin.closeHandlers?.clear()) : host.events.off(plugin, event, handler)),
     onClose: (handler) => void onClose(handler), // ImJoy's older spelling of on("close")
+    // The plugin closes itself (imjoy-core forwards a plugin's close to its host): its
+    // window, where it has one, else the plugin; its close handlers run first, as for the
+    // person's close. Not awaited: the plugin's sandbox goes before an answer could reach it.
+    close: () => void (plugin.window ? plugin.window.close() : host.terminate(plugin.id)),
     emit: (event, data) => host.events.emit(event, data),
     echo: (value) => value,
     // ImJoy's api.utils (imjoy-core pluginManager, ImJoy web Imjoy.vue).

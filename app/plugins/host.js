@@ -75,6 +75,7 @@ export class Plugin {
     this.window = null;
     this.error = null;
     this.closeHandlers = new Set(); // api.on("close", handler) / api.onClose(handler)
+    this.ended = null; // once it is ended: settles when its sandbox is gone (its close handlers heard)
   }
 
   describe() {
@@ -243,7 +244,14 @@ export class PluginHost {
   async #start(plugin, { container } = {}) {
     const kind = SANDBOX_KIND[plugin.type];
     if (kind === "window" && plugin.type === "window" && !container) {
-      plugin.window = this.windows.open({ title: plugin.name, key: plugin.id, layout: this.windowLayout(plugin.id), onClose: () => this.terminate(plugin.id) });
+      // Closed by its button (or terminate): the window stays, hidden, until the plugin has ended.
+      plugin.window = this.windows.open({
+        title: plugin.name, key: plugin.id, layout: this.windowLayout(plugin.id),
+        onClose: () => {
+          if (this.#plugins.get(plugin.id) === plugin) this.terminate(plugin.id);
+          return plugin.ended;
+        },
+      });
       container = plugin.window.body;
     }
     // A plugin's print() and stderr reach Messages under its name (ImJoy showed them too).
@@ -337,7 +345,9 @@ export class PluginHost {
   // What a plugin (or a window instance) holds goes with it: its sandbox, its window, the
   // windows it made, its event listeners and its services.
   // A plugin that is stopped (not crashed) first hears of it through its close handlers, for
-  // at most CLOSE_GRACE_MS; what it made meanwhile goes too.
+  // at most CLOSE_GRACE_MS; what it made meanwhile goes too. Its window is hidden at once,
+  // but its frame (where a window plugin's handlers run) stays until then: plugin.ended
+  // settles when the sandbox is gone, and the window area removes the window then.
   #end(plugin, reason, { keepWindow = false } = {}) {
     const release = () => {
       this.#closeWindowsOf(plugin);
@@ -346,17 +356,18 @@ export class PluginHost {
     };
     const handlers = [...plugin.closeHandlers];
     plugin.closeHandlers.clear();
-    if (!keepWindow) plugin.window?.close();
     release();
     if (!handlers.length || plugin.state !== "stopped" || !plugin.sandbox) {
       plugin.sandbox?.terminate(reason);
-      return;
+      plugin.ended = Promise.resolve();
+    } else {
+      const told = Promise.allSettled(handlers.map((handler) => Promise.resolve().then(() => handler())));
+      plugin.ended = Promise.race([told, new Promise((resolve) => setTimeout(resolve, CLOSE_GRACE_MS))]).then(() => {
+        plugin.sandbox.terminate(reason);
+        release();
+      });
     }
-    const told = Promise.allSettled(handlers.map((handler) => Promise.resolve().then(() => handler())));
-    Promise.race([told, new Promise((resolve) => setTimeout(resolve, CLOSE_GRACE_MS))]).then(() => {
-      plugin.sandbox.terminate(reason);
-      release();
-    });
+    if (!keepWindow) plugin.window?.close(); // its onClose answers plugin.ended
   }
 
   #closeWindowsOf(plugin) {
@@ -395,6 +406,7 @@ export class PluginHost {
         this.#windows.delete(instance.id);
         this.#end(instance, "window closed");
         for (const listener of closeListeners) listener();
+        return instance.ended;
       },
     });
     this.#windows.set(instance.id, instance);
@@ -406,7 +418,8 @@ export class PluginHost {
       throw asPluginError(error);
     }
     // What ImJoy gives for a window: its plugin's API, plus close() and on("close"); `id`
-    // lets api.updateWindow find it again.
+    // lets api.updateWindow find it again. close() resolves once the window's own close
+    // handlers have run and it is gone (ImJoy's resolves after their 800 ms).
     instance.handle = {
       ...instance.api,
       id: instance.id,
