@@ -153,17 +153,24 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
       const loaded = host.plugin(known.id);
       return { ...known, config: loaded?.config ?? {}, api: known.state === "running" ? loaded.api : null };
     }),
-    // Loading runs a plugin for this page only, under a name nobody else has; one that
-    // declares permissions is only loaded if the person agrees. It takes the source or URL,
-    // {src}, or (as ImJoy) a plugin's name, which gives getPlugin's answer.
+    // Loading runs a plugin for this page only, under a name nobody else has, with its
+    // config `dependencies` (loaded first, as this plugin's too). One that declares
+    // permissions or brings dependencies is only loaded if the person agrees (the question
+    // names each dependency, as an install's does). It takes the source or URL (a URL may
+    // end in "@tag"), {src, tag}, or (as ImJoy) a plugin's name, which gives getPlugin's answer.
     loadPlugin: async (source) => {
-      if (source && typeof source === "object") source = source.src ?? source.uri;
+      let tag = null;
+      if (source && typeof source === "object") {
+        tag = source.tag ?? null;
+        source = source.src ?? source.uri;
+      }
       if (typeof source !== "string") throw new TypeError("loadPlugin: give a plugin's source, its URL or {src}");
       if (isPluginName(source)) return host.getPlugin(source);
       return (await host.load(source, {
         owner: plugin,
-        approve: (config, url) => (config.permissions?.length
-          ? ask("Load plugin", `${name} wants to load the ${config.type} plugin ${config.name} ${from(url)}. ${permissionsOf(config)} Load it?`, "Load")
+        tag: tag === null ? null : String(tag),
+        approve: (config, url, dependencies) => (config.permissions?.length || dependencies.length
+          ? ask("Load plugin", `${name} wants to load the ${config.type} plugin ${config.name} ${from(url)}. ${permissionsOf(config)} ${dependenciesText(dependencies, "loaded and started before it")} Load it?`.replace(/  +/g, " "), "Load")
           : undefined),
       })).api;
     },
