@@ -68,7 +68,8 @@ async function openSharedPlugin(workbench, dialogs, spec) {
   const declined = new Error("declined");
   try {
     const { dependenciesText, dependencySource, fetchPluginText, permissionsOf, splitTag } = await import("./workbench/install.js");
-    const { url, tag } = /^[^/:@\s]+\/[^/:@\s]+(@[^:]+)?:/.test(spec) ? await dependencySource(spec) : { ...splitTag(spec), url: splitTag(spec).uri };
+    const named = splitTag(spec);
+    const { url, tag } = /^[^/:@\s]+\/[^/:@\s]+(@[^:]+)?:/.test(spec) ? await dependencySource(spec) : { url: named.uri, tag: named.tag };
     const fetched = await fetchPluginText(url);
     let type = null;
     const installed = await workbench.install(fetched.text, {

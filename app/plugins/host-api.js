@@ -2,8 +2,9 @@
 // One object per plugin, so that getConfig, events and windows belong to that plugin (by
 // its id: host.js). What a plugin could not do alone in a normal page it does not get
 // through the host either:
-// - loading a plugin that declares permissions, and installing, replacing or removing
-//   plugins, ask the person first, naming the plugin, its source and its permissions;
+// - loading a plugin that declares permissions or brings dependencies, and installing,
+//   replacing or removing plugins, ask the person first, naming the plugin, its source,
+//   its permissions and its dependencies;
 // - saving a file, choosing files and opening a URL need a click from the person: the
 //   question's button is that click, and the action runs in its handler.
 // A "no" rejects the call with a PluginError "consent-denied". The page's own code
