@@ -218,9 +218,9 @@ def test_a_plugin_loaded_by_url_with_a_tag_gets_that_tag(app: Page, deps_url: st
 LOADER = plugin("Plugin Loader", "web-worker", """
 api.export({
   setup() {},
-  async load(src) {
+  async load(src, asString) {
     try {
-      const loaded = await api.loadPlugin({src});
+      const loaded = await api.loadPlugin(asString ? src : {src});  // ImJoy takes both
       return {whoami: await loaded.whoami()};
     } catch (error) {
       return {error: String(error.message ?? error)};
@@ -230,9 +230,9 @@ api.export({
 """)
 
 
-def start_loading(page: Page, url: str) -> None:
+def start_loading(page: Page, url: str, as_string: bool = False) -> None:
     load(page, LOADER)
-    page.evaluate("(url) => { window.loading = pyjoy.getPlugin('Plugin Loader').then((p) => p.load(url)); }", url)
+    page.evaluate("([url, asString]) => { window.loading = pyjoy.getPlugin('Plugin Loader').then((p) => p.load(url, asString)); }", [url, as_string])
 
 
 def loaded(page: Page) -> dict[str, dict]:
@@ -240,10 +240,11 @@ def loaded(page: Page) -> dict[str, dict]:
     return {p["name"]: p for p in page.evaluate("pyjoy.api.getPlugins()")}
 
 
-def test_load_plugin_asks_naming_the_dependencies_and_loads_them_first_as_the_loaders(app: Page, deps_url: str) -> None:
+@pytest.mark.parametrize("form", ["{src}", "url"])
+def test_load_plugin_asks_naming_the_dependencies_and_loads_them_first_as_the_loaders(app: Page, deps_url: str, form: str) -> None:
     setups: list[str] = []
     app.on("console", lambda message: message.text.startswith("setup: ") and setups.append(message.text[7:]))
-    start_loading(app, f"{deps_url}dep_user.imjoy.html")
+    start_loading(app, f"{deps_url}dep_user.imjoy.html", as_string=form == "url")
     ask = app.locator("dialog", has_text="Plugin Loader wants to load the window plugin Dep User")
     expect(ask).to_contain_text("It needs 2 other plugins, loaded and started before it:")
     expect(ask).to_contain_text(f"Dep Base (window plugin from {deps_url}dep_base.imjoy.html")
