@@ -208,6 +208,12 @@ def test_a_link_with_a_tag_installs_that_tag(page: Page, base_url: str, deps_url
     assert setups == ["Tagged Tool (GPU)"]
 
 
+def test_a_plugin_installed_by_url_with_a_tag_gets_that_tag(app: Page, deps_url: str) -> None:
+    assert install_error(app, f"{deps_url}tagged_tool.imjoy.html@GPU") == "installed"
+    assert call(app, "Tagged Tool", "whoami") == {"script": "GPU", "tag": "GPU", "labels": ["runs on the GPU"]}
+    expect(app.locator(".plugin-item[data-name='Tagged Tool'] .tag[aria-current='true']")).to_have_text("GPU")
+
+
 def test_a_plugin_loaded_by_url_with_a_tag_gets_that_tag(app: Page, deps_url: str) -> None:
     variant = app.evaluate("(url) => pyjoy.loadPlugin(url).then((p) => p.whoami())", f"{deps_url}tagged_tool.imjoy.html@GPU")
     assert variant == {"script": "GPU", "tag": "GPU", "labels": ["runs on the GPU"]}
