@@ -63,25 +63,31 @@ workbenchReady.catch((error) => status.toast(`The workbench could not start: ${e
 const pluginHost = () => workbenchReady.then((workbench) => workbench.host());
 
 // ?plugin=URL: install that plugin with its dependencies (asking first, naming them all,
-// since it is code from elsewhere) and run it.
-async function openSharedPlugin(workbench, dialogs, url) {
+// since it is code from elsewhere) and run it. As ImJoy's ?plugin= (Imjoy.vue, through
+// imjoy-core getPluginFromUrl), a URL ending in ".imjoy.html@TAG" or "owner/repo:Name@TAG"
+// picks one of the plugin's tags.
+async function openSharedPlugin(workbench, dialogs, spec) {
   const declined = new Error("declined");
   try {
-    const { dependenciesText, fetchPluginText, permissionsOf } = await import("./workbench/install.js");
+    const { dependenciesText, dependencySource, fetchPluginText, permissionsOf, splitTag } = await import("./workbench/install.js");
+    const named = splitTag(spec);
+    const { url, tag } = /^[^/:@\s]+\/[^/:@\s]+(@[^:]+)?:/.test(spec) ? await dependencySource(spec) : { url: named.uri, tag: named.tag };
     const fetched = await fetchPluginText(url);
     let type = null;
     const installed = await workbench.install(fetched.text, {
       url: fetched.url,
+      tag,
       start: false,
       async approve(config, _url, replaced, dependencies) {
         const { name, type: kind } = config;
         type = kind;
-        if (replaced?.text === fetched.text && !dependencies.length) return; // installed as it is
+        if (replaced?.text === fetched.text && (replaced.tag ?? null) === config.tag && !dependencies.length) return; // installed as it is
         const asks = permissionsOf(config);
         const needs = dependenciesText(dependencies);
+        const variant = config.tags.length > 1 ? ` (its tag ${config.tag})` : "";
         const question = replaced
-          ? `A different version of ${name} is installed${replaced.url ? ` (from ${replaced.url})` : ""}. Replace it with the one from ${fetched.url}? ${asks} ${needs}`
-          : `Install the ${kind} plugin ${name} from ${fetched.url} into workspace "${workbench.workspace.name}"? ${asks} ${needs} Plugins run in a sandbox, but only install plugins you trust.`;
+          ? `A different version of ${name} is installed${replaced.url ? ` (from ${replaced.url})` : ""}. Replace it with the one from ${fetched.url}${variant}? ${asks} ${needs}`
+          : `Install the ${kind} plugin ${name}${variant} from ${fetched.url} into workspace "${workbench.workspace.name}"? ${asks} ${needs} Plugins run in a sandbox, but only install plugins you trust.`;
         if (!(await dialogs.confirm(replaced ? "Update plugin" : "Install plugin", question.replace(/  +/g, " ")))) throw declined;
       },
     });
@@ -90,7 +96,7 @@ async function openSharedPlugin(workbench, dialogs, url) {
     status.show(`${installed.name} is running`);
   } catch (error) {
     if (error === declined) return;
-    status.toast(`Could not open the shared plugin ${url}: ${error.message}`, "error");
+    status.toast(`Could not open the shared plugin ${spec}: ${error.message}`, "error");
   }
 }
 

@@ -148,7 +148,7 @@ export function normalizeConfig(raw, where, { tag, defaultType } = {}) {
       throw fail(where.lineOf(key), `"${key}" has a value per tag (${keys.join(", ")}) but the config has no "tags"; `
         + `expected "tags": ${JSON.stringify(keys)}`);
     }
-    config[key] = value[chosen]; // a tag it does not list leaves the field to its default, as in ImJoy
+    config[key] = Object.hasOwn(value, chosen) ? value[chosen] : undefined; // a tag it does not list leaves the field to its default, as in ImJoy
   }
 
   if (typeof config.name !== "string" || !config.name.trim()) {

@@ -2,8 +2,9 @@
 // One object per plugin, so that getConfig, events and windows belong to that plugin (by
 // its id: host.js). What a plugin could not do alone in a normal page it does not get
 // through the host either:
-// - loading a plugin that declares permissions, and installing, replacing or removing
-//   plugins, ask the person first, naming the plugin, its source and its permissions;
+// - loading a plugin that declares permissions or brings dependencies, and installing,
+//   replacing or removing plugins, ask the person first, naming the plugin, its source,
+//   its permissions and its dependencies;
 // - saving a file, choosing files and opening a URL need a click from the person: the
 //   question's button is that click, and the action runs in its handler.
 // A "no" rejects the call with a PluginError "consent-denied". The page's own code
@@ -163,17 +164,24 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
       const loaded = host.plugin(known.id);
       return { ...known, config: loaded?.config ?? {}, api: known.state === "running" ? loaded.api : null };
     }),
-    // Loading runs a plugin for this page only, under a name nobody else has; one that
-    // declares permissions is only loaded if the person agrees. It takes the source or URL,
-    // {src}, or (as ImJoy) a plugin's name, which gives getPlugin's answer.
+    // Loading runs a plugin for this page only, under a name nobody else has, with its
+    // config `dependencies` (loaded first, as this plugin's too). One that declares
+    // permissions or brings dependencies is only loaded if the person agrees (the question
+    // names each dependency, as an install's does). It takes the source or URL (a URL may
+    // end in "@tag"), {src, tag}, or (as ImJoy) a plugin's name, which gives getPlugin's answer.
     loadPlugin: async (source) => {
-      if (source && typeof source === "object") source = source.src ?? source.uri;
+      let tag = null;
+      if (source && typeof source === "object") {
+        tag = source.tag ?? null;
+        source = source.src ?? source.uri;
+      }
       if (typeof source !== "string") throw new TypeError("loadPlugin: give a plugin's source, its URL or {src}");
       if (isPluginName(source)) return host.getPlugin(source);
       return (await host.load(source, {
         owner: plugin,
-        approve: (config, url) => (config.permissions?.length
-          ? ask("Load plugin", `${name} wants to load the ${config.type} plugin ${config.name} ${from(url)}. ${permissionsOf(config)} Load it?`, "Load")
+        tag: tag === null ? null : String(tag),
+        approve: (config, url, dependencies) => (config.permissions?.length || dependencies.length
+          ? ask("Load plugin", `${name} wants to load the ${config.type} plugin ${config.name} ${from(url)}. ${permissionsOf(config)} ${dependenciesText(dependencies, "loaded and started before it")} Load it?`.replace(/  +/g, " "), "Load")
           : undefined),
       })).api;
     },
@@ -225,6 +233,10 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
     on: (event, handler) => void (event === "close" ? onClose(handler) : host.events.on(plugin, event, handler)),
     off: (event, handler) => (event === "close" ? void (handler ? plugin.closeHandlers?.delete(handler) : plugin.closeHandlers?.clear()) : host.events.off(plugin, event, handler)),
     onClose: (handler) => void onClose(handler), // ImJoy's older spelling of on("close")
+    // The plugin closes itself (imjoy-core forwards a plugin's close to its host): its
+    // window, where it has one, else the plugin; its close handlers run first, as for the
+    // person's close. Not awaited: the plugin's sandbox goes before an answer could reach it.
+    close: () => void (plugin.window ? plugin.window.close() : host.terminate(plugin.id)),
     emit: (event, data) => host.events.emit(event, data),
     echo: (value) => value,
     // ImJoy's api.utils (imjoy-core pluginManager, ImJoy web Imjoy.vue).

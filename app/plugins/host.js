@@ -3,6 +3,8 @@
 //
 //   const host = new PluginHost({ build, ui, hiddenContainer, windows, settings, installer, windowLayout });
 //   const plugin = await host.load(urlOrSource);   // -> Plugin; plugin.api is its export
+//   await host.load("https://host/x.imjoy.html@GPU"); // that tag of it (or { tag: "GPU" });
+//                                                   // its config `dependencies` load first
 //   await (await host.getPlugin("Name")).run({});
 //   host.list();                                   // [{id, name, type, version, state, error}]
 //   host.terminate(host.idOf("Name"));
@@ -19,13 +21,15 @@
 //
 // The workbench gives it `settings` ({get(id, key?), set(id, [[key, value]]) (a null
 // value removes the key), workspace() -> its name}, the workspace's), `installer` ({install(source, {approve}) -> api, uninstall(name, {approve}),
-// installedId(name) -> id | null, start(id) -> api}: what plugins' installPlugin and
-// uninstallPlugin do, and which plugins are installed, started when asked for) and
+// installedId(name) -> id | null, installed(name) -> {id, name, text, url, tag} | null,
+// start(id) -> api}: what plugins' installPlugin and uninstallPlugin do, and which plugins
+// are installed, started when asked for or needed as a dependency) and
 // `windowLayout` (id -> where its window was). The page gives `codeEditor` ({text, title,
 // filename, approve, onClose} -> {window, editor}: the workbench's editor in a window,
 // workbench/editor-window.js) for ImJoy's `imjoy/plugin-editor` windows.
 import { CODES, PluginError, asPluginError } from "../errors.js";
 import { formCallback, uiFields } from "../workbench/forms.js";
+import { resolvePlugins, splitTag } from "../workbench/install.js";
 import { parsePlugin } from "./format.js";
 import { hostApiFor } from "./host-api.js";
 import { Sandbox } from "./sandbox.js";
@@ -42,7 +46,7 @@ const EDITOR_WINDOW = "imjoy/plugin-editor"; // the workbench's editor, in the p
 const PAGE = "page"; // the owner of what the page's own code (pyjoy.*) loads
 
 function looksLikeURL(text) {
-  return !/[\n<]/.test(text) && /^(https?:\/\/|\.{0,2}\/|[\w.-]+\.(py|js|html)$)/i.test(text.trim());
+  return !/[\n<]/.test(text) && /^(https?:\/\/|\.{0,2}\/|[\w.-]+\.(py|js|html)(@[^/?#@]+)?$)/i.test(text.trim());
 }
 
 // A plugin file's text; a PluginError naming the URL when it cannot be fetched.
@@ -53,9 +57,9 @@ async function fetchPluginFile(url, prefix = "") {
 }
 
 // A plugin file parsed; a malformed one is a PluginError "plugin-parse-error" with its block and line.
-function parse(text, url, prefix = "") {
+function parse(text, url, prefix = "", tag = null) {
   try {
-    return parsePlugin(text, { url, filename: url?.split("/").pop() });
+    return parsePlugin(text, { url, filename: url?.split("/").pop(), tag: tag ?? undefined });
   } catch (error) {
     throw asPluginError(error, { prefix });
   }
@@ -79,6 +83,7 @@ export class Plugin {
     this.window = null;
     this.error = null;
     this.closeHandlers = new Set(); // api.on("close", handler) / api.onClose(handler)
+    this.ended = null; // once it is ended: settles when its sandbox is gone (its close handlers heard)
   }
 
   describe() {
@@ -179,31 +184,92 @@ export class PluginHost {
   }
 
   /**
-   * Loads a plugin from a URL or from its source text. A malformed plugin is a
-   * PluginError naming the block and line; nothing already loaded is touched.
+   * Loads a plugin from a URL (which may end in ImJoy's ".imjoy.html@tag") or from its
+   * source text. A malformed plugin is a PluginError naming the block and line; nothing
+   * already loaded is touched.
    * - owner: who loads it: PAGE (the default), "workspace", or the loading Plugin;
    * - id: the id to load it under (an installed plugin's, or a reload's): it replaces
-   *   whatever runs under that id or that name, without the checks below;
-   * - approve(config, url): asked once the file is read, before anything starts; it throws
-   *   (a PluginError "consent-denied") to refuse.
+   *   whatever runs under that id or that name, without the checks below, and without its
+   *   dependencies (the workbench starts an installed plugin's);
+   * - tag: which of its config `tags` to load (else the URL's, else its first);
+   * - approve(config, url, dependencies): asked once the file and its dependencies are read,
+   *   before anything starts; it throws (a PluginError "consent-denied") to refuse.
+   *   dependencies: [{name, type, url, permissions}], those this load starts anew.
+   * Its config `dependencies` are loaded first, as ImJoy's loadPlugin does (imjoy-core
+   * reloadPluginRecursively), each for the same owner ("<owner>/NAME"): an installed
+   * plugin of a dependency's name is started instead, and one this owner loaded already
+   * from the same file and tag is kept. A cycle, or a dependency that cannot be read or
+   * started, is a PluginError naming it and the plugin that needed it.
    * A plugin with the name of a loaded one replaces it (a reload) when the same owner
    * loaded it or the page loads it; otherwise it is refused ("plugin-name-taken").
    */
-  async load(urlOrSource, { url, id = null, owner = PAGE, approve = null } = {}) {
+  async load(urlOrSource, { url, id = null, owner = PAGE, approve = null, tag = null } = {}) {
     let text = String(urlOrSource);
     if (!url && looksLikeURL(text)) {
-      url = new URL(text, document.baseURI).href;
+      const named = splitTag(text);
+      tag ??= named.tag;
+      url = new URL(named.uri, document.baseURI).href;
       text = await fetchPluginFile(url);
     }
-    const source = parse(text, url);
-    const { name, type } = source.config;
+    const source = parse(text, url, "", tag);
+    const { name } = source.config;
+    this.#runnable(source.config);
+    const ownerId = typeof owner === "string" ? owner : owner.id;
+    if (!id) this.#idFor(name, ownerId); // refused before anyone is asked
+    const dependencies = id || !source.config.dependencies.length ? [] : await this.#dependenciesOf(source, text, url, ownerId);
+    const asked = dependencies.filter((dependency) => !dependency.installedId && !dependency.loaded);
+    await approve?.(source.config, url, asked.map(({ config, url: from }) => ({ name: config.name, type: config.type, url: from, permissions: config.permissions ?? [] })));
+    id ??= this.#idFor(name, ownerId); // again: the question may have taken a while
+    const started = []; // the dependencies this load started anew: they go if a later one fails
+    for (const dependency of dependencies) {
+      try {
+        if (dependency.loaded) continue;
+        if (dependency.installedId) await this.installer.start(dependency.installedId);
+        else started.push(await this.#loadOne(dependency.source, dependency.text, dependency.url, this.#idFor(dependency.config.name, ownerId), ownerId));
+      } catch (error) {
+        for (const plugin of started) this.terminate(plugin.id);
+        throw new PluginError(`${dependency.neededBy} needs the plugin ${dependency.config.name}, which could not start: ${error.message}`, { code: error.code ?? CODES.loadFailed });
+      }
+    }
+    return this.#loadOne(source, text, url, id, ownerId);
+  }
+
+  // A plugin's type is one PyJoy runs in a sandbox, or a PluginError saying what it needs.
+  #runnable({ name, type }) {
     if (!SANDBOX_KIND[type]) {
       throw new PluginError(`plugin ${name} is a ${type} plugin: it needs the PyJoy engine (pyjoy engine), which is not connected`);
     }
-    const ownerId = typeof owner === "string" ? owner : owner.id;
-    if (!id) this.#idFor(name, ownerId); // refused before anyone is asked
-    await approve?.(source.config, url);
-    id ??= this.#idFor(name, ownerId); // again: the question may have taken a while
+  }
+
+  // A plugin's dependencies, each after what it needs: [{source, text, url, config,
+  // neededBy, installedId (an installed one's, started instead), loaded (this owner's,
+  // from the same file and tag, running: kept)}]. The names they take are checked here,
+  // before anyone is asked.
+  async #dependenciesOf(source, text, url, ownerId) {
+    const plan = await resolvePlugins(text, {
+      url, tag: source.config.tag, // parsed as load() parsed it: by its URL, else by its text
+      installed: (name) => this.installer?.installed?.(name) ?? null, verb: "loaded",
+    });
+    const neededBy = new Map(); // dependency name -> the first plugin that needs it
+    for (const [name, item] of plan) for (const need of item.needs) if (!neededBy.has(need)) neededBy.set(need, name);
+    return [...plan.values()].slice(0, -1).map(({ parsed, text: depText, url: depURL, tag }) => {
+      const { config } = parsed;
+      const installedId = this.installer?.installedId?.(config.name) ?? null;
+      const current = this.#plugins.get(`${ownerId}/${config.name}`);
+      const loaded = !installedId && current?.state === "running" && current.text === depText && current.config.tag === tag;
+      try {
+        this.#runnable(config);
+        if (!installedId) this.#idFor(config.name, ownerId);
+      } catch (error) {
+        throw new PluginError(`${neededBy.get(config.name)} needs the plugin ${config.name}, which could not be loaded: ${error.message}`, { code: error.code ?? CODES.loadFailed });
+      }
+      return { source: parsed, text: depText, url: depURL, config, neededBy: neededBy.get(config.name), installedId, loaded };
+    });
+  }
+
+  // Starts a parsed plugin under `id`, ending what ran under that id or its name first.
+  async #loadOne(source, text, url, id, ownerId) {
+    const { name } = source.config;
     const plugin = new Plugin({ source, url, text, id, owner: ownerId });
     // What ran under this id (a reload) or this name (replaced) ends first.
     for (const previous of new Set([this.#plugins.get(id), this.#plugins.get(this.idOf(name))])) {
@@ -247,7 +313,14 @@ export class PluginHost {
   async #start(plugin, { container } = {}) {
     const kind = SANDBOX_KIND[plugin.type];
     if (kind === "window" && plugin.type === "window" && !container) {
-      plugin.window = this.windows.open({ title: plugin.name, key: plugin.id, layout: this.windowLayout(plugin.id), onClose: () => this.terminate(plugin.id) });
+      // Closed by its button (or terminate): the window stays, hidden, until the plugin has ended.
+      plugin.window = this.windows.open({
+        title: plugin.name, key: plugin.id, layout: this.windowLayout(plugin.id),
+        onClose: () => {
+          if (this.#plugins.get(plugin.id) === plugin) this.terminate(plugin.id);
+          return plugin.ended;
+        },
+      });
       container = plugin.window.body;
     }
     // A plugin's print() and stderr reach Messages under its name (ImJoy showed them too).
@@ -351,7 +424,9 @@ export class PluginHost {
   // What a plugin (or a window instance) holds goes with it: its sandbox, its window, the
   // windows it made, its event listeners and its services.
   // A plugin that is stopped (not crashed) first hears of it through its close handlers, for
-  // at most CLOSE_GRACE_MS; what it made meanwhile goes too.
+  // at most CLOSE_GRACE_MS; what it made meanwhile goes too. Its window is hidden at once,
+  // but its frame (where a window plugin's handlers run) stays until then: plugin.ended
+  // settles when the sandbox is gone, and the window area removes the window then.
   #end(plugin, reason, { keepWindow = false } = {}) {
     const release = () => {
       this.#closeWindowsOf(plugin);
@@ -360,17 +435,18 @@ export class PluginHost {
     };
     const handlers = [...plugin.closeHandlers];
     plugin.closeHandlers.clear();
-    if (!keepWindow) plugin.window?.close();
     release();
     if (!handlers.length || plugin.state !== "stopped" || !plugin.sandbox) {
       plugin.sandbox?.terminate(reason);
-      return;
+      plugin.ended = Promise.resolve();
+    } else {
+      const told = Promise.allSettled(handlers.map((handler) => Promise.resolve().then(() => handler())));
+      plugin.ended = Promise.race([told, new Promise((resolve) => setTimeout(resolve, CLOSE_GRACE_MS))]).then(() => {
+        plugin.sandbox.terminate(reason);
+        release();
+      });
     }
-    const told = Promise.allSettled(handlers.map((handler) => Promise.resolve().then(() => handler())));
-    Promise.race([told, new Promise((resolve) => setTimeout(resolve, CLOSE_GRACE_MS))]).then(() => {
-      plugin.sandbox.terminate(reason);
-      release();
-    });
+    if (!keepWindow) plugin.window?.close(); // its onClose answers plugin.ended
   }
 
   #closeWindowsOf(plugin) {
@@ -381,7 +457,7 @@ export class PluginHost {
   async reload(id) {
     const plugin = this.#plugins.get(id);
     if (!plugin) throw new PluginError(`no plugin ${id} is loaded`, { code: CODES.notFound });
-    return this.load(plugin.url ?? plugin.text, { id: plugin.id, owner: plugin.owner });
+    return this.load(plugin.url ?? plugin.text, { id: plugin.id, owner: plugin.owner, tag: plugin.config.tag });
   }
 
   /**
@@ -412,6 +488,7 @@ export class PluginHost {
         this.#windows.delete(instance.id);
         this.#end(instance, "window closed");
         for (const listener of closeListeners) listener();
+        return instance.ended;
       },
     });
     this.#windows.set(instance.id, instance);
@@ -423,7 +500,8 @@ export class PluginHost {
       throw asPluginError(error);
     }
     // What ImJoy gives for a window: its plugin's API, plus close() and on("close"); `id`
-    // lets api.updateWindow find it again.
+    // lets api.updateWindow find it again. close() resolves once the window's own close
+    // handlers have run and it is gone (ImJoy's resolves after their 800 ms).
     instance.handle = {
       ...instance.api,
       id: instance.id,

@@ -8,7 +8,14 @@
 //
 //   const area = createWindowArea(element, { onLayout: (windows) => ..., onOpen: (win) => ... });
 //   const win = area.open({ title, key, layout, onClose });  // win.body holds the content
-//   win.maximize(true); win.focus(); win.close();
+//   win.maximize(true); win.focus();
+//   await win.close();  // hidden at once; removed once onClose's promise settles
+//
+// Closing hides a window at once but keeps its element (and the plugin frame inside it)
+// until the promise onClose returns settles: a plugin's close handlers run in that frame,
+// and a frame taken out of the page is ended at once. The host bounds that wait
+// (plugins/host.js, CLOSE_GRACE_MS), as ImJoy waits for its windows' close handlers
+// (imjoy-core windowManager.js close(): emit "close", remove the window 800 ms later).
 //   area.layout();  // [{key, x, y, width, height, maximized}] in stacking order
 
 const MIN_WIDTH = 240; // as in style.css: a title bar and its buttons still fit
@@ -80,12 +87,22 @@ export function createWindowArea(container, { onLayout = () => {}, onOpen = () =
         maximize.setAttribute("aria-pressed", String(on));
         reportLayout();
       },
+      closed: null, // settles once the window's element is gone
       close() {
-        if (!windows.delete(win)) return;
-        element.remove();
+        if (!windows.delete(win)) return win.closed ?? Promise.resolve();
+        element.style.display = "none"; // not element.hidden: the class's display wins over it
         showEmpty();
         reportLayout();
-        onClose?.();
+        let ending;
+        try {
+          ending = onClose?.();
+        } catch (error) {
+          ending = Promise.reject(error);
+        }
+        win.closed = Promise.resolve(ending)
+          .catch((error) => console.error("closing a window failed:", error))
+          .finally(() => element.remove());
+        return win.closed;
       },
     };
     maximize.addEventListener("click", () => win.maximize());

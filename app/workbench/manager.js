@@ -34,7 +34,11 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
     title.append(iconFor(plugin), el("span", "plugin-name", plugin.name), el("span", "plugin-state", plugin.state));
     const meta = el("div", "plugin-meta");
     meta.append(el("span", "", plugin.type), el("span", "", plugin.version ? `v${plugin.version}` : ""));
-    for (const tag of plugin.tags ?? []) meta.append(el("span", "tag", tag));
+    // Its tags (ImJoy's variants of one plugin: config `tags`), the loaded one marked.
+    for (const tag of plugin.tags ?? []) {
+      const chip = meta.appendChild(el("span", tag === plugin.tag ? "tag current" : "tag", tag));
+      if (tag === plugin.tag) Object.assign(chip, { title: "the tag it loads" }).setAttribute("aria-current", "true");
+    }
     item.append(title, meta);
     if (plugin.description) item.append(el("p", "plugin-description", plugin.description));
     if (plugin.error) item.append(el("p", "plugin-error", plugin.error));
@@ -51,6 +55,7 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
         renderPlugins();
       }),
       button("Remove", act(() => removePlugin(plugin))),
+      ...((plugin.tags ?? []).length > 1 ? [tagChooser(plugin)] : []),
       // The camera and microphone answers kept for this plugin (workbench.consent): changed
       // here; revoking also ends what the plugin has open.
       ...["camera", "microphone"].filter((device) => workbench.workspace.grant(plugin.id, device) !== null).map((device) => button(
@@ -61,6 +66,18 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
     item.append(actions);
     if (openDocs.has(plugin.id)) item.append(el("pre", "plugin-docs", docsOf(workbench.workspace.plugin(plugin.id)?.text ?? "")));
     return item;
+  }
+
+  // Which of its tags a plugin loads (ImJoy's switchTag): installed again with that tag.
+  function tagChooser(plugin) {
+    const label = el("label", "plugin-tag", "Tag ");
+    const choice = label.appendChild(el("select"));
+    for (const tag of plugin.tags) choice.append(Object.assign(el("option", "", tag), { value: tag, selected: tag === plugin.tag }));
+    choice.addEventListener("change", act(async () => {
+      await workbench.switchTag(plugin.id, choice.value);
+      status.toast(`${plugin.name} now loads its tag ${choice.value}`);
+    }));
+    return label;
   }
 
   async function runPlugin({ id, name, type }) {

@@ -9,21 +9,16 @@
 //   // a plugin's config `dependencies` are installed with it (after the same approve) and
 //   // started before it; a cycle or a dependency that fails is an error naming both
 //   await workbench.install(url, { approve: (config, url, installed, dependencies) => ... });
+//   await workbench.install("https://host/x.imjoy.html@GPU");  // or { tag: "GPU" }: one of its config `tags`, kept in its entry
+//   await workbench.switchTag(entry.id, "CPU");  // installs it again with another of its tags
 //   workbench.list();                       // [{id, name, type, version, state, ...}]
 //
 // Installed plugins are known by their id (given at install, workspace.js); the host's
 // idOf(name) turns names into ids, asking the installer below which names are installed.
-import { CODES, PluginError, asPluginError } from "../errors.js";
-import { dependencyList, dependencySource, describe, fetchManifest, fetchPluginText } from "./install.js";
+import { CODES, PluginError } from "../errors.js";
+import { describe, fetchManifest, resolvePlugins } from "./install.js";
 import { memoryStore, openStore } from "./store.js";
 import { Workspaces } from "./workspace.js";
-
-const parser = () => import("../plugins/format.js");
-
-// Bounds on a plugin's dependency tree, so that a repository that names plugins without end
-// is refused rather than followed.
-const MAX_DEPENDENCY_DEPTH = 8;
-const MAX_DEPENDENCIES = 32;
 
 export class Workbench {
   #host;
@@ -120,6 +115,7 @@ export class Workbench {
         await this.remove(entry.id);
       },
       installedId: (name) => this.workspace.pluginNamed(name)?.id ?? null,
+      installed: (name) => this.workspace.pluginNamed(name), // {id, name, text, url, tag}: what a plugin's loads resolve names with
       start: (id) => this.#apiOf(id),
     };
   }
@@ -180,30 +176,33 @@ export class Workbench {
       const loaded = this.#hostNow?.plugin(entry.id)?.describe();
       return {
         id: entry.id, name: entry.name, type: entry.type, version: entry.version, description: entry.description,
-        tags: entry.tags, icon: entry.icon, url: entry.url,
+        tags: entry.tags, tag: entry.tag ?? null, icon: entry.icon, url: entry.url,
         state: loaded?.state ?? "installed", error: loaded?.error ?? null,
       };
     });
   }
 
   /**
-   * Parses a plugin (source text, or a URL to fetch) and installs it in the workspace,
-   * replacing (as an update, under the same id) an installed one of the same name, with its
-   * config's `dependencies` (ImJoy installs those first: imjoy-core, PluginManager.installPlugin).
-   * approve(config, url, installedEntryOrNull, dependencies) is asked first, once for the
-   * plugin and all its dependencies ([{name, type, url, permissions, replaces}], those not
-   * already installed as they are), and may throw to refuse: nothing is then installed.
-   * Resolves to its entry. A malformed file is a PluginError "plugin-parse-error" (block,
-   * line), and nothing is installed; so is a dependency that cannot be fetched or parsed
-   * (the error names it and the plugin that needs it), and a dependency cycle.
+   * Parses a plugin (source text, or a URL to fetch, which may end in "@tag") and installs
+   * it in the workspace, replacing (as an update, under the same id) an installed one of the
+   * same name, with its config's `dependencies` (ImJoy installs those first: imjoy-core,
+   * PluginManager.installPlugin). `tag` picks one of the plugin's tags (its config `tags`;
+   * else the URL's, else the one it was installed with, else its first); the entry keeps it,
+   * so every start loads that tag. approve(config, url, installedEntryOrNull, dependencies)
+   * is asked first, once for the plugin and all its dependencies ([{name, type, url,
+   * permissions, replaces}], those not already installed as they are), and may throw to
+   * refuse: nothing is then installed. Resolves to its entry. A malformed file is a
+   * PluginError "plugin-parse-error" (block, line), and nothing is installed; so is a
+   * dependency that cannot be fetched or parsed (the error names it and the plugin that
+   * needs it), an unknown tag (named, with the plugin's tags), and a dependency cycle.
    */
-  async install(urlOrText, { url = null, filename = null, start = true, approve = null } = {}) {
-    const plan = new Map(); // name -> {parsed, text, url}, each after its dependencies
-    await this.#resolve(String(urlOrText), { url, filename, chain: [], plan });
+  async install(urlOrText, { url = null, filename = null, tag = null, start = true, approve = null } = {}) {
+    const plan = await resolvePlugins(String(urlOrText), { url, filename, tag, installed: (name) => this.workspace.pluginNamed(name) });
     const { parsed, url: mainURL } = [...plan.values()].pop();
+    const asInstalled = (item, entry) => entry?.text === item.text && (entry.tag ?? null) === item.tag;
     const dependencies = [...plan.values()].slice(0, -1)
       .map((item) => ({ ...item, installed: this.workspace.pluginNamed(item.parsed.config.name) }))
-      .filter(({ installed, text }) => installed?.text !== text)
+      .filter((item) => !asInstalled(item, item.installed))
       .map(({ parsed: { config }, url: from, installed }) => ({
         name: config.name, type: config.type, url: from, permissions: config.permissions ?? [], replaces: installed ?? null,
       }));
@@ -212,7 +211,7 @@ export class Workbench {
     for (const item of plan.values()) {
       const replaced = this.workspace.pluginNamed(item.parsed.config.name);
       const isMain = item.parsed === parsed;
-      if (!isMain && replaced?.text === item.text) continue; // a dependency already installed as it is
+      if (!isMain && asInstalled(item, replaced)) continue; // a dependency already installed as it is
       const meta = { ...describe(item.parsed), dependencies: item.needs };
       entry = await this.workspace.install({ id: replaced?.id, text: item.text, url: item.url, meta });
       // A running dependency picks up its new version now.
@@ -223,45 +222,11 @@ export class Workbench {
     return entry;
   }
 
-  // Reads and parses a plugin, then (depth first) its dependencies, into plan: each
-  // plugin after what it needs, once, with the names of those (`needs`); returns its name.
-  // chain: the names above it, which it may not need. A plain name that is installed here
-  // already is that plugin (editor drafts have no URL to look a name up beside).
-  async #resolve(text, { url, filename = null, chain, plan }) {
-    let parsed;
-    try {
-      if (!url && !filename && !/[\n<]/.test(text)) ({ text, url } = await fetchPluginText(text));
-      const { parsePlugin } = await parser();
-      parsed = parsePlugin(text, { url: url ?? undefined, filename: filename ?? url?.split("/").pop() });
-      dependencyList(parsed.config);
-    } catch (error) {
-      throw asPluginError(error);
-    }
-    const { name } = parsed.config;
-    if (chain.includes(name)) {
-      throw new PluginError(`dependency cycle: ${[...chain, name].join(" needs ")}`, { code: CODES.loadFailed });
-    }
-    if (plan.has(name)) return name;
-    if (chain.length > MAX_DEPENDENCY_DEPTH || plan.size >= MAX_DEPENDENCIES) {
-      throw new PluginError(`${chain[0]}'s dependencies go deeper than ${MAX_DEPENDENCY_DEPTH} levels or past ${MAX_DEPENDENCIES} plugins`, { code: CODES.loadFailed });
-    }
-    const needs = [];
-    for (const spec of dependencyList(parsed.config)) {
-      try {
-        const installed = /[/:]/.test(spec) ? null : this.workspace.pluginNamed(spec.replace(/@[^@]*$/, "").trim());
-        const below = { chain: [...chain, name], plan };
-        needs.push(installed
-          ? await this.#resolve(installed.text, { url: installed.url, filename: installed.url ? null : `${installed.name}.imjoy.html`, ...below })
-          : await this.#resolve(await dependencySource(spec, { from: url }), { url: null, ...below }));
-      } catch (error) {
-        if (error.dependencyError) throw error; // already names its plugin and dependency
-        throw Object.assign(new PluginError(`${name} needs the plugin "${spec}", which could not be installed: ${error.message}`, {
-          code: error.code ?? CODES.loadFailed, block: error.block, line: error.line,
-        }), { dependencyError: true });
-      }
-    }
-    plan.set(name, { parsed, text, url, needs });
-    return name;
+  /** Installs an installed plugin again with another of its tags (the person's choice in its menu). */
+  async switchTag(id, tag) {
+    const entry = this.workspace.plugin(id);
+    if (!entry) throw new PluginError(`no plugin ${id} is installed in workspace "${this.workspace.name}"`, { code: CODES.notFound });
+    return this.install(entry.text, { url: entry.url, filename: entry.url ? null : `${entry.name}.imjoy.html`, tag, start: false });
   }
 
   /**
@@ -283,7 +248,7 @@ export class Workbench {
     if (!entry) throw new PluginError(`no plugin ${id} is installed in workspace "${this.workspace.name}"`, { code: CODES.notFound });
     await this.#startDependencies(entry, chain);
     const host = await this.host();
-    const plugin = await host.load(entry.text, { url: entry.url ?? undefined, id: entry.id, owner: "workspace" });
+    const plugin = await host.load(entry.text, { url: entry.url ?? undefined, id: entry.id, owner: "workspace", tag: entry.tag ?? null });
     this.#changed();
     return plugin;
   }
