@@ -15,13 +15,15 @@ import numpy as np
 import pytest
 from playwright.sync_api import Page, expect
 
+from conftest import repository_server
 from pyjoy.devtools import engine_running, free_port
+from test_engine import write_wheel
 
 TOKEN = "browser-test-token-" + "y" * 30
 
 
-def plugin(name: str, code: str, kind: str = "native-python", lang: str = "python") -> str:
-    fields = {"name": name, "type": kind, "version": "0.1.0", "api_version": "0.1.8"}
+def plugin(name: str, code: str, kind: str = "native-python", lang: str = "python", **config) -> str:
+    fields = {"name": name, "type": kind, "version": "0.1.0", "api_version": "0.1.8", **config}
     return f'<config lang="json">\n{json.dumps(fields)}\n</config>\n<script lang="{lang}">\n{code}\n</script>\n'
 
 
@@ -120,10 +122,22 @@ def numpy_of(dtype: str, values: list) -> np.ndarray:
     return np.array([int(v) for v in values] if dtype == "int64" else values, dtype=dtype)
 
 
+PROBE = plugin("Probe", '''
+import pyjoy_engine_probe
+class Probe:
+    def value(self):
+        return pyjoy_engine_probe.VALUE
+api.export(Probe())
+''', requirements=["pyjoy-engine-probe==0.1.0"])
+
+
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory, base_url: str):
     workdir = tmp_path_factory.mktemp("engine-browser")
-    with engine_running(workdir, "--app", base_url, env={"PYJOY_ENGINE_TOKEN": TOKEN}) as (url, process):
+    write_wheel(workdir / "wheels")  # a requirement installed offline, from this folder
+    env = {"PYJOY_ENGINE_TOKEN": TOKEN, "UV_OFFLINE": "1", "UV_NO_INDEX": "1", "UV_FIND_LINKS": str(workdir / "wheels"),
+           "UV_CACHE_DIR": str(workdir / "uv-cache")}
+    with engine_running(workdir / "work", "--app", base_url, env=env) as (url, process):
         yield {"url": url, "process": process, "workdir": workdir}
 
 
@@ -200,6 +214,22 @@ def test_connect_engine_and_a_worker_plugin_calls_it_by_name(page: Page, base_ur
     # Remembered in the workspace: a reload connects again on its own.
     page.reload()
     expect(chip(page)).to_have_attribute("data-state", "connected", timeout=30_000)
+
+
+def test_a_shared_link_installs_a_native_plugin_on_the_engine_showing_its_install(page: Page, base_url: str,
+                                                                                 engine: dict, tmp_path: Path) -> None:
+    (tmp_path / "probe.imjoy.html").write_text(PROBE)
+    with repository_server(tmp_path) as repository:
+        page.goto(f"{base_url}?w=probe&engine={quote(engine['url'], safe='')}&plugin={repository}probe.imjoy.html")
+        ask = page.locator("dialog", has_text="Install the native-python plugin Probe")
+        expect(ask).to_be_visible(timeout=30_000)
+        ask.get_by_role("button", name="OK").click()
+        log = page.locator("#message-log li")
+        expect(log.filter(has_text="Probe: installing: making an environment for pyjoy-engine-probe==0.1.0")).to_have_count(1, timeout=60_000)
+        page.wait_for_function("pyjoy.plugins().then((all) => all.some((p) => p.name === 'Probe' && p.state === 'running'))",
+                               timeout=60_000)
+        assert page.evaluate("pyjoy.getPlugin('Probe').then((p) => p.value())") == "probe 0.1.0"
+        assert page.evaluate("pyjoy.workspace()") == "probe"
 
 
 def test_a_wrong_token_an_unreachable_engine_and_a_wrong_origin_are_refused(page: Page, base_url: str, engine: dict,
