@@ -20,6 +20,7 @@ from pyjoy.devtools import engine_running, free_port
 from test_engine import write_wheel
 
 TOKEN = "browser-test-token-" + "y" * 30
+HOSTILE = Path(__file__).parent / "plugins" / "hostile"
 
 
 def plugin(name: str, code: str, kind: str = "native-python", lang: str = "python", **config) -> str:
@@ -60,6 +61,15 @@ class Arrays:
 
     def engine_url(self):
         return api.ENGINE_URL
+
+    async def engine_facts(self):
+        engine = await api.getEngine(api.ENGINE_URL)
+        try:
+            await api.getFileManager(api.ENGINE_URL)
+            files = "answered"
+        except Exception as error:
+            files = str(error)
+        return {"engine": engine, "files": files}
 
     async def wait(self):
         import asyncio
@@ -165,6 +175,12 @@ def test_engine_in_the_url_connects_and_arrays_go_both_ways(page: Page, base_url
     label = engine["url"].split("?")[0]
     expect(log.filter(has_text=f"Arrays: arrays ready on {label}")).to_have_count(1)
     assert page.evaluate("pyjoy.getPlugin('Arrays').then((p) => p.engine_url())") == label
+    # ImJoy's getEngine answers with the engine it runs on (imjoy-core: the engine by its URL);
+    # the file service is not built, and says so.
+    facts = page.evaluate("pyjoy.getPlugin('Arrays').then((p) => p.engine_facts())")
+    assert facts["engine"]["url"] == label and facts["engine"]["state"] == "connected"
+    assert facts["engine"]["info"]["python"]
+    assert "api.getFileManager" in facts["files"] and "has no file service yet" in facts["files"]
 
     results = page.evaluate(ROUND_TRIPS, [CASES])
     for (dtype, shape, values), result in zip(CASES, results):
@@ -230,6 +246,24 @@ def test_a_shared_link_installs_a_native_plugin_on_the_engine_showing_its_instal
                                timeout=60_000)
         assert page.evaluate("pyjoy.getPlugin('Probe').then((p) => p.value())") == "probe 0.1.0"
         assert page.evaluate("pyjoy.workspace()") == "probe"
+
+
+def test_a_browser_plugin_cannot_start_a_native_plugin_unless_the_person_agrees(page: Page, base_url: str,
+                                                                                engine: dict, tmp_path: Path) -> None:
+    open_connected(page, base_url, engine["url"])
+    assert load(page, (HOSTILE / "enginebrowser_worker_runs_native.imjoy.html").read_text()) == "ok"
+    marker = tmp_path / "escaped.txt"
+    page.evaluate("(marker) => { window.tries = pyjoy.getPlugin('Engine Escalator').then((p) => p.escalate(marker)); }",
+                  str(marker))
+    for _ in range(2):  # loadPlugin, then getPlugin({src}): each asked, each refused
+        ask = page.locator("dialog", has_text="Engine Escalator wants to load the native-python plugin Escaped")
+        expect(ask).to_be_visible()
+        expect(ask).to_contain_text("on the engine's machine")
+        ask.get_by_role("button", name="Cancel").click()
+    tries = page.evaluate("window.tries")
+    assert all("said no" in outcome for outcome in tries.values()), tries
+    assert not marker.exists()
+    assert "Escaped" not in [p["name"] for p in page.evaluate("pyjoy.plugins()")]
 
 
 def test_a_wrong_token_an_unreachable_engine_and_a_wrong_origin_are_refused(page: Page, base_url: str, engine: dict,

@@ -195,7 +195,8 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
       return { ...known, config: loaded?.config ?? {}, api: known.state === "running" ? loaded.api : null };
     }),
     // Loading runs a plugin for this page only, under a name nobody else has; one that
-    // declares permissions is only loaded if the person agrees. It takes the source or URL,
+    // declares permissions, or a native-python one (it runs outside any sandbox, on the
+    // engine's machine), is only loaded if the person agrees. It takes the source or URL,
     // {src}, or (as ImJoy) a plugin's name, which gives getPlugin's answer.
     loadPlugin: async (source) => {
       if (source && typeof source === "object") source = source.src ?? source.uri;
@@ -203,7 +204,7 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
       if (isPluginName(source)) return host.getPlugin(source);
       return (await host.load(source, {
         owner: plugin,
-        approve: (config, url) => (config.permissions?.length
+        approve: (config, url) => (config.permissions?.length || config.type === "native-python"
           ? ask("Load plugin", `${name} wants to load the ${config.type} plugin ${config.name} ${from(url)}. ${permissionsOf(config)} Load it?`, "Load")
           : undefined),
       })).api;
