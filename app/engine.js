@@ -22,6 +22,8 @@ import { Session } from "./rpc/session.js";
 const CLOSE_WRONG_TOKEN = 4401;
 /** Waits between tries to reconnect, then the last one again and again. */
 const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000, 15000];
+/** How long before its connection drops a stopping engine may end its plugins. */
+const STOPPING_MS = 5000;
 export const UNREACHABLE = "refused (is this page's origin allowed? see pyjoy engine --allow-origin) or unreachable";
 
 /** An engine could not be reached or refused the page: the message says which. */
@@ -57,6 +59,7 @@ function checkURL(url) {
 export class Engine {
   state = "connecting";
   reason = null;
+  droppedAt = null; // when the connection last dropped (Date.now())
   info = null; // the engine's info(): {engine, python, platform}
   api = null; // the engine channel's root: start, stop, list, info
   #socket = null;
@@ -127,6 +130,7 @@ export class Engine {
     if (this.#socket !== socket) return;
     this.api = null;
     if (this.#removed) return;
+    if (this.state === "connected") this.droppedAt = Date.now();
     let error;
     if (event.code === CLOSE_WRONG_TOKEN) {
       this.#set("refused", "refused: wrong token");
@@ -141,6 +145,14 @@ export class Engine {
     const wait = BACKOFF_MS[Math.min(this.#attempt, BACKOFF_MS.length - 1)];
     this.#attempt += 1;
     this.#timer = setTimeout(() => this.#open(), wait);
+  }
+
+  /**
+   * Whether a plugin that ended at `time` ended with this engine's connection: at the drop,
+   * or while the engine stopped (it ends its plugins first: SIGTERM, SIGKILL after 3 s).
+   */
+  endedWithConnection(time) {
+    return this.droppedAt !== null && time !== null && time <= this.droppedAt + 1000 && time >= this.droppedAt - STOPPING_MS;
   }
 
   /** Disconnects, and reconnects no more. */
@@ -181,6 +193,7 @@ class EngineSandbox {
   kernel = null;
   info = null;
   state = "starting";
+  crashedAt = null;
   onOutput = () => {};
   #onCrash = new Set();
 
@@ -202,6 +215,7 @@ class EngineSandbox {
   crash(message) {
     if (this.state === "crashed" || this.state === "terminated") return;
     this.state = "crashed";
+    this.crashedAt = Date.now();
     this.session?.close(message);
     for (const listener of this.#onCrash) listener(message);
   }

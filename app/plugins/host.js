@@ -312,9 +312,9 @@ export class PluginHost {
   }
 
   // An engine came back after a drop: the engine ended the plugins of the old connection, so
-  // those that ran there (and crashed with it) start again.
+  // those that ran there and ended with it start again (not those that crashed before).
   #restartOn(engine) {
-    const again = [...this.#plugins.values()].filter((plugin) => plugin.engine === engine && plugin.state === "crashed" && plugin.type === "native-python");
+    const again = [...this.#plugins.values()].filter((plugin) => plugin.engine === engine && plugin.state === "crashed" && engine.endedWithConnection(plugin.sandbox?.crashedAt ?? null));
     if (!again.length) return;
     this.ui.toast(`Engine ${engine.label} is back: starting ${again.map((plugin) => plugin.name).join(", ")} again`, "info");
     for (const plugin of again) this.reload(plugin.id).catch((error) => this.ui.toast(`${plugin.name} could not start again: ${error.message}`, "error"));
