@@ -74,6 +74,7 @@ class Channel {
 export class ChannelSocket {
   #ws;
   #channels = new Map(); // name -> Channel
+  #ended = new Set(); // names of channels closed here: what still comes for them is dropped
   #sending = null; // the send waiting for room, which later sends wait for
   #incoming = new Incoming();
   #onNotice;
@@ -99,6 +100,7 @@ export class ChannelSocket {
   /** The transport of a channel, made on first use (what came for it before is kept). */
   channel(name) {
     let channel = this.#channels.get(name);
+    this.#ended.delete(name);
     if (!channel || channel.closed) {
       channel = new Channel(this, name);
       this.#channels.set(name, channel);
@@ -107,7 +109,9 @@ export class ChannelSocket {
   }
 
   forget(name, channel) {
-    if (this.#channels.get(name) === channel) this.#channels.delete(name);
+    if (this.#channels.get(name) !== channel) return;
+    this.#channels.delete(name);
+    this.#ended.add(name);
   }
 
   close(code = 1000, reason = "") {
@@ -168,6 +172,8 @@ export class ChannelSocket {
         const target = typeof item.channel === "string" ? this.#channels.get(item.channel) : null;
         if (target && item.message && typeof item.message === "object") target.deliver(item.message, new RPCError(item.error));
         else this.#onNotice(`the engine sent a frame that could not be read: ${item.error}`);
+      } else if (this.#ended.has(item.channel)) {
+        continue; // e.g. the `close` of a plugin this page stopped
       } else {
         if (!this.#channels.has(item.channel) && this.#channels.size >= EARLY_CHANNELS) {
           this.#onNotice(`the engine sent a message for channel ${JSON.stringify(item.channel.slice(0, 40))}, which this page never opened`);
