@@ -325,3 +325,32 @@ def test_an_engine_restarted_is_reconnected_and_its_plugins_started_again(page: 
         page.wait_for_function("pyjoy.plugins().then((all) => all.some((p) => p.name === 'Arrays' && p.state === 'running'))",
                                timeout=30_000)
         assert page.evaluate("pyjoy.getPlugin('Arrays').then((p) => p.adder(2)).then((add) => add(40))") == 42
+
+
+def test_the_engines_entry_connects_by_url_and_the_header_forgets_it(page: Page, base_url: str, engine: dict) -> None:
+    page.goto(f"{base_url}?w=engines-ui")
+    page.wait_for_function("window.pyjoy && pyjoy.timings.workbenchReady", timeout=30_000)
+    expect(chip(page)).to_have_count(0)
+    page.click("#workspace-menu-button")
+    page.click('#workspace-menu [data-action="engines"]')
+    page.locator("dialog input").fill(engine["url"])
+    page.get_by_role("button", name="OK").click()
+    expect(chip(page)).to_have_attribute("data-state", "connected")
+    host = engine["url"].split("/")[2]
+    expect(chip(page)).to_have_text(f"Engine {host}: connected")
+    # The workspace remembers it (and no other workspace has it).
+    page.reload()
+    expect(chip(page)).to_have_attribute("data-state", "connected", timeout=30_000)
+    page.goto(f"{base_url}?w=another")
+    page.wait_for_function("window.pyjoy && pyjoy.timings.workbenchReady", timeout=30_000)
+    assert page.evaluate("pyjoy.engines()") == []
+    page.goto(f"{base_url}?w=engines-ui")
+    expect(chip(page)).to_have_attribute("data-state", "connected", timeout=30_000)
+    # Its chip disconnects it and forgets it here.
+    chip(page).click()
+    page.locator("dialog").get_by_role("button", name="Disconnect").click()
+    expect(chip(page)).to_have_count(0)
+    page.reload()
+    page.wait_for_function("window.pyjoy && pyjoy.timings.workbenchReady", timeout=30_000)
+    page.wait_for_timeout(500)
+    assert page.evaluate("pyjoy.engines()") == []
