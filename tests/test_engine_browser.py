@@ -227,6 +227,10 @@ def test_connect_engine_and_a_worker_plugin_calls_it_by_name(page: Page, base_ur
     assert result["described"] == {"dtype": "float32", "shape": [3], "sum": float(a.sum()), "numpy": True}
     assert result["plus"] == {"shape": [2, 2], "dtype": "int32", "values": [2, 3, 4, 5]}
     assert result["back"] == "HI!"
+    # A requirement the engine refuses: the load fails, saying which and why.
+    refused = load(page, plugin("Refused", "api.export({})", requirements=["cmd: touch /tmp/x"]))
+    assert refused.startswith("PluginError plugin-load-failed: plugin Refused failed to start on engine ws://"), refused
+    assert "cmd:" in refused
     # Remembered in the workspace: a reload connects again on its own.
     page.reload()
     expect(chip(page)).to_have_attribute("data-state", "connected", timeout=30_000)
