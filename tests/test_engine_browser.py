@@ -350,6 +350,12 @@ def test_the_engines_entry_connects_by_url_and_the_header_forgets_it(page: Page,
     assert page.evaluate("pyjoy.engines()") == []
     page.goto(f"{base_url}?w=engines-ui")
     expect(chip(page)).to_have_attribute("data-state", "connected", timeout=30_000)
+    # An exported workspace holds no engine: its URL holds the token.
+    page.click("#workspace-menu-button")
+    with page.expect_download() as download:
+        page.click('#workspace-menu [data-action="export"]')
+    exported = Path(download.value.path()).read_text()
+    assert TOKEN not in exported and '"engines"' not in exported
     # Its chip disconnects it and forgets it here.
     chip(page).click()
     page.locator("dialog").get_by_role("button", name="Disconnect").click()
@@ -358,3 +364,27 @@ def test_the_engines_entry_connects_by_url_and_the_header_forgets_it(page: Page,
     page.wait_for_function("window.pyjoy && pyjoy.timings.workbenchReady", timeout=30_000)
     page.wait_for_timeout(500)
     assert page.evaluate("pyjoy.engines()") == []
+
+
+def test_concurrent_calls_from_two_pages_each_with_its_own_plugin(browser, base_url: str, engine: dict) -> None:
+    pages = [browser.new_context().new_page() for _ in range(2)]
+    try:
+        for page in pages:
+            open_connected(page, base_url, engine["url"])
+            assert load(page, ARRAYS) == "ok"
+        # 50 calls at once from each page, each with its own array; answers checked against numpy.
+        calls = """(offset) => { window.calls = (async () => {
+          const arrays = await pyjoy.getPlugin("Arrays");
+          const wire = (i) => ({_rtype: "ndarray", _rvalue: new Float32Array([i, offset, 0.5]).buffer, _rshape: [3], _rdtype: "float32"});
+          const answers = await Promise.all(Array.from({length: 50}, (_, i) => arrays.describe(wire(i))));
+          return {sums: answers.map((a) => a.sum), pid: await arrays.pid()};
+        })(); }"""
+        for offset, page in zip((1000, 2000), pages):  # both pages' calls in flight together
+            page.evaluate(calls, offset)
+        results = [page.evaluate("window.calls") for page in pages]
+        for offset, result in zip((1000, 2000), results):
+            assert result["sums"] == [float(np.array([i, offset, 0.5], np.float32).sum()) for i in range(50)]
+        assert results[0]["pid"] != results[1]["pid"]  # each page has a process of its own
+    finally:
+        for page in pages:
+            page.context.close()
