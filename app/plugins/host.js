@@ -296,15 +296,20 @@ export class PluginHost {
     if (!engine) throw new PluginError(`plugin ${plugin.name} is a native-python plugin: it needs the PyJoy engine (pyjoy engine), which is not connected; connect one (Engines… in the workspace menu, ?engine=URL, or pyjoy.connectEngine(url))`);
     plugin.engine = engine;
     const stages = { environment: 0.2, install: 0.5, ready: 1 };
+    let progressed = false;
     const onProgress = ({ stage, message }) => {
+      progressed = true;
       const text = `installing: ${String(message ?? stage)}`;
       this.ui.progress(`${plugin.name}: ${text}`, stages[stage] ?? 0.1);
       this.ui.log?.(`${plugin.name}: ${text}`, "info");
     };
     const tag = typeof plugin.config.tag === "string" ? plugin.config.tag : null;
     try {
-      return await engine.startPlugin(plugin.text, { tag, onProgress, onOutput });
+      const sandbox = await engine.startPlugin(plugin.text, { tag, onProgress, onOutput });
+      if (progressed) this.ui.progress(`${plugin.name}: environment ready`, 1); // the bar ends full
+      return sandbox;
     } catch (error) {
+      if (progressed) this.ui.status(`${plugin.name}: not started`); // the bar goes; the error says why
       // The engine's errors by their type (ENGINE.md): a malformed file is a parse error.
       const code = error?.remoteType === "PluginFileError" ? CODES.parseError : CODES.loadFailed;
       throw new PluginError(`plugin ${plugin.name} failed to start on engine ${engine.label}: ${error.remoteMessage ?? error.message}`, { code, traceback: error?.traceback });
