@@ -19,10 +19,15 @@ const showView = mountViews(document);
 // Python worker starts sooner.
 const params = new URL(location.href).searchParams;
 const painted = new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve)));
+// The engines this page connects to (engine.js): native-python plugins run there.
+const enginesReady = painted.then(() => import("./engine.js")).then(({ Engines }) => new Engines({
+  onNotice: (engine, text) => status.log(`Engine ${engine.label}: ${text}`, "error"),
+}));
+let enginesUI = null; // workbench/engines.js, once the workbench is up
 const workbenchReady = painted.then(() => Promise.all([
   import("./workbench/workbench.js"), import("./workbench/manager.js"), import("./ui/windows.js"),
-  import("./ui/dialog.js"), import("./ui/files.js"),
-])).then(async ([{ Workbench }, { mountManager }, { createWindowArea }, { dialogs }, { chooseFiles, download }]) => {
+  import("./ui/dialog.js"), import("./ui/files.js"), import("./workbench/engines.js"), enginesReady,
+])).then(async ([{ Workbench }, { mountManager }, { createWindowArea }, { dialogs }, { chooseFiles, download }, { mountEngines }, engines]) => {
   const ui = {
     toast: (text, kind, duration, action, source) => status.toast(text, kind, duration, action, source),
     status: (text) => status.show(text),
@@ -50,13 +55,19 @@ const workbenchReady = painted.then(() => Promise.all([
     consent: (plugin, what) => workbench.consent(plugin, what),
     codeEditor: (options) => import("./workbench/editor-window.js")
       .then(({ openEditorWindow }) => openEditorWindow({ windows, workbench, status, ...options })),
+    engines,
   }));
   const builtinManifest = new URL("plugins/manifest.imjoy.json", document.baseURI).href;
   workbench = await Workbench.start({ ui, host, workspace: params.get("w"), builtinManifest });
-  mountManager(document, { workbench, status, dialogs, windows, show: showView, builtinManifest });
+  enginesUI = mountEngines(document, { workbench, engines, dialogs, status });
+  mountManager(document, { workbench, status, dialogs, windows, show: showView, builtinManifest, actions: { engines: () => enginesUI.dialog() } });
   window.pyjoy.timings.workbenchReady = Math.round(performance.now());
   workbench.restoreWindows();
-  if (params.has("plugin")) openSharedPlugin(workbench, dialogs, params.get("plugin"));
+  // ?engine=URL connects first, so that ?plugin= can be a native-python plugin.
+  const engineConnected = params.has("engine")
+    ? enginesUI.connect(params.get("engine"), { keep: true }).catch((error) => status.toast(`Could not connect the engine: ${error.message}`, "error"))
+    : null;
+  if (params.has("plugin")) Promise.resolve(engineConnected).then(() => openSharedPlugin(workbench, dialogs, params.get("plugin")));
   return workbench;
 });
 workbenchReady.catch((error) => status.toast(`The workbench could not start: ${error.message}`, "error"));
@@ -158,6 +169,17 @@ window.pyjoy = {
     if (host.plugin(id)) return (await host.reload(id).catch(rethrow)).api;
     throw new PluginError(`no plugin named ${name} is installed or loaded`, { code: CODES.notFound });
   },
+  /**
+   * Connects an engine (`pyjoy engine` prints its URL, ws://HOST:PORT/?token=...) and
+   * remembers it in the open workspace; resolves to {url (without its token), state,
+   * reason, info}. Rejects with an EngineError on a wrong token or an unreachable engine.
+   */
+  connectEngine: async (url) => {
+    await workbenchReady;
+    return (await enginesUI.connect(url)).describe();
+  },
+  /** [{url (without its token), state, reason, info}] of the engines this page knows. */
+  engines: async () => (await enginesReady).list(),
   /** The open workspace's name. */
   workspace: async () => (await workbenchReady).workspace.name,
   /** The API the host gives plugins, callable from the page: each call returns a promise. */

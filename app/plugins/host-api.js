@@ -10,7 +10,8 @@
 // A "no" rejects the call with a PluginError "consent-denied". The page's own code
 // (pyjoy.api, `asPerson`) is the person's and is not asked.
 // Calls ImJoy gives only through a Python engine (getEngine, getFileManager, ...) are here
-// too, and reject with an error that names the call and says no engine is connected.
+// too: without a connected engine they reject with an error that names the call and says
+// no engine is connected (engineCalls below).
 import { CODES, PluginError } from "../errors.js";
 import { fieldsElement, formCallback, readFields, uiFields } from "../workbench/forms.js";
 import { dependenciesText, permissionsOf } from "../workbench/install.js";
@@ -35,12 +36,40 @@ function own(object, key) {
 
 export const MAX_CLOSE_HANDLERS = 100;
 
-// ImJoy's calls that need its Python engine: here they say why they cannot answer.
-const ENGINE_CALLS = ["getEngine", "getEngineFactory", "getFileManager", "getFileUrl", "requestUploadUrl", "getFilePath"];
-function needsEngine(call) {
-  return async () => {
-    throw new PluginError(`api.${call}: PyJoy's engine is not connected, so there is no engine or file manager to ask (ImJoy answers ${call} only through a Python engine)`, { code: CODES.notFound });
+// ImJoy's calls that need its Python engine. Without a connected engine they say so. With
+// one, getEngine answers as imjoy-core's pluginManager.getEngine (the engine registered
+// under that URL, else "engine with url ... not found"): here {url, state, info}, the URL
+// without its token (a plugin never gets the token); PyJoy has no engine factories; and
+// the engine has no file service yet, so the file calls say that.
+const FILE_CALLS = ["getFileManager", "getFileUrl", "requestUploadUrl", "getFilePath"];
+function notConnected(call) {
+  return new PluginError(`api.${call}: PyJoy's engine is not connected, so there is no engine or file manager to ask (ImJoy answers ${call} only through a Python engine)`, { code: CODES.notFound });
+}
+function engineCalls(host) {
+  const connected = (call) => {
+    const engine = host.engines?.connected();
+    if (!engine) throw notConnected(call);
+    return engine;
   };
+  const calls = {
+    getEngine: async (url) => {
+      connected("getEngine");
+      const engine = url === undefined || url === null ? host.engines.connected() : host.engines.find(String(url));
+      if (!engine) throw new PluginError(`api.getEngine: engine with url ${url} not found; connected: ${host.engines.list().map((known) => known.url).join(", ")}`, { code: CODES.notFound });
+      return { url: engine.label, state: engine.state, info: engine.info };
+    },
+    getEngineFactory: async (name) => {
+      connected("getEngineFactory");
+      throw new PluginError(`api.getEngineFactory: engine factory with name ${name} not found: PyJoy's engines are connected by the person (Engines… in the workspace menu), not made by plugins`, { code: CODES.notFound });
+    },
+  };
+  for (const call of FILE_CALLS) {
+    calls[call] = async () => {
+      const engine = connected(call);
+      throw new PluginError(`api.${call}: PyJoy's engine (${engine.label}) has no file service yet`, { code: CODES.notFound });
+    };
+  }
+  return calls;
 }
 
 // ImJoy's utils for the File System Access API: a plugin's sandbox cannot open the person's
@@ -126,13 +155,15 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
   };
 
   const api = {
-    config: { name, type: plugin.type, version: plugin.config.version, tag, workspace },
+    config: { name, type: plugin.type, version: plugin.config.version, tag, workspace, engine: plugin.engine?.label ?? null },
     // ImJoy's constants (deprecated there for config.tag and config.workspace, still used).
     TAG: tag,
     WORKSPACE: workspace,
-    ENGINE_URL: null, // no engine is connected: ImJoy leaves these unset for plugins without one
+    // The engine a native-python plugin runs on (imjoy-core: its engine's url), without its
+    // token; ImJoy leaves it unset for plugins that run in the browser.
+    ENGINE_URL: plugin.engine?.label ?? null,
     FILE_MANAGER_URL: null,
-    ...Object.fromEntries(ENGINE_CALLS.map((call) => [call, needsEngine(call)])),
+    ...engineCalls(host),
     // Messages and progress
     log: (...args) => host.log(plugin, "info", text(args)),
     error: (...args) => host.log(plugin, "error", text(args)),
@@ -166,7 +197,8 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
     }),
     // Loading runs a plugin for this page only, under a name nobody else has, with its
     // config `dependencies` (loaded first, as this plugin's too). One that declares
-    // permissions or brings dependencies is only loaded if the person agrees (the question
+    // permissions, brings dependencies, or is native-python (it runs outside any sandbox,
+    // on the engine's machine) is only loaded if the person agrees (the question
     // names each dependency, as an install's does). It takes the source or URL (a URL may
     // end in "@tag"), {src, tag}, or (as ImJoy) a plugin's name, which gives getPlugin's answer.
     loadPlugin: async (source) => {
@@ -180,7 +212,7 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
       return (await host.load(source, {
         owner: plugin,
         tag: tag === null ? null : String(tag),
-        approve: (config, url, dependencies) => (config.permissions?.length || dependencies.length
+        approve: (config, url, dependencies) => (config.permissions?.length || dependencies.length || config.type === "native-python"
           ? ask("Load plugin", `${name} wants to load the ${config.type} plugin ${config.name} ${from(url)}. ${permissionsOf(config)} ${dependenciesText(dependencies, "loaded and started before it")} Load it?`.replace(/  +/g, " "), "Load")
           : undefined),
       })).api;

@@ -26,7 +26,10 @@
 // are installed, started when asked for or needed as a dependency) and
 // `windowLayout` (id -> where its window was). The page gives `codeEditor` ({text, title,
 // filename, approve, onClose} -> {window, editor}: the workbench's editor in a window,
-// workbench/editor-window.js) for ImJoy's `imjoy/plugin-editor` windows.
+// workbench/editor-window.js) for ImJoy's `imjoy/plugin-editor` windows, and `engines`
+// (engine.js's Engines) where `native-python` plugins run: each on the first connected
+// engine, in a process of its own, with the same API as a web-python plugin; when its
+// engine drops and comes back, the plugins that ran there are started again.
 import { CODES, PluginError, asPluginError } from "../errors.js";
 import { formCallback, uiFields } from "../workbench/forms.js";
 import { resolvePlugins, splitTag } from "../workbench/install.js";
@@ -102,8 +105,9 @@ export class PluginHost {
   #builtinScript = null; // the text of windows/builtin.js, fetched once
   #consoleBudgets = new WeakMap(); // plugin -> {second, lines, missed}: log()'s console lines
 
-  constructor({ build, ui, hiddenContainer, windows, settings, installer, windowLayout, consent = async () => false, codeEditor = null }) {
-    Object.assign(this, { build, ui, hiddenContainer, windows, settings, installer, windowLayout, consent, codeEditor });
+  constructor({ build, ui, hiddenContainer, windows, settings, installer, windowLayout, consent = async () => false, codeEditor = null, engines = null }) {
+    Object.assign(this, { build, ui, hiddenContainer, windows, settings, installer, windowLayout, consent, codeEditor, engines });
+    engines?.onReconnect((engine) => this.#restartOn(engine));
     this.events = {
       on: (plugin, event, handler) => this.#subscribers(event).add({ plugin, handler }),
       off: (plugin, event, handler) => {
@@ -234,11 +238,13 @@ export class PluginHost {
     return this.#loadOne(source, text, url, id, ownerId);
   }
 
-  // A plugin's type is one PyJoy runs in a sandbox, or a PluginError saying what it needs.
+  // A plugin's type is one PyJoy runs (in a sandbox, or native-python on a connected
+  // engine), or a PluginError saying what it needs.
   #runnable({ name, type }) {
-    if (!SANDBOX_KIND[type]) {
-      throw new PluginError(`plugin ${name} is a ${type} plugin: it needs the PyJoy engine (pyjoy engine), which is not connected`);
+    if (type === "native-python" && !this.engines?.connected()) {
+      throw new PluginError(`plugin ${name} is a ${type} plugin: it needs the PyJoy engine (pyjoy engine), which is not connected; connect one (Engines… in the workspace menu, ?engine=URL, or pyjoy.connectEngine(url))`);
     }
+    if (!SANDBOX_KIND[type] && type !== "native-python") throw new PluginError(`plugin ${name} is a ${type} plugin, which PyJoy cannot run`);
   }
 
   // A plugin's dependencies, each after what it needs: [{source, text, url, config,
@@ -325,7 +331,8 @@ export class PluginHost {
     }
     // A plugin's print() and stderr reach Messages under its name (ImJoy showed them too).
     const onOutput = (output) => this.log(plugin, output.type === "stderr" ? "error" : "info", output.text);
-    const sandbox = kind === "web-python" ? await this.#takePython()
+    const sandbox = plugin.type === "native-python" ? await this.#startOnEngine(plugin, onOutput)
+      : kind === "web-python" ? await this.#takePython()
       : await Sandbox.create({
         build: this.build, kind, container: container ?? this.hiddenContainer,
         permissions: plugin.config.permissions ?? [], onOutput,
@@ -354,6 +361,42 @@ export class PluginHost {
     }
     plugin.state = "running";
     this.#prepareSpare();
+  }
+
+  // A native-python plugin's process on the first connected engine (engine.js): its install
+  // progress in the status bar and Messages, its output in Messages under its name.
+  async #startOnEngine(plugin, onOutput) {
+    const engine = this.engines?.connected();
+    if (!engine) throw new PluginError(`plugin ${plugin.name} is a native-python plugin: it needs the PyJoy engine (pyjoy engine), which is not connected; connect one (Engines… in the workspace menu, ?engine=URL, or pyjoy.connectEngine(url))`);
+    plugin.engine = engine;
+    const stages = { environment: 0.2, install: 0.5, ready: 1 };
+    let progressed = false;
+    const onProgress = ({ stage, message }) => {
+      progressed = true;
+      const text = `installing: ${String(message ?? stage)}`;
+      this.ui.progress(`${plugin.name}: ${text}`, stages[stage] ?? 0.1);
+      this.ui.log?.(`${plugin.name}: ${text}`, "info");
+    };
+    const tag = typeof plugin.config.tag === "string" ? plugin.config.tag : null;
+    try {
+      const sandbox = await engine.startPlugin(plugin.text, { tag, onProgress, onOutput });
+      if (progressed) this.ui.progress(`${plugin.name}: environment ready`, 1); // the bar ends full
+      return sandbox;
+    } catch (error) {
+      if (progressed) this.ui.status(`${plugin.name}: not started`); // the bar goes; the error says why
+      // The engine's errors by their type (ENGINE.md): a malformed file is a parse error.
+      const code = error?.remoteType === "PluginFileError" ? CODES.parseError : CODES.loadFailed;
+      throw new PluginError(`plugin ${plugin.name} failed to start on engine ${engine.label}: ${error.remoteMessage ?? error.message}`, { code, traceback: error?.traceback });
+    }
+  }
+
+  // An engine came back after a drop: the engine ended the plugins of the old connection, so
+  // those that ran there and ended with it start again (not those that crashed before).
+  #restartOn(engine) {
+    const again = [...this.#plugins.values()].filter((plugin) => plugin.engine === engine && plugin.state === "crashed" && engine.endedWithConnection(plugin.sandbox?.crashedAt ?? null));
+    if (!again.length) return;
+    this.ui.toast(`Engine ${engine.label} is back: starting ${again.map((plugin) => plugin.name).join(", ")} again`, "info");
+    for (const plugin of again) this.reload(plugin.id).catch((error) => this.ui.toast(`${plugin.name} could not start again: ${error.message}`, "error"));
   }
 
   // Python takes a second or more to boot: keep one sandbox booted for the next plugin.

@@ -54,7 +54,9 @@ export function describe(plugin) {
 /** What a consent question says of a plugin's permissions (from its config). */
 export function permissionsOf(config) {
   const permissions = config.permissions ?? [];
-  return permissions.length ? `It asks for these permissions: ${permissions.join(", ")}.` : "It asks for no permissions.";
+  const asks = permissions.length ? `It asks for these permissions: ${permissions.join(", ")}.` : "It asks for no permissions.";
+  // No sandbox holds it: it is a process on the engine's machine (ENGINE.md).
+  return config.type === "native-python" ? `${asks} It runs outside the browser, on the engine's machine, with the rights of whoever started pyjoy engine there.` : asks;
 }
 
 /**

@@ -9,7 +9,7 @@ import { fetchManifest, isNewer } from "./install.js";
 import { opForm } from "./forms.js";
 import { openEditorWindow } from "./editor-window.js";
 
-export function mountManager(doc, { workbench, status, dialogs, windows, builtinManifest, show }) {
+export function mountManager(doc, { workbench, status, dialogs, windows, builtinManifest, show, actions = {} }) {
   const list = doc.getElementById("plugin-list");
   const emptyHint = doc.getElementById("plugin-empty");
   const select = doc.getElementById("workspace-select");
@@ -158,9 +158,10 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
       }) });
     },
   };
+  Object.assign(workspaceActions, actions); // the workspace menu's other entries (Engines…: engines.js)
   menu.addEventListener("click", (event) => {
     const action = event.target.closest("button")?.dataset.action;
-    if (!action) return;
+    if (!action || !Object.hasOwn(workspaceActions, action)) return;
     setMenu(false);
     act(workspaceActions[action])();
   });

@@ -10,6 +10,7 @@
 //   const entry = await ws.install({ text, url, meta });  ws.plugins;  ws.plugin(entry.id);
 //   ws.pluginNamed(name);  await ws.uninstall(entry.id);
 //   ws.getConfig(id, key);  await ws.setConfig(id, [[key, value]]);   // a null value removes the key
+//   ws.engines;  await ws.rememberEngine(url);  await ws.forgetEngine(url);   // engine URLs, with their tokens
 //   await workspaces.switchTo("other");  await workspaces.rename(old, new);
 //   const undo = await workspaces.remove(name); await undo();
 //   workspaces.exportFile(name) -> Blob;  await workspaces.importFile(file)
@@ -174,6 +175,26 @@ export class Workspace {
     });
   }
 
+  /** The engines this workspace connects to when it opens: their URLs, tokens included
+   * (secrets: kept in IndexedDB, never in an exported file). */
+  get engines() {
+    return Array.isArray(this.record.engines) ? this.record.engines.filter((url) => typeof url === "string") : [];
+  }
+
+  async rememberEngine(url) {
+    if (this.engines.includes(url)) return;
+    await this.#change("the engines", (record) => {
+      record.engines = [...(Array.isArray(record.engines) ? record.engines : []), url];
+    });
+  }
+
+  async forgetEngine(url) {
+    if (!this.engines.includes(url)) return;
+    await this.#change("the engines", (record) => {
+      record.engines = record.engines.filter((known) => known !== url);
+    });
+  }
+
   async saveWindows(windows) {
     await this.#change("the window layout", (record) => {
       record.windows = windows;
@@ -286,7 +307,7 @@ export class Workspaces {
 
   /** The workspace as a file to keep or to open on another device. */
   async exportFile(name = this.current.name) {
-    const record = await this.#store.get(name);
+    const { engines: _secret, ...record } = await this.#store.get(name); // engine URLs hold their tokens
     const data = { format: EXPORT_FORMAT, version: EXPORT_VERSION, exported: new Date().toISOString(), workspace: record };
     return new File([JSON.stringify(data, null, 1)], `${name}.pyjoy-workspace.json`, { type: "application/json" });
   }
@@ -304,6 +325,7 @@ export class Workspaces {
     }
     if (data.version > EXPORT_VERSION) throw new Error(`${file.name} is from a newer PyJoy (workspace format ${data.version}; this one reads ${EXPORT_VERSION})`);
     const record = { ...emptyRecord(checkName(data.workspace.name)), ...data.workspace };
+    delete record.engines; // a file does not choose where this page connects (and runs code)
     upgrade(record);
     const taken = new Set(await this.#store.names());
     for (let n = 2; taken.has(record.name); n += 1) record.name = `${data.workspace.name} (${n})`;

@@ -1,0 +1,315 @@
+// The page's engines: connections to `pyjoy engine` processes (pyjoy/engine/ENGINE.md), each
+// one WebSocket carrying the engine's own channel and a channel per plugin it runs.
+//
+//   const engines = new Engines({ onNotice: (engine, text) => ... });
+//   const engine = await engines.connect("ws://127.0.0.1:9527/?token=...");  // rejects: wrong token, unreachable
+//   engines.list();             // [{url (no token), state, reason, info}]
+//   engines.connected();        // the first connected Engine, or null
+//   engines.onChange(() => ...);
+//   const started = await engine.startPlugin(text, { tag, onProgress, onOutput });
+//   // started: a sandbox for plugins/host.js: {session, kernel, onCrash, terminate, onOutput}
+//   engines.remove(url);        // disconnects it, and it reconnects no more
+//
+// States: "connecting" (the first try), "connected", "reconnecting" (it was connected and
+// the connection dropped: tried again with backoff, and once back, `onReconnect` listeners
+// run, so the host starts again the plugins that ran there), "refused" (close code 4401:
+// the token is wrong; not tried again) and "unreachable" (no WebSocket handshake: a browser
+// cannot tell an engine that is not there from one that refused this page's Origin; tried
+// again with backoff). `reason` says why, in words.
+import { ChannelSocket } from "./rpc/websocket.js";
+import { Session } from "./rpc/session.js";
+
+const CLOSE_WRONG_TOKEN = 4401;
+/** Waits between tries to reconnect, then the last one again and again. */
+const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000, 15000];
+/** How long before its connection drops a stopping engine may end its plugins. */
+const STOPPING_MS = 5000;
+export const UNREACHABLE = "refused (is this page's origin allowed? see pyjoy engine --allow-origin) or unreachable";
+
+/** An engine could not be reached or refused the page: the message says which. */
+export class EngineError extends Error {
+  constructor(message, { code = "engine-unreachable" } = {}) {
+    super(message);
+    this.name = "EngineError";
+    this.code = code; // "engine-refused" (a wrong token), "engine-unreachable", "engine-url"
+  }
+}
+
+/** The URL without its token: what the page shows and what plugins are told (api.ENGINE_URL). */
+export function engineLabel(url) {
+  const parsed = new URL(url);
+  parsed.search = "";
+  parsed.hash = "";
+  return parsed.href;
+}
+
+function checkURL(url) {
+  let parsed;
+  try {
+    parsed = new URL(String(url).trim());
+  } catch {
+    throw new EngineError(`not an engine URL: ${JSON.stringify(String(url).slice(0, 200))}; pyjoy engine prints one (ws://HOST:PORT/?token=...)`, { code: "engine-url" });
+  }
+  if (!["ws:", "wss:"].includes(parsed.protocol)) {
+    throw new EngineError(`an engine URL starts with ws:// or wss://, not ${parsed.protocol}//; pyjoy engine prints one (ws://HOST:PORT/?token=...)`, { code: "engine-url" });
+  }
+  return parsed.href;
+}
+
+export class Engine {
+  state = "connecting";
+  reason = null;
+  droppedAt = null; // when the connection last dropped (Date.now())
+  info = null; // the engine's info(): {engine, python, platform}
+  api = null; // the engine channel's root: start, stop, list, info
+  #socket = null;
+  #attempt = 0;
+  #timer = null;
+  #removed = false;
+  #wasConnected = false;
+  #firstTry; // settles with the first try's outcome
+  #settleFirst;
+  #listeners;
+
+  constructor(url, listeners) {
+    this.url = url;
+    this.label = engineLabel(url);
+    this.#listeners = listeners;
+    this.#firstTry = new Promise((resolve, reject) => { this.#settleFirst = { resolve, reject }; });
+    this.#firstTry.catch(() => {});
+    this.#open();
+  }
+
+  /** Resolves once connected the first time; rejects with an EngineError if that try failed. */
+  get ready() {
+    return this.#firstTry;
+  }
+
+  describe() {
+    return { url: this.label, state: this.state, reason: this.reason, info: this.info };
+  }
+
+  #set(state, reason = null) {
+    this.state = state;
+    this.reason = reason;
+    this.#listeners.changed(this);
+  }
+
+  #open() {
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch (error) { // a URL the browser will not open (ws:// from an https page, far away)
+      this.#set("refused", `the browser will not open it: ${error.message}`);
+      this.#settleFirst.reject(new EngineError(`engine ${this.label}: ${this.reason}`, { code: "engine-refused" }));
+      return;
+    }
+    let opened = false;
+    const socket = new ChannelSocket(ws, {
+      onNotice: (text) => this.#listeners.notice(this, text),
+      onClose: (event) => this.#closed(socket, event, opened),
+    });
+    this.#socket = socket;
+    ws.addEventListener("open", () => { opened = true; });
+    const session = new Session(socket.channel("engine"));
+    session.remoteRoot.then(async (api) => {
+      if (this.#socket !== socket) return;
+      this.api = api;
+      this.info = await api.info().catch(() => null);
+      if (this.#socket !== socket) return;
+      this.#attempt = 0;
+      const again = this.#wasConnected;
+      this.#wasConnected = true;
+      this.#set("connected");
+      this.#settleFirst.resolve(this);
+      if (again) this.#listeners.reconnected(this);
+    }, () => {});
+  }
+
+  #closed(socket, event, opened) {
+    if (this.#socket !== socket) return;
+    this.api = null;
+    if (this.#removed) return;
+    if (this.state === "connected") this.droppedAt = Date.now();
+    let error;
+    if (event.code === CLOSE_WRONG_TOKEN) {
+      this.#set("refused", "refused: wrong token");
+      error = new EngineError(`engine ${this.label} refused the connection: wrong token (the URL's token must be the one pyjoy engine printed at its start)`, { code: "engine-refused" });
+    } else {
+      const why = opened ? `the connection closed (code ${event.code}${event.reason ? `: ${event.reason}` : ""})` : UNREACHABLE;
+      this.#set(this.#wasConnected ? "reconnecting" : "unreachable", why);
+      error = new EngineError(`engine ${this.label}: ${why}`);
+    }
+    this.#settleFirst.reject(error);
+    if (this.state === "refused") return;
+    const wait = BACKOFF_MS[Math.min(this.#attempt, BACKOFF_MS.length - 1)];
+    this.#attempt += 1;
+    this.#timer = setTimeout(() => this.#open(), wait);
+  }
+
+  /**
+   * Whether a plugin that ended at `time` ended with this engine's connection: at the drop,
+   * or while the engine stopped (it ends its plugins first: SIGTERM, SIGKILL after 3 s).
+   */
+  endedWithConnection(time) {
+    return this.droppedAt !== null && time !== null && time <= this.droppedAt + 1000 && time >= this.droppedAt - STOPPING_MS;
+  }
+
+  /** Disconnects, and reconnects no more. */
+  close() {
+    this.#removed = true;
+    clearTimeout(this.#timer);
+    this.#socket?.close(1000, "the page disconnected");
+    this.#set("disconnected");
+  }
+
+  /**
+   * Starts a native-python plugin here (ENGINE.md, "A plugin's channel"): resolves to what
+   * plugins/host.js runs a plugin in, once its process is up; its kernel's load_plugin()
+   * runs the plugin. onProgress({stage, message}): install progress; onOutput({type, text}):
+   * its stdout and stderr lines.
+   */
+  async startPlugin(text, { tag = null, onProgress = () => {}, onOutput = () => {} } = {}) {
+    const api = this.api;
+    const socket = this.#socket;
+    if (this.state !== "connected" || !api) throw new EngineError(`engine ${this.label} is ${this.state}${this.reason ? ` (${this.reason})` : ""}`);
+    const sandbox = new EngineSandbox(this);
+    sandbox.onOutput = onOutput;
+    const info = await api.start(text, {
+      tag,
+      progress: (event) => onProgress(event ?? {}),
+      output: (line) => sandbox.onOutput({ type: line?.stream === "stderr" ? "stderr" : "stdout", text: String(line?.text ?? "") }),
+      exited: (event) => sandbox.crash(String(event?.reason ?? "its process exited")),
+      _rkwargs: true,
+    });
+    sandbox.attach(info, new Session(socket.channel(info.id)));
+    return sandbox;
+  }
+}
+
+/** A plugin running on an engine, with the shape of plugins/sandbox.js's Sandbox. */
+class EngineSandbox {
+  session = null;
+  kernel = null;
+  info = null;
+  state = "starting";
+  crashedAt = null;
+  onOutput = () => {};
+  #onCrash = new Set();
+
+  constructor(engine) {
+    this.engine = engine;
+  }
+
+  attach(info, session) {
+    this.info = info;
+    this.session = session;
+    // The process's root comes once the page's has (ENGINE.md): load_plugin waits for it.
+    this.kernel = { load_plugin: async () => (await session.remoteRoot).load_plugin() };
+    this.state = "running";
+    // The session closes when the process exits (the engine's `close`, naming the plugin and
+    // its status) or the connection drops: the plugin is then over.
+    session.closed.then((reason) => this.crash(reason.replace(/^the other side closed: /, "")));
+  }
+
+  crash(message) {
+    if (this.state === "crashed" || this.state === "terminated") return;
+    this.state = "crashed";
+    this.crashedAt = Date.now();
+    this.session?.close(message);
+    for (const listener of this.#onCrash) listener(message);
+  }
+
+  onCrash(listener) {
+    this.#onCrash.add(listener);
+  }
+
+  terminate(reason = "terminated") {
+    if (this.state === "crashed" || this.state === "terminated") return;
+    this.state = "terminated";
+    this.session?.close(reason);
+    if (this.info && this.engine.api) this.engine.api.stop(this.info.id).catch(() => {});
+  }
+}
+
+export class Engines {
+  #engines = new Map(); // url -> Engine
+  #changeListeners = new Set();
+  #reconnectListeners = new Set();
+  #onNotice;
+
+  constructor({ onNotice = () => {} } = {}) {
+    this.#onNotice = onNotice;
+  }
+
+  #hooks = {
+    changed: () => { for (const listener of this.#changeListeners) listener(); },
+    notice: (engine, text) => this.#onNotice(engine, text),
+    reconnected: (engine) => { for (const listener of this.#reconnectListeners) listener(engine); },
+  };
+
+  /**
+   * Connects to an engine (or the one already known by that URL); resolves once connected.
+   * Rejects with an EngineError on a wrong token or an unreachable engine, which is then
+   * forgotten unless `keep` (a remembered engine: tried again with backoff).
+   */
+  async connect(url, { keep = false } = {}) {
+    url = checkURL(url);
+    let engine = this.#engines.get(url);
+    if (!engine) {
+      engine = new Engine(url, this.#hooks);
+      this.#engines.set(url, engine);
+      this.#hooks.changed();
+    }
+    try {
+      return await engine.ready;
+    } catch (error) {
+      if (!keep && engine.state !== "connected") this.remove(url);
+      throw error;
+    }
+  }
+
+  /** Disconnects an engine (by its URL, with or without its token) and forgets it. */
+  remove(url) {
+    for (const [key, engine] of this.#engines) {
+      if (key === url || engine.label === url) {
+        this.#engines.delete(key);
+        engine.close();
+        this.#hooks.changed();
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** The Engine objects, in the order they were added. */
+  all() {
+    return [...this.#engines.values()];
+  }
+
+  /** [{url (without its token), state, reason, info}]. */
+  list() {
+    return this.all().map((engine) => engine.describe());
+  }
+
+  /** The engine known by this URL (with or without its token), or null. */
+  find(url) {
+    return this.all().find((engine) => engine.url === url || engine.label === url) ?? null;
+  }
+
+  /** The first connected engine, or null. */
+  connected() {
+    return this.all().find((engine) => engine.state === "connected") ?? null;
+  }
+
+  onChange(listener) {
+    this.#changeListeners.add(listener);
+    return () => this.#changeListeners.delete(listener);
+  }
+
+  /** listener(engine) after an engine that dropped is connected again. */
+  onReconnect(listener) {
+    this.#reconnectListeners.add(listener);
+    return () => this.#reconnectListeners.delete(listener);
+  }
+}

@@ -1,0 +1,364 @@
+// RPC sessions over one WebSocket: the page's side of the engine's wire (pyjoy/engine/ENGINE.md,
+// "Frames" and "Limits and errors"; mirrors pyjoy/engine/wire.py + mux.py).
+//
+//   const socket = new ChannelSocket(ws, { onNotice: (text) => ..., onClose: (event) => ... });
+//   const session = new Session(socket.channel("engine"));   // session.js, unchanged
+//   socket.channel(pluginId);                                  // a plugin's channel
+//   socket.close();
+//
+// A message is one text frame, {channel, message, buffers: [size, ...]}, in which each
+// ArrayBuffer is replaced by {_pyjoy_rpc_buffer: index}, then each buffer in binary pieces
+// of at most PIECE_BYTES. A channel's transport has PostMessageTransport's shape (send,
+// onMessage, close), so the session never sees the socket. Sending waits while the socket
+// holds more than HIGH_WATER_BYTES unsent, so a 64 MB array does not queue in one go; a
+// message's frames are never split by another's. Receiving checks the same bounds as
+// wire.Incoming, with the same numbers: a bad frame fails the call it carries (the
+// session answers it, or fails the pending call), or becomes a notice; the socket stays.
+import { RPCError } from "./codec.js";
+
+export const MAX_FRAME_BYTES = 16 * 2 ** 20;
+export const PIECE_BYTES = 4 * 2 ** 20;
+export const MAX_BUFFERS = 1000;
+export const MAX_MESSAGE_BYTES = 2 * 2 ** 30;
+export const PLACEHOLDER = "_pyjoy_rpc_buffer";
+/** Past this many bytes unsent in the socket, senders wait. */
+export const HIGH_WATER_BYTES = 16 * 2 ** 20;
+/** Messages kept for a channel nobody opened yet (the engine sends only on channels the page
+ * asked for, so a few at most), and how many such channels. */
+const EARLY_MESSAGES = 1000;
+const EARLY_CHANNELS = 64;
+/** The deepest JSON tree walked for placeholders: far beyond what the codec reads (200). */
+const MAX_DEPTH = 1000;
+
+class Channel {
+  #socket;
+  #handler = null;
+  #early = [];
+  closed = false;
+
+  constructor(socket, name) {
+    this.#socket = socket;
+    this.name = name;
+  }
+
+  get onMessage() {
+    return this.#handler;
+  }
+
+  set onMessage(handler) {
+    this.#handler = handler;
+    const early = this.#early;
+    this.#early = [];
+    for (const [message, problem] of early) handler?.(message, problem);
+  }
+
+  /** Sends one message; a promise while it waits for the socket (messages after it wait too). */
+  send(message, transfer = []) {
+    if (this.closed) throw new Error(`channel ${this.name} is closed`);
+    return this.#socket.send(this.name, message, transfer);
+  }
+
+  deliver(message, problem) {
+    if (this.closed) return;
+    if (this.#handler) this.#handler(message, problem);
+    else if (this.#early.length < EARLY_MESSAGES) this.#early.push([message, problem]);
+  }
+
+  close() {
+    this.closed = true;
+    this.#early = [];
+    this.#socket.forget(this.name, this);
+  }
+}
+
+export class ChannelSocket {
+  #ws;
+  #channels = new Map(); // name -> Channel
+  #ended = new Set(); // names of channels closed here: what still comes for them is dropped
+  #sending = null; // the send waiting for room, which later sends wait for
+  #incoming = new Incoming();
+  #onNotice;
+
+  /**
+   * @param {WebSocket} ws  open or opening; its binaryType becomes "arraybuffer"
+   * @param {{onNotice?: (text: string) => void, onClose?: (event: CloseEvent) => void}} [options]
+   *   onNotice: the engine's {"error"} notices and frames that fit no call
+   */
+  constructor(ws, { onNotice = () => {}, onClose = () => {} } = {}) {
+    this.#ws = ws;
+    this.#onNotice = onNotice;
+    ws.binaryType = "arraybuffer";
+    ws.addEventListener("message", ({ data }) => this.#receive(data));
+    ws.addEventListener("close", (event) => {
+      // Every session on it ends now: its pending calls fail with why.
+      const reason = `the engine's connection closed (code ${event.code}${event.reason ? `: ${event.reason}` : ""})`;
+      for (const channel of [...this.#channels.values()]) channel.deliver({ type: "close", reason });
+      onClose(event);
+    });
+  }
+
+  /** The transport of a channel, made on first use (what came for it before is kept). */
+  channel(name) {
+    let channel = this.#channels.get(name);
+    this.#ended.delete(name);
+    if (!channel || channel.closed) {
+      channel = new Channel(this, name);
+      this.#channels.set(name, channel);
+    }
+    return channel;
+  }
+
+  forget(name, channel) {
+    if (this.#channels.get(name) !== channel) return;
+    this.#channels.delete(name);
+    this.#ended.add(name);
+  }
+
+  close(code = 1000, reason = "") {
+    this.#ws.close(code, reason);
+  }
+
+  send(channel, message, transfer) {
+    if (this.#ws.readyState !== WebSocket.OPEN) throw new Error("the engine is not connected");
+    const moved = new Set(transfer);
+    const [tree, buffers] = split(message, moved);
+    const text = JSON.stringify({ channel, message: tree, buffers: buffers.map((buffer) => buffer.byteLength) });
+    const size = buffers.reduce((sum, buffer) => sum + buffer.byteLength, text.length);
+    if (!this.#sending && this.#ws.bufferedAmount + size <= HIGH_WATER_BYTES) {
+      this.#write(text, buffers);
+      return undefined;
+    }
+    const sending = (this.#sending ?? Promise.resolve()).then(() => this.#writeWhenRoom(text, buffers));
+    const queued = sending.catch(() => {}).then(() => {
+      if (this.#sending === queued) this.#sending = null;
+    });
+    this.#sending = queued;
+    return sending;
+  }
+
+  #write(text, buffers) {
+    this.#ws.send(text);
+    for (const buffer of buffers) {
+      for (let offset = 0; offset < buffer.byteLength; offset += PIECE_BYTES) {
+        this.#ws.send(new Uint8Array(buffer, offset, Math.min(PIECE_BYTES, buffer.byteLength - offset)));
+      }
+    }
+  }
+
+  async #writeWhenRoom(text, buffers) {
+    await this.#room();
+    this.#ws.send(text);
+    for (const buffer of buffers) {
+      for (let offset = 0; offset < buffer.byteLength; offset += PIECE_BYTES) {
+        await this.#room();
+        this.#ws.send(new Uint8Array(buffer, offset, Math.min(PIECE_BYTES, buffer.byteLength - offset)));
+      }
+    }
+  }
+
+  // A WebSocket has no event for "sent": its bufferedAmount is polled.
+  async #room() {
+    while (this.#ws.bufferedAmount > HIGH_WATER_BYTES) {
+      if (this.#ws.readyState !== WebSocket.OPEN) throw new Error("the engine's connection closed while a message was sent");
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    if (this.#ws.readyState !== WebSocket.OPEN) throw new Error("the engine's connection closed while a message was sent");
+  }
+
+  #receive(data) {
+    for (const item of this.#incoming.feed(data)) {
+      if (item.notice !== undefined) this.#onNotice(item.notice);
+      else if (item.error) {
+        const target = typeof item.channel === "string" ? this.#channels.get(item.channel) : null;
+        if (target && item.message && typeof item.message === "object") target.deliver(item.message, new RPCError(item.error));
+        else this.#onNotice(`the engine sent a frame that could not be read: ${item.error}`);
+      } else if (this.#ended.has(item.channel)) {
+        continue; // e.g. the `close` of a plugin this page stopped
+      } else {
+        if (!this.#channels.has(item.channel) && this.#channels.size >= EARLY_CHANNELS) {
+          this.#onNotice(`the engine sent a message for channel ${JSON.stringify(item.channel.slice(0, 40))}, which this page never opened`);
+          continue;
+        }
+        let message;
+        try {
+          message = restore(item.message, item.buffers);
+        } catch (error) {
+          this.channel(item.channel).deliver(item.message, error);
+          continue;
+        }
+        this.channel(item.channel).deliver(message);
+      }
+    }
+  }
+}
+
+// The message with each buffer (an ArrayBuffer, or a view's bytes) replaced by a placeholder,
+// and the buffers, each once. Buffers the sender moves (`moved`: the session's transfer list)
+// are taken, as postMessage would: the sender's copy is detached at once. JSON has no NaN
+// or infinity: a message holding one cannot be sent.
+function split(message, moved) {
+  const buffers = [];
+  const seen = new Map();
+  const walk = (value, depth) => {
+    if (depth > MAX_DEPTH) throw new RPCError("message too deep to send");
+    if (typeof value === "number" && !Number.isFinite(value)) {
+      throw new RPCError(`cannot send ${value}: JSON carries no NaN or infinity; send such numbers in an array`);
+    }
+    if (value === null || typeof value !== "object") return value;
+    if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) {
+      let index = seen.get(value);
+      if (index === undefined) {
+        let buffer = value;
+        if (ArrayBuffer.isView(value)) buffer = value.buffer.slice(value.byteOffset, value.byteOffset + value.byteLength);
+        else if (moved.has(value)) buffer = value.transfer();
+        index = buffers.length;
+        seen.set(value, index);
+        buffers.push(buffer);
+      }
+      return { [PLACEHOLDER]: index };
+    }
+    if (Array.isArray(value)) return value.map((item) => walk(item, depth + 1));
+    const copy = {};
+    for (const [key, item] of Object.entries(value)) {
+      Object.defineProperty(copy, key, { value: walk(item, depth + 1), enumerable: true, writable: true, configurable: true });
+    }
+    return copy;
+  };
+  return [walk(message, 0), buffers];
+}
+
+// The message with each placeholder replaced by its buffer; an RPCError for a bad one. The
+// tree came from JSON.parse: no shared parts, so each value is walked once.
+function restore(tree, buffers) {
+  if (!buffers.length) return tree;
+  const walk = (value, depth) => {
+    if (value === null || typeof value !== "object") return value;
+    if (depth > MAX_DEPTH) throw new RPCError("message too deep to read");
+    if (Array.isArray(value)) {
+      for (let index = 0; index < value.length; index += 1) value[index] = walk(value[index], depth + 1);
+      return value;
+    }
+    const keys = Object.keys(value);
+    if (keys.length === 1 && keys[0] === PLACEHOLDER) {
+      const index = value[PLACEHOLDER];
+      if (!Number.isInteger(index) || index < 0 || index >= buffers.length) {
+        throw new RPCError(`a buffer placeholder names buffer ${JSON.stringify(index)}; the message has ${buffers.length}`);
+      }
+      return buffers[index];
+    }
+    for (const key of keys) value[key] = walk(value[key], depth + 1);
+    return value;
+  };
+  return walk(tree, 0);
+}
+
+function sizesProblem(sizes) {
+  if (!Array.isArray(sizes) || !sizes.every((n) => Number.isSafeInteger(n) && n >= 0)) return '"buffers" should be a list of sizes (integers from 0)';
+  if (sizes.length > MAX_BUFFERS) return `a message of ${sizes.length} buffers is over the limit of ${MAX_BUFFERS}`;
+  const total = sizes.reduce((sum, n) => sum + n, 0);
+  if (total > MAX_MESSAGE_BYTES) return `a message of ${total} bytes of buffers is over the limit of ${MAX_MESSAGE_BYTES}`;
+  return null;
+}
+
+/**
+ * Frames into messages, within the bounds (wire.Incoming with join=True). feed(frame)
+ * returns what the frame completed: {channel, message, buffers} for a message,
+ * {notice} for the engine's {"error"}, {error, channel?, message?} for a frame or message
+ * that cannot be used (its remaining pieces are then dropped until the next text frame).
+ */
+export class Incoming {
+  #current = null; // {channel, message, buffers: [ArrayBuffer]}
+  #sizes = []; // of the buffers still to come, the one being read first
+  #bytes = null; // the buffer being joined (a Uint8Array), or null while it has one piece
+  #first = null; // its first piece, kept as it is while it is the only one
+  #got = 0;
+  #dropping = false;
+
+  feed(frame) {
+    if (typeof frame === "string") {
+      const out = [];
+      if (this.#current) out.push(this.#fail(`a message came before the ${this.#sizes.length} buffer(s) still announced by the one before it`));
+      this.#dropping = false;
+      const item = this.#text(frame);
+      if (item) out.push(item);
+      return out;
+    }
+    return this.#binary(frame);
+  }
+
+  #fail(why) {
+    const current = this.#current;
+    this.#current = null;
+    this.#dropping = true;
+    this.#bytes = this.#first = null;
+    this.#got = 0;
+    return current ? { error: why, channel: current.channel, message: current.message } : { error: why };
+  }
+
+  #text(text) {
+    if (text.length > MAX_FRAME_BYTES) return this.#fail(`a text frame of ${text.length} characters is over the limit of ${MAX_FRAME_BYTES} bytes`);
+    let header;
+    try {
+      header = JSON.parse(text);
+    } catch (error) {
+      return this.#fail(`a text frame that is not JSON: ${error.message}`);
+    }
+    const isObject = header !== null && typeof header === "object" && !Array.isArray(header);
+    if (isObject && !Object.hasOwn(header, "channel") && typeof header.error === "string") return { notice: header.error };
+    const channel = isObject ? header.channel : undefined;
+    const message = isObject ? header.message : undefined;
+    if (!isObject || typeof channel !== "string" || message === null || typeof message !== "object" || Array.isArray(message)) {
+      this.#dropping = true;
+      return { error: 'a message should be {"channel": string, "message": object, "buffers": [sizes]}', channel: typeof channel === "string" ? channel : null, message };
+    }
+    const sizes = header.buffers ?? [];
+    const problem = sizesProblem(sizes);
+    if (problem) {
+      this.#dropping = true;
+      return { error: problem, channel, message };
+    }
+    this.#current = { channel, message, buffers: [] };
+    this.#sizes = [...sizes];
+    return this.#bufferDone();
+  }
+
+  #binary(piece) {
+    if (!this.#current) return this.#dropping ? [] : [{ error: `a binary frame of ${piece.byteLength} bytes that no message announced` }];
+    if (piece.byteLength > MAX_FRAME_BYTES) return [this.#fail(`a binary frame of ${piece.byteLength} bytes is over the limit of ${MAX_FRAME_BYTES}`)];
+    const size = this.#sizes[0];
+    if (!piece.byteLength || this.#got + piece.byteLength > size) {
+      return [this.#fail(`a piece of ${piece.byteLength} bytes does not fit buffer ${this.#current.buffers.length} (${this.#got} of its ${size} bytes came before it)`)];
+    }
+    if (this.#got === 0 && piece.byteLength === size) this.#first = piece; // one piece: the buffer itself
+    else {
+      if (!this.#bytes) {
+        try {
+          this.#bytes = new Uint8Array(size);
+        } catch {
+          return [this.#fail(`a buffer of ${size} bytes could not be allocated`)];
+        }
+      }
+      this.#bytes.set(new Uint8Array(piece), this.#got);
+    }
+    this.#got += piece.byteLength;
+    if (this.#got < size) return [];
+    this.#current.buffers.push(this.#first ?? this.#bytes.buffer);
+    this.#sizes.shift();
+    this.#bytes = this.#first = null;
+    this.#got = 0;
+    const done = this.#bufferDone();
+    return done ? [done] : [];
+  }
+
+  // Takes the empty buffers next (they have no frames); the message once it is whole.
+  #bufferDone() {
+    while (this.#sizes.length && this.#sizes[0] === 0) {
+      this.#sizes.shift();
+      this.#current.buffers.push(new ArrayBuffer(0));
+    }
+    if (this.#sizes.length) return null;
+    const done = this.#current;
+    this.#current = null;
+    return done;
+  }
+}

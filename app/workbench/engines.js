@@ -1,0 +1,98 @@
+// Engines in the workbench: each engine's state in the header, the workspace menu's
+// "Engines…" (connect by URL), the engines a workspace remembers (connected when it opens),
+// and what the page says when an engine drops and comes back.
+//
+//   const ui = mountEngines(document, { workbench, engines, dialogs, status });
+//   await ui.connect(url);     // connects and remembers it in the open workspace; rejects with why
+//   await ui.connect(url, { keep: true });   // ?engine=: a failure stays in the header
+//   ui.dialog();               // "Engines…": the engines and their states, and a URL to connect
+import { engineLabel } from "../engine.js";
+
+const STATE_TEXT = {
+  connecting: "connecting…",
+  connected: "connected",
+  reconnecting: "reconnecting…",
+  refused: "refused",
+  unreachable: "refused or unreachable",
+  disconnected: "disconnected",
+};
+
+function hostOf(engine) {
+  return new URL(engine.label).host;
+}
+
+export function mountEngines(doc, { workbench, engines, dialogs, status }) {
+  const box = doc.getElementById("engine-status");
+  const last = new Map(); // engine -> the state last shown, to say what changed
+
+  const draw = () => {
+    box.replaceChildren(...engines.all().map((engine) => {
+      const chip = doc.createElement("button");
+      chip.type = "button";
+      chip.className = "chip engine-chip";
+      chip.dataset.state = engine.state;
+      chip.dataset.url = engine.label;
+      const why = engine.state === "refused" && engine.reason ? engine.reason : STATE_TEXT[engine.state] ?? engine.state;
+      chip.textContent = `Engine ${hostOf(engine)}: ${why}`;
+      chip.title = `${engine.label}${engine.reason ? `\n${engine.reason}` : ""}${engine.info ? `\nPython ${engine.info.python}, ${engine.info.platform}` : ""}`;
+      chip.addEventListener("click", () => forgetDialog(engine));
+      return chip;
+    }));
+    for (const engine of engines.all()) {
+      const before = last.get(engine);
+      if (before === engine.state) continue;
+      last.set(engine, engine.state);
+      if (engine.state === "reconnecting" && before === "connected") {
+        status.toast(`Engine ${engine.label} dropped (${engine.reason}): reconnecting…`, "info", 10);
+      } else if (engine.state === "refused") {
+        status.log(`Engine ${engine.label}: ${engine.reason}`, "error");
+      }
+    }
+  };
+  engines.onChange(draw);
+  engines.onReconnect((engine) => status.toast(`Engine ${engine.label} reconnected`, "info"));
+  draw();
+
+  async function forgetDialog(engine) {
+    const message = `${engine.label}: ${engine.reason ?? STATE_TEXT[engine.state] ?? engine.state}. Disconnect it, and stop connecting to it when workspace "${workbench.workspace.name}" opens?`;
+    if (!(await dialogs.confirm("Engine", message, { ok: "Disconnect" }))) return;
+    engines.remove(engine.url);
+    await workbench.workspace.forgetEngine(engine.url);
+  }
+
+  // keep: a failed engine stays in the header, saying why (and unreachable ones are tried
+  // again); otherwise it is forgotten and only the rejection says why.
+  async function connect(url, { keep = false } = {}) {
+    const engine = await engines.connect(url, { keep });
+    await workbench.workspace.rememberEngine(engine.url).catch((error) => status.toast(error.message, "error"));
+    status.show(`Engine ${engine.label} connected`);
+    return engine;
+  }
+
+  async function dialog() {
+    const known = engines.all().map((engine) => `${engine.label}: ${STATE_TEXT[engine.state] ?? engine.state}`).join("; ");
+    const url = await dialogs.prompt("Engines", `${known ? `Engines: ${known}. ` : ""}Connect an engine: paste the URL pyjoy engine printed (ws://HOST:PORT/?token=...).`, "");
+    if (!url) return;
+    try {
+      await connect(url);
+    } catch (error) {
+      status.toast(error.message, "error");
+    }
+  }
+
+  // The open workspace's engines: connected when it opens (tried again with backoff while
+  // unreachable); another workspace's are disconnected.
+  let shown = null;
+  const sync = () => {
+    const workspace = workbench.workspace;
+    if (workspace.name === shown) return;
+    shown = workspace.name;
+    const wanted = new Set(workspace.engines);
+    for (const engine of engines.all()) if (!wanted.has(engine.url)) engines.remove(engine.url);
+    for (const url of wanted) engines.connect(url, { keep: true }).catch(() => {}); // the header shows why
+  };
+  workbench.subscribe(sync);
+  sync();
+
+  return { connect, dialog, label: engineLabel };
+}
