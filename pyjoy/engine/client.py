@@ -3,6 +3,7 @@
     client = await EngineClient.connect("ws://127.0.0.1:9527/?token=...", origin="http://127.0.0.1:8000")
     plugin = await client.load_plugin(source, host={"log": print})   # start, open, load_plugin, setup
     await plugin.api.process(numpy_array, on_progress)
+    models = (await client.model_service()).api                        # ONNX models on the engine
     await client.engine.list()
     await client.close()
 
@@ -52,6 +53,7 @@ class EngineClient:
         self._incoming = wire.Incoming()
         self.engine_session = self.open_session("engine")
         self.engine: Any = None
+        self._models: RemotePlugin | None = None
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     @classmethod
@@ -89,7 +91,17 @@ class EngineClient:
     async def load_plugin(self, source: str, tag: str | None = None, host: Any = None, **callbacks: Any) -> RemotePlugin:
         """Starts a plugin on the engine and loads it as the page does (ENGINE.md, A plugin's
         channel); `callbacks`: progress, output, exited (as start takes them)."""
-        info = await self.engine.start(source, tag=tag, **callbacks)
+        return await self.open_plugin(await self.engine.start(source, tag=tag, **callbacks), host)
+
+    async def model_service(self, **callbacks: Any) -> RemotePlugin:
+        """This connection's model service (ENGINE.md, The model service), started and loaded;
+        its `api` has load, run, run_batch, info, unload. `callbacks`: output, exited."""
+        if self._models is None or self._models.session.closed:
+            self._models = await self.open_plugin(await self.engine.models(**callbacks))
+        return self._models
+
+    async def open_plugin(self, info: Any, host: Any = None) -> RemotePlugin:
+        """Loads a plugin the engine started (`info`: what start() answered) on its channel."""
         session = self.open_session(info["id"])
         session.set_root(host if host is not None else {"log": print, "showMessage": print, "alert": print})
         kernel = await session.remote_root()

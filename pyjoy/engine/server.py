@@ -6,7 +6,7 @@
 A request is refused when its Origin is not allowed (HTTP 403) or its token is wrong
 (accepted, then closed with 4401 "wrong token", which a page can read); the token is
 compared with hmac.compare_digest and never logged (no access log). A connection gets the
-`engine` channel, an RPC session whose root is `Control` (start, stop, list, info), and
+`engine` channel, an RPC session whose root is `Control` (start, models, stop, list, info), and
 one channel per plugin it started, relayed to that plugin's process without decoding. A
 malformed or oversized frame, or an unknown channel, is an error for its call (or an
 `{"error"}` notice); the connection stays. Its plugins end when it closes; the engine's
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import importlib.util
 import logging
 import platform
 import secrets
@@ -29,7 +30,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from pyjoy.engine import wire
+from pyjoy.engine import model_service, wire
 from pyjoy.engine.envs import Environments
 from pyjoy.engine.mux import ChannelTransport, Outgoing
 from pyjoy.engine.plugin_file import parse_plugin
@@ -55,6 +56,7 @@ class Plugin:
     name: str
     tag: str | None
     process: PluginProcess
+    started: dict[str, Any]  # what start() answered
     status: int | None = None
     reason: str | None = None
 
@@ -124,6 +126,7 @@ class Connection:
         self.ws = ws
         self.outgoing = Outgoing(ws)
         self.plugins: dict[str, Plugin] = {}
+        self.model_service: str | None = None  # the id of its model service's plugin, once started
         self.control = ChannelTransport(self.outgoing, "engine")
         self.session = Session(self.control)
         self.session.set_root(Control(self))
@@ -241,6 +244,7 @@ class Control:
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
+        self._models_lock = asyncio.Lock()  # two models() calls at once start one service
 
     async def start(self, source: str, tag: str | None = None, progress: Any = None, output: Any = None,
                     exited: Any = None) -> dict[str, Any]:
@@ -254,9 +258,34 @@ class Control:
         if config.get("type") != "native-python":
             raise EngineError(f"plugin {config['name']!r} is a {config.get('type')} plugin, which runs in the browser; "
                               "the engine runs native-python plugins")
-        if sum(p.status is None for p in connection.plugins.values()) >= MAX_PLUGINS:
-            raise EngineError(f"this connection runs {MAX_PLUGINS} plugins already; stop one first")
+        self._check_room()
         python, env = await connection.engine.envs.python_for(config, lambda event: _notify(progress, event))
+        return await self._launch(plugin, python, env, output, exited)
+
+    async def models(self, output: Any = None, exited: Any = None) -> dict[str, Any]:
+        """This connection's model service (model_service.py), started on the first call:
+        answers as start() does; the page loads its channel as any plugin's."""
+        connection = self._connection
+        async with self._models_lock:
+            running = connection.plugins.get(connection.model_service or "")
+            if running is not None and running.status is None:
+                return running.started
+            if importlib.util.find_spec("onnxruntime") is None:
+                raise EngineError(f"models: the engine's Python has no onnxruntime; {model_service.INSTALL}")
+            self._check_room()
+            started = await self._launch(parse_plugin(model_service.SOURCE), sys.executable, "engine", output, exited)
+            connection.model_service = started["id"]
+            return started
+
+    def _check_room(self) -> None:
+        if sum(p.status is None for p in self._connection.plugins.values()) >= MAX_PLUGINS:
+            raise EngineError(f"this connection runs {MAX_PLUGINS} plugins already; stop one first")
+
+    async def _launch(self, plugin: dict[str, Any], python: str, env: str, output: Any,
+                      exited: Any) -> dict[str, Any]:
+        """Starts a parsed plugin's process on `python` and records it as this connection's."""
+        connection = self._connection
+        config = plugin["config"]
         plugin_id = "p" + secrets.token_hex(8)
         name = config["name"]
 
@@ -279,7 +308,9 @@ class Control:
         if connection.ended:  # the page went away while the plugin was installed or started
             await process.stop()
             raise EngineError("the connection closed while the plugin started")
-        record = connection.plugins[plugin_id] = Plugin(plugin_id, name, config.get("tag"), process)
+        started = {"id": plugin_id, "name": name, "type": config["type"], "tag": config.get("tag"),
+                   "version": config.get("version"), "env": env}
+        record = connection.plugins[plugin_id] = Plugin(plugin_id, name, config.get("tag"), process, started)
 
         def on_exit(done: asyncio.Future[int]) -> None:
             record.status = done.result()
@@ -289,8 +320,7 @@ class Control:
             _notify(exited, {"id": plugin_id, "name": name, "status": record.status, "reason": record.reason})
 
         process.exited.add_done_callback(on_exit)
-        return {"id": plugin_id, "name": name, "type": config["type"], "tag": config.get("tag"),
-                "version": config.get("version"), "env": env}
+        return started
 
     async def stop(self, plugin_id: str) -> bool:
         plugin = self._connection.plugins.get(plugin_id) if isinstance(plugin_id, str) else None

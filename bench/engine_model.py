@@ -1,0 +1,160 @@
+"""Model batch throughput through the engine's model service beside onnxruntime called
+directly in one process, on the app's own model file (dist/, as models.json names it).
+
+Run from the repository root after `python build.py` (needs the engine and test extras):
+
+    python bench/engine_model.py [--images N] [--batch B] [--in-flight K] [--repeats R] [--json PATH]
+
+or, from another benchmark in this folder (bench/engine.py), against its own engine:
+
+    from engine_model import app_model, model_throughput
+    path, integrity = app_model(Path("dist"))
+    result = await model_throughput(url, path, integrity, images=64, batch=8)
+
+In one run, alternating R times so that the machine's other work falls on both alike:
+direct, an `onnxruntime.InferenceSession` in this process (the providers the service would
+ask for) running N images one after the other; then the engine, the same N images as
+`run_batch` calls of B images each with up to K calls in flight (the next batch travels
+while one runs), through a real `pyjoy engine` and pyjoy/engine/client.py. Both warmed
+up first; the model is [1, 3, 224, 224], so an image is one run either way. The goal
+(issue 11): the engine at least 0.9x of direct. Beside them, what the engine's transfer
+alone allows: the same batches, the same way, to a plugin that only counts them (`SINK`),
+so that the engine's share of the time shows apart from the model's. Writes every sample
+to bench/results/engine_model.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pyjoy.devtools import engine_running  # noqa: E402
+from pyjoy.engine.client import EngineClient  # noqa: E402
+from pyjoy.engine.model_service import choose_providers  # noqa: E402
+
+
+# A native-python plugin that takes a batch and answers its length: the transfer alone.
+SINK = """<config lang="json">{"name": "Batch sink", "type": "native-python", "version": "0.1.0"}</config>
+<script lang="python">
+class Sink:
+    def setup(self):
+        pass
+
+    def run_batch(self, model_id, batch):
+        return len(batch)
+
+api.export(Sink())
+</script>
+"""
+
+
+def app_model(dist: Path) -> tuple[Path, str]:
+    """The app's image-recognition model file and its integrity, from dist/models.json."""
+    entry = json.loads((dist / "models.json").read_text())["models"]["efficientnet-lite0"]
+    return dist / entry["url"], entry["integrity"]
+
+
+def tensors(count: int, shape: list[int]) -> list[np.ndarray]:
+    rng = np.random.default_rng(11)
+    return [rng.uniform(-1, 1, shape).astype(np.float32) for _ in range(count)]
+
+
+def direct_rate(session: onnxruntime.InferenceSession, name: str, images: list[np.ndarray]) -> float:
+    started = time.perf_counter()
+    for image in images:
+        session.run(None, {name: image})
+    return len(images) / (time.perf_counter() - started)
+
+
+async def engine_rate(models: Any, model_id: str, images: list[np.ndarray], batch: int, in_flight: int) -> float:
+    batches = [images[i:i + batch] for i in range(0, len(images), batch)]
+    waiting: set[asyncio.Future] = set()
+    started = time.perf_counter()
+    for items in batches:
+        if len(waiting) >= in_flight:
+            done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            for call in done:
+                call.result()
+        waiting.add(asyncio.ensure_future(models.run_batch(model_id, items)))
+    for call in asyncio.as_completed(waiting):
+        await call
+    return len(images) / (time.perf_counter() - started)
+
+
+async def model_throughput(url: str, model: Path, integrity: str, images: int = 64, batch: int = 8,
+                           in_flight: int = 2, repeats: int = 3, origin: str | None = None) -> dict[str, Any]:
+    """Images per second through the engine at `url` beside onnxruntime in this process;
+    `ratio` is the engine's median over direct's median (goal: at least 0.9)."""
+    data = model.read_bytes()
+    providers, reason = choose_providers(onnxruntime.get_available_providers())
+    session = onnxruntime.InferenceSession(data, providers=providers)
+    node = session.get_inputs()[0]
+    inputs = tensors(images, [dim if isinstance(dim, int) else 1 for dim in node.shape])
+    client = await EngineClient.connect(url, origin=origin)
+    try:
+        models = (await client.model_service()).api
+        sink = (await client.load_plugin(SINK)).api
+        loaded = await models.load(data, integrity, name=model.name)
+        direct_rate(session, node.name, inputs[:2])  # warm-up: first runs allocate
+        await models.run_batch(loaded["id"], inputs[:2])
+        await sink.run_batch(loaded["id"], inputs[:2])
+        direct, engine, transfer = [], [], []
+        for _ in range(repeats):
+            direct.append(direct_rate(session, node.name, inputs))
+            engine.append(await engine_rate(models, loaded["id"], inputs, batch, in_flight))
+            transfer.append(await engine_rate(sink, loaded["id"], inputs, batch, in_flight))
+    finally:
+        await client.close()
+    return {
+        "model": model.name, "images": images, "batch": batch, "in_flight": in_flight, "repeats": repeats,
+        "provider_direct": session.get_providers()[0], "provider_engine": loaded["provider"], "reason": reason,
+        "direct_images_per_s": direct, "engine_images_per_s": engine, "transfer_only_images_per_s": transfer,
+        "ratio": statistics.median(engine) / statistics.median(direct),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--in-flight", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dist", type=Path, default=ROOT / "dist")
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "engine_model.json")
+    args = parser.parse_args()
+    path, integrity = app_model(args.dist)
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as workdir, engine_running(Path(workdir)) as (url, _):
+        result = asyncio.run(model_throughput(url, path, integrity, args.images, args.batch, args.in_flight,
+                                              args.repeats))
+    result["machine"] = {"nproc": len(os.sched_getaffinity(0)), "python": sys.version.split()[0],
+                         "onnxruntime": onnxruntime.__version__, "loadavg_1min_before": round(load_before, 2)}
+    result["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    print("| what | images/s (median) |\n|---|---|")
+    print(f"| onnxruntime in one process ({result['provider_direct']}) | {statistics.median(result['direct_images_per_s']):.1f} |")
+    print(f"| through the engine, batches of {args.batch}, {args.in_flight} in flight ({result['provider_engine']}) "
+          f"| {statistics.median(result['engine_images_per_s']):.1f} |")
+    print(f"| the transfer alone (to a plugin that only counts the batches) "
+          f"| {statistics.median(result['transfer_only_images_per_s']):.1f} |")
+    print(f"ratio engine / direct: {result['ratio']:.2f} (goal: at least 0.9)")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
