@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -125,6 +126,22 @@ def profile_context(playwright: Playwright) -> Iterator[BrowserContext]:
 def wait_for_service_worker(page, timeout_ms: int = 60_000) -> None:
     """Waits until the service worker controls the page and has precached the build."""
     page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=timeout_ms)
+
+
+def wait_until(page, expression: str, arg=None, timeout_ms: int = 30_000):
+    """Evaluates `expression` in the page (a promise is awaited) until its value is truthy,
+    and returns that value; fails the test, with the last value, after timeout_ms.
+
+    For conditions that are promises (`pyjoy.plugins().then(...)`): page.wait_for_function
+    cannot wait on those, since its predicate must be synchronous. Given a promise, it
+    waits for it to settle once and returns at once, whatever it resolved to (the promise
+    itself is the truthy value; microsoft/playwright#29132)."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not (value := page.evaluate(expression, arg)):
+        if time.monotonic() > deadline:
+            pytest.fail(f"not true within {timeout_ms} ms: {expression} (last: {value!r})")
+        page.wait_for_timeout(50)
+    return value
 
 
 def open_offline(context, base_url: str):

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from playwright.sync_api import Frame, Page, expect
 
+from conftest import wait_until
+
 LIVE = Path(__file__).parent / "plugins" / "live"
 HOSTILE = Path(__file__).parent / "plugins" / "hostile"
 PLUGIN = "ImJoy Windows Test"
@@ -331,7 +333,8 @@ def test_a_plugin_editor_shows_the_code_the_person_edits_and_installs_only_after
 
     window.locator("button.editor-run").click()
     ask.get_by_role("button", name="Install").click()
-    app.wait_for_function("pyjoy.plugins().then((list) => list.some((p) => p.name === 'Edited Plugin' && p.state === 'running'))", timeout=15000)
+    # Installing and starting take a while after the click (the workspace is stored first).
+    wait_until(app, "pyjoy.plugins().then((list) => list.some((p) => p.name === 'Edited Plugin' && p.state === 'running'))", timeout_ms=15000)
     assert app.evaluate("async () => (await pyjoy.getPlugin('Edited Plugin')).answer()") == 42
 
     assert editor_call(app, "closeEditor") is True  # on("close") fired
