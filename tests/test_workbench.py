@@ -487,3 +487,32 @@ def test_changes_made_at_once_are_all_kept(app: Page, base_url: str) -> None:
     open_app(app, base_url)  # read back from IndexedDB, not from the page's memory
     expected = [f"value{i}" for i in range(10)]
     assert app.evaluate("pyjoy.getPlugin('Settings At Once').then((p) => p.readMany())") == expected
+
+
+SETUP_COUNTER = """<config lang="json">
+{"name": "Setup Counter", "type": "web-worker", "version": "0.1.0"}
+</config>
+<script lang="javascript">
+api.export({
+  async setup() { await api.log("setup " + Math.random()); },
+  async run() { await api.log("run " + Math.random()); },
+});
+</script>
+"""
+
+
+def test_the_editors_run_starts_a_running_plugin_once(app: Page) -> None:
+    page = app
+    page.click("#new-plugin")
+    editor = page.locator(".editor-window")
+    expect(editor.locator(".cm-content")).to_be_visible()
+    page.evaluate("(text) => document.querySelector('.editor-window').editor.setText(text)", SETUP_COUNTER)
+    log = page.locator("#message-log li")
+    setups, runs = log.filter(has_text="Setup Counter: setup "), log.filter(has_text="Setup Counter: run ")
+    editor.get_by_role("button", name="Run").click()  # installs it, starts it, runs it
+    expect(runs).to_have_count(1, timeout=30_000)
+    expect(setups).to_have_count(1)
+    # Run again, while it runs: its new version starts once (as Save alone does), then runs.
+    editor.get_by_role("button", name="Run").click()
+    expect(runs).to_have_count(2, timeout=30_000)
+    expect(setups).to_have_count(2)  # each setup awaits its log, and a start's setup comes before run

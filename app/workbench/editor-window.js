@@ -59,7 +59,8 @@ export async function openEditorWindow({ windows, workbench, status, text = null
     if (!entry) return;
     try {
       status.show(`Running ${entry.name}…`, 0.3);
-      await workbench.start(entry.id);
+      // Saving has started a running plugin's new version already; run() starts one that
+      // is not running (or joins its start), so the new version starts once.
       await workbench.run(entry.id);
       status.show(`${entry.name} ran`);
     } catch (error) {
