@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import Page, expect
 
-from conftest import repository_server
+from conftest import repository_server, wait_until
 from pyjoy.devtools import engine_running, free_port
 from test_engine import write_wheel
 
@@ -246,8 +246,8 @@ def test_a_shared_link_installs_a_native_plugin_on_the_engine_showing_its_instal
         ask.get_by_role("button", name="OK").click()
         log = page.locator("#message-log li")
         expect(log.filter(has_text="Probe: installing: making an environment for pyjoy-engine-probe==0.1.0")).to_have_count(1, timeout=60_000)
-        page.wait_for_function("pyjoy.plugins().then((all) => all.some((p) => p.name === 'Probe' && p.state === 'running'))",
-                               timeout=60_000)
+        wait_until(page, "pyjoy.plugins().then((all) => all.some((p) => p.name === 'Probe' && p.state === 'running'))",
+                   timeout_ms=60_000)
         assert page.evaluate("pyjoy.getPlugin('Probe').then((p) => p.value())") == "probe 0.1.0"
         assert page.evaluate("pyjoy.workspace()") == "probe"
 
@@ -304,8 +304,8 @@ def test_a_killed_plugin_process_fails_its_pending_call_at_once(page: Page, base
     os.kill(pid, signal.SIGKILL)
     failure = page.evaluate("window.pending")
     assert "Arrays" in failure and "SIGKILL" in failure, failure
-    state = page.wait_for_function("pyjoy.plugins().then((all) => all.find((p) => p.name === 'Arrays')?.state === 'crashed' && all)")
-    crashed = next(p for p in state.json_value() if p["name"] == "Arrays")
+    state = wait_until(page, "pyjoy.plugins().then((all) => all.find((p) => p.name === 'Arrays')?.state === 'crashed' && all)")
+    crashed = next(p for p in state if p["name"] == "Arrays")
     assert "SIGKILL" in crashed["error"]
     # It can be started again.
     assert load(page, ARRAYS) == "ok"
@@ -326,8 +326,8 @@ def test_an_engine_restarted_is_reconnected_and_its_plugins_started_again(page: 
     with engine_running(tmp_path, "--app", base_url, env={"PYJOY_ENGINE_TOKEN": TOKEN}, port=port):
         expect(chip(page)).to_have_attribute("data-state", "connected", timeout=30_000)
         expect(page.locator("#message-log li", has_text=f"Engine {url.split('?')[0]} reconnected")).to_have_count(1)
-        page.wait_for_function("pyjoy.plugins().then((all) => all.some((p) => p.name === 'Arrays' && p.state === 'running'))",
-                               timeout=30_000)
+        wait_until(page, "pyjoy.plugins().then((all) => all.some((p) => p.name === 'Arrays' && p.state === 'running'))",
+                   timeout_ms=30_000)
         assert page.evaluate("pyjoy.getPlugin('Arrays').then((p) => p.adder(2)).then((add) => add(40))") == 42
 
 

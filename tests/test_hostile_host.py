@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from conftest import repository_server, user_plugins
+from conftest import repository_server, user_plugins, wait_until
 
 HOSTILE = Path(__file__).parent / "plugins" / "hostile"
 VICTIM = (HOSTILE / "host_victim.imjoy.html").read_text()
@@ -250,7 +250,7 @@ def test_windows_a_plugin_made_go_with_it(app: Page) -> None:
     expect(windows).to_have_count(1)
     assert app.evaluate("pyjoy.getPlugin('Window Maker').then((p) => p.leave())") is True
     expect(windows).to_have_count(0)
-    app.wait_for_function("pyjoy.plugins().then((all) => all.some((p) => p.name === 'Window Maker' && p.state === 'crashed'))")
+    wait_until(app, "pyjoy.plugins().then((all) => all.some((p) => p.name === 'Window Maker' && p.state === 'crashed'))")
     # A workspace switch closes every window, the page's own too.
     app.evaluate("(text) => pyjoy.loadPlugin(text).then(() => true)", IMPOSTOR)
     assert hostile(app, "openWindows", 1) == {"ok": True, "value": 1}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from playwright.sync_api import BrowserContext, expect
 
-from conftest import run_build, wait_for_service_worker
+from conftest import run_build, wait_for_service_worker, wait_until
 from pyjoy.devtools import free_port, served
 from pyodide_dist import make_distribution
 from test_build import CLOSED_INDEX, ROOT, build_config
@@ -152,7 +152,7 @@ def test_update_is_offered_and_then_every_asset_comes_from_the_new_build(profile
             page.click("#update-button")
         page.evaluate("pyjoy.ready")
         assert page.evaluate("pyjoy.build") == new_build
-        page.wait_for_function(f"caches.keys().then(k => k.length === 1 && k[0] === 'pyjoy-build-{new_build}')")
+        wait_until(page, f"caches.keys().then(k => k.length === 1 && k[0] === 'pyjoy-build-{new_build}')")
         lock_url = build_config(site)["pyodide"]["lockFileURL"]
         lock = page.evaluate(f"fetch('{lock_url}').then(r => r.json())")
         assert lock["packages"]["numpy"]["file_name"].startswith("http://127.0.0.1:9/new/")
