@@ -38,6 +38,23 @@ def connect(page: Page, url: str) -> None:
     assert connected["state"] == "connected", connected
 
 
+TENSOR_BYTES = 3 * 224 * 224 * 4  # a float32 [1, 3, 224, 224]
+LOGITS_BYTES = 1000 * 4
+
+
+def watch_engine_frames(page: Page) -> dict[str, list[int]]:
+    """The sizes of the binary frames the page sends to and gets from the engine: what shows,
+    from outside the page's code, that an array went to the engine and an answer came back."""
+    frames: dict[str, list[int]] = {"sent": [], "received": []}
+
+    def on_socket(socket) -> None:
+        socket.on("framesent", lambda payload: frames["sent"].append(len(payload)) if isinstance(payload, bytes) else None)
+        socket.on("framereceived", lambda payload: frames["received"].append(len(payload)) if isinstance(payload, bytes) else None)
+
+    page.on("websocket", on_socket)
+    return frames
+
+
 def softmax_top5(logits: np.ndarray, names: list[str]) -> list[tuple[str, float]]:
     exps = np.exp(logits.astype(np.float64) - logits.max())
     probabilities = exps / exps.sum()
@@ -55,12 +72,13 @@ def infer(page: Page, tensor: np.ndarray) -> np.ndarray:
     return np.array(out["values"], np.float32)
 
 
-def test_image_recognition_on_the_engine_gives_the_browsers_top_5(page: Page, base_url: str, engine: str, native) -> None:
+def test_image_recognition_on_the_engine_gives_the_browsers_top_5(page: Page, base_url: str, engine: str, dist: Path, native) -> None:
     session, names = native
     photo = skimage.data.chelsea()
     (reference,) = session.run(None, {"input": pil_preprocess(photo)})  # onnxruntime here, PIL's preprocessing
     expected = softmax_top5(reference[0], names)
 
+    frames = watch_engine_frames(page)
     page.goto(base_url)
     page.evaluate("pyjoy.ready")
     # Loaded before the engine connects: "Run on engine" appears when it does.
@@ -72,11 +90,16 @@ def test_image_recognition_on_the_engine_gives_the_browsers_top_5(page: Page, ba
     expect(toggle).to_be_visible()
 
     browser = call(page, "classify", ndarray_js(photo))["ok"]
+    assert TENSOR_BYTES not in frames["sent"]  # the browser's recognition sent nothing to the engine
     facts = call(page, "runOnEngine", True)["ok"]
     assert facts == {"connected": True, "on": True, "provider": "CPUExecutionProvider", "reason": facts["reason"]} and facts["reason"]
     assert frame_of(page).locator("#use-engine").is_checked()
     expect(frame_of(page).locator("#status")).to_contain_text("Ready on the PyJoy engine")
     on_engine = call(page, "classify", ndarray_js(photo))["ok"]
+    # The tensor went to the engine, and the logits came back from it.
+    assert frames["sent"].count(TENSOR_BYTES) == 1 and frames["received"].count(LOGITS_BYTES) == 1, frames
+    model = json.loads((dist / "models.json").read_text())["models"]["efficientnet-lite0"]
+    assert sum(frames["sent"]) >= (dist / model["url"]).stat().st_size + TENSOR_BYTES  # the model file went too
 
     # The same top 5, in order, as each other and as onnxruntime here.
     assert labels(on_engine) == labels(browser) == [label for label, _ in expected]
@@ -96,29 +119,52 @@ def test_image_recognition_on_the_engine_gives_the_browsers_top_5(page: Page, ba
 MODEL_USER = """<config lang="json">{"name": "Model User", "type": "web-worker", "version": "0.1.0"}</config>
 <script lang="javascript">
 const seen = [];
+const models = {};
+const bytesOf = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
 api.export({
   async setup() { seen.push((await api.engineStatus((status) => seen.push(status))).connected); },
   seen: () => seen,
-  async load(bytes, integrity) {
-    const model = await api.engineModel({data: bytes, integrity, name: "lite0"});
-    self.model = model;
-    return {id: model.id, inputs: model.inputs, outputs: model.outputs, provider: model.provider, models: (await model.info()).models.map((m) => m.id)};
+  async load(b64, integrity) {
+    const model = await api.engineModel({data: bytesOf(b64), integrity, name: "lite0"});
+    models[model.id] = model;
+    return {id: model.id, inputs: model.inputs, outputs: model.outputs, provider: model.provider};
   },
-  async run(tensor) { return (await self.model.run(tensor)).logits; },
-  async batch(tensor) { return (await self.model.runBatch([tensor, tensor])).map((out) => out.logits._rshape); },
-  async fails(call, ...args) { try { await (call === "load" ? api.engineModel(...args) : self.model[call](...args)); return "answered"; } catch (e) { return e.message; } },
+  async models(id) { return (await models[id].info()).models.map((m) => m.id); },
+  async run(id, tensor) { return (await models[id].run(tensor)).logits; },
+  async batch(id, tensor) { return (await models[id].runBatch([tensor, tensor])).map((out) => out.logits._rshape); },
+  async fails(call, ...args) {
+    try { await (call === "load" ? api.engineModel(...args) : models[args.shift()][call](...args)); return "answered"; } catch (e) { return e.message; }
+  },
 });
 </script>"""
 
 
-def test_a_plugin_gets_a_model_bound_to_it_and_errors_name_what_is_wrong(page: Page, base_url: str, engine: str, dist: Path, native) -> None:
+def tiny_model() -> bytes:
+    """An ONNX model of one Identity on float32 [2]: a second model, unlike the app's."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["logits"])], "tiny",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return onnx.checker.check_model(model) or model.SerializeToString()
+
+
+def sri(data: bytes) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def test_a_plugin_gets_models_bound_to_it_and_errors_name_what_is_wrong(page: Page, base_url: str, engine: str, dist: Path, native) -> None:
     session, _ = native
     entry = json.loads((dist / "models.json").read_text())["models"]["efficientnet-lite0"]
-    data = (dist / entry["url"]).read_bytes()
+    lite0 = base64.b64encode((dist / entry["url"]).read_bytes()).decode()
+    tiny = tiny_model()
     page.goto(base_url)
     page.evaluate("pyjoy.ready")
-    page.evaluate("(s) => pyjoy.loadPlugin(s)", MODEL_USER)
-    user = "pyjoy.getPlugin('Model User')"
+    page.evaluate("(s) => Promise.all([pyjoy.loadPlugin(s), pyjoy.loadPlugin(s.replace('Model User', 'Other User'))])", MODEL_USER)
+    user, other = "pyjoy.getPlugin('Model User')", "pyjoy.getPlugin('Other User')"
     # Without an engine: the status says so, and engineModel rejects saying so.
     no_engine = page.evaluate(f"async () => (await {user}).fails('load', {{data: new Uint8Array(4), integrity: 'sha256-x'}})")
     assert "no PyJoy engine is connected" in no_engine
@@ -126,21 +172,62 @@ def test_a_plugin_gets_a_model_bound_to_it_and_errors_name_what_is_wrong(page: P
     page.wait_for_function(f"{user}.then((p) => p.seen()).then((seen) => seen.length === 2)")
     assert page.evaluate(f"{user}.then((p) => p.seen())") == [False, {"connected": True}]
 
-    loaded = page.evaluate(f"""async ([b64, integrity]) => {{
-        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-        return (await {user}).load(bytes, integrity); }}""", [base64.b64encode(data).decode(), entry["integrity"]])
-    assert loaded["id"] == "m" + hashlib.sha256(data).hexdigest()[:16]
+    loaded = page.evaluate(f"async ([b64, i]) => (await {user}).load(b64, i)", [lite0, entry["integrity"]])
+    lite0_id = loaded["id"]
+    assert lite0_id == "m" + hashlib.sha256(base64.b64decode(lite0)).hexdigest()[:16]
     assert loaded["inputs"][0]["shape"] == [1, 3, 224, 224] and loaded["outputs"][0]["name"] == "logits"
-    assert loaded["models"] == [loaded["id"]]
+    tiny_id = page.evaluate(f"async ([b64, i]) => (await {other}).load(b64, i)", [base64.b64encode(tiny).decode(), sri(tiny)])["id"]
+    # Each plugin sees its own model, not the other's, though one service holds both.
+    assert page.evaluate(f"async (id) => (await {user}).models(id)", lite0_id) == [lite0_id]
+    assert page.evaluate(f"async (id) => (await {other}).models(id)", tiny_id) == [tiny_id]
+
     tensor = pil_preprocess(skimage.data.coffee())
     (reference,) = session.run(None, {"input": tensor})
-    logits = page.evaluate(f"""async (t) => {{ {NDARRAY}
-        const out = await (await {user}).run(ndarray(t));
-        return Array.from(new Float32Array(out._rvalue)); }}""", ndarray_js(tensor))
+    run = f"""async ([id, t]) => {{ {NDARRAY}
+        const out = await (await PLUGIN).run(id, ndarray(t));
+        return Array.from(new Float32Array(out._rvalue)); }}"""
+    logits = page.evaluate(run.replace("PLUGIN", user), [lite0_id, ndarray_js(tensor)])
     assert np.abs(np.array(logits) - reference[0]).max() < 1e-4
-    assert page.evaluate(f"async (t) => {{ {NDARRAY} return (await {user}).batch(ndarray(t)); }}", ndarray_js(tensor)) == [[1, 1000]] * 2
+    batch = page.evaluate(f"async ([id, t]) => {{ {NDARRAY} return (await {user}).batch(id, ndarray(t)); }}", [lite0_id, ndarray_js(tensor)])
+    assert batch == [[1, 1000]] * 2
     # The service's errors reach the plugin, naming what is wrong.
-    wrong = page.evaluate(f"async () => (await {user}).fails('run', {{_rtype: 'ndarray', _rvalue: new Float32Array(6).buffer, _rshape: [2, 3], _rdtype: 'float32'}})")
+    wrong = page.evaluate(f"async (id) => (await {user}).fails('run', id, {{_rtype: 'ndarray', _rvalue: new Float32Array(6).buffer, _rshape: [2, 3], _rdtype: 'float32'}})", lite0_id)
     assert "should have the shape [1, 3, 224, 224]" in wrong, wrong
     corrupt = page.evaluate(f"async (i) => (await {user}).fails('load', {{data: new Uint8Array([1, 2, 3]), integrity: i}})", entry["integrity"])
     assert "do not match its integrity" in corrupt, corrupt
+
+    # The other plugin loads the same bytes (the same model in the service); when the first
+    # plugin ends, the model stays for the one still holding it.
+    assert page.evaluate(f"async ([b64, i]) => (await {other}).load(b64, i)", [lite0, entry["integrity"]])["id"] == lite0_id
+    assert page.evaluate("pyjoy.terminatePlugin('Model User')") is True
+    assert "Model User" not in [p["name"] for p in page.evaluate("pyjoy.plugins()")]
+    logits = page.evaluate(run.replace("PLUGIN", other), [lite0_id, ndarray_js(tensor)])
+    assert np.abs(np.array(logits) - reference[0]).max() < 1e-4
+
+
+def test_camera_frames_go_where_a_frame_took_less(camera_browser: Browser, base_url: str, engine: str) -> None:
+    context = camera_browser.new_context()
+    try:
+        page = context.new_page()
+        frames = watch_engine_frames(page)
+        load_recognizer(page, base_url)
+        connect(page, engine)
+        assert call(page, "runOnEngine", True)["ok"]["on"] is True
+        page.evaluate(f"() => {{ window.started = pyjoy.getPlugin({json.dumps(NAME)}).then(p => p.startCamera()); }}")
+        allow_camera(page)
+        page.evaluate("window.started")
+        stats = wait_for_recognitions(page, 3 + 3 + 2)  # 3 timed frames on each, then the chosen one's
+        assert stats["last"][0]["label"] in CATS, stats["last"]
+        probe = stats["probe"]
+        assert len(probe["browser"]) == len(probe["engine"]) == 3, stats
+        medians = {where: float(np.median(times)) for where, times in probe.items()}
+        assert stats["choice"] == min(medians, key=medians.get), stats
+        assert stats["why"].startswith("a frame took"), stats
+        # Frames were recognised on the engine (their tensors went there) and in the browser.
+        call(page, "stopCamera")
+        stats = call(page, "stats")["ok"]
+        assert stats["on"]["engine"] >= 3 and stats["on"]["browser"] >= 3, stats
+        assert frames["sent"].count(TENSOR_BYTES) >= stats["on"]["engine"], (frames["sent"].count(TENSOR_BYTES), stats)
+        assert stats["runsOn"] == stats["choice"]
+    finally:
+        context.close()
