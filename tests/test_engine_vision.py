@@ -139,12 +139,13 @@ api.export({
 </script>"""
 
 
-def tiny_model() -> bytes:
-    """An ONNX model of one Identity on float32 [2]: a second model, unlike the app's."""
+def tiny_model(name: str = "tiny") -> bytes:
+    """An ONNX model of one Identity on float32 [2]: a second model, unlike the app's (and
+    unlike another of another name)."""
     import onnx
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["logits"])], "tiny",
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["logits"])], name,
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [2])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
@@ -203,6 +204,16 @@ def test_a_plugin_gets_models_bound_to_it_and_errors_name_what_is_wrong(page: Pa
     assert "Model User" not in [p["name"] for p in page.evaluate("pyjoy.plugins()")]
     logits = page.evaluate(run.replace("PLUGIN", other), [lite0_id, ndarray_js(tensor)])
     assert np.abs(np.array(logits) - reference[0]).max() < 1e-4
+
+    # A plugin holds a few models, not the service's every slot: the fifth is refused.
+    load = f"async ([b64, i]) => (await {other}).load(b64, i).then(() => 'loaded', (e) => e.message)"
+    for name in ["third", "fourth", "fifth"]:
+        variant = tiny_model(name)
+        answer = page.evaluate(load, [base64.b64encode(variant).decode(), sri(variant)])
+        if name == "fifth":
+            assert "holds 4 models on the engine already" in answer, answer
+        else:
+            assert answer == "loaded"
 
 
 def test_camera_frames_go_where_a_frame_took_less(camera_browser: Browser, base_url: str, engine: str) -> None:
