@@ -110,9 +110,21 @@ def test_image_recognition_on_the_engine_gives_the_browsers_top_5(page: Page, ba
     # The engine's logits for PIL's tensor are onnxruntime's (the same model file, native onnxruntime).
     tensor = pil_preprocess(photo)
     assert np.abs(infer(page, tensor) - reference[0]).max() < 1e-4
+    # Disconnected: "Run on engine" goes, and recognition is the browser's (nothing more is
+    # sent); ticked, it is the engine's again once one connects.
+    sent = frames["sent"].count(TENSOR_BYTES)
+    page.locator("#engine-status .engine-chip").click()
+    page.locator("dialog").get_by_role("button", name="Disconnect").click()
+    expect(toggle).to_be_hidden()
+    assert labels(call(page, "classify", ndarray_js(photo))["ok"]) == labels(browser)
+    connect(page, engine)
+    expect(toggle).to_be_visible()
+    assert labels(call(page, "classify", ndarray_js(photo))["ok"]) == labels(browser)
+    assert frames["sent"].count(TENSOR_BYTES) == sent + 1  # the new connection's model service
     # Unticked: the browser again (onnxruntime-web, to its own tolerance).
     assert call(page, "runOnEngine", False)["ok"]["on"] is False
     assert np.abs(infer(page, tensor) - reference[0]).max() < 1e-3
+    assert frames["sent"].count(TENSOR_BYTES) == sent + 1
 
 
 # A plugin of the test's own uses the calls the Image Recognition plugin uses.
