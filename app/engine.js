@@ -8,6 +8,7 @@
 //   engines.onChange(() => ...);
 //   const started = await engine.startPlugin(text, { tag, onProgress, onOutput });
 //   // started: a sandbox for plugins/host.js: {session, kernel, onCrash, terminate, onOutput}
+//   const models = await engine.startModels({ onOutput });  // the model service's, likewise
 //   engines.remove(url);        // disconnects it, and it reconnects no more
 //
 // States: "connecting" (the first try), "connected", "reconnecting" (it was connected and
@@ -170,17 +171,28 @@ export class Engine {
    * its stdout and stderr lines.
    */
   async startPlugin(text, { tag = null, onProgress = () => {}, onOutput = () => {} } = {}) {
+    return this.#launch(onOutput, (api, callbacks) => api.start(text, { tag, progress: (event) => onProgress(event ?? {}), ...callbacks, _rkwargs: true }));
+  }
+
+  /**
+   * This connection's model service (ENGINE.md, "The model service"), started as a plugin
+   * is and resolving to the same kind of sandbox; plugins/host.js loads its channel once per
+   * connection (engine.models() answers the running one, whose channel is open already).
+   */
+  async startModels({ onOutput = () => {} } = {}) {
+    return this.#launch(onOutput, (api, callbacks) => api.models({ ...callbacks, _rkwargs: true }));
+  }
+
+  // start(call): the engine's answer {id, ...} to call(api, {output, exited}); then its channel.
+  async #launch(onOutput, start) {
     const api = this.api;
     const socket = this.#socket;
     if (this.state !== "connected" || !api) throw new EngineError(`engine ${this.label} is ${this.state}${this.reason ? ` (${this.reason})` : ""}`);
     const sandbox = new EngineSandbox(this);
     sandbox.onOutput = onOutput;
-    const info = await api.start(text, {
-      tag,
-      progress: (event) => onProgress(event ?? {}),
+    const info = await start(api, {
       output: (line) => sandbox.onOutput({ type: line?.stream === "stderr" ? "stderr" : "stdout", text: String(line?.text ?? "") }),
       exited: (event) => sandbox.crash(String(event?.reason ?? "its process exited")),
-      _rkwargs: true,
     });
     sandbox.attach(info, new Session(socket.channel(info.id)));
     return sandbox;

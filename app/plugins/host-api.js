@@ -12,6 +12,15 @@
 // Calls ImJoy gives only through a Python engine (getEngine, getFileManager, ...) are here
 // too: without a connected engine they reject with an error that names the call and says
 // no engine is connected (engineCalls below).
+// PyJoy's engine calls: api.engineStatus(onChange) -> {connected} and
+// api.engineModel({data, integrity, name}) -> a model on the engine's model service, bound
+// to this plugin (plugins/host.js engineModel). engineModel asks no question: sending a
+// model's bytes and arrays to the person's own engine runs no code there (onnxruntime
+// evaluates the graph's operators in the service's own process, which opens no paths and
+// fetches no URLs; ENGINE.md, "The model service"), so it is no power over the person's
+// machine beyond the computing a plugin already does in its sandbox. The person connected
+// the engine to this page for such work. What does run code there, a native-python
+// plugin, is asked about when a plugin loads one (loadPlugin below).
 import { CODES, PluginError } from "../errors.js";
 import { fieldsElement, formCallback, readFields, uiFields } from "../workbench/forms.js";
 import { dependenciesText, permissionsOf } from "../workbench/install.js";
@@ -164,6 +173,11 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
     ENGINE_URL: plugin.engine?.label ?? null,
     FILE_MANAGER_URL: null,
     ...engineCalls(host),
+    engineStatus: (onChange) => host.engineStatus(plugin, onChange),
+    engineModel: (model) => {
+      if (!model || typeof model !== "object") throw new TypeError("api.engineModel: give {data, integrity, name}: the ONNX file's bytes, its sha256- integrity and a name");
+      return host.engineModel(plugin, { data: model.data, integrity: model.integrity, name: model.name ?? null });
+    },
     // Messages and progress
     log: (...args) => host.log(plugin, "info", text(args)),
     error: (...args) => host.log(plugin, "error", text(args)),

@@ -29,7 +29,9 @@
 // workbench/editor-window.js) for ImJoy's `imjoy/plugin-editor` windows, and `engines`
 // (engine.js's Engines) where `native-python` plugins run: each on the first connected
 // engine, in a process of its own, with the same API as a web-python plugin; when its
-// engine drops and comes back, the plugins that ran there are started again.
+// engine drops and comes back, the plugins that ran there are started again. Plugins reach
+// the connection's model service only through engineModel (api.engineModel): each gets
+// objects bound to the models it loaded, never the service itself.
 import { CODES, PluginError, asPluginError } from "../errors.js";
 import { formCallback, uiFields } from "../workbench/forms.js";
 import { resolvePlugins, splitTag } from "../workbench/install.js";
@@ -47,6 +49,8 @@ const SANDBOX_KIND = { "web-python": "web-python", "web-worker": "web-worker", w
 const BUILTIN_WINDOWS = new Set(["imjoy/image", "imjoy/image-compare", "imjoy/panel", "imjoy/generic", "imjoy/markdown", "imjoy/files", "imjoy/url_list", "imjoy/joy"]);
 const EDITOR_WINDOW = "imjoy/plugin-editor"; // the workbench's editor, in the page (#editorWindow)
 const PAGE = "page"; // the owner of what the page's own code (pyjoy.*) loads
+/** Models one plugin may hold on an engine's model service at once (the service holds 8 in all). */
+export const MAX_ENGINE_MODELS = 4;
 
 function looksLikeURL(text) {
   return !/[\n<]/.test(text) && /^(https?:\/\/|\.{0,2}\/|[\w.-]+\.(py|js|html)(@[^/?#@]+)?$)/i.test(text.trim());
@@ -104,10 +108,13 @@ export class PluginHost {
   #windowSerial = 0;
   #builtinScript = null; // the text of windows/builtin.js, fetched once
   #consoleBudgets = new WeakMap(); // plugin -> {second, lines, missed}: log()'s console lines
+  #modelServices = new Map(); // Engine -> promise of {sandbox, api, users: model id -> Set of plugins, queue}
+  #engineWatchers = new Map(); // plugin -> {handler, connected}: api.engineStatus(onChange)
 
   constructor({ build, ui, hiddenContainer, windows, settings, installer, windowLayout, consent = async () => false, codeEditor = null, engines = null }) {
     Object.assign(this, { build, ui, hiddenContainer, windows, settings, installer, windowLayout, consent, codeEditor, engines });
     engines?.onReconnect((engine) => this.#restartOn(engine));
+    engines?.onChange(() => this.#engineChanged());
     this.events = {
       on: (plugin, event, handler) => this.#subscribers(event).add({ plugin, handler }),
       off: (plugin, event, handler) => {
@@ -352,15 +359,130 @@ export class PluginHost {
       }));
       this.#changed();
     });
-    await sandbox.session.setRoot(hostApiFor(plugin, this));
     try {
-      plugin.api = await sandbox.kernel.load_plugin(plugin.source);
-      if (typeof plugin.api.setup === "function") await plugin.api.setup();
+      plugin.api = await this.#run(sandbox, hostApiFor(plugin, this), plugin.source);
     } catch (error) {
       throw new PluginError(`plugin ${plugin.name} failed to load: ${error.message}`, { traceback: error.traceback });
     }
     plugin.state = "running";
     this.#prepareSpare();
+  }
+
+  // How every plugin starts in its sandbox (or engine process): the host's root to it, its
+  // scripts run, its setup(). Answers its API.
+  async #run(sandbox, root, source) {
+    await sandbox.session.setRoot(root);
+    const api = await sandbox.kernel.load_plugin(source);
+    if (typeof api.setup === "function") await api.setup();
+    return api;
+  }
+
+  /**
+   * The first connected engine's model service (ENGINE.md, "The model service"): started
+   * once per connection and loaded as a native-python plugin is (#run), but never listed
+   * among the plugins, so no plugin can getPlugin it: plugins use it through engineModel.
+   */
+  modelService() {
+    const engine = this.engines?.connected();
+    if (!engine) return Promise.reject(new PluginError("no PyJoy engine is connected, so there is no model service to run the model on; connect one (Engines… in the workspace menu, ?engine=URL, or pyjoy.connectEngine(url))", { code: CODES.notFound }));
+    let service = this.#modelServices.get(engine);
+    if (!service) {
+      service = this.#startModels(engine);
+      this.#modelServices.set(engine, service);
+      const forget = () => { if (this.#modelServices.get(engine) === service) this.#modelServices.delete(engine); };
+      service.then((started) => started.sandbox.onCrash(forget), forget);
+    }
+    return service;
+  }
+
+  async #startModels(engine) {
+    const name = `PyJoy models (${engine.label})`;
+    const say = (level) => (...args) => this.ui.log?.(`${name}: ${args.join(" ")}`, level);
+    let sandbox;
+    try {
+      sandbox = await engine.startModels({ onOutput: (output) => say(output.type === "stderr" ? "error" : "info")(output.text) });
+      const api = await this.#run(sandbox, { log: say("info"), error: say("error") }, null);
+      return { sandbox, api, users: new Map(), queue: Promise.resolve() };
+    } catch (error) {
+      sandbox?.terminate("failed to start");
+      throw new PluginError(`the model service of engine ${engine.label} could not start: ${error.remoteMessage ?? error.message}`, { code: CODES.loadFailed });
+    }
+  }
+
+  /**
+   * api.engineModel({data, integrity, name}) for `plugin`: loads the model on the engine's
+   * model service and answers an object bound to it. The service's model ids are shared by
+   * whoever loads the same bytes, so the host counts who holds each: a model is unloaded
+   * when the last plugin holding it ends. Loads and unloads of one service take turns.
+   */
+  async engineModel(plugin, { data, integrity, name = null } = {}) {
+    const service = await this.modelService();
+    const turn = service.queue.then(async () => {
+      const held = [...service.users.values()].filter((users) => users.has(plugin)).length;
+      if (held >= MAX_ENGINE_MODELS) throw new PluginError(`api.engineModel: plugin ${plugin.name} holds ${MAX_ENGINE_MODELS} models on the engine already; that is the most one plugin may hold`);
+      const model = await service.api.load(data, integrity, name === null ? null : String(name));
+      if (!service.users.has(model.id)) service.users.set(model.id, new Set());
+      service.users.get(model.id).add(plugin);
+      return model;
+    });
+    service.queue = turn.catch(() => {});
+    let model;
+    try {
+      model = await turn;
+    } catch (error) {
+      throw error instanceof PluginError ? error : new PluginError(`api.engineModel: ${error.remoteMessage ?? error.message}`);
+    }
+    const live = (call) => {
+      if (service.sandbox.state !== "running") throw new PluginError(`${call}: the engine's model service has ended (the engine was disconnected, or the service stopped); call api.engineModel again`, { code: CODES.crashed });
+      if (!service.users.get(model.id)?.has(plugin)) throw new PluginError(`${call}: model ${model.name} is no longer loaded for plugin ${plugin.name}`, { code: CODES.notFound });
+      return service.api;
+    };
+    const { id, inputs, outputs, provider, reason } = model;
+    return {
+      id, name: model.name, inputs, outputs, provider, reason,
+      run: (inputs) => live("run").run(id, inputs),
+      runBatch: (batch) => live("runBatch").run_batch(id, batch),
+      // The service's facts, with only this model among its models.
+      info: async () => {
+        const facts = await live("info").info();
+        return { ...facts, models: facts.models.filter((known) => known.id === id) };
+      },
+    };
+  }
+
+  // What a plugin holds on the engines' model services goes with it; a model nobody holds
+  // any more is unloaded.
+  #releaseModels(plugin) {
+    for (const pending of this.#modelServices.values()) {
+      pending.then((service) => {
+        service.queue = service.queue.then(async () => {
+          for (const [id, users] of [...service.users]) {
+            if (!users.delete(plugin) || users.size) continue;
+            service.users.delete(id);
+            if (service.sandbox.state === "running") await service.api.unload(id).catch(() => {});
+          }
+        });
+      }, () => {});
+    }
+  }
+
+  /**
+   * api.engineStatus(onChange): {connected}; onChange({connected}) is called whenever that
+   * changes, until the plugin ends (one handler per plugin: the latest given).
+   */
+  engineStatus(plugin, onChange = null) {
+    const connected = Boolean(this.engines?.connected());
+    if (typeof onChange === "function") this.#engineWatchers.set(plugin, { handler: onChange, connected });
+    return { connected };
+  }
+
+  #engineChanged() {
+    const connected = Boolean(this.engines?.connected());
+    for (const watcher of this.#engineWatchers.values()) {
+      if (watcher.connected === connected) continue;
+      watcher.connected = connected;
+      Promise.resolve().then(() => watcher.handler({ connected })).catch(() => {}); // a plugin's failure is its own
+    }
   }
 
   // A native-python plugin's process on the first connected engine (engine.js): its install
@@ -475,6 +597,8 @@ export class PluginHost {
       this.#closeWindowsOf(plugin);
       for (const subscribers of this.#listeners.values()) for (const entry of subscribers) if (entry.plugin === plugin) subscribers.delete(entry);
       this.services.unregisterAll(plugin.id);
+      this.#engineWatchers.delete(plugin);
+      this.#releaseModels(plugin);
     };
     const handlers = [...plugin.closeHandlers];
     plugin.closeHandlers.clear();
