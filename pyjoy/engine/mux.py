@@ -52,6 +52,11 @@ class Outgoing:
         tree, buffers = wire.split(message)
         self.send_frames(wire.frames(channel, tree, buffers))
 
+    @property
+    def has_room(self) -> bool:
+        """Whether less than HIGH_WATER_BYTES wait to be sent (else a relay waits for drained())."""
+        return self._room.is_set()
+
     async def drained(self) -> None:
         await self._room.wait()
 
