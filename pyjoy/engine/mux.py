@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from pyjoy.engine import wire
+from pyjoy.engine.pipe import Recycled
 from pyjoy.rpc.transport import Buffer, Handler, Message
 
 log = logging.getLogger("pyjoy.engine")
@@ -72,6 +73,8 @@ class Outgoing:
                         await self._ws.send_str(frame)
                     else:
                         await self._ws.send_bytes(frame)
+                        if isinstance(frame, Recycled):  # sent or copied by now: its memory takes the next piece
+                            frame.release()
                     if self._queued_bytes <= HIGH_WATER_BYTES // 2:
                         self._room.set()
         except (ConnectionError, RuntimeError) as error:  # the socket went away

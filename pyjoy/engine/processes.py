@@ -32,7 +32,7 @@ from typing import Any
 from pyjoy.build.python_runtime import IMJOY_SHIM, runtime_files
 from pyjoy.engine import wire
 from pyjoy.engine.envs import child_environment
-from pyjoy.engine.pipe import ABORT, Pipe
+from pyjoy.engine.pipe import ABORT, Pipe, recycled
 
 STOP_GRACE_S = 3.0
 #: How much a plugin may leave unread on its pipe before a message to it fails instead of
@@ -148,7 +148,7 @@ class PluginProcess:
             if not self._pipe_ended.done():
                 self._pipe_ended.set_result(None)
 
-        self._pipe = Pipe(ours, on_frame, on_close)
+        self._pipe = Pipe(ours, on_frame, on_close, place=recycled)  # pieces to relay: memory that was sent
         self._pipe.write(wire.dumps({"start": plugin}))
         loop = asyncio.get_running_loop()
         output = BoundedOutput(on_output)
