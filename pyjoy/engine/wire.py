@@ -18,6 +18,7 @@ This module never imports aiohttp: a plugin process imports it too.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,10 @@ MAX_BUFFERS = 1000
 #: page) holds a message until it is whole, so this bounds what one message makes it hold.
 MAX_MESSAGE_BYTES = 2 * 2**30
 PLACEHOLDER = "_pyjoy_rpc_buffer"
+#: Joined buffers at least this big are kept for reuse once nothing refers to them (below).
+REUSE_MIN_BYTES = 2**20
+#: The most bytes of such buffers a receiver keeps.
+REUSE_BYTES = 128 * 2**20
 
 _BUFFER_TYPES = (bytes, bytearray, memoryview)
 
@@ -53,46 +58,47 @@ class FrameError(RPCError):
 def split(message: Any) -> tuple[Any, list[memoryview]]:
     """The message with each buffer replaced by a placeholder, and the buffers (each once)."""
     buffers: list[memoryview] = []
-    seen: dict[int, int] = {}
+    return _split(message, buffers, {}), buffers
 
-    def walk(value: Any) -> Any:
-        kind = type(value)
-        if kind is dict:
-            return {key: walk(item) for key, item in value.items()}
-        if kind is list:
-            return [walk(item) for item in value]
-        if kind in _BUFFER_TYPES:
-            index = seen.get(id(value))
-            if index is None:
-                index = seen[id(value)] = len(buffers)
-                buffers.append(memoryview(value).cast("B"))
-            return {PLACEHOLDER: index}
-        return value
 
-    return walk(message), buffers
+# The walks are module functions, not closures: a closure that calls itself is a reference
+# cycle, which would hold the message's buffers (a big array) until the garbage collector ran.
+def _split(value: Any, buffers: list[memoryview], seen: dict[int, int]) -> Any:
+    kind = type(value)
+    if kind is dict:
+        return {key: _split(item, buffers, seen) for key, item in value.items()}
+    if kind is list:
+        return [_split(item, buffers, seen) for item in value]
+    if kind in _BUFFER_TYPES:
+        index = seen.get(id(value))
+        if index is None:
+            index = seen[id(value)] = len(buffers)
+            buffers.append(memoryview(value).cast("B"))
+        return {PLACEHOLDER: index}
+    return value
 
 
 def restore(tree: Any, buffers: list[Any]) -> Any:
     """The message with each placeholder replaced by its buffer; an RPCError for a bad one."""
     if not buffers:
         return tree
-
-    def walk(value: Any) -> Any:
-        if type(value) is dict:
-            if len(value) == 1 and PLACEHOLDER in value:
-                index = value[PLACEHOLDER]
-                if type(index) is not int or not 0 <= index < len(buffers):
-                    raise RPCError(f"a buffer placeholder names buffer {index!r}; the message has {len(buffers)}")
-                return buffers[index]
-            return {key: walk(item) for key, item in value.items()}
-        if type(value) is list:
-            return [walk(item) for item in value]
-        return value
-
     try:
-        return walk(tree)
+        return _restore(tree, buffers)
     except RecursionError:
         raise RPCError("message too deep to read") from None
+
+
+def _restore(value: Any, buffers: list[Any]) -> Any:
+    if type(value) is dict:
+        if len(value) == 1 and PLACEHOLDER in value:
+            index = value[PLACEHOLDER]
+            if type(index) is not int or not 0 <= index < len(buffers):
+                raise RPCError(f"a buffer placeholder names buffer {index!r}; the message has {len(buffers)}")
+            return buffers[index]
+        return {key: _restore(item, buffers) for key, item in value.items()}
+    if type(value) is list:
+        return [_restore(item, buffers) for item in value]
+    return value
 
 
 def dumps(header: dict[str, Any]) -> str:
@@ -189,7 +195,7 @@ class Incoming:
         if self._got + length > size or self._whole is not None:
             return None
         if self._joined is None:
-            self._joined = bytearray(size)
+            self._joined = _buffers.new(size)
         self._reserved = memoryview(self._joined)[self._got:self._got + length]
         return self._reserved
 
@@ -255,7 +261,7 @@ class Incoming:
             self._whole = piece  # the buffer in one piece: the piece itself
         else:
             if self._joined is None:
-                self._joined = bytearray(self._sizes[0])
+                self._joined = _buffers.new(self._sizes[0])
             self._joined[self._got:self._got + len(piece)] = piece
         self._got += len(piece)
         if self._got == self._sizes[0]:
@@ -281,6 +287,43 @@ class Incoming:
             return None
         self._current = None
         return current
+
+
+class _Buffers:
+    """Big buffers that messages are joined into, reused once nothing refers to them.
+
+    Fresh memory is what receiving a big array costs most: the first touch of each page is
+    a page fault (about 0.5 ms a MB on a small VM, more than copying the bytes). A received
+    array is usually dropped once its call is answered, so its memory can take the next
+    one. Every view of a buffer (a memoryview, a numpy array viewing it, a C extension
+    reading it) holds a reference to it, so a buffer nothing but this list refers to is
+    free: it is given again, whole, to be written over by the next message's pieces."""
+
+    def __init__(self, limit: int) -> None:
+        self._kept: list[bytearray] = []
+        self._limit = limit
+
+    def new(self, size: int) -> bytearray:
+        if size < REUSE_MIN_BYTES:
+            return bytearray(size)
+        for buffer in self._kept:
+            # Referred to by the list, the loop's variable and getrefcount's argument: no one else.
+            if len(buffer) == size and sys.getrefcount(buffer) == 3:
+                return buffer
+        buffer = bytearray(size)
+        kept = [kept for kept in self._kept if sys.getrefcount(kept) > 3]  # in use: held by their users alone
+        free = [kept for kept in self._kept if sys.getrefcount(kept) == 3]
+        total = size + sum(map(len, free))
+        while free and total > self._limit:  # the least recently made go first
+            total -= len(free.pop(0))
+        if total <= self._limit:
+            self._kept = kept + free + [buffer]
+        else:
+            self._kept = kept + free
+        return buffer
+
+
+_buffers = _Buffers(REUSE_BYTES)
 
 
 def _sizes_problem(sizes: Any) -> str | None:
