@@ -306,3 +306,21 @@ def test_splitting_and_restoring_a_message_leaves_no_reference_to_its_buffers_be
         assert sys.getrefcount(buffer) == before
     finally:
         gc.enable()
+
+
+def test_a_relayed_piece_is_taken_again_only_once_nothing_holds_it() -> None:
+    from pyjoy.engine.pipe import Recycled, recycled
+
+    view = recycled(wire.PIECE_BYTES)
+    piece = view.obj
+    assert isinstance(piece, Recycled)
+    del view
+    held = memoryview(piece)[10:]  # as asyncio's transport holds what it has not sent yet (3.12+)
+    piece.release()
+    address = id(piece)  # the pool keeps it alive: the id stays its own
+    del piece
+    other = recycled(wire.PIECE_BYTES)
+    assert id(other.obj) != address
+    del held
+    again = recycled(wire.PIECE_BYTES)
+    assert id(again.obj) == address

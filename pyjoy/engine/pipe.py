@@ -28,6 +28,7 @@ import asyncio
 import collections
 import socket
 import struct
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -267,7 +268,7 @@ class Pipe:
 
 
 class Recycled(bytearray):
-    """A received payload from the pool: `release()` once it was sent (Outgoing does)."""
+    """A received payload from the pool: `release()` once it was handed on (Outgoing does)."""
 
     __slots__ = ()
 
@@ -276,16 +277,22 @@ class Recycled(bytearray):
 
 
 class _Pool:
+    """Released pieces, each taken again only once nothing else refers to it: a transport
+    may still hold a view of one it has not sent yet (asyncio does from Python 3.12 on), and
+    every view holds a reference."""
+
     def __init__(self, limit: int) -> None:
         self._free: dict[int, list[Recycled]] = {}
         self._bytes = 0
         self._limit = limit
 
     def take(self, length: int) -> memoryview:
-        free = self._free.get(length)
-        if free:
-            self._bytes -= length
-            return memoryview(free.pop())
+        free = self._free.get(length, [])
+        for at in range(len(free)):
+            # Referred to by the list and getrefcount's argument: by no one else.
+            if sys.getrefcount(free[at]) == 2:
+                self._bytes -= length
+                return memoryview(free.pop(at))
         return memoryview(Recycled(length))
 
     def give(self, buffer: Recycled) -> None:
