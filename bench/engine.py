@@ -52,11 +52,13 @@ import aiohttp
 import numpy as np
 from aiohttp import web
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's pyjoy, for the client as for the engine (run from ROOT)
+
 from pyjoy.devtools import engine_running, free_port, machine_facts
 from pyjoy.engine import wire
 from pyjoy.engine.client import EngineClient
 
-ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-" + "x" * 40
 GOAL_CALL_RATIO = 1.5  # engine noop() median / bare echo median
 GOAL_ROUNDTRIP_RATIO = 1.5  # engine round trip median / raw WebSocket round trip median, each size
@@ -264,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = os.getloadavg()[0]
     started = time.monotonic()
-    env = {"PYJOY_ENGINE_TOKEN": TOKEN}
+    env = {"PYJOY_ENGINE_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}  # the engine runs this checkout's pyjoy too
     port = free_port()
     echo = subprocess.Popen([sys.executable, __file__, "--serve-echo", str(port)], stdout=subprocess.PIPE, text=True)
     try:
