@@ -21,6 +21,10 @@ them alike:
    `wire.PIECE_BYTES` (what the engine's wire cuts them into) and, for context, as one frame
    (the floor is the faster of the two). Goal: within 1.5x of the floor (medians).
 
+Beside each, the CPU time it cost all its processes together (the client's, and the echo
+server's or the engine's and the plugin's), per call and per round trip: on a machine that
+other work loads, wall times swing with it, and CPU time is what a path costs wherever it runs.
+
 The client today is the Python one (`pyjoy/engine/client.py`, aiohttp, the same library the
 floor's client uses): the page's WebSocket transport (`app/rpc/websocket.js`, ENGINE.md
 "Not built yet") was not there when this was written, so there is no browser row (a page ->
@@ -90,6 +94,10 @@ class Bench:
     def noop(self):
         return None
 
+    def pid(self):
+        import os
+        return os.getpid()
+
     def roundtrip(self, a):
         return a
 
@@ -128,32 +136,41 @@ def fresh(mb: int) -> np.ndarray:
     return values
 
 
-async def raw_roundtrip(ws: aiohttp.ClientWebSocketResponse, data: memoryview, piece: int) -> float:
-    """ms to send `data` in frames of `piece` bytes and get every byte back."""
+async def raw_roundtrip(ws: aiohttp.ClientWebSocketResponse, data: memoryview, piece: int) -> tuple[float, float]:
+    """ms to send `data` in frames of `piece` bytes and get every byte back, and the client's CPU ms."""
 
     async def receive() -> None:  # while sending: the echo waits for room to send back
         got = 0
         while got < data.nbytes:
             got += len((await ws.receive()).data)
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     receiving = asyncio.ensure_future(receive())
     for at in range(0, data.nbytes, piece):
         await ws.send_bytes(data[at:at + piece])
     await receiving
-    return (time.perf_counter() - start) * 1000
+    return (time.perf_counter() - start) * 1000, (time.process_time() - cpu) * 1000
 
 
-async def engine_roundtrip(plugin: Any, values: np.ndarray) -> float:
-    start = time.perf_counter()
+async def engine_roundtrip(plugin: Any, values: np.ndarray) -> tuple[float, float]:
+    start, cpu = time.perf_counter(), time.process_time()
     back = await plugin.api.roundtrip(values)
-    elapsed = (time.perf_counter() - start) * 1000
+    elapsed = (time.perf_counter() - start) * 1000, (time.process_time() - cpu) * 1000
     if not (isinstance(back, np.ndarray) and back.dtype == values.dtype and np.array_equal(back, values)):
         raise AssertionError(f"the {values.nbytes >> 20} MB array came back changed: {back!r:.200}")
     return elapsed
 
 
-async def measure(echo_url: str, engine_url: str, rounds: int) -> dict[str, Any]:
+def cpu_ms(pids: list[int]) -> float:
+    """CPU time (user and system) the processes used so far, ms (in clock ticks: 10 ms)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(echo_url: str, engine_url: str, rounds: int, echo_pid: int, engine_pid: int) -> dict[str, Any]:
     client = await EngineClient.connect(engine_url)
     http = aiohttp.ClientSession()
     try:
@@ -165,6 +182,13 @@ async def measure(echo_url: str, engine_url: str, rounds: int) -> dict[str, Any]
             await ws.receive()
 
         calls = {"echo": echo, "engine": plugin.api.noop}
+        # CPU time besides wall time: on a machine other work loads, what each path costs
+        # all its processes together is steadier than how long it took.
+        servers = {"echo": [echo_pid], "raw_pieces": [echo_pid], "raw_whole": [echo_pid],
+                   "engine": [engine_pid, await plugin.api.pid()]}
+        call_cpu: dict[str, dict[str, float]] = {kind: {"client": 0.0, "servers": 0.0, "n": 0} for kind in calls}
+        trip_cpu: dict[str, dict[int, dict[str, float]]] = {
+            kind: {size: {"client": 0.0, "servers": 0.0, "n": 0} for size in SIZES} for kind in ROUNDTRIPS}
         for call in calls.values():
             for _ in range(CALL_WARMUP):
                 await call()
@@ -182,15 +206,24 @@ async def measure(echo_url: str, engine_url: str, rounds: int) -> dict[str, Any]
                     await trip(arrays[size])
         for _ in range(rounds):
             for kind, call in calls.items():
+                remote, cpu = cpu_ms(servers[kind]), time.process_time()
                 for _ in range(CALLS_PER_ROUND):
                     start = time.perf_counter()
                     await call()
                     call_ms[kind].append((time.perf_counter() - start) * 1000)
+                call_cpu[kind]["client"] += (time.process_time() - cpu) * 1000
+                call_cpu[kind]["servers"] += cpu_ms(servers[kind]) - remote
+                call_cpu[kind]["n"] += CALLS_PER_ROUND
             for size, (_, runs) in SIZES.items():
                 for kind, trip in trips.items():
                     for _ in range(runs):
-                        trip_ms[kind][size].append(await trip(arrays[size]))
-        return {"calls": call_ms, "roundtrips": trip_ms}
+                        remote = cpu_ms(servers[kind])
+                        wall, client_cpu = await trip(arrays[size])
+                        trip_ms[kind][size].append(wall)
+                        trip_cpu[kind][size]["client"] += client_cpu
+                        trip_cpu[kind][size]["servers"] += cpu_ms(servers[kind]) - remote
+                        trip_cpu[kind][size]["n"] += 1
+        return {"calls": call_ms, "roundtrips": trip_ms, "calls_cpu": call_cpu, "roundtrips_cpu": trip_cpu}
     finally:
         await client.close()
         await http.close()
@@ -221,7 +254,12 @@ def results_of(samples: dict[str, Any]) -> dict[str, Any]:
         goals.append({"goal": f"{size} MB round trip within {GOAL_ROUNDTRIP_RATIO}x of raw WebSocket sends of the "
                               "same bytes (medians)", "ratio": engine / floor, "met": engine / floor <= GOAL_ROUNDTRIP_RATIO,
                       "measured": f"{engine:.1f} ms vs {floor:.1f} ms ({floors[size]})"})
-    return {"calls_us": calls, "roundtrips_ms": trips, "floors": floors, "goals": goals}
+    per = lambda c: {"client": c["client"] / c["n"], "servers": c["servers"] / c["n"],  # noqa: E731
+                     "total": (c["client"] + c["servers"]) / c["n"]}
+    cpu = {"calls_us": {kind: {k: v * 1000 for k, v in per(c).items()} for kind, c in samples["calls_cpu"].items()},
+           "roundtrips_ms": {kind: {size: per(c) for size, c in by_size.items()}
+                             for kind, by_size in samples["roundtrips_cpu"].items()}}
+    return {"calls_us": calls, "roundtrips_ms": trips, "floors": floors, "goals": goals, "cpu": cpu}
 
 
 def table(results: dict[str, Any]) -> str:
@@ -243,12 +281,17 @@ def table(results: dict[str, Any]) -> str:
 
 
 def context_table(results: dict[str, Any]) -> str:
-    trips = results["roundtrips_ms"]
-    lines = ["| round trip (ms, median / min) | " + " | ".join(f"{size} MB" for size in SIZES) + " |",
-             "|---" * (len(SIZES) + 1) + "|"]
+    trips, cpu = results["roundtrips_ms"], results["cpu"]
+    lines = ["| round trip (ms, median / min; CPU ms per trip, all processes) | "
+             + " | ".join(f"{size} MB" for size in SIZES) + " |", "|---" * (len(SIZES) + 1) + "|"]
     for kind, label in ROUNDTRIPS.items():
-        cells = [f"{trips[kind][size]['median']:.1f} / {trips[kind][size]['min']:.1f}" for size in SIZES]
+        cells = [f"{trips[kind][size]['median']:.1f} / {trips[kind][size]['min']:.1f}; "
+                 f"CPU {cpu['roundtrips_ms'][kind][size]['total']:.0f}" for size in SIZES]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    calls = cpu["calls_us"]
+    lines.append("")
+    lines.append(f"CPU per call, all processes: {calls['engine']['total']:.0f} us through the engine, "
+                 f"{calls['echo']['total']:.0f} us for the echo")
     return "\n".join(lines)
 
 
@@ -273,8 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         if echo.stdout.readline().strip() != "ready":
             raise RuntimeError("the echo server did not start")
         with tempfile.TemporaryDirectory(prefix="pyjoy-bench-engine-") as workdir, \
-                engine_running(Path(workdir), env=env) as (url, _process):
-            samples = asyncio.run(measure(f"ws://127.0.0.1:{port}/", url, args.rounds))
+                engine_running(Path(workdir), env=env) as (url, engine):
+            samples = asyncio.run(measure(f"ws://127.0.0.1:{port}/", url, args.rounds, echo.pid, engine.pid))
     finally:
         echo.terminate()
         echo.wait()
