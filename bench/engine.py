@@ -30,7 +30,8 @@ floor's client uses): the page's WebSocket transport (`app/rpc/websocket.js`, EN
 "Not built yet") was not there when this was written, so there is no browser row (a page ->
 engine -> page call beside a page -> bare echo -> page) yet; `CLIENTS` is where it goes.
 Nor is there a model row (batch throughput of an ONNX model through the engine's model
-service beside onnxruntime in one process): the model service was not built yet.
+service beside onnxruntime in one process): the model service was built beside this, with
+a benchmark of its own (`bench/engine_model.py`), not on this branch.
 
 It prints markdown tables and writes every number, each sample included, with the machine
 (CPUs, load average before the run) and the date, to bench/results/engine.json. About a
@@ -331,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         "not_measured": {
             "browser": "a page -> engine -> page row needs the page's WebSocket transport (app/rpc/websocket.js), "
                        "not built when this ran",
-            "model": "model batch throughput needs the engine's ONNX model service, not built when this ran",
+            "model": "model batch throughput: the engine's ONNX model service and its bench/engine_model.py were "
+                     "not on this branch when this ran",
         },
         "seconds": round(time.monotonic() - started, 1),
         "settings": {"rounds": args.rounds, "call_warmup": CALL_WARMUP, "calls_per_round": CALLS_PER_ROUND,
