@@ -34,8 +34,8 @@ service beside onnxruntime in one process): the model service was built beside t
 a benchmark of its own (`bench/engine_model.py`), not on this branch.
 
 It prints markdown tables and writes every number, each sample included, with the machine
-(CPUs, load average before the run) and the date, to bench/results/engine.json. About a
-minute on 2 CPUs.
+(CPUs, load average before the run) and the date, to bench/results/engine.json. Seconds on
+a quiet machine with 2 CPUs; a minute or more on a loaded one.
 """
 
 from __future__ import annotations
@@ -301,7 +301,7 @@ def context_table(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "engine.json")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of alternating measurements (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of alternating measurements (default 5)")
     parser.add_argument("--serve-echo", type=int, help=argparse.SUPPRESS)  # the floor's server, in its own process
     args = parser.parse_args(argv)
     if args.serve_echo:
