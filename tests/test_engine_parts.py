@@ -160,3 +160,167 @@ def test_a_plugins_folder_stays_under_the_workdir_whatever_its_name(tmp_path: Pa
     folder = plugin_dir(tmp_path, name)
     assert folder.parent == tmp_path / "plugins" and folder.is_dir() and len(folder.name) < 60
     assert plugin_dir(tmp_path, name) == folder and plugin_dir(tmp_path, name + "!") != folder
+
+
+# -- the pipe between the engine and a plugin process (pipe.py), and received buffers -------
+
+def pipe_pair(incoming: wire.Incoming | None = None):
+    """Two Pipes over a socket pair: frames written to `a` arrive at `b`, which feeds binary
+    ones to `incoming` at once (as a plugin process does) and queues the rest and what that gave."""
+    import asyncio
+    import socket
+
+    from pyjoy.engine.pipe import BINARY, TEXT, Pipe
+
+    left, right = socket.socketpair()
+    got: asyncio.Queue = asyncio.Queue()
+    ends: list = []
+
+    def on_frame(kind: int, data) -> None:
+        if incoming is not None and (kind == BINARY or (kind == TEXT and data.startswith("{"))):
+            for item in incoming.feed(data):
+                got.put_nowait(item)
+        else:
+            got.put_nowait((kind, data))
+
+    a = Pipe(left, lambda kind, data: None, ends.append)
+    b = Pipe(right, on_frame, ends.append, place=incoming.reserve if incoming is not None else None)
+    return a, b, got, ends
+
+
+def test_the_pipe_carries_frames_and_receives_big_pieces_where_their_message_is_joined() -> None:
+    import asyncio
+
+    from pyjoy.engine.pipe import ABORT, TEXT
+
+    big = bytes(range(256)) * (wire.PIECE_BYTES // 256 * 2 + 1000)  # two full pieces and a part
+    message = {"type": "call", "id": "c1", "args": [{"_rtype": "ndarray", "_rvalue": big}, b"xyz"]}
+
+    async def scenario() -> None:
+        incoming = wire.Incoming()
+        placed: list = []
+        reserve = incoming.reserve
+        incoming.reserve = lambda length: placed.append(reserve(length)) or placed[-1]
+        a, b, got, _ = pipe_pair(incoming)
+        for _ in range(50):  # many small frames, read many per system call
+            a.write("hello")
+        for frame in frames_of(message):
+            a.write(frame)
+        a.write_abort()
+        assert [await got.get() for _ in range(50)] == [(TEXT, "hello")] * 50
+        complete = await got.get()
+        assert isinstance(complete, wire.Complete)
+        restored = wire.restore(complete.header["message"], complete.buffers)
+        assert bytes(restored["args"][0]["_rvalue"]) == big and bytes(restored["args"][1]) == b"xyz"
+        # The three pieces of the big buffer were received into it, through views of it.
+        assert len(placed) == 3 and all(view.obj is complete.buffers[0] for view in placed)
+        assert await got.get() == (ABORT, b"")
+        a.close()
+        b.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("head, why", [(b"\x00\xff\xff\xff\xff", "4294967295 bytes"), (b"\x07\x01\x00\x00\x00", "kind 7"),
+                                       (b"\x00\x02\x00\x00\x00\xff\xfe", "not UTF-8")])
+def test_a_broken_pipe_frame_ends_the_reading_with_an_error_that_says_what(head: bytes, why: str) -> None:
+    import asyncio
+
+    async def scenario() -> None:
+        a, b, got, ends = pipe_pair()
+        a._sock.send(head)
+        for _ in range(100):
+            if ends:
+                break
+            await asyncio.sleep(0.01)
+        assert len(ends) == 1 and isinstance(ends[0], wire.FrameError) and why in str(ends[0]) and got.empty()
+        a.close()
+        b.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_paused_pipe_delivers_nothing_until_resumed_and_the_end_of_the_stream_is_reported() -> None:
+    import asyncio
+
+    from pyjoy.engine.pipe import TEXT
+
+    async def scenario() -> None:
+        a, b, got, ends = pipe_pair()
+        b.pause_reading()
+        a.write("one")
+        a.write("two")
+        await asyncio.sleep(0.05)
+        assert got.empty()
+        b.resume_reading()
+        assert [await got.get(), await got.get()] == [(TEXT, "one"), (TEXT, "two")]
+        a.close()
+        for _ in range(100):
+            if ends:
+                break
+            await asyncio.sleep(0.01)
+        assert ends == [None] and b.closed
+
+    asyncio.run(scenario())
+
+
+def test_a_big_received_buffer_is_reused_only_once_nothing_refers_to_it() -> None:
+    import numpy as np
+
+    size = 2 * wire.REUSE_MIN_BYTES
+    header = json.dumps({"channel": "p1", "message": {"type": "result", "id": "c1"}, "buffers": [size]})
+
+    def receive(fill: int):
+        incoming = wire.Incoming()
+        incoming.feed(header)
+        half = bytes([fill]) * (size // 2)
+        incoming.feed(half)
+        (complete,) = incoming.feed(half)
+        return complete.buffers[0]
+
+    first = receive(1)
+    array = np.frombuffer(first, dtype=np.uint8)  # a plugin's array viewing it
+    address = array.__array_interface__["data"][0]
+    del first
+    second = receive(2)
+    assert np.frombuffer(second, dtype=np.uint8).__array_interface__["data"][0] != address  # still in use: not given
+    assert array.min() == array.max() == 1  # and not written over
+    del array
+    third = receive(3)
+    assert np.frombuffer(third, dtype=np.uint8).__array_interface__["data"][0] == address  # free: taken again
+    assert third.count(3) == size  # written over whole
+
+
+def test_splitting_and_restoring_a_message_leaves_no_reference_to_its_buffers_behind() -> None:
+    import gc
+    import sys
+
+    buffer = bytearray(10)
+    before = sys.getrefcount(buffer)
+    gc.disable()  # a reference cycle would hold the buffer until the collector ran
+    try:
+        tree, buffers = wire.split({"a": [buffer, {"b": buffer}]})
+        restored = wire.restore(tree, [buffer])
+        assert restored["a"][1]["b"] is buffer
+        del tree, buffers, restored
+        assert sys.getrefcount(buffer) == before
+    finally:
+        gc.enable()
+
+
+def test_a_relayed_piece_is_taken_again_only_once_nothing_holds_it() -> None:
+    from pyjoy.engine.pipe import Recycled, recycled
+
+    view = recycled(wire.PIECE_BYTES)
+    piece = view.obj
+    assert isinstance(piece, Recycled)
+    del view
+    held = memoryview(piece)[10:]  # as asyncio's transport holds what it has not sent yet (3.12+)
+    piece.release()
+    address = id(piece)  # the pool keeps it alive: the id stays its own
+    del piece
+    other = recycled(wire.PIECE_BYTES)
+    assert id(other.obj) != address
+    del held
+    again = recycled(wire.PIECE_BYTES)
+    assert id(again.obj) == address

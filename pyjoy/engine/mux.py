@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from pyjoy.engine import wire
+from pyjoy.engine.pipe import Recycled
 from pyjoy.rpc.transport import Buffer, Handler, Message
 
 log = logging.getLogger("pyjoy.engine")
@@ -52,6 +53,11 @@ class Outgoing:
         tree, buffers = wire.split(message)
         self.send_frames(wire.frames(channel, tree, buffers))
 
+    @property
+    def has_room(self) -> bool:
+        """Whether less than HIGH_WATER_BYTES wait to be sent (else a relay waits for drained())."""
+        return self._room.is_set()
+
     async def drained(self) -> None:
         await self._room.wait()
 
@@ -67,6 +73,8 @@ class Outgoing:
                         await self._ws.send_str(frame)
                     else:
                         await self._ws.send_bytes(frame)
+                        if isinstance(frame, Recycled):  # sent or copied by now: its memory takes the next piece
+                            frame.release()
                     if self._queued_bytes <= HIGH_WATER_BYTES // 2:
                         self._room.set()
         except (ConnectionError, RuntimeError) as error:  # the socket went away

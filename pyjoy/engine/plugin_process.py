@@ -3,7 +3,7 @@
 The engine starts it (processes.py) with one end of a socket pair as FD. The first frame
 on it is `{"start": plugin}` (plugin_file.parse_plugin's result); the frames after it are
 the RPC messages of the plugin's session with the page, the WebSocket's frames relayed as
-they came (wire.py's pipe frames). The process waits for the page's root (the plugin API), answers with
+they came (pipe.py's frames). The process waits for the page's root (the plugin API), answers with
 its own, `{load_plugin}`, and `load_plugin()` runs the plugin's scripts as a web-python
 plugin's run in the browser (pyjoy/plugin/kernel.py: `api` a global, `from imjoy import
 api`, what `api.export` got returned), on CPython. It ends when the socket closes.
@@ -20,52 +20,68 @@ import sys
 from typing import Any
 
 from pyjoy.engine import wire
+from pyjoy.engine.pipe import ABORT, TEXT, Pipe
 from pyjoy.plugin.kernel import start_plugin, user_frames
 from pyjoy.rpc import Session
 from pyjoy.rpc.transport import Buffer, Handler, Message
 
 
 class PipeTransport:
-    """A pyjoy.rpc Transport over the socket to the engine (wire.py's pipe frames)."""
+    """A pyjoy.rpc Transport over the socket to the engine (pipe.py's frames). A message's
+    buffers are received straight into the buffers it is joined into, and a message's own
+    buffers are sent from its memory (the transfer: no copy)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
+    def __init__(self, sock: socket.socket) -> None:
+        self._incoming = wire.Incoming()
         self._handler: Handler | None = None
         self.closed = False
+        self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.plugin: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pipe = Pipe(sock, self._frame, self._end, place=self._incoming.reserve)
 
     def send(self, message: Message, transfer: list[Buffer]) -> None:
-        if self.closed or self._writer.is_closing():
+        if self.closed or self._pipe.closed:
             raise ConnectionError("the engine's pipe is closed")
         tree, buffers = wire.split(message)
         for frame in wire.frames("plugin", tree, buffers):  # the engine puts the plugin's channel in
-            wire.write_pipe(self._writer, frame)
+            self._pipe.write(frame)
 
     def on_message(self, handler: Handler) -> None:
         self._handler = handler
+        self._pipe.resume_reading()
 
     def close(self) -> None:
         self.closed = True
 
-    async def receive(self) -> None:
-        """Hands each message to the session until the engine closes the pipe."""
+    def _end(self, error: Exception | None) -> None:
+        if error is not None:
+            print(f"pyjoy plugin process: the engine's pipe broke: {error}", file=sys.stderr)
+        if not self.ended.done():
+            self.ended.set_result(None)
+
+    def _frame(self, kind: int, data: Any) -> None:
+        """Each frame from the engine: the first is `{"start": plugin}`, then the session's messages."""
+        if not self.plugin.done():
+            start = json.loads(data) if kind == TEXT else None
+            if not isinstance(start, dict) or not isinstance(start.get("start"), dict):
+                raise wire.FrameError("the engine sent no plugin")
+            self.plugin.set_result(start["start"])
+            self._pipe.pause_reading()  # the session's messages wait until it listens (on_message)
+            return
+        if kind == ABORT:  # the engine failed the message being read, and answered for it
+            self._incoming.abort()
+            return
         assert self._handler is not None
-        incoming = wire.Incoming()
-        while (frame := await wire.read_pipe(self._reader)) is not None:
-            kind, data = frame
-            if kind == wire.ABORT:  # the engine failed the message being read, and answered for it
-                incoming.abort()
-                continue
-            for item in incoming.feed(data):
-                if isinstance(item, wire.Complete):
-                    try:
-                        message = wire.restore(item.header["message"], item.buffers)
-                    except Exception as error:
-                        self._handler(item.header["message"], error)
-                    else:
-                        self._handler(message)
-                elif isinstance(item, wire.FrameError) and isinstance(item.message, dict):
-                    self._handler(item.message, item)
+        for item in self._incoming.feed(data):
+            if isinstance(item, wire.Complete):
+                try:
+                    message = wire.restore(item.header["message"], item.buffers)
+                except Exception as error:
+                    self._handler(item.header["message"], error)
+                else:
+                    self._handler(message)
+            elif isinstance(item, wire.FrameError) and isinstance(item.message, dict):
+                self._handler(item.message, item)
 
 
 async def run_script(code: str, namespace: dict[str, Any], filename: str, first_line: int = 1) -> None:
@@ -97,15 +113,12 @@ class EngineKernel:
 async def main(fd: int) -> None:
     sock = socket.socket(fileno=fd)
     os.set_inheritable(fd, False)  # the plugin's own child processes do not get the pipe
-    reader, writer = await asyncio.open_connection(sock=sock, limit=wire.PIECE_BYTES)
-    first = await wire.read_pipe(reader)
-    start = json.loads(first[1]) if first is not None and first[0] == wire.TEXT else None
-    if not isinstance(start, dict) or not isinstance(start.get("start"), dict):
+    transport = PipeTransport(sock)
+    await asyncio.wait([transport.plugin, transport.ended], return_when=asyncio.FIRST_COMPLETED)
+    if not transport.plugin.done():
         raise SystemExit("pyjoy plugin process: the engine sent no plugin")
-    plugin = start["start"]
-    transport = PipeTransport(reader, writer)
+    plugin = transport.plugin.result()
     session = Session(transport)
-    receiving = asyncio.create_task(transport.receive())
 
     async def answer_root() -> None:
         await session.remote_root()  # the page's root first: then it has opened this channel
@@ -113,7 +126,7 @@ async def main(fd: int) -> None:
             session.set_root(EngineKernel(session, plugin))
 
     answering = asyncio.create_task(answer_root())
-    await receiving
+    await transport.ended
     answering.cancel()
     session.close("the engine closed the pipe")
 

@@ -1,14 +1,14 @@
 """Plugin processes: each native-python plugin in an OS process of its own (ENGINE.md).
 
     process = await PluginProcess.start(plugin, python, workdir, on_item, on_output)
-    process.send(frame)                      # a frame from the page, relayed as it came
+    process.send(frame)                      # a frame from the page, relayed as it came (no copy)
     status = await process.exited            # the exit status (negative: killed by a signal)
     await process.stop()                     # SIGTERM, then SIGKILL after STOP_GRACE_S
 
 The process is `PYTHON -P -m pyjoy.engine.plugin_process FD`: its messages go over one end
 of a socket pair (FD), never stdin/stdout (the plugin's print() would break them), as the
-WebSocket's frames in wire.py's pipe frames, relayed piece by piece (no message is held
-whole here); the plugin's are checked as the page's are (wire.Incoming), and a plugin that
+WebSocket's frames in pipe.py's frames, relayed piece by piece (no message is held
+whole here, no piece copied); the plugin's are checked as the page's are (wire.Incoming), and a plugin that
 breaks them is ended; its stdout and stderr come to `on_output` line by line. It runs in
 a session of its own, so a Ctrl+C in the engine's terminal reaches the engine, which ends
 its plugins itself. Its environment is the engine's without the token, with PYTHONPATH the
@@ -32,6 +32,7 @@ from typing import Any
 from pyjoy.build.python_runtime import IMJOY_SHIM, runtime_files
 from pyjoy.engine import wire
 from pyjoy.engine.envs import child_environment
+from pyjoy.engine.pipe import ABORT, Pipe, recycled
 
 STOP_GRACE_S = 3.0
 #: How much a plugin may leave unread on its pipe before a message to it fails instead of
@@ -43,7 +44,8 @@ OUTPUT_MESSAGES_PER_INTERVAL = 8
 OUTPUT_CHARACTERS_PER_INTERVAL = 16_384
 ROOT = Path(__file__).resolve().parents[2]
 # What a plugin process imports besides the browser's runtime (pyjoy.rpc, pyjoy.plugin).
-ENGINE_MODULES = ("pyjoy/engine/__init__.py", "pyjoy/engine/wire.py", "pyjoy/engine/plugin_process.py",
+ENGINE_MODULES = ("pyjoy/engine/__init__.py", "pyjoy/engine/wire.py", "pyjoy/engine/pipe.py",
+                  "pyjoy/engine/plugin_process.py",
                   "pyjoy/engine/model_service.py")  # the model service runs as a built-in plugin
 _runtime_dirs: dict[Path, Path] = {}
 
@@ -88,19 +90,18 @@ def describe_status(status: int) -> str:
 
 
 # Each message the plugin sends, as wire.Incoming(join=False) reads it: Start, Piece, Complete.
-# Awaited: it may wait for the page's socket to take what waits.
-OnItem = Callable[[Any], Awaitable[None]]
+# It may return an awaitable: reading from the plugin waits for it (the page's socket is full).
+OnItem = Callable[[Any], Awaitable[None] | None]
 OnOutput = Callable[[str, str], None]
 
 
 class PluginProcess:
-    def __init__(self, process: asyncio.subprocess.Process, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter) -> None:
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.pid = process.pid
         self._process = process
-        self._reader = reader
-        self._writer = writer
         self.exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pipe_ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._tasks: list[asyncio.Task[Any]] = []
 
     @classmethod
     async def start(cls, plugin: dict[str, Any], python: str, workdir: Path, on_item: OnItem,
@@ -119,60 +120,65 @@ class PluginProcess:
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
             )
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
-        reader, writer = await asyncio.open_connection(sock=ours, limit=wire.PIECE_BYTES)
-        self = cls(process, reader, writer)
-        wire.write_pipe(writer, wire.dumps({"start": plugin}))
+        self = cls(process)
+        incoming = wire.Incoming(join=False)  # pieces are relayed as they come, none held here
+
+        def on_frame(kind: int, data: Any) -> None:
+            if kind == ABORT:
+                raise wire.FrameError("a plugin sends no ABORT")
+            for item in incoming.feed(data):
+                if isinstance(item, (wire.FrameError, wire.Notice)):
+                    raise item if isinstance(item, wire.FrameError) else wire.FrameError("a plugin sends no notices")
+                waiting = on_item(item)
+                if waiting is not None:  # the page's socket is full: read on once it took what waits
+                    self._pipe.pause_reading()
+                    resumed = asyncio.ensure_future(waiting)
+                    resumed.add_done_callback(lambda _: self._pipe.resume_reading())
+                    self._tasks.append(resumed)
+
+        def on_close(error: Exception | None) -> None:
+            if error is not None:
+                # A plugin that breaks its pipe's framing cannot be understood any more: it ends.
+                print(f"pyjoy engine: plugin process {self.pid} broke its pipe ({error}); ending it", file=sys.stderr)
+                self._tasks.append(asyncio.get_running_loop().create_task(self.stop()))
+            if not self._pipe_ended.done():
+                self._pipe_ended.set_result(None)
+
+        self._pipe = Pipe(ours, on_frame, on_close, place=recycled)  # pieces to relay: memory that was sent
+        self._pipe.write(wire.dumps({"start": plugin}))
         loop = asyncio.get_running_loop()
         output = BoundedOutput(on_output)
-        self._tasks = [loop.create_task(self._relay(on_item))] + [
-            loop.create_task(_lines(stream, name, output.write))
-            for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr"))
-        ]
+        self._tasks += [loop.create_task(_lines(stream, name, output.write))
+                        for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr"))]
         self._tasks.append(loop.create_task(self._wait()))  # held: the loop keeps only weak references
         return self
 
     def check_room(self) -> None:
         """Raises BufferError while the plugin leaves too much unread to take another message."""
-        unread = self._writer.transport.get_write_buffer_size()
+        unread = self._pipe.unsent
         if unread > MAX_UNREAD_BYTES:
             raise BufferError(f"the plugin has {unread >> 20} MiB of messages unread (it is busy or stuck); "
                               f"try again once it answers, or stop it")
 
     def send(self, frame: str | bytes | memoryview) -> None:
         """Relays one WebSocket frame of the page's to the plugin, as it came."""
-        if not self._writer.is_closing():
-            wire.write_pipe(self._writer, frame)
+        self._pipe.write(frame)
 
     def abort(self) -> None:
         """Tells the plugin to drop the message it is reading (the engine failed it)."""
-        if not self._writer.is_closing():
-            wire.write_abort(self._writer)
-
-    async def _relay(self, on_item: OnItem) -> None:
-        incoming = wire.Incoming(join=False)  # pieces are relayed as they come, none held here
-        try:
-            while (frame := await wire.read_pipe(self._reader)) is not None:
-                kind, data = frame
-                if kind == wire.ABORT:
-                    raise wire.FrameError("a plugin sends no ABORT")
-                for item in incoming.feed(data):
-                    if isinstance(item, (wire.FrameError, wire.Notice)):
-                        raise item if isinstance(item, wire.FrameError) else wire.FrameError("a plugin sends no notices")
-                    await on_item(item)
-        except (wire.FrameError, ConnectionError) as error:
-            # A plugin that breaks its pipe's framing cannot be understood any more: it ends.
-            print(f"pyjoy engine: plugin process {self.pid} broke its pipe ({error}); ending it", file=sys.stderr)
-            # Not awaited here (stop waits for this task to end); held, as the loop holds tasks weakly.
-            self._tasks.append(asyncio.get_running_loop().create_task(self.stop()))
+        self._pipe.write_abort()
 
     async def _wait(self) -> None:
         status = await self._process.wait()
         # Relay what it wrote before it ended (its end of the pipe is closed: that is quick).
         # Not its output: a child of its own may hold stdout open, and callers must hear now.
-        await asyncio.wait([self._tasks[0]], timeout=1.0)
-        self._writer.close()
+        await asyncio.wait([self._pipe_ended], timeout=1.0)
+        self._pipe.close()
         self.exited.set_result(status)
 
     async def stop(self) -> int:

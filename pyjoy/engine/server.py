@@ -23,7 +23,7 @@ import platform
 import secrets
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -289,16 +289,18 @@ class Control:
         plugin_id = "p" + secrets.token_hex(8)
         name = config["name"]
 
-        async def relay(item: wire.Item) -> None:
-            """The plugin's messages to the page, on its channel (whatever its frames say), as they come."""
-            if connection.outgoing.closed:
-                return
+        def relay(item: wire.Item) -> Awaitable[None] | None:
+            """The plugin's messages to the page, on its channel (whatever its frames say), as they
+            come; what to wait for before reading more from the plugin (the page's socket is full)."""
+            outgoing = connection.outgoing
+            if outgoing.closed:
+                return None
             if isinstance(item, wire.Piece):
-                connection.outgoing.send_frames([item.data])
+                outgoing.send_frames([item.data])
             elif isinstance(item, wire.Start) or (isinstance(item, wire.Complete) and not item.started):
-                connection.outgoing.send_frames([wire.dumps({"channel": plugin_id, "message": item.header["message"],
-                                                             "buffers": item.header.get("buffers", [])})])
-            await connection.outgoing.drained()
+                outgoing.send_frames([wire.dumps({"channel": plugin_id, "message": item.header["message"],
+                                                  "buffers": item.header.get("buffers", [])})])
+            return None if outgoing.has_room else outgoing.drained()
 
         def on_output(stream: str, text: str) -> None:
             print(f"[{name}] {text}", file=sys.stderr if stream == "stderr" else sys.stdout, flush=True)

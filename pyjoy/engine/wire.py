@@ -8,17 +8,17 @@
             message = restore(done.header["message"], done.buffers)
     Incoming(join=False)                        # to relay: Start, Piece..., Complete, holding nothing
 
-    write_pipe(writer, frame)                   # the pipe: the same frames, each with kind and length
-    kind, frame = await read_pipe(reader)
+    incoming.reserve(length)                    # join=True: where a piece of that length goes (no copy)
+
+The pipe between the engine and a plugin process carries these frames too (pipe.py).
 
 This module never imports aiohttp: a plugin process imports it too.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import struct
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,10 @@ MAX_BUFFERS = 1000
 #: page) holds a message until it is whole, so this bounds what one message makes it hold.
 MAX_MESSAGE_BYTES = 2 * 2**30
 PLACEHOLDER = "_pyjoy_rpc_buffer"
+#: Joined buffers at least this big are kept for reuse once nothing refers to them (below).
+REUSE_MIN_BYTES = 2**20
+#: The most bytes of such buffers a receiver keeps.
+REUSE_BYTES = 128 * 2**20
 
 _BUFFER_TYPES = (bytes, bytearray, memoryview)
 
@@ -54,46 +58,47 @@ class FrameError(RPCError):
 def split(message: Any) -> tuple[Any, list[memoryview]]:
     """The message with each buffer replaced by a placeholder, and the buffers (each once)."""
     buffers: list[memoryview] = []
-    seen: dict[int, int] = {}
+    return _split(message, buffers, {}), buffers
 
-    def walk(value: Any) -> Any:
-        kind = type(value)
-        if kind is dict:
-            return {key: walk(item) for key, item in value.items()}
-        if kind is list:
-            return [walk(item) for item in value]
-        if kind in _BUFFER_TYPES:
-            index = seen.get(id(value))
-            if index is None:
-                index = seen[id(value)] = len(buffers)
-                buffers.append(memoryview(value).cast("B"))
-            return {PLACEHOLDER: index}
-        return value
 
-    return walk(message), buffers
+# The walks are module functions, not closures: a closure that calls itself is a reference
+# cycle, which would hold the message's buffers (a big array) until the garbage collector ran.
+def _split(value: Any, buffers: list[memoryview], seen: dict[int, int]) -> Any:
+    kind = type(value)
+    if kind is dict:
+        return {key: _split(item, buffers, seen) for key, item in value.items()}
+    if kind is list:
+        return [_split(item, buffers, seen) for item in value]
+    if kind in _BUFFER_TYPES:
+        index = seen.get(id(value))
+        if index is None:
+            index = seen[id(value)] = len(buffers)
+            buffers.append(memoryview(value).cast("B"))
+        return {PLACEHOLDER: index}
+    return value
 
 
 def restore(tree: Any, buffers: list[Any]) -> Any:
     """The message with each placeholder replaced by its buffer; an RPCError for a bad one."""
     if not buffers:
         return tree
-
-    def walk(value: Any) -> Any:
-        if type(value) is dict:
-            if len(value) == 1 and PLACEHOLDER in value:
-                index = value[PLACEHOLDER]
-                if type(index) is not int or not 0 <= index < len(buffers):
-                    raise RPCError(f"a buffer placeholder names buffer {index!r}; the message has {len(buffers)}")
-                return buffers[index]
-            return {key: walk(item) for key, item in value.items()}
-        if type(value) is list:
-            return [walk(item) for item in value]
-        return value
-
     try:
-        return walk(tree)
+        return _restore(tree, buffers)
     except RecursionError:
         raise RPCError("message too deep to read") from None
+
+
+def _restore(value: Any, buffers: list[Any]) -> Any:
+    if type(value) is dict:
+        if len(value) == 1 and PLACEHOLDER in value:
+            index = value[PLACEHOLDER]
+            if type(index) is not int or not 0 <= index < len(buffers):
+                raise RPCError(f"a buffer placeholder names buffer {index!r}; the message has {len(buffers)}")
+            return buffers[index]
+        return {key: _restore(item, buffers) for key, item in value.items()}
+    if type(value) is list:
+        return [_restore(item, buffers) for item in value]
+    return value
 
 
 def dumps(header: dict[str, Any]) -> str:
@@ -164,7 +169,9 @@ class Incoming:
         self._join = join
         self._current: Complete | None = None
         self._sizes: list[int] = []  # of the buffers still to come, the one being read first
-        self._pieces: list[Any] = []  # of the buffer being joined
+        self._joined: bytearray | None = None  # the buffer being joined (None: no piece yet, or one whole)
+        self._whole: Any = None  # a buffer that came as one piece: kept as it is, no copy
+        self._reserved: memoryview | None = None  # where reserve() said the next piece goes
         self._got = 0  # its bytes so far
         self._dropping = False  # a failed message's pieces are still coming
 
@@ -174,7 +181,23 @@ class Incoming:
         return self._current is not None
 
     def abort(self) -> None:
-        self._current, self._dropping, self._pieces, self._got = None, True, [], 0
+        self._current, self._dropping = None, True
+        self._joined = self._whole = self._reserved = None
+        self._got = 0
+
+    def reserve(self, length: int) -> memoryview | None:
+        """(join=True) Where a binary frame of `length` bytes goes if it is the next piece of the
+        buffer being read: a view into that buffer, for a reader to receive it there and feed()
+        that view (no copy). None when it would not fit (feed() then says why)."""
+        if not self._join or self._current is None or not 0 < length <= MAX_FRAME_BYTES:
+            return None
+        size = self._sizes[0]
+        if self._got + length > size or self._whole is not None:
+            return None
+        if self._joined is None:
+            self._joined = _buffers.new(size)
+        self._reserved = memoryview(self._joined)[self._got:self._got + length]
+        return self._reserved
 
     def feed(self, frame: str | bytes) -> list[Item]:
         if isinstance(frame, str):
@@ -229,17 +252,24 @@ class Incoming:
         if not piece or self._got + len(piece) > self._sizes[0]:
             return [self._fail(f"a piece of {len(piece)} bytes does not fit buffer {len(self._current.buffers)} "
                                f"({self._got} of its {self._sizes[0]} bytes came before it)")]
-        self._got += len(piece)
         out: list[Item] = []
-        if self._join:
-            self._pieces.append(piece)
-        else:
+        if not self._join:
             out.append(Piece(piece))
+        elif piece is self._reserved:  # received in place already
+            self._reserved = None
+        elif self._joined is None and self._got == 0 and len(piece) == self._sizes[0]:
+            self._whole = piece  # the buffer in one piece: the piece itself
+        else:
+            if self._joined is None:
+                self._joined = _buffers.new(self._sizes[0])
+            self._joined[self._got:self._got + len(piece)] = piece
+        self._got += len(piece)
         if self._got == self._sizes[0]:
             if self._join:
-                self._current.buffers.append(self._pieces[0] if len(self._pieces) == 1 else b"".join(self._pieces))
+                self._current.buffers.append(self._whole if self._whole is not None else self._joined)
             self._sizes.pop(0)
-            self._pieces, self._got = [], 0
+            self._joined = self._whole = self._reserved = None
+            self._got = 0
             done = self._buffer_done()
             if done is not None:
                 out.append(done)
@@ -259,6 +289,43 @@ class Incoming:
         return current
 
 
+class _Buffers:
+    """Big buffers that messages are joined into, reused once nothing refers to them.
+
+    Fresh memory is what receiving a big array costs most: the first touch of each page is
+    a page fault (about 0.5 ms a MB on a small VM, more than copying the bytes). A received
+    array is usually dropped once its call is answered, so its memory can take the next
+    one. Every view of a buffer (a memoryview, a numpy array viewing it, a C extension
+    reading it) holds a reference to it, so a buffer nothing but this list refers to is
+    free: it is given again, whole, to be written over by the next message's pieces."""
+
+    def __init__(self, limit: int) -> None:
+        self._kept: list[bytearray] = []
+        self._limit = limit
+
+    def new(self, size: int) -> bytearray:
+        if size < REUSE_MIN_BYTES:
+            return bytearray(size)
+        for buffer in self._kept:
+            # Referred to by the list, the loop's variable and getrefcount's argument: no one else.
+            if len(buffer) == size and sys.getrefcount(buffer) == 3:
+                return buffer
+        buffer = bytearray(size)
+        kept = [kept for kept in self._kept if sys.getrefcount(kept) > 3]  # in use: held by their users alone
+        free = [kept for kept in self._kept if sys.getrefcount(kept) == 3]
+        total = size + sum(map(len, free))
+        while free and total > self._limit:  # the least recently made go first
+            total -= len(free.pop(0))
+        if total <= self._limit:
+            self._kept = kept + free + [buffer]
+        else:
+            self._kept = kept + free
+        return buffer
+
+
+_buffers = _Buffers(REUSE_BYTES)
+
+
 def _sizes_problem(sizes: Any) -> str | None:
     if not isinstance(sizes, list) or not all(type(n) is int and n >= 0 for n in sizes):
         return '"buffers" should be a list of sizes (integers from 0)'
@@ -275,44 +342,3 @@ def error_answer(message: Any, text: str) -> dict[str, Any] | None:
         return {"type": "error", "id": message["id"],
                 "error": {"_rtype": "error", "type": "RPCError", "message": text, "traceback": ""}}
     return None
-
-
-# -- the pipe between the engine and a plugin process -----------------------------------
-# The same frames as on the WebSocket, each as 1 byte of kind (TEXT, BINARY, or ABORT: drop
-# the message being read, quietly), 4 bytes of length (little-endian) and the payload. The
-# engine relays a page's frames to a plugin as they come and a plugin's to the page, holding
-# no message whole; ABORT tells a plugin that the engine failed the message it was reading.
-
-TEXT, BINARY, ABORT = 0, 1, 2
-_PIPE = struct.Struct("<BI")
-
-
-def write_pipe(writer: asyncio.StreamWriter, frame: str | bytes | memoryview) -> None:
-    if isinstance(frame, str):
-        data = frame.encode()
-        writer.write(_PIPE.pack(TEXT, len(data)) + data)
-    else:
-        writer.write(_PIPE.pack(BINARY, len(frame)))
-        writer.write(frame)
-
-
-def write_abort(writer: asyncio.StreamWriter) -> None:
-    writer.write(_PIPE.pack(ABORT, 0))
-
-
-async def read_pipe(reader: asyncio.StreamReader) -> tuple[int, str | bytes] | None:
-    """The next frame: (TEXT, str), (BINARY, bytes) or (ABORT, b""); None at the end of the
-    stream. A frame beyond the bounds raises FrameError: the stream can no longer be trusted."""
-    try:
-        kind, length = _PIPE.unpack(await reader.readexactly(_PIPE.size))
-        if kind not in (TEXT, BINARY, ABORT) or length > MAX_FRAME_BYTES:
-            raise FrameError(f"a pipe frame of kind {kind} and {length} bytes (at most {MAX_FRAME_BYTES})")
-        payload = await reader.readexactly(length) if length else b""
-    except asyncio.IncompleteReadError:
-        return None
-    if kind == TEXT:
-        try:
-            return kind, payload.decode()
-        except UnicodeDecodeError as error:
-            raise FrameError(f"a text frame that is not UTF-8: {error}") from None
-    return kind, payload
