@@ -2,13 +2,27 @@
 real Chromium. The plugins are bench/imjoy_corpus/ (copied byte for byte from imjoy-team's
 repositories by bench/imjoy_corpus/extract.py; SOURCES.json says where each came from).
 
-    python bench/imjoy_compat.py [--json PATH] [--only TEXT] [--dist dist] [--commit HASH]
+    python bench/imjoy_compat.py [--json PATH] [--only TEXT[,TEXT...]] [--dist dist] [--commit HASH]
 
 How each plugin is classified, first from its file, in this order:
-1. "engine": its type is native-python or jupyter-notebook (or, in the oldest files, its
-   mode is pyworker): it runs in a Python engine (CPython on a computer or a Jupyter
-   server), which PyJoy does not have yet.
-2. "network": it cannot start without the network:
+1. "unsupported": its type is jupyter-notebook: ImJoy ran it in a Jupyter server's kernel
+   (its jupyter engine), a protocol `pyjoy engine` does not speak.
+2. A native-python plugin (or, in the oldest files, mode pyworker) runs on `pyjoy engine`.
+   It is "engine" (offline-runnable there) unless it needs the network ("network"):
+   - a `conda:` requirement or a non-empty `env` (conda/mamba fetch packages; none is on
+     this machine either), a `repo:` one (a git clone), a `cmd:` one (the engine refuses
+     it; it installs from the network in every corpus plugin), a URL (`git+https://...`);
+   - a pip requirement (`pip:` ones split as the engine splits them, `-U` dropped) that the
+     engine's Python does not satisfy already: its distribution is looked up by its pip
+     name with importlib.metadata (distribution names are pip names, so no name-to-module
+     table is needed) and its version checked against the specifier; the engine makes its
+     venv with --system-site-packages, so a satisfied one is installed from nothing (the
+     bench's engine runs with UV_OFFLINE=1 and no index, so a wrong guess here fails at
+     run). The bench runs the engine with its own Python, so its packages are the engine's;
+   - any config dependency, as below;
+   - an http(s) URL in its code (its <script> blocks) outside 127.0.0.1/localhost.
+   Requirements of every tag are checked (a plugin with tags is counted by all of them).
+3. "network": a browser plugin that cannot start without the network:
    - a requirement that is a URL (http(s)://, //, with or without js:/css:/mjs:/cache:);
    - a web-python requirement that is not in the Pyodide lock's vendored part of dist/
      (numpy, scipy, ... come from the Pyodide package index in production);
@@ -19,7 +33,7 @@ How each plugin is classified, first from its file, in this order:
    - a page, plugin or file it opens from the network: an http(s) URL written in its code
      as an <iframe src>, assigned to a `.src`, or given to createWindow, showDialog,
      getPlugin or loadPlugin (at setup or in any of its functions).
-3. "offline": everything else. And at run: a plugin of this class that fails, having asked
+4. "offline": everything else (a browser plugin). And at run: a plugin of this class that fails, having asked
    for any URL outside 127.0.0.1 while it loaded or ran, or in the second after
    (Chromium's requests from the page, its frames and workers), is counted as "network"
    after all, naming that URL, with its error kept. One that passes stays "offline" even
@@ -38,17 +52,25 @@ request leaves 127.0.0.1. Each plugin, one after another in that one page:
 - it passes if install resolves within LOAD_TIMEOUT_S, run (if any) resolves within
   RUN_TIMEOUT_S, and nothing it did put an error in Messages; a rejection, a timeout or an
   error message is a fail, recorded with its text. Then it is uninstalled.
+How an "engine" plugin is run: a real `pyjoy engine` (pyjoy.devtools.engine_running: the
+bench's Python, a fresh --workdir under a temp folder, --app the served origin, uv offline
+with no index) is started; after the browser plugins, the same page (still offline: its
+WebSocket to 127.0.0.1 is not the network) connects to it with pyjoy.connectEngine(url),
+and each such plugin goes through run_one as above: unmodified, installPlugin(text), run
+with ImJoy's default context, dialogs answered OK.
 A fail that no change to PyJoy would fix (it fails in ImJoy too, or needs another plugin
 that needs the network) still counts as a fail; NOTES adds why to its reason.
 
 Prints a summary table and writes every plugin's class, result and reason, with the
-machine, to bench/results/imjoy_compat.json. About 2 minutes on 2 CPUs.
+machine, to bench/results/imjoy_compat.json. About 3 minutes on 2 CPUs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import importlib.metadata
 import json
 import os
 import re
@@ -59,15 +81,17 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import yaml
+from packaging.requirements import InvalidRequirement, Requirement
 from playwright.sync_api import sync_playwright
 
-from pyjoy.devtools import launch_options, machine_facts, served
+from pyjoy.devtools import engine_running, launch_options, machine_facts, served
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "bench" / "imjoy_corpus"
 LOAD_TIMEOUT_S = 60
 RUN_TIMEOUT_S = 20
-ENGINE_TYPES = {"native-python", "jupyter-notebook"}
+CODE_URL = re.compile(r"https?://[^\s\"'`)<>]+", re.I)
+SCRIPT = re.compile(r"<script[^>]*>(.*?)</script>", re.S | re.I)
 URL = re.compile(r"^(?:(?:js|css|mjs|cache|pip):\s*)?(?:https?:)?//", re.I)
 NETWORK_IN_CODE = re.compile(
     r"""<script[^>]*\ssrc\s*=\s*["']((?:https?:)?//[^"']+)"""
@@ -87,6 +111,8 @@ NOTES = {
         "(top-level await in a classic script: imjoy-rpc's web worker eval()s it, a SyntaxError in ImJoy too)",
     "imjoy-docs/basic_tutorial-01.imjoy.html":
         "(it calls the plugin the docs block before it defines, basic_tutorial-00, which needs numpy from the network)",
+    "imjoy-docs/i2k_tutorial-24.imjoy.html":
+        "(its window type Image Viewer is the window plugin the docs block before it defines, i2k_tutorial-23, which passes)",
     "imjoy-plugins/histogram2D.imjoy.html":
         "(its run reads ctx.data.table, a localization table (its config inputs) that ImJoy passes from a window; none here)",
 }
@@ -126,10 +152,14 @@ def classify(text: str, corpus_names: dict[str, str], vendored: set[str]) -> tup
     """(class, reason) by the rules in this file's top comment."""
     config = plugin_config(text)
     kind = config.get("type", "")
-    if kind in ENGINE_TYPES:
-        return "engine", f"type {kind}"
-    if not kind and config.get("mode") == "pyworker":  # the oldest files (api_version 0.1.1) say "mode"
-        return "engine", "mode pyworker (ImJoy's first name for native-python)"
+    if kind == "jupyter-notebook":
+        return "unsupported", ("type jupyter-notebook: ImJoy ran it in a Jupyter server's kernel (its jupyter "
+                               "engine); pyjoy engine speaks its own protocol, not Jupyter's")
+    if kind == "native-python" or (not kind and config.get("mode") == "pyworker"):  # the oldest files say "mode"
+        reasons = native_needs(config, text) + dependency_reasons(config, corpus_names)
+        if reasons:
+            return "network", "; ".join(dict.fromkeys(reasons))
+        return "engine", f"type {kind or 'native-python (mode pyworker)'}, nothing to install"
     reasons = []
     for requirement in requirement_list(config.get("requirements")):
         if URL.match(requirement.strip()):
@@ -138,16 +168,77 @@ def classify(text: str, corpus_names: dict[str, str], vendored: set[str]) -> tup
             name = re.split(r"[<>=!~\[ ]", requirement.strip().removeprefix("pip:").strip())[0].lower()
             if name and name not in vendored:
                 reasons.append(f"Python package {name} (from the package index)")
+    reasons += dependency_reasons(config, corpus_names)
+    for match in NETWORK_IN_CODE.finditer(text):
+        reasons.append(f"loads {next(group for group in match.groups() if group)}")
+    if reasons:
+        return "network", "; ".join(dict.fromkeys(reasons))
+    return "offline", f"type {kind or '(none)'}"
+
+
+def dependency_reasons(config: dict, corpus_names: dict[str, str]) -> list[str]:
+    """Each config dependency (PyJoy fetches each from its URL or GitHub; none is served offline)."""
+    reasons = []
     dependencies = config.get("dependencies") or []
     for dependency in dependencies if isinstance(dependencies, list) else [dependencies]:
         short = str(dependency).split(":")[-1].split("/")[-1].split("@")[0].removesuffix(".imjoy.html")
         inside = corpus_names.get(short.lower())
         reasons.append(f"dependency {dependency}" + (f" (in the corpus: {inside})" if inside else ""))
-    for match in NETWORK_IN_CODE.finditer(text):
-        reasons.append(f"loads {next(group for group in match.groups() if group)}")
-    if reasons:
-        return "network", "; ".join(reasons)
-    return "offline", f"type {kind or '(none)'}"
+    return reasons
+
+
+def pip_need(spec: str) -> str | None:
+    """Why one pip requirement needs the network, or None when the engine's Python (this one:
+    the bench runs the engine with sys.executable) satisfies it already."""
+    if URL.match(spec) or "://" in spec:
+        return f"requirement {spec} (a URL)"
+    try:
+        requirement = Requirement(spec)
+    except InvalidRequirement as error:
+        return f"requirement {spec} (not a pip requirement: {error})"
+    try:
+        installed = importlib.metadata.version(requirement.name)
+    except importlib.metadata.PackageNotFoundError:
+        return f"Python package {spec} (not in the engine's Python: from PyPI)"
+    if requirement.specifier and not requirement.specifier.contains(installed, prereleases=True):
+        return f"Python package {spec} (the engine's Python has {installed}: from PyPI)"
+    return None
+
+
+def native_needs(config: dict, text: str) -> list[str]:
+    """Why a native-python plugin needs the network (empty: it runs on the engine offline)."""
+    reasons = []
+    env = config.get("env")
+    for item in env.values() if isinstance(env, dict) else [env]:
+        for step in item if isinstance(item, list) else [item]:
+            if isinstance(step, dict):
+                reasons.append(f"env {step.get('type', '?')} {step.get('spec', '')} (a {step.get('type')} server)".strip())
+            elif isinstance(step, str) and step.strip():
+                reasons.append(f"env {step.strip()!r} (conda/mamba, from the network; none is installed here)")
+    for requirement in requirement_list(config.get("requirements")):
+        requirement = requirement.strip()
+        prefix = requirement.split(":", 1)[0].strip().lower() if ":" in requirement.split("://")[0] else ""
+        if prefix == "conda":
+            reasons.append(f"requirement {requirement} (conda, from the network; none is installed here)")
+        elif prefix == "repo":
+            reasons.append(f"requirement {requirement} (a git clone; the engine refuses repo:)")
+        elif prefix == "cmd":
+            reasons.append(f"requirement {requirement} (a command; the engine refuses cmd:)")
+        elif URL.match(requirement):
+            reasons.append(f"requirement {requirement} (a URL)")
+        else:  # plain or pip: ("pip: a b" is two, as the engine splits them; -U/--upgrade dropped)
+            specs = requirement.removeprefix("pip:").split() if prefix == "pip" else [requirement]
+            for spec in specs:
+                if spec in ("-U", "--upgrade"):
+                    continue
+                need = pip_need(spec)
+                if need:
+                    reasons.append(need)
+    for code in SCRIPT.findall(text):
+        for url in CODE_URL.findall(code):
+            if urlparse(url).hostname not in LOCAL_HOSTS:
+                reasons.append(f"opens {url}")
+    return reasons
 
 
 # Runs in the page: one plugin, installed and run; settles window.__compat.
@@ -178,6 +269,16 @@ def answer_dialogs(page) -> int:
         except Exception:  # noqa: BLE001  (it may close on its own meanwhile)
             pass
     return answered
+
+
+def connect_engine(context, page, url: str) -> dict:
+    """Connects the page to the engine at `url` (pyjoy.connectEngine). Chromium's offline
+    emulation refuses WebSockets to 127.0.0.1 too, so the context goes back online with
+    every http(s) request that would leave 127.0.0.1 refused (a listener still records it)."""
+    context.route(lambda u: u.startswith("http") and urlparse(u).hostname not in LOCAL_HOSTS,
+                  lambda route: route.abort("internetdisconnected"))
+    context.set_offline(False)
+    return page.evaluate("(url) => pyjoy.connectEngine(url)", url)
 
 
 def run_one(page, text: str, name: str, requests: list[tuple[str, str]], settle_s: float = 1.0) -> dict:
@@ -218,7 +319,7 @@ def run_one(page, text: str, name: str, requests: list[tuple[str, str]], settle_
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "imjoy_compat.json")
-    parser.add_argument("--only", default="", help="run only corpus files whose path contains this")
+    parser.add_argument("--only", default="", help="run only corpus files whose path contains this (or one of these, comma-separated)")
     parser.add_argument("--dist", type=Path, default=ROOT / "dist")
     parser.add_argument("--commit", default="", help="the commit dist/ was built from, recorded in the JSON")
     args = parser.parse_args()
@@ -234,11 +335,15 @@ def main() -> None:
     rows = []
     for entry in sources:
         kind, reason = classify(texts[entry["file"]], corpus_names, vendored)
-        rows.append({"file": entry["file"], "name": str(plugin_config(texts[entry["file"]]).get("name", "")),
-                     "type": plugin_config(texts[entry["file"]]).get("type", ""), "class": kind, "reason": reason})
+        config = plugin_config(texts[entry["file"]])
+        rows.append({"file": entry["file"], "name": str(config.get("name", "")), "type": config.get("type", ""),
+                     "native": config.get("type") == "native-python" or (not config.get("type") and config.get("mode") == "pyworker"),
+                     "class": kind, "reason": reason})
 
+    picked = lambda row: any(part in row["file"] for part in args.only.split(","))  # noqa: E731
     load_before = os.getloadavg()[0]
-    with served(args.dist) as base_url, sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
+    with served(args.dist) as base_url, sync_playwright() as p, tempfile.TemporaryDirectory() as profile, \
+            tempfile.TemporaryDirectory() as workdir, contextlib.ExitStack() as engine_stack:
         context = p.chromium.launch_persistent_context(profile, **launch_options())
         requests: list[tuple[str, str]] = []  # (url, resource type) outside 127.0.0.1
 
@@ -259,9 +364,14 @@ def main() -> None:
         context.set_offline(True)
         page.reload()
         page.evaluate("pyjoy.ready")
-        for row in rows:
-            if row["class"] != "offline" or args.only not in row["file"]:
-                continue
+        chosen = [row for row in rows if row["class"] == "offline" and picked(row)]
+        on_engine = [row for row in rows if row["class"] == "engine" and picked(row)]
+        if on_engine:  # uv offline, no index: a requirement the classification got wrong fails at run
+            env = {"UV_OFFLINE": "1", "UV_NO_INDEX": "1", "UV_CACHE_DIR": str(Path(workdir) / "uv-cache")}
+            url, _ = engine_stack.enter_context(engine_running(Path(workdir) / "engine", "--app", base_url, env=env))
+        for row in chosen + on_engine:
+            if row is (on_engine or [None])[0]:
+                connect_engine(context, page, url)
             outcome = run_one(page, texts[row["file"]], row["name"], requests)
             row["run"] = outcome
             row["result"] = "pass" if outcome["ok"] and not outcome["messages"] else "fail"
@@ -274,29 +384,37 @@ def main() -> None:
                 row["reason"] = f"{row['reason']}: {failure}" if row["class"] == "network" else failure
                 if row["file"] in NOTES:
                     row["reason"] += " " + NOTES[row["file"]]
-            print(f"{row['result']:4} {row['class']:8} {row['file']}: {row['reason'][:160]}", file=sys.stderr, flush=True)
+            print(f"{row['result']:4} {row['class']:8} {row['file']} ({outcome['dialogs_answered']} dialogs answered): "
+                  f"{row['reason'][:160]}", file=sys.stderr, flush=True)
         # A persistent context has no Browser object to ask (context.browser is None).
         version = context.new_cdp_session(page).send("Browser.getVersion")["product"].split("/")[-1]
         context.close()
 
-    counted = [row for row in rows if not args.only or args.only in row["file"]]
+    counted = [row for row in rows if picked(row)]
     offline = [row for row in counted if row["class"] == "offline"]
     passed = [row for row in offline if row.get("result") == "pass"]
-    engine = sum(row["class"] == "engine" for row in counted)
+    on_engine = [row for row in counted if row["class"] == "engine"]
+    engine_passed = [row for row in on_engine if row.get("result") == "pass"]
+    native = sum(row["native"] for row in counted)
     network = sum(row["class"] == "network" for row in counted)
+    unsupported = sum(row["class"] == "unsupported" for row in counted)
     print("\n| plugin | type | class | result | reason |")
     print("|---|---|---|---|---|")
     for row in counted:
         print(f"| {row['file']} | {row['type']} | {row['class']} | {row.get('result', '-')} | {row['reason'][:200]} |")
-    print("\n| source | plugins | need an engine | need the network | offline-runnable | run unmodified |")
-    print("|---|---|---|---|---|---|")
+    print("\n| source | plugins | need the network | not supported | in the browser: offline-runnable | run unmodified "
+          "| native-python | on the engine: offline-runnable | run unmodified |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for source in dict.fromkeys(row["file"].split("/")[0] for row in counted):
         mine = [row for row in counted if row["file"].startswith(source + "/")]
         count = lambda kind: sum(row["class"] == kind for row in mine)  # noqa: E731
-        ran = sum(row["class"] == "offline" and row.get("result") == "pass" for row in mine)
-        print(f"| {source} | {len(mine)} | {count('engine')} | {count('network')} | {count('offline')} | {ran} |")
-    summary = (f"{len(passed)} of {len(offline)} offline-runnable public plugins run unmodified "
-               f"({engine} need an engine, {network} need the network; {len(counted)} in all)")
+        ran = lambda kind: sum(row["class"] == kind and row.get("result") == "pass" for row in mine)  # noqa: E731
+        print(f"| {source} | {len(mine)} | {count('network')} | {count('unsupported')} | {count('offline')} "
+              f"| {ran('offline')} | {sum(row['native'] for row in mine)} | {count('engine')} | {ran('engine')} |")
+    summary = (f"{len(passed)} of {len(offline)} offline-runnable browser plugins and {len(engine_passed)} of "
+               f"{len(on_engine)} offline-runnable native-python plugins (on the engine) run unmodified "
+               f"({native} are native-python, {network} need the network, {unsupported} not supported; "
+               f"{len(counted)} in all)")
     print("\n" + summary)
     if args.only:
         return  # a partial run is for looking, not for the results file
@@ -308,7 +426,8 @@ def main() -> None:
         "machine": machine_facts(version, load_before),
         "load_timeout_s": LOAD_TIMEOUT_S, "run_timeout_s": RUN_TIMEOUT_S,
         "summary": {"plugins": len(counted), "offline": len(offline), "passed": len(passed),
-                    "engine": engine, "network": network, "text": summary},
+                    "native": native, "engine": len(on_engine), "engine_passed": len(engine_passed),
+                    "network": network, "unsupported": unsupported, "text": summary},
         "plugins": rows,
     }, indent=2) + "\n")
 

@@ -8,6 +8,10 @@
   passive) need not export: its code runs and it loads (imjoy-core jailedPlugin.js gives it
   an API with an empty setup); without `passive` a plugin that does not export is an error.
 - `api.getPlugin(URL)` loads the plugin at that URL, as imjoy-core's getPlugin does.
+- The native-python corpus plugins that passed the measure still run on a real `pyjoy
+  engine` (uv offline, no index, an empty cache), through the same run_one; and a native
+  plugin whose requirements the engine's Python satisfies already starts offline (uv would
+  fetch them again; pip, which ImJoy's engine used, would not).
 """
 
 from __future__ import annotations
@@ -20,18 +24,20 @@ import pytest
 from playwright.sync_api import Page
 
 from conftest import open_offline
+from pyjoy.devtools import engine_running
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from imjoy_compat import CORPUS, run_one  # noqa: E402  (the measure's own way to run a plugin)
+from imjoy_compat import CORPUS, connect_engine, run_one  # noqa: E402  (the measure's own way to run a plugin)
 
 RESULTS = ROOT / "bench" / "results" / "imjoy_compat.json"
 
 
-def passing_corpus_plugins() -> list[dict]:
-    """The offline-runnable corpus plugins the last measure found to pass."""
+def passing_corpus_plugins(kind: str = "offline") -> list[dict]:
+    """The offline-runnable corpus plugins (in the browser: "offline"; native-python on the
+    engine: "engine") the last measure found to pass."""
     rows = json.loads(RESULTS.read_text())["plugins"]
-    return [row for row in rows if row["class"] == "offline" and row.get("result") == "pass"]
+    return [row for row in rows if row["class"] == kind and row.get("result") == "pass"]
 
 
 def test_the_corpus_plugins_that_passed_still_load_and_run_offline(profile_context, base_url: str) -> None:
@@ -105,3 +111,80 @@ def test_get_plugin_with_a_url_loads_the_plugin_there(page: Page, base_url: str,
     getter = "pyjoy.loadPlugin(text).then((p) => p.greetVia(url)).then((v) => v, (e) => 'error: ' + e.message)"
     greeting = page.evaluate(f"([text, url]) => {getter}", [GETTER, repository_url + "hello_worker.imjoy.html"])
     assert greeting == "Hello, corpus!"
+
+
+# -- native-python plugins on the engine ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory, base_url: str):
+    """A real `pyjoy engine` for the app's origin that cannot install from the network."""
+    workdir = tmp_path_factory.mktemp("corpus-engine")
+    env = {"UV_OFFLINE": "1", "UV_NO_INDEX": "1", "UV_CACHE_DIR": str(workdir / "uv-cache")}
+    with engine_running(workdir / "work", "--app", base_url, env=env) as (url, _):
+        yield url
+
+
+def connected_page(page: Page, base_url: str, engine: str) -> Page:
+    page.goto(base_url)
+    page.wait_for_function("window.pyjoy && pyjoy.timings.workbenchReady", timeout=30_000)
+    page.on("dialog", lambda dialog: dialog.accept(dialog.default_value))
+    assert connect_engine(page.context, page, engine)["state"] == "connected"
+    return page
+
+
+def test_the_native_corpus_plugins_that_passed_still_run_on_the_engine(page: Page, base_url: str, engine: str) -> None:
+    plugins = passing_corpus_plugins("engine")
+    assert len(plugins) >= 2, "the measure's results file lists fewer passing native-python plugins than it did"
+    connected_page(page, base_url, engine)
+    requests: list[tuple[str, str]] = []
+    failures = []
+    for row in plugins:
+        outcome = run_one(page, (CORPUS / row["file"]).read_text(), row["name"], requests, settle_s=0.2)
+        if not outcome["ok"] or outcome["messages"]:
+            failures.append(f"{row['file']}: {outcome['error'] or outcome['messages']}")
+    assert not failures, "\n".join(failures)
+    # What their files say they do, seen in Messages: ImJoy's template logs in setup; the
+    # tutorial shows the answer to its prompt (its default, as OK answers it).
+    log = page.locator("#message-log li")
+    expected = {"imjoy-templates/nativePythonTemplate.imjoy.html": "Untitled Plugin: initialized",
+                "imjoy-docs/i2k_tutorial-19.imjoy.html": "Your have chose Pikachu as your Pokémon."}
+    for file, text in expected.items():
+        if any(row["file"] == file for row in plugins):
+            assert log.filter(has_text=text).count() >= 1, f"{file} ran without showing {text!r}"
+
+
+NEEDS_WHAT_THE_ENGINE_HAS = """<config lang="json">
+{"name": "Engine Packages", "type": "native-python", "version": "0.1.0", "api_version": "0.1.8",
+ "requirements": ["numpy", "pip: packaging"]}
+</config>
+<script lang="python">
+from imjoy import api
+import sys
+import numpy
+
+class ImJoyPlugin:
+    def setup(self):
+        pass
+
+    def where(self):
+        return {"prefix": sys.prefix, "numpy": numpy.__version__, "sum": int(numpy.arange(10).sum())}
+
+api.export(ImJoyPlugin())
+</script>
+"""
+
+
+def test_requirements_the_engines_python_satisfies_are_not_fetched_again(page: Page, base_url: str, engine: str) -> None:
+    import numpy  # the engine runs on this Python: its numpy is the one the plugin must get
+
+    connected_page(page, base_url, engine)
+    got = page.evaluate("(text) => pyjoy.loadPlugin(text).then((p) => p.where(), (e) => 'error: ' + e.message)",
+                        NEEDS_WHAT_THE_ENGINE_HAS)
+    assert isinstance(got, dict), got  # with uv offline and an empty cache, anything fetched fails
+    assert "/envs/venv-" in got["prefix"] and got["numpy"] == numpy.__version__ and got["sum"] == 45
+    page.locator("#message-log li", has_text="already in the engine's Python: numpy, packaging").wait_for(
+        state="attached", timeout=5_000)
+    # A version the engine's Python does not have still goes to uv, and fails here saying which.
+    older = NEEDS_WHAT_THE_ENGINE_HAS.replace('"numpy", "pip: packaging"', '"numpy<1"').replace("Engine Packages", "Old Numpy")
+    error = page.evaluate("(text) => pyjoy.loadPlugin(text).then(() => 'loaded', (e) => e.message)", older)
+    assert "Old Numpy failed to start" in error and "numpy<1" in error, error

@@ -7,7 +7,8 @@ No requirements: the engine's own Python. pip requirements (plain, or `pip:`): a
 environment made with uv under WORKDIR/envs/venv-HASH, HASH of the sorted set and the
 Python version, made once and reused by every plugin and run with the same set; it sees
 the engine's packages (--system-site-packages), as ImJoy's plugins saw its base
-environment. `conda:` requirements and `env`: conda or mamba from PATH, in
+environment, and a requirement they satisfy already is not installed again (as pip, not
+uv, would have it). `conda:` requirements and `env`: conda or mamba from PATH, in
 WORKDIR/envs/conda-HASH. `repo:` and `cmd:` are refused. A requirement is passed to uv
 only as a requirement: options and local paths are refused, so none reaches outside the
 workdir by path. An environment is marked ready only once its install succeeded; a
@@ -164,8 +165,16 @@ class Environments:
         progress({"stage": "environment", "message": f"making an environment for {', '.join(pip)}"})
         await _run([uv, "venv", "--quiet", "--system-site-packages", "--python", sys.executable, str(target)],
                    pip, progress, "making the environment")
-        await _run([uv, "pip", "install", "--python", str(target / "bin" / "python"), *pip], pip, progress,
-                   "installing")
+        python = str(target / "bin" / "python")
+        # uv does not count what the venv sees of the engine's packages as installed (it
+        # would fetch numpy again; astral-sh/uv#4466, #7358); pip, which ImJoy's engine
+        # used, does. So what the venv already satisfies is left to it, as pip would.
+        satisfied = await _satisfied(python, pip)
+        if satisfied:
+            progress({"stage": "install", "message": f"already in the engine's Python: {', '.join(satisfied)}"})
+        missing = [requirement for requirement in pip if requirement not in satisfied]
+        if missing:
+            await _run([uv, "pip", "install", "--python", python, *missing], missing, progress, "installing")
         (target / READY).write_text(json.dumps({"pip": pip}))
         progress({"stage": "ready", "message": f"installed {', '.join(pip)}"})
 
@@ -190,6 +199,41 @@ class Environments:
                                "pip install")
                 (target / READY).write_text(json.dumps({"conda": conda, "pip": pip}))
         return str(target / "bin" / "python"), key
+
+
+# Run by the new venv's Python: the requirements it satisfies already (a plain name and
+# version specifier whose distribution it sees at a matching version; extras, URLs and
+# markers are left to uv). Without `packaging` there, none (uv installs them all).
+_SATISFIED = """
+import importlib.metadata, json, sys
+try:
+    from packaging.requirements import Requirement
+except ImportError:
+    raise SystemExit(print("[]"))
+found = []
+for text in json.loads(sys.argv[1]):
+    try:
+        requirement = Requirement(text)
+        if requirement.url or requirement.extras or requirement.marker:
+            continue
+        if requirement.specifier.contains(importlib.metadata.version(requirement.name), prereleases=True):
+            found.append(text)
+    except Exception:
+        continue
+print(json.dumps(found))
+"""
+
+
+async def _satisfied(python: str, requirements: list[str]) -> list[str]:
+    process = await asyncio.create_subprocess_exec(python, "-P", "-c", _SATISFIED, json.dumps(requirements),
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+                                                   env=child_environment(), start_new_session=True)
+    out, _ = await process.communicate()
+    try:
+        found = json.loads(out) if process.returncode == 0 else []
+    except ValueError:
+        found = []
+    return [requirement for requirement in requirements if requirement in found]
 
 
 def _key(value: Any) -> str:
