@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from conftest import open_offline
 from pyjoy.devtools import engine_running
@@ -188,3 +188,25 @@ def test_requirements_the_engines_python_satisfies_are_not_fetched_again(page: P
     older = NEEDS_WHAT_THE_ENGINE_HAS.replace('"numpy", "pip: packaging"', '"numpy<1"').replace("Engine Packages", "Old Numpy")
     error = page.evaluate("(text) => pyjoy.loadPlugin(text).then(() => 'loaded', (e) => e.message)", older)
     assert "Old Numpy failed to start" in error and "numpy<1" in error, error
+
+
+def test_a_docs_block_on_the_engine_drives_the_window_plugin_of_the_block_before_it(page: Page, base_url: str,
+                                                                                     engine: str) -> None:
+    # ImJoy's docs run i2k_tutorial-24 after i2k_tutorial-23 has defined the window plugin
+    # "Image Viewer" (alone it fails: bench NOTES). Together: the native plugin opens that
+    # window with its own function as data, and the window's button calls it on the engine.
+    connected_page(page, base_url, engine)
+    docs = CORPUS / "imjoy-docs"
+    assert page.evaluate("(text) => pyjoy.loadPlugin(text).then(() => 'ok', (e) => e.message)",
+                         (docs / "i2k_tutorial-23.imjoy.html").read_text()) == "ok"
+    ran = page.evaluate("(text) => pyjoy.loadPlugin(text).then((p) => p.run({config: {}, data: {}})).then(() => 'ran', (e) => e.message)",
+                        (docs / "i2k_tutorial-24.imjoy.html").read_text())
+    assert ran == "ran", ran
+    frames = [frame for frame in page.frames if frame.locator("#process").count()]
+    assert len(frames) == 2, len(frames)  # the loaded window plugin's own frame, and the window createWindow opened
+    button = frames[-1].locator("#process")
+    expect(button).to_be_enabled(timeout=10_000)  # its run enabled it: it was given the function
+    button.click()
+    alert = page.locator("dialog[open]", has_text="I am on it!")  # the native plugin's api.alert
+    expect(alert).to_be_visible(timeout=10_000)
+    alert.locator(".dialog-buttons button").last.click()
