@@ -12,11 +12,14 @@
   engine` (uv offline, no index, an empty cache), through the same run_one; and a native
   plugin whose requirements the engine's Python satisfies already starts offline (uv would
   fetch them again; pip, which ImJoy's engine used, would not).
+- A native plugin gets what ImJoy's native runtime gave it itself: `api.WORK_DIR` and
+  `api.utils.kill(pid)` (beside the host's utils).
 """
 
 from __future__ import annotations
 
 import json
+import time
 import sys
 from pathlib import Path
 
@@ -210,3 +213,59 @@ def test_a_docs_block_on_the_engine_drives_the_window_plugin_of_the_block_before
     alert = page.locator("dialog[open]", has_text="I am on it!")  # the native plugin's api.alert
     expect(alert).to_be_visible(timeout=10_000)
     alert.locator(".dialog-buttons button").last.click()
+
+
+LOCAL_API = """<config lang="json">
+{"name": "Local API", "type": "native-python", "version": "0.1.0", "api_version": "0.1.8"}
+</config>
+<script lang="python">
+from imjoy import api
+import os
+import subprocess
+
+class ImJoyPlugin:
+    def setup(self):
+        pass
+
+    def work_dir(self):
+        return {"WORK_DIR": api.WORK_DIR, "cwd": os.getcwd(), "utils": sorted(api.utils)}
+
+    def start_tree(self):
+        # a shell with a child of its own, as liveStream starts ffmpeg and a relay
+        self.shell = subprocess.Popen(["sh", "-c", "sleep 300 & echo $!; wait"], stdout=subprocess.PIPE, text=True)
+        return {"shell": self.shell.pid, "child": int(self.shell.stdout.readline())}
+
+    def kill_tree(self):
+        api.utils.kill(self.shell.pid)
+        return self.shell.wait(timeout=10)
+
+api.export(ImJoyPlugin())
+</script>
+"""
+
+
+def ended(pid: int) -> bool:
+    """Gone, or a zombie waiting for its parent (it runs no more)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_a_native_plugin_gets_imjoys_work_dir_and_utils_kill(page: Page, base_url: str, engine: str) -> None:
+    # ImJoy's native-python runtime set these itself (imjoy-engine python_worker.py):
+    # liveStream in the corpus ends the processes it started with api.utils.kill(pid).
+    connected_page(page, base_url, engine)
+    plugin = "pyjoy.loadPlugin(text)"
+    got = page.evaluate(f"(text) => {plugin}.then((p) => p.work_dir())", LOCAL_API)
+    assert got["WORK_DIR"] == got["cwd"] and "/plugins/Local_API-" in got["cwd"]
+    assert {"kill", "openUrl", "sleep"} <= set(got["utils"])  # ImJoy's, beside the host's utils
+    pids = page.evaluate("pyjoy.getPlugin('Local API').then((p) => p.start_tree())")
+    assert not ended(pids["shell"]) and not ended(pids["child"])
+    status = page.evaluate("pyjoy.getPlugin('Local API').then((p) => p.kill_tree())")
+    assert status == -9  # the shell, by SIGKILL
+    for _ in range(50):
+        if ended(pids["child"]):
+            break
+        time.sleep(0.1)
+    assert ended(pids["child"]), "the shell's own child outlived api.utils.kill"

@@ -15,12 +15,14 @@ import ast
 import asyncio
 import json
 import os
+import signal
 import socket
 import sys
 from typing import Any
 
 from pyjoy.engine import wire
 from pyjoy.engine.pipe import ABORT, TEXT, Pipe
+from pyjoy.plugin.api import api
 from pyjoy.plugin.kernel import start_plugin, user_frames
 from pyjoy.rpc import Session
 from pyjoy.rpc.transport import Buffer, Handler, Message
@@ -107,7 +109,35 @@ class EngineKernel:
     async def load_plugin(self, _plugin: Any = None) -> Any:
         """Runs the plugin the engine started this process with (the page cannot send
         another: an argument is ignored) and returns what it exported."""
+        # ImJoy's native-python runtime gave its plugins these itself (imjoy-engine
+        # imjoy/workers/python_worker.py _set_local_api: WORK_DIR, the plugin's working
+        # directory; utils.kill(pid), ending a process the plugin started and its children).
+        api._local = {"WORK_DIR": os.getcwd(), "utils": {"kill": kill}}
         return await start_plugin(self._plugin, self._session, run_script)
+
+
+def kill(pid: int) -> None:
+    """Ends process `pid` and its descendants (SIGKILL, the children first), as ImJoy's
+    api.utils.kill did with psutil; here from /proc (Linux), or the process alone where
+    there is none. (A native plugin runs as the person and could os.kill anyway.)"""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:  # "pid (name) state ppid ...": a name may hold ") "
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (ValueError, OSError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    ending = [int(pid)]
+    for process in ending:
+        ending.extend(child for child in children.get(process, []) if child not in ending)
+    for process in reversed(ending):
+        try:
+            os.kill(process, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 async def main(fd: int) -> None:

@@ -22,6 +22,7 @@ import functools
 from collections import deque
 from typing import Any
 
+from pyjoy.rpc.codec import dotdict
 from pyjoy.rpc.session import RemoteCall
 
 MAX_IN_FLIGHT = 128
@@ -35,6 +36,10 @@ def camel_case(name: str) -> str:
 
 class PluginAPI:
     def __init__(self) -> None:
+        # What the plugin's runtime itself offers besides the host's API (the engine's:
+        # ImJoy's WORK_DIR and utils.kill, plugin_process.py); a dict here is merged over
+        # the host's dict of that name (utils).
+        self._local: dict[str, Any] = {}
         self._host: Any = None
         self._session: Any = None
         self._exported: Any = None
@@ -72,10 +77,15 @@ class PluginAPI:
         host = self.__dict__.get("_host")
         if host is None:
             raise RuntimeError(f"api.{name} was used before the plugin was connected to PyJoy")
+        local = self.__dict__.get("_local") or {}
         for key in (name, camel_case(name)):
             if key in host:
                 value = host[key]
+                if isinstance(value, dict) and isinstance(local.get(key), dict):
+                    return dotdict({**value, **local[key]})
                 return functools.partial(self._call, key, value) if callable(value) else value
+            if key in local:
+                return local[key]
         raise AttributeError(f"the PyJoy API has no {name!r}")
 
     def _call(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> RemoteCall:
@@ -112,7 +122,7 @@ class PluginAPI:
 
     def __dir__(self) -> list[str]:
         host = self.__dict__.get("_host")
-        return ["export", *(host.keys() if host is not None else [])]
+        return ["export", *(host.keys() if host is not None else []), *self.__dict__.get("_local", {})]
 
 
 def _settle(future: asyncio.Future[Any], sent: asyncio.Future[Any]) -> None:
