@@ -54,10 +54,13 @@ request leaves 127.0.0.1. Each plugin, one after another in that one page:
   error message is a fail, recorded with its text. Then it is uninstalled.
 How an "engine" plugin is run: a real `pyjoy engine` (pyjoy.devtools.engine_running: the
 bench's Python, a fresh --workdir under a temp folder, --app the served origin, uv offline
-with no index) is started; after the browser plugins, the same page (still offline: its
-WebSocket to 127.0.0.1 is not the network) connects to it with pyjoy.connectEngine(url),
-and each such plugin goes through run_one as above: unmodified, installPlugin(text), run
-with ImJoy's default context, dialogs answered OK.
+with no index) is started; after the browser plugins, the same page (the app it loaded
+offline) connects to it with pyjoy.connectEngine(url) (connect_engine: Chromium's offline
+emulation refuses a WebSocket to 127.0.0.1 too, so from here the browser is online with
+every http(s) request outside 127.0.0.1 aborted, and still recorded), and each such plugin
+goes through run_one as above: unmodified, installPlugin(text), run with ImJoy's default
+context, dialogs answered OK. What a plugin's own process fetches is not watched: uv runs
+offline, and this machine has no route out.
 A fail that no change to PyJoy would fix (it fails in ImJoy too, or needs another plugin
 that needs the network) still counts as a fail; NOTES adds why to its reason.
 
