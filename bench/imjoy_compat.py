@@ -16,9 +16,10 @@ How each plugin is classified, first from its file, in this order:
      engine's Python does not satisfy already: its distribution is looked up by its pip
      name with importlib.metadata (distribution names are pip names, so no name-to-module
      table is needed) and its version checked against the specifier; the engine makes its
-     venv with --system-site-packages, so a satisfied one is installed from nothing (the
-     bench's engine runs with UV_OFFLINE=1 and no index, so a wrong guess here fails at
-     run). The bench runs the engine with its own Python, so its packages are the engine's;
+     venv with --system-site-packages and installs nothing the venv satisfies already
+     (pyjoy/engine/envs.py), so such a requirement needs no network (the bench's engine
+     runs with UV_OFFLINE=1 and no index, so a wrong guess here fails at run). The bench
+     runs the engine with its own Python, so its packages are the engine's;
    - any config dependency, as below;
    - an http(s) URL in its code (its <script> blocks) outside 127.0.0.1/localhost.
    Requirements of every tag are checked (a plugin with tags is counted by all of them).
@@ -60,12 +61,12 @@ emulation refuses a WebSocket to 127.0.0.1 too, so from here the browser is onli
 every http(s) request outside 127.0.0.1 aborted, and still recorded), and each such plugin
 goes through run_one as above: unmodified, installPlugin(text), run with ImJoy's default
 context, dialogs answered OK. What a plugin's own process fetches is not watched: uv runs
-offline, and this machine has no route out.
+offline, and the machine of the recorded run had no route out.
 A fail that no change to PyJoy would fix (it fails in ImJoy too, or needs another plugin
 that needs the network) still counts as a fail; NOTES adds why to its reason.
 
 Prints a summary table and writes every plugin's class, result and reason, with the
-machine, to bench/results/imjoy_compat.json. About 3 minutes on 2 CPUs.
+machine, to bench/results/imjoy_compat.json. About 1 minute on 2 quiet CPUs.
 """
 
 from __future__ import annotations
