@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pyjoy.devtools import run_async
 from pyjoy.engine import wire
 from pyjoy.engine.envs import RequirementError, classify
 from pyjoy.engine.plugin_file import PluginFileError, parse_plugin
@@ -218,7 +219,7 @@ def test_the_pipe_carries_frames_and_receives_big_pieces_where_their_message_is_
         a.close()
         b.close()
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 @pytest.mark.parametrize("head, why", [(b"\x00\xff\xff\xff\xff", "4294967295 bytes"), (b"\x07\x01\x00\x00\x00", "kind 7"),
@@ -237,7 +238,7 @@ def test_a_broken_pipe_frame_ends_the_reading_with_an_error_that_says_what(head:
         a.close()
         b.close()
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_a_paused_pipe_delivers_nothing_until_resumed_and_the_end_of_the_stream_is_reported() -> None:
@@ -261,7 +262,7 @@ def test_a_paused_pipe_delivers_nothing_until_resumed_and_the_end_of_the_stream_
             await asyncio.sleep(0.01)
         assert ends == [None] and b.closed
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_a_big_received_buffer_is_reused_only_once_nothing_refers_to_it() -> None:
