@@ -38,7 +38,7 @@ that other load on the machine falls on all of them alike:
 
 It prints one markdown table and writes every number, each sample included, with the
 machine (CPUs, Chromium, load average before the run) and the date, to
-bench/results/engine.json. About a minute on a quiet machine with 2 CPUs.
+bench/results/engine.json. About two minutes with 2 CPUs (5 rounds; the 64 MB page trips most of it).
 """
 
 from __future__ import annotations
