@@ -1,41 +1,44 @@
-"""Engine benchmark: calls and array round trips through `pyjoy engine`, each beside its floor.
+"""Engine benchmark: calls, array round trips and model throughput through `pyjoy engine`,
+each beside its floor, in one run.
 
-Run from the repository root:
+Run from the repository root after `python build.py` (needs the engine and test extras):
 
-    python bench/engine.py [--json PATH] [--rounds N]
+    python bench/engine.py [--json PATH] [--rounds N] [--dist DIST]
 
-It starts, on 127.0.0.1, a real `pyjoy engine` (its own process) running one native-python
-plugin (`BENCH_PLUGIN` below: `noop()` and `roundtrip(a)`, each plugin in a process of its
-own) and, beside it, a bare aiohttp WebSocket echo server (a process of its own too: it
-sends back each frame it gets, as it got it). One client measures both in the same run,
-with the kinds alternating in rounds so that other load on the machine falls on all of
-them alike:
+It starts, on 127.0.0.1, a real `pyjoy engine` (its own process, allowing the served app's
+origin) running one native-python plugin (`BENCH_PLUGIN` below: `noop()`, `call_back(f)`
+and `roundtrip(a)`, in a process of its own) and, beside it, a bare aiohttp WebSocket echo
+server (a process of its own too: it sends back each frame it gets, as it got it). Two
+clients measure both, one after the other, each with the kinds alternating in rounds so
+that other load on the machine falls on all of them alike:
+
+- the page: dist/ served, in Chromium; the page connects with `pyjoy.connectEngine`, loads
+  the plugin with `pyjoy.loadPlugin` (app/rpc/websocket.js carries it) and times, in the
+  page, calls and float32 ndarray round trips (`{_rtype: "ndarray", _rvalue: ArrayBuffer,
+  ...}`, a fresh buffer each time, made untimed: a sent buffer is moved), beside a raw
+  WebSocket of the same page (binaryType arraybuffer) to the echo server;
+- the Python client (`pyjoy/engine/client.py`, aiohttp, the same library as its floor's
+  client), with the CPU time each path cost all its processes (client, engine and plugin,
+  or client and echo server): on a machine that other work loads, wall times swing with
+  it, and CPU time is what a path costs wherever it runs.
 
 1. Call latency, microseconds, median and p90 of many calls, each timed alone:
    `await plugin.noop()` through the engine (client -> engine -> plugin process -> engine ->
-   client), beside one small text frame echoed by the bare server (the floor).
-   Goal: within 1.5x of the echo (medians).
-2. Array round trips, milliseconds, median of several: `await plugin.roundtrip(a)` with `a`
-   a float32 numpy array of 1, 16 and 64 MB, which comes back equal (checked, untimed),
-   beside the same bytes sent raw to the echo server and received back: as frames of
-   `wire.PIECE_BYTES` (what the engine's wire cuts them into) and, for context, as one frame
-   (the floor is the faster of the two). Goal: within 1.5x of the floor (medians).
+   client), beside one small text frame echoed by the bare server (the floor); from the
+   page also `await plugin.call_back(f)`, the plugin calling the page's `f` before it
+   answers, beside two echoes one after the other. Goal: within 1.5x of the floor (medians).
+2. Array round trips, milliseconds, median of several: a float32 array of 1, 16 and 64 MB
+   to `plugin.roundtrip(a)`, which comes back equal (checked, untimed), beside the same
+   bytes sent raw to the echo server and received back in frames of `wire.PIECE_BYTES`
+   (what the engine's wire cuts them into; the Python client also as one frame, for
+   context: its floor is the faster of the two). Goal: within 1.5x of the floor (medians).
+3. Model batch throughput (bench/engine_model.py's `model_throughput`): the app's
+   image-recognition model through the engine's model service beside onnxruntime called
+   directly in this process. Goal: at least 0.9x (medians).
 
-Beside each, the CPU time it cost all its processes together (the client's, and the echo
-server's or the engine's and the plugin's), per call and per round trip: on a machine that
-other work loads, wall times swing with it, and CPU time is what a path costs wherever it runs.
-
-The client today is the Python one (`pyjoy/engine/client.py`, aiohttp, the same library the
-floor's client uses): the page's WebSocket transport (`app/rpc/websocket.js`, ENGINE.md
-"Not built yet") was not there when this was written, so there is no browser row (a page ->
-engine -> page call beside a page -> bare echo -> page) yet; `CLIENTS` is where it goes.
-Nor is there a model row (batch throughput of an ONNX model through the engine's model
-service beside onnxruntime in one process): the model service was built beside this, with
-a benchmark of its own (`bench/engine_model.py`), not on this branch.
-
-It prints markdown tables and writes every number, each sample included, with the machine
-(CPUs, load average before the run) and the date, to bench/results/engine.json. Seconds on
-a quiet machine with 2 CPUs; a minute or more on a loaded one.
+It prints one markdown table and writes every number, each sample included, with the
+machine (CPUs, Chromium, load average before the run) and the date, to
+bench/results/engine.json. About two minutes with 2 CPUs (5 rounds; the 64 MB page trips most of it).
 """
 
 from __future__ import annotations
@@ -55,25 +58,29 @@ from typing import Any
 
 import aiohttp
 import numpy as np
+import onnxruntime
 from aiohttp import web
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's pyjoy, for the client as for the engine (run from ROOT)
 
-from pyjoy.devtools import engine_running, free_port, machine_facts
+from pyjoy.devtools import engine_running, free_port, launch_options, machine_facts, served
 from pyjoy.engine import wire
 from pyjoy.engine.client import EngineClient
+
+from engine_model import app_model, model_throughput  # bench/engine_model.py: the model row
 
 TOKEN = "bench-" + "x" * 40
 GOAL_CALL_RATIO = 1.5  # engine noop() median / bare echo median
 GOAL_ROUNDTRIP_RATIO = 1.5  # engine round trip median / raw WebSocket round trip median, each size
+GOAL_MODEL_RATIO = 0.9  # images per second through the engine / onnxruntime in one process (at least)
 
 CALL_WARMUP = 200
 CALLS_PER_ROUND = 300
 # Array sizes in MB -> (warm-up runs, timed runs per round).
 SIZES: dict[int, tuple[int, int]] = {1: (5, 10), 16: (2, 3), 64: (1, 2)}
 
-# The clients that measure the engine. Only the Python client for now (see the docstring).
+# The Python client's measures (the page's are PAGE_CALLS and PAGE_TRIPS below).
 CLIENTS = {"python": "Python client (pyjoy/engine/client.py, aiohttp)"}
 CALLS = {
     "echo": "one small text frame, echoed by a bare aiohttp WebSocket server (floor)",
@@ -101,6 +108,9 @@ class Bench:
 
     def roundtrip(self, a):
         return a
+
+    async def call_back(self, f):
+        return await f()
 
 api.export(Bench())
 </script>
@@ -230,6 +240,135 @@ async def measure(echo_url: str, engine_url: str, rounds: int, echo_pid: int, en
         await http.close()
 
 
+# -- the page: the same measures from Chromium, timed in the page ---------------------------
+
+# Set up once in the page: the engine connected with pyjoy.connectEngine, the bench plugin
+# loaded with pyjoy.loadPlugin, and a raw WebSocket to the echo server (the floor).
+PAGE_SETUP = """async ([engineUrl, echoUrl, source, piece]) => {
+  const engine = await pyjoy.connectEngine(engineUrl);
+  const bench = await pyjoy.loadPlugin(source);
+  const ws = new WebSocket(echoUrl);
+  ws.binaryType = "arraybuffer";
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve;
+    ws.onerror = () => reject(new Error(`the echo server at ${echoUrl} did not answer`));
+  });
+  let waiting = null; // {need, got, resolve}: what the echo still owes
+  ws.onmessage = ({ data }) => {
+    waiting.got += typeof data === "string" ? data.length : data.byteLength;
+    if (waiting.got >= waiting.need) waiting.resolve();
+  };
+  const echoed = (need) => new Promise((resolve) => { waiting = { need, got: 0, resolve }; });
+  const echo = () => {
+    const back = echoed(1);
+    ws.send("0");
+    return back;
+  };
+  const calls = {
+    echo,
+    echo_twice: async () => { await echo(); await echo(); },
+    engine: () => bench.noop(),
+    engine_callback: () => bench.call_back(() => null),
+  };
+  const trips = {
+    raw_pieces: async (buffer) => {
+      const back = echoed(buffer.byteLength);
+      for (let at = 0; at < buffer.byteLength; at += piece) {
+        ws.send(new Uint8Array(buffer, at, Math.min(piece, buffer.byteLength - at)));
+      }
+      await back;
+      return null;
+    },
+    engine: (buffer) => bench.roundtrip({ _rtype: "ndarray", _rvalue: buffer, _rshape: [buffer.byteLength / 4], _rdtype: "float32" }),
+  };
+  const fresh = (mb) => {
+    const values = new Float32Array(mb * 2 ** 18).fill(0.5);
+    values[0] = 1;
+    values[values.length - 1] = 2;
+    return values.buffer;
+  };
+  const check = (back, n) => {  // untimed: every value, against what was sent
+    if (back === null) return;
+    const values = new Float32Array(back._rvalue);
+    if (back._rdtype !== "float32" || values.length !== n || values[0] !== 1 || values[n - 1] !== 2 ||
+        values.subarray(1, n - 1).some((v) => v !== 0.5)) throw new Error(`the ${n * 4 >> 20} MB array came back changed`);
+  };
+  window.engineBench = {
+    async calls(kind, n) {
+      const out = [];
+      for (let i = 0; i < n; i += 1) {
+        const start = performance.now();
+        await calls[kind]();
+        out.push(performance.now() - start);
+      }
+      return out;
+    },
+    async trips(kind, mb, n) {
+      const out = [];
+      for (let i = 0; i < n; i += 1) {
+        const buffer = fresh(mb); // a sent buffer is moved: a fresh one each time, untimed
+        const start = performance.now();
+        const back = await trips[kind](buffer);
+        out.push(performance.now() - start);
+        check(back, mb * 2 ** 18);
+      }
+      return out;
+    },
+  };
+  return { engine: engine.state, isolated: crossOriginIsolated };
+}"""
+
+# Page call kinds: the two engine calls, each beside its floor.
+PAGE_CALLS = {
+    "echo": "one small text frame, echoed by the bare aiohttp server (floor of a call)",
+    "echo_twice": "two echoes one after the other (floor of a call with a call back: two crossings each way)",
+    "engine": "`await plugin.noop()` through the engine (page -> engine -> plugin process -> engine -> page)",
+    "engine_callback": "`await plugin.call_back(f)`: the plugin calls the page's `f` back before it answers",
+}
+PAGE_TRIPS = {
+    "raw_pieces": f"raw binary sends of the bytes in {wire.PIECE_BYTES >> 20} MiB frames on a page WebSocket, "
+                  "echoed by the bare server",
+    "engine": "`await plugin.roundtrip({_rtype: 'ndarray', ...})` through the engine, a float32 ArrayBuffer",
+}
+
+
+def measure_page(app_url: str, engine_url: str, echo_url: str, rounds: int) -> tuple[dict[str, Any], str]:
+    """Per-call and per-trip samples in ms, timed in Chromium's page; and Chromium's version."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(**launch_options())
+        try:
+            page = browser.new_page()
+            page.goto(app_url)
+            page.wait_for_function("window.pyjoy && pyjoy.timings.workbenchReady", timeout=60_000)
+            # A quiet page: Python started and the service worker's caching done, so that
+            # neither competes with what is timed.
+            page.evaluate("Promise.all([pyjoy.ready, pyjoy.offlineReady]).then(() => null)")
+            ready = page.evaluate(PAGE_SETUP, [engine_url, echo_url, BENCH_PLUGIN, wire.PIECE_BYTES])
+            if ready["engine"] != "connected":
+                raise RuntimeError(f"the page did not connect the engine: {ready}")
+            if not ready["isolated"]:  # else performance.now() is coarsened to 100 us
+                raise RuntimeError("the page is not cross-origin isolated: its clock is too coarse to time calls")
+            for kind in PAGE_CALLS:
+                page.evaluate("([kind, n]) => engineBench.calls(kind, n)", [kind, CALL_WARMUP])
+            for size, (warmup, _) in SIZES.items():
+                for kind in PAGE_TRIPS:
+                    page.evaluate("([kind, mb, n]) => engineBench.trips(kind, mb, n)", [kind, size, warmup])
+            calls: dict[str, list[float]] = {kind: [] for kind in PAGE_CALLS}
+            trips: dict[str, dict[int, list[float]]] = {kind: {size: [] for size in SIZES} for kind in PAGE_TRIPS}
+            for _ in range(rounds):
+                for kind in PAGE_CALLS:
+                    calls[kind] += page.evaluate("([kind, n]) => engineBench.calls(kind, n)", [kind, CALLS_PER_ROUND])
+                for size, (_, runs) in SIZES.items():
+                    for kind in PAGE_TRIPS:
+                        trips[kind][size] += page.evaluate("([kind, mb, n]) => engineBench.trips(kind, mb, n)",
+                                                           [kind, size, runs])
+            return {"calls": calls, "roundtrips": trips}, browser.version
+        finally:
+            browser.close()
+
+
 # -- statistics and tables ---------------------------------------------------------------
 
 def summary(samples: list[float], scale: float = 1.0) -> dict[str, float]:
@@ -263,21 +402,62 @@ def results_of(samples: dict[str, Any]) -> dict[str, Any]:
     return {"calls_us": calls, "roundtrips_ms": trips, "floors": floors, "goals": goals, "cpu": cpu}
 
 
-def table(results: dict[str, Any]) -> str:
-    calls, trips, floors, goals = (results[k] for k in ("calls_us", "roundtrips_ms", "floors", "goals"))
-    engine, echo = calls["engine"], calls["echo"]
-    lines = [
-        "| measure (Python client) | through the engine | floor | engine / floor | goal |",
-        "|---|---|---|---|---|",
-        f"| call `noop()`, median us | {engine['median']:.0f} | {echo['median']:.0f} (bare aiohttp echo of a text "
-        f"frame) | {engine['median'] / echo['median']:.2f}x | <= {GOAL_CALL_RATIO}x: {verdict(goals[0]['met'])} |",
-        f"| call `noop()`, p90 us | {engine['p90']:.0f} | {echo['p90']:.0f} | {engine['p90'] / echo['p90']:.2f}x | - |",
-    ]
-    for goal, size in zip(goals[1:], SIZES):
-        ours, floor = trips["engine"][size]["median"], trips[floors[size]][size]["median"]
-        how = "4 MiB frames" if floors[size] == "raw_pieces" else "one frame"
-        lines.append(f"| round trip {size} MB float32, median ms | {ours:.1f} | {floor:.1f} (raw binary echo, {how}) "
-                     f"| {ours / floor:.2f}x | <= {GOAL_ROUNDTRIP_RATIO}x: {verdict(goal['met'])} |")
+def page_results_of(samples: dict[str, Any]) -> dict[str, Any]:
+    calls = {kind: summary(times, 1000) for kind, times in samples["calls"].items()}
+    trips = {kind: {size: summary(times) for size, times in by_size.items()} for kind, by_size in samples["roundtrips"].items()}
+    goals = []
+    for kind, floor, what in (("engine", "echo", "a call"),
+                              ("engine_callback", "echo_twice", "a call whose plugin calls the page back")):
+        ratio = calls[kind]["median"] / calls[floor]["median"]
+        goals.append({"goal": f"{what} from the page within {GOAL_CALL_RATIO}x of the page's bare WebSocket "
+                              f"{'echo' if floor == 'echo' else 'two echoes'} (medians)",
+                      "ratio": ratio, "met": ratio <= GOAL_CALL_RATIO,
+                      "measured": f"{calls[kind]['median']:.0f} us vs {calls[floor]['median']:.0f} us"})
+    for size in SIZES:
+        engine, floor = trips["engine"][size]["median"], trips["raw_pieces"][size]["median"]
+        goals.append({"goal": f"{size} MB round trip from the page within {GOAL_ROUNDTRIP_RATIO}x of the page's raw "
+                              "WebSocket sends of the same bytes (medians)",
+                      "ratio": engine / floor, "met": engine / floor <= GOAL_ROUNDTRIP_RATIO,
+                      "measured": f"{engine:.1f} ms vs {floor:.1f} ms"})
+    return {"calls_us": calls, "roundtrips_ms": trips, "goals": goals}
+
+
+def model_goal(model: dict[str, Any]) -> dict[str, Any]:
+    engine, direct = statistics.median(model["engine_images_per_s"]), statistics.median(model["direct_images_per_s"])
+    return {"goal": f"model batch throughput through the engine at least {GOAL_MODEL_RATIO}x of onnxruntime called "
+                    "directly in one process (medians)", "ratio": engine / direct,
+            "met": engine / direct >= GOAL_MODEL_RATIO, "measured": f"{engine:.0f} vs {direct:.0f} images/s"}
+
+
+def table(page: dict[str, Any], python: dict[str, Any], model: dict[str, Any]) -> str:
+    """The whole table: each measure through the engine beside its floor, from the page and
+    from the Python client, and the model row."""
+    lines = ["| medians | through the engine | floor | engine / floor | goal |", "|---|---|---|---|---|"]
+    goal = lambda g, bound: f"{bound}: {verdict(g['met'])}"  # noqa: E731
+    calls, trips, goals = page["calls_us"], page["roundtrips_ms"], page["goals"]
+    lines.append(f"| page: call `noop()`, µs | {calls['engine']['median']:.0f} | {calls['echo']['median']:.0f} "
+                 f"(page WebSocket, bare aiohttp echo of a text frame) | {goals[0]['ratio']:.2f}x "
+                 f"| {goal(goals[0], f'<= {GOAL_CALL_RATIO}x')} |")
+    lines.append(f"| page: call whose plugin calls the page back, µs | {calls['engine_callback']['median']:.0f} "
+                 f"| {calls['echo_twice']['median']:.0f} (two echoes) | {goals[1]['ratio']:.2f}x "
+                 f"| {goal(goals[1], f'<= {GOAL_CALL_RATIO}x')} |")
+    for g, size in zip(goals[2:], SIZES):
+        lines.append(f"| page: round trip {size} MB float32, ms | {trips['engine'][size]['median']:.1f} "
+                     f"| {trips['raw_pieces'][size]['median']:.1f} (raw binary echo, {wire.PIECE_BYTES >> 20} MiB "
+                     f"frames) | {g['ratio']:.2f}x | {goal(g, f'<= {GOAL_ROUNDTRIP_RATIO}x')} |")
+    calls, trips, floors, goals = (python[k] for k in ("calls_us", "roundtrips_ms", "floors", "goals"))
+    lines.append(f"| Python client: call `noop()`, µs | {calls['engine']['median']:.0f} | {calls['echo']['median']:.0f} "
+                 f"(aiohttp client, bare echo) | {goals[0]['ratio']:.2f}x | {goal(goals[0], f'<= {GOAL_CALL_RATIO}x')} |")
+    for g, size in zip(goals[1:], SIZES):
+        how = f"{wire.PIECE_BYTES >> 20} MiB frames" if floors[size] == "raw_pieces" else "one frame"
+        lines.append(f"| Python client: round trip {size} MB float32, ms | {trips['engine'][size]['median']:.1f} "
+                     f"| {trips[floors[size]][size]['median']:.1f} (raw binary echo, {how}) | {g['ratio']:.2f}x "
+                     f"| {goal(g, f'<= {GOAL_ROUNDTRIP_RATIO}x')} |")
+    g = model_goal(model)
+    lines.append(f"| model: {model['model'].split('-')[0]} ({model['images']} images, batches of {model['batch']}, "
+                 f"{model['in_flight']} in flight), images/s | {statistics.median(model['engine_images_per_s']):.0f} "
+                 f"| {statistics.median(model['direct_images_per_s']):.0f} (onnxruntime in one process, "
+                 f"{model['provider_direct']}) | {g['ratio']:.2f}x | {goal(g, f'>= {GOAL_MODEL_RATIO}x')} |")
     return "\n".join(lines)
 
 
@@ -302,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "engine.json")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of alternating measurements (default 5)")
+    parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="the built app (python build.py)")
     parser.add_argument("--serve-echo", type=int, help=argparse.SUPPRESS)  # the floor's server, in its own process
     args = parser.parse_args(argv)
     if args.serve_echo:
@@ -312,36 +493,40 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     env = {"PYJOY_ENGINE_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}  # the engine runs this checkout's pyjoy too
     port = free_port()
+    echo_url = f"ws://127.0.0.1:{port}/"
     echo = subprocess.Popen([sys.executable, __file__, "--serve-echo", str(port)], stdout=subprocess.PIPE, text=True)
     try:
         if echo.stdout.readline().strip() != "ready":
             raise RuntimeError("the echo server did not start")
-        with tempfile.TemporaryDirectory(prefix="pyjoy-bench-engine-") as workdir, \
-                engine_running(Path(workdir), env=env) as (url, engine):
-            samples = asyncio.run(measure(f"ws://127.0.0.1:{port}/", url, args.rounds, echo.pid, engine.pid))
+        # One engine for all: the served app's origin may use it (the page), and so may
+        # clients that send no Origin (the Python client).
+        with served(args.dist) as app_url, tempfile.TemporaryDirectory(prefix="pyjoy-bench-engine-") as workdir, \
+                engine_running(Path(workdir), "--app", app_url, env=env) as (url, engine):
+            python_samples = asyncio.run(measure(echo_url, url, args.rounds, echo.pid, engine.pid))
+            page_samples, chromium = measure_page(app_url, url, echo_url, args.rounds)
+            model = asyncio.run(model_throughput(url, *app_model(args.dist), repeats=args.rounds))
     finally:
         echo.terminate()
         echo.wait()
-    results = results_of(samples)
+    python, page = results_of(python_samples), page_results_of(page_samples)
     print(f"load average before: {load_before:.2f}\n")
-    print(table(results) + "\n\n" + context_table(results))
+    print(table(page, python, model) + "\n\nPython client, context:\n\n" + context_table(python))
+    print(f"\nmodel, the transfer alone (to a plugin that only counts the batches): "
+          f"{statistics.median(model['transfer_only_images_per_s']):.0f} images/s")
     record = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_facts("none (the Python client)", load_before),
-        "client": CLIENTS["python"],
-        "not_measured": {
-            "browser": "a page -> engine -> page row needs the page's WebSocket transport (app/rpc/websocket.js), "
-                       "not built when this ran",
-            "model": "model batch throughput: the engine's ONNX model service and its bench/engine_model.py were "
-                     "not on this branch when this ran",
-        },
+        "machine": {**machine_facts(chromium, load_before), "onnxruntime": onnxruntime.__version__},
         "seconds": round(time.monotonic() - started, 1),
         "settings": {"rounds": args.rounds, "call_warmup": CALL_WARMUP, "calls_per_round": CALLS_PER_ROUND,
                      "sizes_mb": {size: {"warmup": w, "runs_per_round": n} for size, (w, n) in SIZES.items()},
                      "piece_bytes": wire.PIECE_BYTES},
-        "labels": {"calls": CALLS, "roundtrips": ROUNDTRIPS},
-        **results,
-        "samples": samples,
+        "goals": page["goals"] + python["goals"] + [model_goal(model)],
+        "page": {"client": "Chromium page: pyjoy.connectEngine, pyjoy.loadPlugin (app/rpc/websocket.js), "
+                           "timed in the page", "labels": {"calls": PAGE_CALLS, "roundtrips": PAGE_TRIPS},
+                 **page, "samples": page_samples},
+        "python": {"client": CLIENTS["python"], "labels": {"calls": CALLS, "roundtrips": ROUNDTRIPS},
+                   **python, "samples": python_samples},
+        "model": model,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(record, indent=1) + "\n")

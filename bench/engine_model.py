@@ -1,38 +1,29 @@
-"""Model batch throughput through the engine's model service beside onnxruntime called
-directly in one process, on the app's own model file (dist/, as models.json names it).
-
-Run from the repository root after `python build.py` (needs the engine and test extras):
-
-    python bench/engine_model.py [--images N] [--batch B] [--in-flight K] [--repeats R] [--json PATH]
-
-or, from another benchmark in this folder (bench/engine.py), against its own engine:
+"""The model row of bench/engine.py: model batch throughput through the engine's model
+service beside onnxruntime called directly in one process, on the app's own model file
+(dist/, as models.json names it). Not run by itself: bench/engine.py runs it against its
+engine and puts it in its table and bench/results/engine.json.
 
     from engine_model import app_model, model_throughput
     path, integrity = app_model(Path("dist"))
     result = await model_throughput(url, path, integrity, images=64, batch=8)
 
-In one run, alternating R times so that the machine's other work falls on both alike:
-direct, an `onnxruntime.InferenceSession` in this process (the providers the service would
-ask for) running N images one after the other; then the engine, the same N images as
-`run_batch` calls of B images each with up to K calls in flight (the next batch travels
-while one runs), through a real `pyjoy engine` and pyjoy/engine/client.py. Both warmed
-up first; the model is [1, 3, 224, 224], so an image is one run either way. The goal
-(issue 11): the engine at least 0.9x of direct. Beside them, what the engine's transfer
-alone allows: the same batches, the same way, to a plugin that only counts them (`SINK`),
-so that the engine's share of the time shows apart from the model's. Writes every sample
-to bench/results/engine_model.json.
+Alternating R times so that the machine's other work falls on both alike: direct, an
+`onnxruntime.InferenceSession` in this process (the providers the service would ask for)
+running N images one after the other; then the engine, the same N images as `run_batch`
+calls of B images each with up to K calls in flight (the next batch travels while one
+runs), through pyjoy/engine/client.py. Both warmed up first; the model is [1, 3, 224, 224],
+so an image is one run either way. The goal (issue 11): the engine at least 0.9x of direct.
+Beside them, what the engine's transfer alone allows: the same batches, the same way, to a
+plugin that only counts them (`SINK`), so that the engine's share of the time shows apart
+from the model's.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import datetime
 import json
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -43,7 +34,6 @@ import onnxruntime
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pyjoy.devtools import engine_running  # noqa: E402
 from pyjoy.engine.client import EngineClient  # noqa: E402
 from pyjoy.engine.model_service import choose_providers  # noqa: E402
 
@@ -126,35 +116,3 @@ async def model_throughput(url: str, model: Path, integrity: str, images: int = 
         "direct_images_per_s": direct, "engine_images_per_s": engine, "transfer_only_images_per_s": transfer,
         "ratio": statistics.median(engine) / statistics.median(direct),
     }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--in-flight", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--dist", type=Path, default=ROOT / "dist")
-    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "engine_model.json")
-    args = parser.parse_args()
-    path, integrity = app_model(args.dist)
-    load_before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as workdir, engine_running(Path(workdir)) as (url, _):
-        result = asyncio.run(model_throughput(url, path, integrity, args.images, args.batch, args.in_flight,
-                                              args.repeats))
-    result["machine"] = {"nproc": len(os.sched_getaffinity(0)), "python": sys.version.split()[0],
-                         "onnxruntime": onnxruntime.__version__, "loadavg_1min_before": round(load_before, 2)}
-    result["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    print("| what | images/s (median) |\n|---|---|")
-    print(f"| onnxruntime in one process ({result['provider_direct']}) | {statistics.median(result['direct_images_per_s']):.1f} |")
-    print(f"| through the engine, batches of {args.batch}, {args.in_flight} in flight ({result['provider_engine']}) "
-          f"| {statistics.median(result['engine_images_per_s']):.1f} |")
-    print(f"| the transfer alone (to a plugin that only counts the batches) "
-          f"| {statistics.median(result['transfer_only_images_per_s']):.1f} |")
-    print(f"ratio engine / direct: {result['ratio']:.2f} (goal: at least 0.9)")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1) + "\n")
-
-
-if __name__ == "__main__":
-    main()
