@@ -479,3 +479,26 @@ def test_a_page_whose_connection_drops_resumes_and_the_native_plugin_keeps_its_s
         expect(page.locator("#message-log li", has_text="reconnected")).to_have_count(0)  # not started afresh
     finally:
         proxy.close()
+
+
+def test_an_engine_killed_and_restarted_refuses_the_resume_and_the_page_starts_its_plugins_afresh(
+        page: Page, base_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    with engine_running(tmp_path, "--app", base_url, env={"PYJOY_ENGINE_TOKEN": TOKEN}, port=port) as (url, process):
+        open_connected(page, base_url, url)
+        assert load(page, COUNTER) == "ok"
+        pid = page.evaluate("pyjoy.getPlugin('Counter').then((p) => p.pid())")
+        page.evaluate("pyjoy.getPlugin('Counter').then((p) => { window.pending = p.slow_square(2, 60).then((r) => r, (e) => e.message); })")
+        process.kill()  # SIGKILL: no close frame; its plugin processes end with their sockets
+        process.wait()
+        expect(chip(page)).to_have_attribute("data-state", "reconnecting", timeout=15_000)
+    with engine_running(tmp_path, "--app", base_url, env={"PYJOY_ENGINE_TOKEN": TOKEN}, port=port):
+        # The new engine has no such connection: the resume is refused, saying so, and the
+        # page starts afresh: the pending call failed with that reason, the plugin runs again.
+        failure = page.evaluate("window.pending")
+        assert "was not resumed" in failure and "no connection has that resume key" in failure, failure
+        expect(chip(page)).to_have_attribute("data-state", "connected", timeout=30_000)
+        wait_until(page, "pyjoy.plugins().then((all) => all.some((p) => p.name === 'Counter' && p.state === 'running'))",
+                   timeout_ms=30_000)
+        assert page.evaluate("pyjoy.getPlugin('Counter').then((p) => p.pid())") != pid
+        assert page.evaluate("pyjoy.getPlugin('Counter').then((p) => p.bump())") == 1  # a fresh process
