@@ -178,6 +178,10 @@ export class Engine {
     ws.addEventListener("message", ({ data }) => { // the first frame: the engine's hello
       if (answered) return;
       answered = true;
+      if (this.#socket !== socket || this.#removed) {
+        ws.close(1000, "the page disconnected");
+        return;
+      }
       let hello = null;
       try {
         hello = JSON.parse(data).hello;

@@ -77,13 +77,16 @@ def test_a_call_in_flight_when_the_socket_drops_completes_after_the_resume_and_t
         client.drop()
         await asyncio.wait_for(client.dropped.wait(), 5)
         await asyncio.sleep(0.8)
+        bumped = asyncio.ensure_future(counter.bump())  # a call made while the socket is down: kept, sent on the resume
+        await asyncio.sleep(0.1)
         await client.resume()
         assert await asyncio.wait_for(call, 5) == 41
+        assert await asyncio.wait_for(bumped, 5) == 4
         # The client resumes on its own, too.
         client.auto_resume = True
         call = asyncio.ensure_future(counter.slow_square(3, 0.5))
         client.drop()
-        assert await asyncio.wait_for(call, 5) == {"square": 9, "count": 3}
+        assert await asyncio.wait_for(call, 5) == {"square": 9, "count": 4}
         assert not client.dropped.is_set()
         await client.close()
 

@@ -181,6 +181,7 @@ export class ChannelSocket {
 
   close(code = 1000, reason = "") {
     this.resumeKey = null;
+    if (this.resumable) this.fail(`the engine's connection closed: ${reason || "the page closed it"}`); // down already: no close event comes
     this.#ws.close(code, reason);
   }
 
