@@ -6,6 +6,8 @@
 //   engines.list();             // [{url (no token), state, reason, info}]
 //   engines.connected();        // the first connected Engine, or null
 //   engines.onChange(() => ...);
+//   engines.onReconnect((engine) => ...);  // connected afresh after a drop: its plugins are to start again
+//   engines.onResume((engine) => ...);     // a dropped connection resumed: its plugins ran on
 //   const started = await engine.startPlugin(text, { tag, onProgress, onOutput });
 //   // started: a sandbox for plugins/host.js: {session, kernel, onCrash, terminate, onOutput}
 //   const models = await engine.startModels({ onOutput });  // the model service's, likewise
@@ -194,6 +196,7 @@ export class Engine {
       }
       this.#attempt = 0;
       this.#set("connected");
+      this.#listeners.resumed(this);
     });
     ws.addEventListener("close", (event) => {
       if (answered) return;
@@ -320,6 +323,7 @@ export class Engines {
   #engines = new Map(); // url -> Engine
   #changeListeners = new Set();
   #reconnectListeners = new Set();
+  #resumeListeners = new Set();
   #onNotice;
 
   constructor({ onNotice = () => {} } = {}) {
@@ -330,6 +334,7 @@ export class Engines {
     changed: () => { for (const listener of this.#changeListeners) listener(); },
     notice: (engine, text) => this.#onNotice(engine, text),
     reconnected: (engine) => { for (const listener of this.#reconnectListeners) listener(engine); },
+    resumed: (engine) => { for (const listener of this.#resumeListeners) listener(engine); },
   };
 
   /**
@@ -391,7 +396,13 @@ export class Engines {
     return () => this.#changeListeners.delete(listener);
   }
 
-  /** listener(engine) after an engine that dropped is connected again. */
+  /** listener(engine) after a connection that dropped was resumed (its plugins ran on). */
+  onResume(listener) {
+    this.#resumeListeners.add(listener);
+    return () => this.#resumeListeners.delete(listener);
+  }
+
+  /** listener(engine) after an engine that dropped is connected again afresh. */
   onReconnect(listener) {
     this.#reconnectListeners.add(listener);
     return () => this.#reconnectListeners.delete(listener);

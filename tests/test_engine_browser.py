@@ -476,6 +476,7 @@ def test_a_page_whose_connection_drops_resumes_and_the_native_plugin_keeps_its_s
         assert page.evaluate("pyjoy.getPlugin('Counter').then((p) => p.pid())") == pid  # the same process ...
         assert page.evaluate("pyjoy.getPlugin('Counter').then((p) => p.bump())") == 3  # ... with its state
         assert page.evaluate("pyjoy.plugins().then((all) => all.find((p) => p.name === 'Counter').state)") == "running"
+        expect(page.locator("#message-log li", has_text="resumed: its plugins ran on")).to_have_count(1)
         expect(page.locator("#message-log li", has_text="reconnected")).to_have_count(0)  # not started afresh
     finally:
         proxy.close()
