@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 
+import numpy as np
 import pytest
 
 from pyjoy.devtools import engine_running, run_async
@@ -31,6 +32,10 @@ class Counter:
     async def slow_square(self, x, seconds):
         await asyncio.sleep(seconds)           # the page's socket drops meanwhile
         return {"square": x * x, "count": self.count}
+    async def slow_array(self, n, seconds):
+        import numpy as np
+        await asyncio.sleep(seconds)
+        return np.arange(n, dtype=np.float64)  # 8n bytes: past what is kept while the socket is up
     async def ask_page(self, callback, x):
         await asyncio.sleep(0.5)
         return await callback(x) + 1           # a call the other way, made while the page is away
@@ -88,6 +93,22 @@ def test_a_call_in_flight_when_the_socket_drops_completes_after_the_resume_and_t
         client.drop()
         assert await asyncio.wait_for(call, 5) == {"square": 9, "count": 4}
         assert not client.dropped.is_set()
+        await client.close()
+
+    run_async(scenario())
+
+
+def test_a_big_result_that_comes_while_the_page_is_away_is_kept_and_delivered_on_the_resume(engine: dict) -> None:
+    async def scenario() -> None:
+        client = await EngineClient.connect(engine["url"], origin=APP, auto_resume=False)
+        counter = (await client.load_plugin(COUNTER)).api
+        call = asyncio.ensure_future(counter.slow_array(1_000_000, 0.5))  # 8 MB, in two pieces
+        await asyncio.sleep(0.1)
+        client.drop()
+        await asyncio.wait_for(client.dropped.wait(), 5)
+        await asyncio.sleep(1.0)
+        await client.resume()
+        np.testing.assert_array_equal(await asyncio.wait_for(call, 10), np.arange(1_000_000, dtype=np.float64))
         await client.close()
 
     run_async(scenario())

@@ -360,6 +360,11 @@ def test_kept_messages_are_numbered_resent_after_what_the_other_side_received_an
         # A message with more than KEEP_MESSAGE_BYTES of buffers is sent but not kept.
         outgoing.send("p1", {"type": "call", "big": bytes(mux.KEEP_MESSAGE_BYTES + 1)})
         assert "not kept" in outgoing.resend_problem(2) and outgoing.resend_problem(3) is None
+        # While no socket is attached (it dropped), every message is kept, whatever its size.
+        outgoing.detach()
+        outgoing.send("p1", {"type": "call", "big": bytes(mux.KEEP_MESSAGE_BYTES + 1)})
+        assert outgoing.resend_problem(3) is None
+        outgoing.attach(Socket(), outgoing.sent, [])
         # Past KEEP_BYTES the oldest go.
         for _ in range(mux.KEEP_BYTES // mux.KEEP_MESSAGE_BYTES + 2):
             outgoing.send("p1", {"type": "call", "data": bytes(mux.KEEP_MESSAGE_BYTES)})

@@ -17,8 +17,8 @@
 //
 // Resuming (ENGINE.md, "A page that drops"): the engine's first frame is its hello,
 // {hello: {resume, grace, received}} (onHello). With a resume key, each text frame the page
-// sends starts a numbered message and the latest are kept (KEEP_MESSAGE_BYTES each at most,
-// KEEP_BYTES in all), and the page counts the engine's messages it read whole (`received`).
+// sends starts a numbered message and the latest are kept (while the socket is up those of
+// KEEP_MESSAGE_BYTES at most, while it is down all; KEEP_BYTES in all), and the page counts the engine's messages it read whole (`received`).
 // A socket that drops then leaves the channels open (`resumable`; onClose says so): while
 // it is down, messages are kept and not written; `resume(ws, engineReceived)` goes on on a
 // new socket, sending what the engine missed, or `fail(reason)` ends every channel.
@@ -29,9 +29,10 @@ export const PIECE_BYTES = 4 * 2 ** 20;
 export const MAX_BUFFERS = 1000;
 export const MAX_MESSAGE_BYTES = 2 * 2 ** 30;
 export const PLACEHOLDER = "_pyjoy_rpc_buffer";
-/** With a resume key: the most bytes of buffers a message holds to be kept for a resend, and
+/** With a resume key: the most bytes of buffers a message sent on an open socket holds to be
+ * kept for a resend (one sent while it is down is kept whatever its size), and
  * the most bytes of kept messages in all (the oldest go first); as pyjoy/engine/mux.py. */
-export const KEEP_MESSAGE_BYTES = 4 * 2 ** 20;
+export const KEEP_MESSAGE_BYTES = 256 * 2 ** 10;
 export const KEEP_BYTES = 64 * 2 ** 20;
 /** Close codes after which a connection is not resumed: the page closed it, a wrong token, a resume refused. */
 const FINAL_CODES = new Set([1000, 4401, 4410]);
@@ -191,7 +192,7 @@ export class ChannelSocket {
     const moved = new Set(transfer);
     const [tree, buffers] = split(message, moved);
     const text = JSON.stringify({ channel, message: tree, buffers: buffers.map((buffer) => buffer.byteLength) });
-    this.#keep(text, buffers);
+    this.#keep(text, buffers, down);
     if (down) return undefined; // kept: sent on the resume
     const size = buffers.reduce((sum, buffer) => sum + buffer.byteLength, text.length);
     if (!this.#sending && this.#ws.bufferedAmount + size <= HIGH_WATER_BYTES) {
@@ -207,11 +208,11 @@ export class ChannelSocket {
   }
 
   // Numbers the message and keeps a copy (the sender may change its buffers once sent).
-  #keep(text, buffers) {
+  #keep(text, buffers, down) {
     if (!this.#keeping) return;
     this.#sent += 1;
     const bytes = buffers.reduce((sum, buffer) => sum + buffer.byteLength, 0);
-    const kept = bytes <= KEEP_MESSAGE_BYTES ? buffers.map((buffer) => buffer.slice(0)) : null;
+    const kept = down || bytes <= KEEP_MESSAGE_BYTES ? buffers.map((buffer) => buffer.slice(0)) : null;
     const size = text.length + (kept ? bytes : 0);
     this.#kept.push({ number: this.#sent, text, buffers: kept, size });
     this.#keptBytes += size;

@@ -162,6 +162,7 @@ class EngineClient:
     def _dropped(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         code = ws.close_code
         if not self._closing and self.resume_key is not None and code not in (1000, 4401, 4410):
+            self.outgoing.detach()
             self.dropped.set()  # the sessions wait: their calls complete after a resume
             if self.auto_resume:
                 self._resuming = asyncio.get_running_loop().create_task(self._resume_within_grace())

@@ -18,10 +18,11 @@ as a pyjoy.rpc Transport's must be; `drained()` lets a relay wait while too much
 With `keep` (a connection that may resume, ENGINE.md "A page that drops"), each text frame
 starts a numbered message (1, 2, ...), and the latest messages are kept (a copy of their
 pieces: the sender may reuse its buffers once sent) so that those the other side missed
-when its socket dropped can be sent again on the next one. A message with more than
-KEEP_MESSAGE_BYTES of buffers is not kept (a resume that needs it is refused), nor are the
-oldest past KEEP_BYTES in all. While no socket is attached, messages queue (relays wait
-for drained() past HIGH_WATER_BYTES).
+when its socket dropped can be sent again on the next one. While a socket is attached, a
+message with more than KEEP_MESSAGE_BYTES of buffers is not kept (big arrays keep their
+path without copies; a resume that needs one is refused); while none is (after
+detach()), every message is, as it queues (relays wait for drained() past
+HIGH_WATER_BYTES). The oldest go past KEEP_BYTES in all.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ from pyjoy.rpc.transport import Buffer, Handler, Message
 log = logging.getLogger("pyjoy.engine")
 #: Past this many bytes queued, relays wait (drained()) for the socket to take them.
 HIGH_WATER_BYTES = 64 * 2**20
-#: With `keep`: the most bytes of buffers a message holds to be kept for a resend ...
-KEEP_MESSAGE_BYTES = 4 * 2**20
+#: With `keep`: the most bytes of buffers a message sent on a socket holds to be kept for a
+#: resend (one sent while none is attached is kept whatever its size) ...
+KEEP_MESSAGE_BYTES = 256 * 2**10
 #: ... and the most bytes of kept messages in all (the oldest go first).
 KEEP_BYTES = 64 * 2**20
 
@@ -73,12 +75,14 @@ class Outgoing:
         if ws is not None:
             self._task = asyncio.get_running_loop().create_task(self._write(ws))
 
-    def send_frames(self, frames: list[str | memoryview]) -> None:
+    def send_frames(self, frames: list[str | memoryview], size: int | None = None) -> None:
+        """Queues frames; `size`: the bytes of buffers of the message whose text frame is among
+        them, where known (a message too big to keep is then not copied at all)."""
         if self.closed:
             raise ConnectionError("the WebSocket is closed")
         for frame in frames:
             if self.keep:
-                frame = self._keep(frame)
+                frame = self._keep(frame, size)
             self._queue.append(frame)
             self._queued_bytes += len(frame)
         if self._queued_bytes > HIGH_WATER_BYTES:
@@ -87,14 +91,18 @@ class Outgoing:
 
     def send(self, channel: str, message: Message) -> None:
         tree, buffers = wire.split(message)
-        self.send_frames(wire.frames(channel, tree, buffers))
+        self.send_frames(wire.frames(channel, tree, buffers), sum(buffer.nbytes for buffer in buffers))
 
-    def _keep(self, frame: str | memoryview) -> str | bytes | memoryview:
+    def _keep(self, frame: str | memoryview, size: int | None) -> str | bytes | memoryview:
         """Numbers and keeps the frame; what to queue (a copy where the original may change)."""
         if isinstance(frame, str):
             self.sent += 1
-            self._kept.append(_Kept(self.sent, frame, KEEP_MESSAGE_BYTES + len(frame)))
-            self._kept_bytes += len(frame)
+            limit = KEEP_BYTES if self._ws is None else KEEP_MESSAGE_BYTES
+            kept = _Kept(self.sent, frame, limit + len(frame))
+            if size is not None and size > limit:
+                kept.frames, kept.size = None, 0
+            self._kept.append(kept)
+            self._kept_bytes += kept.size
         else:
             last = self._kept[-1] if self._kept else None
             if last is None or last.frames is None:
@@ -126,6 +134,13 @@ class Outgoing:
                 return (f"message {kept.number}, which it missed, held more than {KEEP_MESSAGE_BYTES} bytes of "
                         "buffers and was not kept")
         return None
+
+    def detach(self) -> None:
+        """The socket dropped: nothing is written until attach(); what is sent meanwhile is kept."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self._ws = None
 
     def attach(self, ws: Any, received: int, first: list[str]) -> None:
         """Writes on `ws` from now on: `first` (not numbered), then the messages after

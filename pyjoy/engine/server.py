@@ -223,6 +223,8 @@ class Connection:
 
     def _dropped(self) -> None:
         """A message the socket cut short is dropped (the page sends it again on a resume)."""
+        if self.key is not None:
+            self.outgoing.detach()
         if self._incoming.reading:
             self.received -= 1
             if isinstance(self._target, PluginProcess):
@@ -409,8 +411,9 @@ class Control:
             if isinstance(item, wire.Piece):
                 outgoing.send_frames([item.data])
             elif isinstance(item, wire.Start) or (isinstance(item, wire.Complete) and not item.started):
+                sizes = item.header.get("buffers", [])
                 outgoing.send_frames([wire.dumps({"channel": plugin_id, "message": item.header["message"],
-                                                  "buffers": item.header.get("buffers", [])})])
+                                                  "buffers": sizes})], sum(sizes))
             return None if outgoing.has_room else outgoing.drained()
 
         def on_output(stream: str, text: str) -> None:
