@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 
+import aiohttp
 import numpy as np
 import pytest
 
@@ -144,6 +145,12 @@ def test_a_wrong_resume_key_is_refused_and_the_connection_it_named_stays(engine:
             thief.resume_key = wrong
             with pytest.raises(EngineRefused, match="no connection has that resume key"):
                 await thief.resume()
+        # A count that is not one is refused, and the connection stays.
+        for received in ("²", "-1", "1e3", ""):
+            async with aiohttp.ClientSession() as http:
+                ws = await http.ws_connect(f"{engine['url']}&resume={key}&received={received}", headers={"Origin": APP})
+                closed = await ws.receive()
+                assert ws.close_code == 4410 and "received= should be the number" in closed.extra
         # With another token the right key is refused before it is read.
         thief._url = engine["url"].split("?")[0] + "?token=wrong"
         thief.resume_key = key

@@ -22,6 +22,7 @@ import hmac
 import importlib.util
 import logging
 import platform
+import re
 import secrets
 import signal
 import sys
@@ -126,7 +127,7 @@ class Engine:
         if connection is None or not hmac.compare_digest(key.encode(), (connection.key or "").encode()):
             ended = self._ended.get(digest)
             return None, 0, f"resume refused: {ended or 'no connection has that resume key'}"
-        if not received.isdigit():
+        if not re.fullmatch(r"[0-9]{1,18}", received):
             return None, 0, "resume refused: received= should be the number of messages the page received"
         await connection.detach()  # a socket that has not noticed its drop yet (a page gone offline)
         problem = connection.outgoing.resend_problem(int(received))
