@@ -125,14 +125,13 @@ class Outgoing:
         if not self.keep:
             return "this connection keeps no messages"
         if not 0 <= received <= self.sent:
-            return f"it says it received {received} messages, but {self.sent} were sent"
+            return f"it says it received {received} messages of {self.sent}"
         first = self._kept[0].number if self._kept else self.sent + 1
         if received + 1 < first:
-            return f"messages {received + 1} to {first - 1}, which it missed, are no longer kept (at most {KEEP_BYTES} bytes are)"
+            return f"messages {received + 1}-{first - 1}, missed, are no longer kept ({KEEP_BYTES} bytes are)"
         for kept in self._kept:
             if kept.number > received and kept.frames is None:
-                return (f"message {kept.number}, which it missed, held more than {KEEP_MESSAGE_BYTES} bytes of "
-                        "buffers and was not kept")
+                return f"message {kept.number}, missed, held over {KEEP_MESSAGE_BYTES} bytes: not kept"
         return None
 
     def detach(self) -> None:

@@ -133,7 +133,7 @@ class Engine:
         problem = connection.outgoing.resend_problem(int(received))
         if problem is not None:
             await connection.end(f"it could not resume: {problem}")
-            return None, 0, f"resume refused: {problem}; its plugins were ended"
+            return None, 0, f"resume refused: {problem}; plugins ended"
         return connection, int(received), ""
 
     def forget(self, connection: Connection, why: str) -> None:
@@ -191,6 +191,7 @@ class Connection:
         self._reading: asyncio.Event = asyncio.Event()  # set while no socket is read
         self._reading.set()
         self._expiry: asyncio.TimerHandle | None = None
+        self._ending: asyncio.Task[None] | None = None  # the end the grace period's expiry began
 
     async def serve(self, ws: web.WebSocketResponse, request: web.Request, received: int | None) -> None:
         """Reads `ws` until it closes (`received`: None on a new connection, else the page's count)."""
@@ -216,11 +217,13 @@ class Connection:
             await self.end("the connection closed")
         else:
             loop = asyncio.get_running_loop()
-            self._expiry = loop.call_later(self.engine.grace, lambda: loop.create_task(
-                self.end(f"the page did not come back within the grace period ({self.engine.grace:g} s): "
-                         "its plugins were ended")))
+            self._expiry = loop.call_later(self.engine.grace, self._expire)
         if not ws.closed:
             await ws.close()
+
+    def _expire(self) -> None:
+        self._ending = asyncio.get_running_loop().create_task(self.end(
+            f"the page did not come back within the grace period ({self.engine.grace:g} s): its plugins were ended"))
 
     def _dropped(self) -> None:
         """A message the socket cut short is dropped (the page sends it again on a resume)."""
