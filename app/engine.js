@@ -6,6 +6,8 @@
 //   engines.list();             // [{url (no token), state, reason, info}]
 //   engines.connected();        // the first connected Engine, or null
 //   engines.onChange(() => ...);
+//   engines.onReconnect((engine) => ...);  // connected afresh after a drop: its plugins are to start again
+//   engines.onResume((engine) => ...);     // a dropped connection resumed: its plugins ran on
 //   const started = await engine.startPlugin(text, { tag, onProgress, onOutput });
 //   // started: a sandbox for plugins/host.js: {session, kernel, onCrash, terminate, onOutput}
 //   const models = await engine.startModels({ onOutput });  // the model service's, likewise
@@ -17,10 +19,17 @@
 // the token is wrong; not tried again) and "unreachable" (no WebSocket handshake: a browser
 // cannot tell an engine that is not there from one that refused this page's Origin; tried
 // again with backoff). `reason` says why, in words.
+//
+// A connection that drops is resumed first (ENGINE.md, "A page that drops"): within the
+// engine's grace period the page reconnects with its resume key and each side sends what
+// the other missed, so the plugins run on, their calls in flight complete, and no
+// `onReconnect` listener runs. Refused (the period passed, what was missed is no longer
+// kept, the engine restarted), the plugins' sessions end and the page connects afresh, as above.
 import { ChannelSocket } from "./rpc/websocket.js";
 import { Session } from "./rpc/session.js";
 
 const CLOSE_WRONG_TOKEN = 4401;
+const CLOSE_RESUME_REFUSED = 4410;
 /** Waits between tries to reconnect, then the last one again and again. */
 const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000, 15000];
 /** How long before its connection drops a stopping engine may end its plugins. */
@@ -108,7 +117,7 @@ export class Engine {
     let opened = false;
     const socket = new ChannelSocket(ws, {
       onNotice: (text) => this.#listeners.notice(this, text),
-      onClose: (event) => this.#closed(socket, event, opened),
+      onClose: (event, resumable) => this.#closed(socket, event, opened, resumable),
     });
     this.#socket = socket;
     ws.addEventListener("open", () => { opened = true; });
@@ -127,11 +136,18 @@ export class Engine {
     }, () => {});
   }
 
-  #closed(socket, event, opened) {
+  #closed(socket, event, opened, resumable) {
     if (this.#socket !== socket) return;
+    if (resumable && !this.#removed) {
+      this.#set("reconnecting", `the connection closed (code ${event.code}): resuming it`);
+      const graceEnds = Date.now() + socket.grace * 1000;
+      this.#attempt = 0;
+      this.#timer = setTimeout(() => this.#resume(socket, graceEnds), BACKOFF_MS[0]);
+      return;
+    }
     this.api = null;
     if (this.#removed) return;
-    if (this.state === "connected") this.droppedAt = Date.now();
+    if (this.state === "connected" || this.state === "reconnecting") this.droppedAt = Date.now();
     let error;
     if (event.code === CLOSE_WRONG_TOKEN) {
       this.#set("refused", "refused: wrong token");
@@ -146,6 +162,65 @@ export class Engine {
     const wait = BACKOFF_MS[Math.min(this.#attempt, BACKOFF_MS.length - 1)];
     this.#attempt += 1;
     this.#timer = setTimeout(() => this.#open(), wait);
+  }
+
+  // One try to resume `socket`'s connection on a new WebSocket; tried again until graceEnds.
+  #resume(socket, graceEnds) {
+    if (this.#socket !== socket || this.#removed) return;
+    const url = `${this.url}${this.url.includes("?") ? "&" : "?"}resume=${encodeURIComponent(socket.resumeKey)}&received=${socket.received}`;
+    let ws;
+    try {
+      ws = new WebSocket(url);
+    } catch (error) {
+      this.#giveUp(socket, `could not resume: ${error.message}`);
+      return;
+    }
+    ws.binaryType = "arraybuffer";
+    let answered = false;
+    ws.addEventListener("message", ({ data }) => { // the first frame: the engine's hello
+      if (answered) return;
+      answered = true;
+      if (this.#socket !== socket || this.#removed) {
+        ws.close(1000, "the page disconnected");
+        return;
+      }
+      let hello = null;
+      try {
+        hello = JSON.parse(data).hello;
+      } catch { /* not a hello */ }
+      const problem = Number.isSafeInteger(hello?.received) ? socket.resume(ws, hello.received) : "the engine did not answer with its hello";
+      if (problem) {
+        ws.close(1000, "could not resume");
+        this.#giveUp(socket, `could not resume: ${problem}`);
+        return;
+      }
+      this.#attempt = 0;
+      this.#set("connected");
+      this.#listeners.resumed(this);
+    });
+    ws.addEventListener("close", (event) => {
+      if (answered) return;
+      answered = true;
+      if (event.code === CLOSE_RESUME_REFUSED || event.code === CLOSE_WRONG_TOKEN || Date.now() >= graceEnds) {
+        this.#giveUp(socket, event.code === CLOSE_RESUME_REFUSED ? event.reason : `not resumed within the grace period (${socket.grace} s)`);
+        return;
+      }
+      const wait = BACKOFF_MS[Math.min(this.#attempt, BACKOFF_MS.length - 1)];
+      this.#attempt += 1;
+      this.#timer = setTimeout(() => this.#resume(socket, graceEnds), Math.min(wait, Math.max(0, graceEnds - Date.now())));
+    });
+  }
+
+  // The resume failed: the plugins' sessions end (the host starts them again once connected
+  // afresh, as after any drop).
+  #giveUp(socket, why) {
+    if (this.#socket !== socket) return;
+    this.api = null;
+    this.droppedAt = Date.now();
+    this.#set("reconnecting", why);
+    socket.fail(`the engine's connection dropped and was not resumed: ${why}`);
+    this.#attempt = 0;
+    this.#open();
   }
 
   /**
@@ -248,6 +323,7 @@ export class Engines {
   #engines = new Map(); // url -> Engine
   #changeListeners = new Set();
   #reconnectListeners = new Set();
+  #resumeListeners = new Set();
   #onNotice;
 
   constructor({ onNotice = () => {} } = {}) {
@@ -258,6 +334,7 @@ export class Engines {
     changed: () => { for (const listener of this.#changeListeners) listener(); },
     notice: (engine, text) => this.#onNotice(engine, text),
     reconnected: (engine) => { for (const listener of this.#reconnectListeners) listener(engine); },
+    resumed: (engine) => { for (const listener of this.#resumeListeners) listener(engine); },
   };
 
   /**
@@ -319,7 +396,13 @@ export class Engines {
     return () => this.#changeListeners.delete(listener);
   }
 
-  /** listener(engine) after an engine that dropped is connected again. */
+  /** listener(engine) after a connection that dropped was resumed (its plugins ran on). */
+  onResume(listener) {
+    this.#resumeListeners.add(listener);
+    return () => this.#resumeListeners.delete(listener);
+  }
+
+  /** listener(engine) after an engine that dropped is connected again afresh. */
   onReconnect(listener) {
     this.#reconnectListeners.add(listener);
     return () => this.#reconnectListeners.delete(listener);

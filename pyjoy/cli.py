@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
                              "(default: http://127.0.0.1:8000/, what pyjoy serve serves)")
     engine.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                         help="another origin whose pages may connect (repeatable)")
+    engine.add_argument("--grace", type=float, default=30.0, metavar="SECONDS",
+                        help="how long a page whose connection dropped may resume it, its plugins kept "
+                             "(default: 30; 0: they end at once)")
 
     args = parser.parse_args(argv)
     if args.command == "build":
@@ -39,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "engine":
         from pyjoy.engine import server as engine_server
 
-        return engine_server.run(args.host, args.port, args.workdir, args.app, args.allow_origin)
+        return engine_server.run(args.host, args.port, args.workdir, args.app, args.allow_origin, args.grace)
     return server.run(args.dist, args.host, args.port)
 
 

@@ -337,6 +337,8 @@ async def raw_connection(engine: dict):
     """A bare WebSocket, to send frames no client would; returns (http, ws, the engine's root)."""
     http = aiohttp.ClientSession()
     ws = await http.ws_connect(engine["url"], headers={"Origin": APP}, max_msg_size=0)
+    hello = json.loads((await ws.receive()).data)  # ENGINE.md, A page that drops
+    assert set(hello) == {"hello"} and hello["hello"]["received"] is None and hello["hello"]["resume"]
     first = json.loads((await ws.receive()).data)
     assert first["channel"] == "engine" and first["message"]["type"] == "root"
     return http, ws, first["message"]["value"]

@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import struct
+import threading
 from pathlib import Path
 from urllib.parse import quote
 
@@ -388,3 +391,115 @@ def test_concurrent_calls_from_two_pages_each_with_its_own_plugin(browser, base_
     finally:
         for page in pages:
             page.context.close()
+
+
+COUNTER = plugin("Counter", '''
+import asyncio, os
+class Counter:
+    def setup(self):
+        self.count = 0
+    def pid(self):
+        return os.getpid()
+    def bump(self):
+        self.count += 1
+        return self.count
+    async def slow_square(self, x, seconds):
+        await asyncio.sleep(seconds)           # the page's connection drops meanwhile
+        return {"square": x * x, "count": self.count}
+api.export(Counter())
+''')
+
+
+class CuttableProxy:
+    """A TCP relay between the page and the engine whose connections the test cuts, as a
+    network that fails does: no WebSocket close frame, each side sees its socket end."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target = target_port
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                page_side, _ = self._server.accept()
+            except OSError:
+                return
+            engine_side = socket.create_connection(("127.0.0.1", self._target))
+            self._pairs.append((page_side, engine_side))
+            for a, b in ((page_side, engine_side), (engine_side, page_side)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(1 << 16):
+                sink.sendall(data)
+        except OSError:
+            pass
+
+    def cut(self) -> None:
+        pairs, self._pairs = self._pairs, []
+        for pair in pairs:
+            for end in pair:
+                end.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, not FIN
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                end.close()
+
+    def close(self) -> None:
+        self.cut()
+        self._server.close()
+
+
+def test_a_page_whose_connection_drops_resumes_and_the_native_plugin_keeps_its_state(page: Page, base_url: str,
+                                                                                      engine: dict) -> None:
+    port = int(engine["url"].split("//127.0.0.1:")[1].split("/")[0])
+    proxy = CuttableProxy(port)
+    try:
+        url = engine["url"].replace(f":{port}/", f":{proxy.port}/")
+        open_connected(page, base_url, url)
+        assert load(page, COUNTER) == "ok"
+        pid = page.evaluate("pyjoy.getPlugin('Counter').then((p) => p.pid())")
+        assert page.evaluate("pyjoy.getPlugin('Counter').then(async (p) => [await p.bump(), await p.bump()])") == [1, 2]
+        page.evaluate("""pyjoy.getPlugin('Counter').then((p) => {
+          window.pending = p.slow_square(7, 1.5).then((r) => r, (e) => e.message);
+        })""")
+        page.wait_for_timeout(300)  # the call reached the plugin; its answer comes while the connection is down
+        proxy.cut()
+        assert page.evaluate("window.pending") == {"square": 49, "count": 2}
+        expect(chip(page)).to_have_attribute("data-state", "connected", timeout=15_000)
+        assert page.evaluate("pyjoy.getPlugin('Counter').then((p) => p.pid())") == pid  # the same process ...
+        assert page.evaluate("pyjoy.getPlugin('Counter').then((p) => p.bump())") == 3  # ... with its state
+        assert page.evaluate("pyjoy.plugins().then((all) => all.find((p) => p.name === 'Counter').state)") == "running"
+        expect(page.locator("#message-log li", has_text="resumed: its plugins ran on")).to_have_count(1)
+        expect(page.locator("#message-log li", has_text="reconnected")).to_have_count(0)  # not started afresh
+    finally:
+        proxy.close()
+
+
+def test_an_engine_killed_and_restarted_refuses_the_resume_and_the_page_starts_its_plugins_afresh(
+        page: Page, base_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    with engine_running(tmp_path, "--app", base_url, env={"PYJOY_ENGINE_TOKEN": TOKEN}, port=port) as (url, process):
+        open_connected(page, base_url, url)
+        assert load(page, COUNTER) == "ok"
+        pid = page.evaluate("pyjoy.getPlugin('Counter').then((p) => p.pid())")
+        page.evaluate("pyjoy.getPlugin('Counter').then((p) => { window.pending = p.slow_square(2, 60).then((r) => r, (e) => e.message); })")
+        process.kill()  # SIGKILL: no close frame; its plugin processes end with their sockets
+        process.wait()
+        expect(chip(page)).to_have_attribute("data-state", "reconnecting", timeout=15_000)
+    with engine_running(tmp_path, "--app", base_url, env={"PYJOY_ENGINE_TOKEN": TOKEN}, port=port):
+        # The new engine has no such connection: the resume is refused, saying so, and the
+        # page starts afresh: the pending call failed with that reason, the plugin runs again.
+        failure = page.evaluate("window.pending")
+        assert "was not resumed" in failure and "no connection has that resume key" in failure, failure
+        expect(chip(page)).to_have_attribute("data-state", "connected", timeout=30_000)
+        wait_until(page, "pyjoy.plugins().then((all) => all.some((p) => p.name === 'Counter' && p.state === 'running'))",
+                   timeout_ms=30_000)
+        assert page.evaluate("pyjoy.getPlugin('Counter').then((p) => p.pid())") != pid
+        assert page.evaluate("pyjoy.getPlugin('Counter').then((p) => p.bump())") == 1  # a fresh process

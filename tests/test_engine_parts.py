@@ -325,3 +325,51 @@ def test_a_relayed_piece_is_taken_again_only_once_nothing_holds_it() -> None:
     del held
     again = recycled(wire.PIECE_BYTES)
     assert id(again.obj) == address
+
+
+def test_kept_messages_are_numbered_resent_after_what_the_other_side_received_and_bounded() -> None:
+    import asyncio
+
+    from pyjoy.engine import mux
+
+    class Socket:  # records what the writer sends
+        def __init__(self) -> None:
+            self.sent: list[object] = []
+
+        async def send_str(self, text: str) -> None:
+            self.sent.append(json.loads(text))
+
+        async def send_bytes(self, data) -> None:
+            self.sent.append(bytes(data))
+
+    async def scenario() -> None:
+        first = Socket()
+        outgoing = mux.Outgoing(first, keep=True)
+        array = bytearray(b"abc")
+        outgoing.send("p1", {"type": "call", "n": 1, "data": array})
+        array[:] = b"XYZ"  # the sender reuses its buffer once sent: the kept copy is what was sent
+        outgoing.send("p1", {"type": "call", "n": 2})
+        await asyncio.sleep(0)
+        assert outgoing.sent == 2 and [m for m in first.sent if isinstance(m, bytes)] == [b"abc"]
+        assert outgoing.resend_problem(3) is not None  # more than was sent
+        assert outgoing.resend_problem(1) is None
+        second = Socket()
+        outgoing.attach(second, 1, [wire.dumps({"hello": {}})])  # the other side received message 1
+        await asyncio.sleep(0)
+        assert second.sent == [{"hello": {}}, {"channel": "p1", "message": {"type": "call", "n": 2}, "buffers": []}]
+        outgoing.attach(Socket(), 0, [])
+        # A message with more than KEEP_MESSAGE_BYTES of buffers is sent but not kept.
+        outgoing.send("p1", {"type": "call", "big": bytes(mux.KEEP_MESSAGE_BYTES + 1)})
+        assert "not kept" in outgoing.resend_problem(2) and outgoing.resend_problem(3) is None
+        # While no socket is attached (it dropped), every message is kept, whatever its size.
+        outgoing.detach()
+        outgoing.send("p1", {"type": "call", "big": bytes(mux.KEEP_MESSAGE_BYTES + 1)})
+        assert outgoing.resend_problem(3) is None
+        outgoing.attach(Socket(), outgoing.sent, [])
+        # Past KEEP_BYTES the oldest go.
+        for _ in range(mux.KEEP_BYTES // mux.KEEP_MESSAGE_BYTES + 2):
+            outgoing.send("p1", {"type": "call", "data": bytes(mux.KEEP_MESSAGE_BYTES)})
+        assert "no longer kept" in outgoing.resend_problem(3) and outgoing.resend_problem(outgoing.sent - 1) is None
+        await outgoing.close()
+
+    asyncio.run(scenario())

@@ -2,7 +2,8 @@
 channel of a ChannelSocket over a stand-in WebSocket that the test feeds raw frames, as a
 broken or hostile engine could. Each bad frame fails the call it carries (with the bound it
 broke) or becomes a notice; the socket stays and the next message is read. Sending is
-checked against ENGINE.md's framing: a text frame, then pieces of PIECE_BYTES."""
+checked against ENGINE.md's framing: a text frame, then pieces of PIECE_BYTES. A socket that
+drops keeps its sessions and resumes on a new one, sending what the engine missed."""
 
 from __future__ import annotations
 
@@ -172,3 +173,80 @@ def test_sending_cuts_buffers_into_pieces_and_refuses_nan(result: dict) -> None:
 
 def test_a_closed_socket_fails_what_waits_at_once(result: dict) -> None:
     assert "the engine's connection closed (code 1006)" in result["closed"]
+
+
+RESUME_SCRIPT = r"""
+import { Session } from "./app/rpc/session.js";
+import { ChannelSocket } from "./app/rpc/websocket.js";
+
+globalThis.WebSocket ??= { OPEN: 1 };
+console.warn = () => {};
+
+class FakeSocket extends EventTarget {
+  readyState = 1;
+  bufferedAmount = 0;
+  sent = [];
+  send(frame) { this.sent.push(typeof frame === "string" ? JSON.parse(frame) : new Uint8Array(frame).slice()); }
+  close() {}
+  feed(data) { this.dispatchEvent(Object.assign(new Event("message"), { data })); }
+  drop(code) { this.readyState = 3; this.dispatchEvent(Object.assign(new Event("close"), { code, reason: "" })); }
+}
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const out = {};
+const ws = new FakeSocket();
+const closes = [];
+const socket = new ChannelSocket(ws, { onClose: (event, resumable) => closes.push([event.code, resumable]) });
+const session = new Session(socket.channel("p1"));
+await session.setRoot({ twice: (x) => x * 2 });            // the page's message 1 (before the hello)
+ws.feed(JSON.stringify({ hello: { resume: "KEY", grace: 30, received: null } }));
+// The engine's root, then a call to the page's function: 2 messages received whole.
+ws.feed(JSON.stringify({ channel: "p1", message: { type: "root", value: { f: { _rtype: "method", _rtarget: "e1", _rname: "f" } } } }));
+const root = await session.remoteRoot;
+const pending = root.f(21).then((v) => v, (e) => `failed: ${e.message}`);   // message 2
+await sleep(10);
+// A message cut short by the drop is not counted: its piece never comes.
+ws.feed(JSON.stringify({ channel: "p1", message: { type: "x" }, buffers: [4] }));
+ws.drop(1006);
+out.closes = closes.map((c) => [...c]);
+out.received = socket.received;
+out.sentBefore = ws.sent.length;
+const asked = ws.sent[1].message;
+// While down, a message is kept, not written (the session's call does not fail).
+const later = root.f(1).then((v) => v, (e) => `failed: ${e.message}`);   // message 3
+await sleep(10);
+out.writtenWhileDown = ws.sent.length - out.sentBefore;
+// A resume where the engine says it received 1: messages 2 and 3 go again, in order.
+out.badResume = new ChannelSocket(new FakeSocket()).resume(new FakeSocket(), 5);
+const next = new FakeSocket();
+out.refused = socket.resume(next, 7);
+out.resumed = socket.resume(next, 1);
+await sleep(10);
+out.resent = next.sent.map((m) => m.message?.type === "call" ? m.message.args : m);
+next.feed(JSON.stringify({ channel: "p1", message: { type: "result", id: asked.id, value: 42 } }));
+next.feed(JSON.stringify({ channel: "p1", message: { type: "result", id: next.sent[1].message.id, value: 2 } }));
+out.answers = [await pending, await later];
+// A drop with 1000 (the page closed it) is final: the pending calls fail.
+const third = root.f(3).then((v) => v, (e) => `failed: ${e.message}`);
+next.drop(1000);
+out.final = await third;
+console.log(JSON.stringify(out));
+"""
+
+
+def test_a_dropped_socket_keeps_its_sessions_and_resumes_sending_what_the_engine_missed() -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    run = subprocess.run([node, "--input-type=module", "-e", RESUME_SCRIPT], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["closes"] == [[1006, True]]
+    assert out["received"] == 1  # the root; the hello is not numbered, the message cut short not counted
+    assert out["writtenWhileDown"] == 0
+    assert "received 5 of 0" in out["badResume"]
+    assert "received 7 of 3" in out["refused"]
+    assert out["resumed"] is None
+    assert out["resent"] == [[21], [1]]
+    assert out["answers"] == [42, 2]
+    assert out["final"].startswith("failed:") and "1000" in out["final"]

@@ -14,6 +14,14 @@
 // message's frames are never split by another's. Receiving checks the same bounds as
 // wire.Incoming, with the same numbers: a bad frame fails the call it carries (the
 // session answers it, or fails the pending call), or becomes a notice; the socket stays.
+//
+// Resuming (ENGINE.md, "A page that drops"): the engine's first frame is its hello,
+// {hello: {resume, grace, received}} (onHello). With a resume key, each text frame the page
+// sends starts a numbered message and the latest are kept (while the socket is up those of
+// KEEP_MESSAGE_BYTES at most, while it is down all; KEEP_BYTES in all), and the page counts the engine's messages it read whole (`received`).
+// A socket that drops then leaves the channels open (`resumable`; onClose says so): while
+// it is down, messages are kept and not written; `resume(ws, engineReceived)` goes on on a
+// new socket, sending what the engine missed, or `fail(reason)` ends every channel.
 import { RPCError } from "./codec.js";
 
 export const MAX_FRAME_BYTES = 16 * 2 ** 20;
@@ -21,6 +29,13 @@ export const PIECE_BYTES = 4 * 2 ** 20;
 export const MAX_BUFFERS = 1000;
 export const MAX_MESSAGE_BYTES = 2 * 2 ** 30;
 export const PLACEHOLDER = "_pyjoy_rpc_buffer";
+/** With a resume key: the most bytes of buffers a message sent on an open socket holds to be
+ * kept for a resend (one sent while it is down is kept whatever its size), and
+ * the most bytes of kept messages in all (the oldest go first); as pyjoy/engine/mux.py. */
+export const KEEP_MESSAGE_BYTES = 256 * 2 ** 10;
+export const KEEP_BYTES = 64 * 2 ** 20;
+/** Close codes after which a connection is not resumed: the page closed it, a wrong token, a resume refused. */
+const FINAL_CODES = new Set([1000, 4401, 4410]);
 /** Past this many bytes unsent in the socket, senders wait. */
 export const HIGH_WATER_BYTES = 16 * 2 ** 20;
 /** Messages kept for a channel nobody opened yet (the engine sends only on channels the page
@@ -78,23 +93,74 @@ export class ChannelSocket {
   #sending = null; // the send waiting for room, which later sends wait for
   #incoming = new Incoming();
   #onNotice;
+  #onHello;
+  #onClose;
+  resumeKey = null; // from the engine's hello: a secret, as the token
+  grace = 0; // seconds
+  received = 0; // the engine's messages read whole
+  resumable = false; // the socket dropped and the engine keeps the connection for a while
+  #sent = 0; // the number of the last message sent
+  #kept = []; // [{number, text, buffers | null, size}], oldest first
+  #keptBytes = 0;
+  #keeping = true; // until a hello without a resume key (messages go before the hello comes)
 
   /**
    * @param {WebSocket} ws  open or opening; its binaryType becomes "arraybuffer"
-   * @param {{onNotice?: (text: string) => void, onClose?: (event: CloseEvent) => void}} [options]
+   * @param {{onNotice?: (text: string) => void, onClose?: (event: CloseEvent, resumable: boolean) => void,
+   *   onHello?: (hello: object) => void}} [options]
    *   onNotice: the engine's {"error"} notices and frames that fit no call
    */
-  constructor(ws, { onNotice = () => {}, onClose = () => {} } = {}) {
-    this.#ws = ws;
+  constructor(ws, { onNotice = () => {}, onClose = () => {}, onHello = () => {} } = {}) {
     this.#onNotice = onNotice;
+    this.#onHello = onHello;
+    this.#onClose = onClose;
+    this.#listen(ws);
+  }
+
+  #listen(ws) {
+    this.#ws = ws;
     ws.binaryType = "arraybuffer";
-    ws.addEventListener("message", ({ data }) => this.#receive(data));
-    ws.addEventListener("close", (event) => {
-      // Every session on it ends now: its pending calls fail with why.
-      const reason = `the engine's connection closed (code ${event.code}${event.reason ? `: ${event.reason}` : ""})`;
-      for (const channel of [...this.#channels.values()]) channel.deliver({ type: "close", reason });
-      onClose(event);
+    ws.addEventListener("message", ({ data }) => {
+      if (this.#ws === ws) this.#receive(data);
     });
+    ws.addEventListener("close", (event) => {
+      if (this.#ws !== ws) return;
+      if (this.#incoming.reading) this.received -= 1; // cut short: the engine sends it again
+      this.#incoming = new Incoming();
+      this.resumable = this.resumeKey !== null && !FINAL_CODES.has(event.code);
+      if (!this.resumable) this.fail(`the engine's connection closed (code ${event.code}${event.reason ? `: ${event.reason}` : ""})`);
+      this.#onClose(event, this.resumable);
+    });
+  }
+
+  /** Ends every session on it: their pending calls fail with `reason`. */
+  fail(reason) {
+    this.resumable = false;
+    this.#keeping = false;
+    this.#kept = [];
+    this.#keptBytes = 0;
+    for (const channel of [...this.#channels.values()]) channel.deliver({ type: "close", reason });
+  }
+
+  /**
+   * Goes on on `ws` (its hello said the engine read `engineReceived` of this page's messages):
+   * sends the ones after. Returns why it cannot (they are no longer kept), or null.
+   */
+  resume(ws, engineReceived) {
+    const first = this.#kept.length ? this.#kept[0].number : this.#sent + 1;
+    let problem = null;
+    if (!Number.isSafeInteger(engineReceived) || engineReceived < 0 || engineReceived > this.#sent) problem = `the engine says it received ${engineReceived} of ${this.#sent} messages`;
+    else if (engineReceived + 1 < first) problem = `messages ${engineReceived + 1} to ${first - 1}, which the engine missed, are no longer kept`;
+    else if (this.#kept.some((kept) => kept.number > engineReceived && !kept.buffers)) problem = `a message the engine missed held more than ${KEEP_MESSAGE_BYTES} bytes and was not kept`;
+    if (problem) return problem;
+    this.resumable = false;
+    this.#listen(ws);
+    const missed = this.#kept.filter((kept) => kept.number > engineReceived);
+    const sending = (this.#sending ?? Promise.resolve()).catch(() => {}).then(async () => {
+      for (const kept of missed) await this.#writeWhenRoom(kept.text, kept.buffers);
+    });
+    this.#sending = sending.catch(() => {});
+    return null;
   }
 
   /** The transport of a channel, made on first use (what came for it before is kept). */
@@ -115,14 +181,19 @@ export class ChannelSocket {
   }
 
   close(code = 1000, reason = "") {
+    this.resumeKey = null;
+    if (this.resumable) this.fail(`the engine's connection closed: ${reason || "the page closed it"}`); // down already: no close event comes
     this.#ws.close(code, reason);
   }
 
   send(channel, message, transfer) {
-    if (this.#ws.readyState !== WebSocket.OPEN) throw new Error("the engine is not connected");
+    const down = this.#ws.readyState !== WebSocket.OPEN;
+    if (down && !this.resumable) throw new Error("the engine is not connected");
     const moved = new Set(transfer);
     const [tree, buffers] = split(message, moved);
     const text = JSON.stringify({ channel, message: tree, buffers: buffers.map((buffer) => buffer.byteLength) });
+    this.#keep(text, buffers, down);
+    if (down) return undefined; // kept: sent on the resume
     const size = buffers.reduce((sum, buffer) => sum + buffer.byteLength, text.length);
     if (!this.#sending && this.#ws.bufferedAmount + size <= HIGH_WATER_BYTES) {
       this.#write(text, buffers);
@@ -136,6 +207,18 @@ export class ChannelSocket {
     return sending;
   }
 
+  // Numbers the message and keeps a copy (the sender may change its buffers once sent).
+  #keep(text, buffers, down) {
+    if (!this.#keeping) return;
+    this.#sent += 1;
+    const bytes = buffers.reduce((sum, buffer) => sum + buffer.byteLength, 0);
+    const kept = down || bytes <= KEEP_MESSAGE_BYTES ? buffers.map((buffer) => buffer.slice(0)) : null;
+    const size = text.length + (kept ? bytes : 0);
+    this.#kept.push({ number: this.#sent, text, buffers: kept, size });
+    this.#keptBytes += size;
+    while (this.#keptBytes > KEEP_BYTES && this.#kept.length > 1) this.#keptBytes -= this.#kept.shift().size;
+  }
+
   #write(text, buffers) {
     this.#ws.send(text);
     for (const buffer of buffers) {
@@ -146,28 +229,42 @@ export class ChannelSocket {
   }
 
   async #writeWhenRoom(text, buffers) {
-    await this.#room();
-    this.#ws.send(text);
+    const ws = this.#ws;
+    if (!(await this.#room(ws))) return;
+    ws.send(text);
     for (const buffer of buffers) {
       for (let offset = 0; offset < buffer.byteLength; offset += PIECE_BYTES) {
-        await this.#room();
-        this.#ws.send(new Uint8Array(buffer, offset, Math.min(PIECE_BYTES, buffer.byteLength - offset)));
+        if (!(await this.#room(ws))) return;
+        ws.send(new Uint8Array(buffer, offset, Math.min(PIECE_BYTES, buffer.byteLength - offset)));
       }
     }
   }
 
-  // A WebSocket has no event for "sent": its bufferedAmount is polled.
-  async #room() {
-    while (this.#ws.bufferedAmount > HIGH_WATER_BYTES) {
-      if (this.#ws.readyState !== WebSocket.OPEN) throw new Error("the engine's connection closed while a message was sent");
+  // A WebSocket has no event for "sent": its bufferedAmount is polled. False when the socket
+  // dropped and the message is kept for a resume (it is sent again whole).
+  async #room(ws) {
+    while (ws.readyState === WebSocket.OPEN && ws.bufferedAmount > HIGH_WATER_BYTES) {
       await new Promise((resolve) => setTimeout(resolve, 2));
     }
-    if (this.#ws.readyState !== WebSocket.OPEN) throw new Error("the engine's connection closed while a message was sent");
+    if (ws.readyState === WebSocket.OPEN && this.#ws === ws) return true;
+    if (this.resumeKey !== null) return false;
+    throw new Error("the engine's connection closed while a message was sent");
   }
 
   #receive(data) {
+    if (typeof data === "string") this.received += 1;
     for (const item of this.#incoming.feed(data)) {
-      if (item.notice !== undefined) this.#onNotice(item.notice);
+      if (item.hello !== undefined) {
+        this.received -= 1; // not a numbered message
+        this.resumeKey = typeof item.hello.resume === "string" ? item.hello.resume : null;
+        this.grace = Number(item.hello.grace) || 0;
+        if (this.resumeKey === null) {
+          this.#keeping = false;
+          this.#kept = [];
+          this.#keptBytes = 0;
+        }
+        this.#onHello(item.hello);
+      } else if (item.notice !== undefined) this.#onNotice(item.notice);
       else if (item.error) {
         const target = typeof item.channel === "string" ? this.#channels.get(item.channel) : null;
         if (target && item.message && typeof item.message === "object") target.deliver(item.message, new RPCError(item.error));
@@ -274,6 +371,11 @@ export class Incoming {
   #got = 0;
   #dropping = false;
 
+  /** Whether a message waits for pieces. */
+  get reading() {
+    return this.#current !== null;
+  }
+
   feed(frame) {
     if (typeof frame === "string") {
       const out = [];
@@ -305,6 +407,7 @@ export class Incoming {
     }
     const isObject = header !== null && typeof header === "object" && !Array.isArray(header);
     if (isObject && !Object.hasOwn(header, "channel") && typeof header.error === "string") return { notice: header.error };
+    if (isObject && !Object.hasOwn(header, "channel") && header.hello !== null && typeof header.hello === "object") return { hello: header.hello };
     const channel = isObject ? header.channel : undefined;
     const message = isObject ? header.message : undefined;
     if (!isObject || typeof channel !== "string" || message === null || typeof message !== "object" || Array.isArray(message)) {

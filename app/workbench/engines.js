@@ -51,6 +51,7 @@ export function mountEngines(doc, { workbench, engines, dialogs, status }) {
   };
   engines.onChange(draw);
   engines.onReconnect((engine) => status.toast(`Engine ${engine.label} reconnected`, "info"));
+  engines.onResume((engine) => status.toast(`Engine ${engine.label} resumed: its plugins ran on`, "info"));
   draw();
 
   async function forgetDialog(engine) {

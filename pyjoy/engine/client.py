@@ -8,7 +8,10 @@
     await client.close()
 
 `connect` raises EngineRefused with the reason (wrong Origin: HTTP 403; wrong token: closed
-with 4401). Notices the engine sends outside any call (`{"error": ...}`, ENGINE.md) land in
+with 4401). When the socket drops (not by close()), the client resumes the connection
+within the engine's grace period (ENGINE.md, A page that drops): its pending calls then
+complete. With `auto_resume=False` it waits for `await client.resume()` instead (tests);
+a refused resume (EngineRefused, code 4410) ends its sessions with the reason. Notices the engine sends outside any call (`{"error": ...}`, ENGINE.md) land in
 `client.notices` (an asyncio.Queue of their texts).
 """
 
@@ -42,22 +45,31 @@ class RemotePlugin:
 
 
 class EngineClient:
-    def __init__(self, http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(self, http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse, url: str,
+                 origin: str | None, auto_resume: bool = True) -> None:
         self._http = http
         self.ws = ws
-        self.outgoing = Outgoing(ws)
+        self._url, self._origin = url, origin
+        self.auto_resume = auto_resume
+        self.outgoing = Outgoing(ws, keep=True)  # until the engine's hello says it keeps no connection
         self.notices: asyncio.Queue[str] = asyncio.Queue()
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.resume_key: str | None = None  # from the engine's hello: a secret, as the token
+        self.grace = 0.0
+        self.received = 0  # the engine's messages read whole
+        self.dropped = asyncio.Event()  # set while the socket is down and a resume may come
+        self._closing = False
         self._channels: dict[str, ChannelTransport] = {}
         self._sessions: list[Session] = []
         self._incoming = wire.Incoming()
         self.engine_session = self.open_session("engine")
         self.engine: Any = None
         self._models: RemotePlugin | None = None
-        self._reader = asyncio.get_running_loop().create_task(self._read())
+        self._resuming: asyncio.Task[None] | None = None
+        self._reader = asyncio.get_running_loop().create_task(self._read(ws))
 
     @classmethod
-    async def connect(cls, url: str, origin: str | None = None) -> EngineClient:
+    async def connect(cls, url: str, origin: str | None = None, auto_resume: bool = True) -> EngineClient:
         http = aiohttp.ClientSession()
         try:
             ws = await http.ws_connect(url, headers={"Origin": origin} if origin else None,
@@ -68,7 +80,7 @@ class EngineClient:
         except BaseException:
             await http.close()
             raise
-        client = cls(http, ws)
+        client = cls(http, ws, url, origin, auto_resume)
         root = asyncio.ensure_future(client.engine_session.remote_root())
         await asyncio.wait([root, client.closed], return_when=asyncio.FIRST_COMPLETED)
         if not root.done() or root.exception() is not None:
@@ -110,38 +122,110 @@ class EngineClient:
             await api["setup"]()
         return RemotePlugin(info, session, api)
 
-    async def _read(self) -> None:
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         try:
-            async for received in self.ws:
+            async for received in ws:
                 if received.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                     break
+                if received.type is aiohttp.WSMsgType.TEXT:
+                    self.received += 1
                 for item in self._incoming.feed(received.data):
-                    if isinstance(item, wire.Notice):
-                        self.notices.put_nowait(item.text)
-                        continue
-                    if isinstance(item, wire.FrameError):
-                        self.notices.put_nowait(f"the engine sent a broken frame: {item}")
-                        continue
-                    transport = self._channels.get(item.channel)
-                    if transport is None:
-                        transport = self._channels[item.channel] = ChannelTransport(self.outgoing, item.channel)
-                    try:
-                        transport.deliver(wire.restore(item.header["message"], item.buffers))
-                    except Exception as error:
-                        transport.deliver(item.header["message"], error)
+                    self._take(item)
         finally:
-            code, reason = self.ws.close_code, ""
-            if code == 4401:
-                reason = "wrong token"
-            why = f"the engine closed the connection (code {code}{', ' + reason if reason else ''})"
-            if not self.closed.done():
-                self.closed.set_result(reason or why)
-            for session in self._sessions:
-                session.close(why)
+            if self._incoming.reading:  # cut short: the engine sends it again on a resume
+                self.received -= 1
+            self._incoming = wire.Incoming()
+            if ws is self.ws:
+                self._dropped(ws)
+
+    def _take(self, item: wire.Item) -> None:
+        if isinstance(item, wire.Hello):
+            self.received -= 1  # not a numbered message
+            self.resume_key, self.grace = item.info.get("resume"), float(item.info.get("grace") or 0)
+            if self.resume_key is None:
+                self.outgoing.keep = False
+            return
+        if isinstance(item, wire.Notice):
+            self.notices.put_nowait(item.text)
+            return
+        if isinstance(item, wire.FrameError):
+            self.notices.put_nowait(f"the engine sent a broken frame: {item}")
+            return
+        transport = self._channels.get(item.channel)
+        if transport is None:
+            transport = self._channels[item.channel] = ChannelTransport(self.outgoing, item.channel)
+        try:
+            transport.deliver(wire.restore(item.header["message"], item.buffers))
+        except Exception as error:
+            transport.deliver(item.header["message"], error)
+
+    def _dropped(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        code = ws.close_code
+        if not self._closing and self.resume_key is not None and code not in (1000, 4401, 4410):
+            self.outgoing.detach()
+            self.dropped.set()  # the sessions wait: their calls complete after a resume
+            if self.auto_resume:
+                self._resuming = asyncio.get_running_loop().create_task(self._resume_within_grace())
+            return
+        reason = "wrong token" if code == 4401 else ""
+        self._end(reason or f"the engine closed the connection (code {code})")
+
+    def _end(self, why: str) -> None:
+        if not self.closed.done():
+            self.closed.set_result(why)
+        for session in self._sessions:
+            session.close(why)
+
+    async def _resume_within_grace(self) -> None:
+        """Tries to resume until the grace period is over (an engine restarting is not there yet)."""
+        deadline = asyncio.get_running_loop().time() + self.grace
+        wait = 0.05
+        while True:
+            try:
+                await self.resume()
+                return
+            except EngineRefused:
+                return  # resume() ended the sessions, saying why
+            except (aiohttp.ClientError, OSError) as error:
+                if asyncio.get_running_loop().time() + wait > deadline:
+                    self._end(f"the engine's connection dropped and could not be resumed within "
+                              f"{self.grace:g} s: {error}")
+                    return
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, 1.0)
+
+    async def resume(self) -> None:
+        """Resumes the connection after its socket dropped: the engine sends what this client
+        missed and this client sends what the engine missed. EngineRefused when the engine
+        refuses (its grace period passed, a wrong key, too much was missed): the sessions end."""
+        if not self.dropped.is_set() or self.resume_key is None:
+            raise RuntimeError("resume: the connection did not drop")
+        url = f"{self._url}{'&' if '?' in self._url else '?'}resume={self.resume_key}&received={self.received}"
+        ws = await self._http.ws_connect(url, headers={"Origin": self._origin} if self._origin else None,
+                                         max_msg_size=wire.CLOSE_FRAME_BYTES, autoping=True)
+        first = await ws.receive()
+        items = wire.Incoming().feed(first.data) if first.type is aiohttp.WSMsgType.TEXT else []
+        if not items or not isinstance(items[0], wire.Hello) or not isinstance(items[0].info.get("received"), int):
+            why = first.extra if first.type is aiohttp.WSMsgType.CLOSE and first.extra else f"closed ({ws.close_code})"
+            await ws.close()
+            self._end(f"the engine's connection dropped and the engine refused to resume it: {why}")
+            raise EngineRefused(f"the engine refused to resume the connection: {why}")
+        self.ws = ws
+        self.dropped.clear()
+        self.outgoing.attach(ws, items[0].info["received"], [])
+        self._reader = asyncio.get_running_loop().create_task(self._read(ws))
+
+    def drop(self) -> None:
+        """Cuts the TCP connection abruptly, as a network that fails does (tests)."""
+        transport = self.ws._writer.transport  # aiohttp keeps it there
+        transport.abort()
 
     async def close(self) -> None:
+        self._closing = True
         for session in self._sessions:
             session.close("the client closed")
+        if self._resuming is not None:
+            self._resuming.cancel()
         await self.outgoing.close()
         await self.ws.close()
         self._reader.cancel()

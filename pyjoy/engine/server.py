@@ -16,10 +16,13 @@ end when it stops. ENGINE.md is the contract.
 from __future__ import annotations
 
 import asyncio
+import collections
+import hashlib
 import hmac
 import importlib.util
 import logging
 import platform
+import re
 import secrets
 import signal
 import sys
@@ -44,6 +47,12 @@ MAX_PLUGINS = 32
 MAX_ENGINE_MESSAGE_BYTES = 16 * 2**20
 log = logging.getLogger("pyjoy.engine")
 CLOSE_WRONG_TOKEN = 4401
+#: A resume refused: its key is wrong, its grace period passed, or what the page missed is no longer kept.
+CLOSE_RESUME_REFUSED = 4410
+#: How long a connection whose socket dropped keeps its plugins for a resume (--grace).
+GRACE_SECONDS = 30.0
+#: Ended connections' key digests remembered, to say why a resume with one is refused.
+ENDED_KEYS = 1000
 
 
 class EngineError(Exception):
@@ -66,12 +75,18 @@ class Plugin:
 
 
 class Engine:
-    def __init__(self, workdir: Path, token: str, origins: set[str]) -> None:
+    def __init__(self, workdir: Path, token: str, origins: set[str], grace: float = GRACE_SECONDS) -> None:
         self.workdir = workdir
         self.origins = {origin.rstrip("/").lower() for origin in origins}
         self.envs = Environments(workdir)
+        self.grace = grace
         self._token = token.encode()
         self._connections: set[Connection] = set()
+        # Resume keys by their SHA-256 (a lookup by the digest tells a timing nothing of the
+        # key), then compared with compare_digest; and the digests of those that ended, why.
+        self._resumable: dict[bytes, Connection] = {}
+        self._ended: collections.OrderedDict[bytes, str] = collections.OrderedDict()
+        self.stopping = False
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -92,19 +107,48 @@ class Engine:
         if not hmac.compare_digest(given, self._token):
             await ws.close(code=CLOSE_WRONG_TOKEN, message=b"wrong token")
             return ws
-        connection = Connection(self, ws)
-        self._connections.add(connection)
-        try:
-            await connection.run()
-        except Exception:  # logged here, without the request: its URL holds the token
-            log.exception("pyjoy engine: a connection failed")
-        finally:
-            self._connections.discard(connection)
-            await connection.end()
+        if "resume" in request.query:
+            connection, received, why = await self._resume(request.query["resume"], request.query.get("received", ""))
+            if connection is None:
+                await ws.close(code=CLOSE_RESUME_REFUSED, message=why.encode()[:120])
+                return ws
+        else:
+            connection, received = Connection(self), None
+            self._connections.add(connection)
+            if connection.key is not None:
+                self._resumable[_digest(connection.key)] = connection
+        await connection.serve(ws, request, received)
         return ws
 
+    async def _resume(self, key: str, received: str) -> tuple[Connection | None, int, str]:
+        """The connection `key` resumes, and how many messages the page received on it; or why not."""
+        digest = _digest(key)
+        connection = self._resumable.get(digest)
+        if connection is None or not hmac.compare_digest(key.encode(), (connection.key or "").encode()):
+            ended = self._ended.get(digest)
+            return None, 0, f"resume refused: {ended or 'no connection has that resume key'}"
+        if not re.fullmatch(r"[0-9]{1,18}", received):
+            return None, 0, "resume refused: received= should be the number of messages the page received"
+        await connection.detach()  # a socket that has not noticed its drop yet (a page gone offline)
+        problem = connection.outgoing.resend_problem(int(received))
+        if problem is not None:
+            await connection.end(f"it could not resume: {problem}")
+            return None, 0, f"resume refused: {problem}; plugins ended"
+        return connection, int(received), ""
+
+    def forget(self, connection: Connection, why: str) -> None:
+        self._connections.discard(connection)
+        if connection.key is not None:
+            digest = _digest(connection.key)
+            if self._resumable.get(digest) is connection:
+                del self._resumable[digest]
+                self._ended[digest] = why
+                while len(self._ended) > ENDED_KEYS:
+                    self._ended.popitem(last=False)
+
     async def shutdown(self) -> None:
-        await asyncio.gather(*(connection.end() for connection in list(self._connections)))
+        self.stopping = True
+        await asyncio.gather(*(connection.end("the engine stopped") for connection in list(self._connections)))
 
     async def serve(self, host: str, port: int, ready: Callable[[], None]) -> None:
         runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
@@ -120,11 +164,20 @@ class Engine:
         await runner.cleanup()
 
 
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
 class Connection:
-    def __init__(self, engine: Engine, ws: web.WebSocketResponse) -> None:
+    """A page's connection: its engine channel and plugins, over one socket at a time. With a
+    grace period, a socket that drops leaves it waiting that long for a resume (serve() again
+    with the page's count of what it received); past it, or without one, its plugins end."""
+
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.ws = ws
-        self.outgoing = Outgoing(ws)
+        self.key = secrets.token_urlsafe(32) if engine.grace > 0 else None
+        self.ws: web.WebSocketResponse | None = None
+        self.outgoing = Outgoing(None, keep=self.key is not None)
         self.plugins: dict[str, Plugin] = {}
         self.model_service: str | None = None  # the id of its model service's plugin, once started
         self.control = ChannelTransport(self.outgoing, "engine")
@@ -132,23 +185,80 @@ class Connection:
         self.session.set_root(Control(self))
         self._incoming = wire.Incoming(join=False)  # a plugin's pieces are relayed as they come
         self._target: Any = None  # where the current message's pieces go: a process, a list (engine), None
+        self.received = 0  # the page's messages (text frames) read whole
         self.ended = False
+        self._transport: Any = None  # the current socket's TCP transport
+        self._reading: asyncio.Event = asyncio.Event()  # set while no socket is read
+        self._reading.set()
+        self._expiry: asyncio.TimerHandle | None = None
+        self._ending: asyncio.Task[None] | None = None  # the end the grace period's expiry began
 
-    async def run(self) -> None:
-        async for received in self.ws:
+    async def serve(self, ws: web.WebSocketResponse, request: web.Request, received: int | None) -> None:
+        """Reads `ws` until it closes (`received`: None on a new connection, else the page's count)."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        self.ws, self._transport = ws, request.transport
+        self._incoming, self._target = wire.Incoming(join=False), None
+        hello = wire.dumps({"hello": {"resume": self.key, "grace": self.engine.grace,
+                                      "received": None if received is None else self.received}})
+        self.outgoing.attach(ws, received or 0, [hello])
+        self._reading.clear()
+        try:
+            await self.run(ws)
+        except Exception:  # logged here, without the request: its URL holds the token
+            log.exception("pyjoy engine: a connection failed")
+        finally:
+            self._dropped()
+            self._reading.set()
+        if self.ws is not ws:
+            return  # a resume took it over
+        if self.key is None or self.engine.stopping or ws.close_code == 1000 or self.ended:
+            await self.end("the connection closed")
+        else:
+            loop = asyncio.get_running_loop()
+            self._expiry = loop.call_later(self.engine.grace, self._expire)
+        if not ws.closed:
+            await ws.close()
+
+    def _expire(self) -> None:
+        self._ending = asyncio.get_running_loop().create_task(self.end(
+            f"the page did not come back within the grace period ({self.engine.grace:g} s): its plugins were ended"))
+
+    def _dropped(self) -> None:
+        """A message the socket cut short is dropped (the page sends it again on a resume)."""
+        if self.key is not None:
+            self.outgoing.detach()
+        if self._incoming.reading:
+            self.received -= 1
+            if isinstance(self._target, PluginProcess):
+                self._target.abort()
+        self._incoming.abort()
+        self._target = None
+
+    async def detach(self) -> None:
+        """Ends the current socket's reading (a resume takes the connection over)."""
+        self.ws = None
+        if self._transport is not None:
+            self._transport.abort()
+        await self._reading.wait()
+
+    async def run(self, ws: web.WebSocketResponse) -> None:
+        async for received in ws:
             if received.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                 break  # closed, or an error (a frame over CLOSE_FRAME_BYTES: aiohttp closed it with 1009)
+            if received.type is WSMsgType.TEXT:
+                self.received += 1
             for item in self._incoming.feed(received.data):
                 self.take(item)
-
     def take(self, item: wire.Item) -> None:
         if isinstance(item, wire.FrameError):
             if isinstance(self._target, PluginProcess):
                 self._target.abort()  # it was reading this message: it drops it, the error is answered here
             self._target = None
             self.report(item)
-        elif isinstance(item, wire.Notice):
-            self.report(wire.FrameError('a page sends no {"error"} notices; expected a message'))
+        elif isinstance(item, (wire.Notice, wire.Hello)):
+            self.report(wire.FrameError('a page sends no {"error"} or {"hello"} frames; expected a message'))
         elif isinstance(item, wire.Start):
             self._target = self._open(item.channel, item.header, item.text)
             if self._target is None:  # answered already: its pieces are dropped quietly
@@ -218,13 +328,20 @@ class Connection:
             self.outgoing.send(plugin.id, answer)
         self.outgoing.send(plugin.id, {"type": "close", "reason": plugin.reason})
 
-    async def end(self) -> None:
+    async def end(self, why: str) -> None:
+        if self.ended:
+            return
         self.ended = True
-        self.session.close("the connection closed")
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self.engine.forget(self, why)
+        self.session.close(why)
         await asyncio.gather(*(plugin.process.stop() for plugin in self.plugins.values()), return_exceptions=True)
         await self.outgoing.close()
-        if not self.ws.closed:
+        if self.ws is not None and not self.ws.closed:
             await self.ws.close()
+
+
 
 
 def _notify(callback: Any, *args: Any) -> None:
@@ -298,8 +415,9 @@ class Control:
             if isinstance(item, wire.Piece):
                 outgoing.send_frames([item.data])
             elif isinstance(item, wire.Start) or (isinstance(item, wire.Complete) and not item.started):
+                sizes = item.header.get("buffers", [])
                 outgoing.send_frames([wire.dumps({"channel": plugin_id, "message": item.header["message"],
-                                                  "buffers": item.header.get("buffers", [])})])
+                                                  "buffers": sizes})], sum(sizes))
             return None if outgoing.has_room else outgoing.drained()
 
         def on_output(stream: str, text: str) -> None:
@@ -357,7 +475,8 @@ def allowed_origins(app_url: str, extra: list[str]) -> set[str]:
     return origins | set(extra)
 
 
-def run(host: str, port: int, workdir: Path, app_url: str, extra_origins: list[str]) -> int:
+def run(host: str, port: int, workdir: Path, app_url: str, extra_origins: list[str],
+        grace: float = GRACE_SECONDS) -> int:
     """`pyjoy engine`: prints the URL and the app link, serves until Ctrl+C."""
     import os
     from urllib.parse import quote
@@ -367,7 +486,10 @@ def run(host: str, port: int, workdir: Path, app_url: str, extra_origins: list[s
     token = os.environ.get(ENGINE_TOKEN_VARIABLE) or secrets.token_urlsafe(32)
     workdir = workdir.expanduser().resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    engine = Engine(workdir, token, allowed_origins(app_url, extra_origins))
+    if not 0 <= grace <= 24 * 3600:
+        print(f"pyjoy engine: --grace should be 0 to 86400 seconds, not {grace:g}", file=sys.stderr)
+        return 2
+    engine = Engine(workdir, token, allowed_origins(app_url, extra_origins), grace)
     url = f"ws://{f'[{host}]' if ':' in host else host}:{port}/?token={token}"
 
     def ready() -> None:

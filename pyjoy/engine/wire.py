@@ -152,7 +152,15 @@ class Notice:
     text: str
 
 
-Item = Complete | Start | Piece | Notice | FrameError
+@dataclass
+class Hello:
+    """`{"hello": {"resume": KEY | null, "grace": SECONDS, "received": N | null}}`: the engine's
+    first frame on a connection (ENGINE.md, A page that drops); not a numbered message."""
+
+    info: dict[str, Any]
+
+
+Item = Complete | Start | Piece | Notice | Hello | FrameError
 
 
 class Incoming:
@@ -224,6 +232,8 @@ class Incoming:
             return self._fail(f"a text frame that is not JSON: {error}")
         if isinstance(header, dict) and "channel" not in header and isinstance(header.get("error"), str):
             return Notice(header["error"])
+        if isinstance(header, dict) and "channel" not in header and isinstance(header.get("hello"), dict):
+            return Hello(header["hello"])
         channel = header.get("channel") if isinstance(header, dict) else None
         message = header.get("message") if isinstance(header, dict) else None
         if not isinstance(header, dict) or not isinstance(channel, str) or not isinstance(message, dict):
