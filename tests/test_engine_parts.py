@@ -372,4 +372,4 @@ def test_kept_messages_are_numbered_resent_after_what_the_other_side_received_an
         assert "no longer kept" in outgoing.resend_problem(3) and outgoing.resend_problem(outgoing.sent - 1) is None
         await outgoing.close()
 
-    asyncio.run(scenario())
+    run_async(scenario())

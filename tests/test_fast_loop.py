@@ -47,3 +47,14 @@ def test_the_fast_loop_imports_no_playwright_and_selects_exactly_the_tests_witho
             module = (ROOT / test.split("::")[0]).read_text()
             needs_browser[test] = bool(fixtures & BROWSER_FIXTURES) or re.search(r"\brun_build\(", module) is not None
     assert fast == {test for test, browser in needs_browser.items() if not browser}
+
+
+def test_no_test_runs_asyncio_run_in_the_main_thread() -> None:
+    """Once a browser test ran in a pytest session, Playwright's sync API keeps an event loop
+    running in the main thread, and asyncio.run() there fails: a CPython test that passes on
+    its own (the fast loop) then fails in the full suite. pyjoy.devtools.run_async runs it in
+    a thread of its own."""
+    offenders = [f"{path.name}:{number}" for path in sorted((ROOT / "tests").glob("*.py"))
+                 for number, line in enumerate(path.read_text().splitlines(), 1)
+                 if re.search(r"\basyncio\.run\(", line) and not line.lstrip().startswith("#")]
+    assert offenders == [], f"use pyjoy.devtools.run_async instead of asyncio.run in: {', '.join(offenders)}"
