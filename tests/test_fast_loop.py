@@ -54,7 +54,7 @@ def test_no_test_runs_asyncio_run_in_the_main_thread() -> None:
     running in the main thread, and asyncio.run() there fails: a CPython test that passes on
     its own (the fast loop) then fails in the full suite. pyjoy.devtools.run_async runs it in
     a thread of its own."""
-    offenders = [f"{path.name}:{number}" for path in sorted((ROOT / "tests").glob("*.py"))
+    offenders = [f"{path.name}:{number}" for path in sorted((ROOT / "tests").glob("*.py")) if path.name != Path(__file__).name
                  for number, line in enumerate(path.read_text().splitlines(), 1)
                  if re.search(r"\basyncio\.run\(", line) and not line.lstrip().startswith("#")]
     assert offenders == [], f"use pyjoy.devtools.run_async instead of asyncio.run in: {', '.join(offenders)}"
