@@ -21,6 +21,7 @@ from playwright.sync_api import Page, expect
 from conftest import repository_server, wait_until
 from pyjoy.devtools import engine_running, free_port
 from test_engine import write_wheel
+from test_engine_grace import COUNTER  # the plugin the Python client's resume tests use
 
 TOKEN = "browser-test-token-" + "y" * 30
 HOSTILE = Path(__file__).parent / "plugins" / "hostile"
@@ -391,23 +392,6 @@ def test_concurrent_calls_from_two_pages_each_with_its_own_plugin(browser, base_
     finally:
         for page in pages:
             page.context.close()
-
-
-COUNTER = plugin("Counter", '''
-import asyncio, os
-class Counter:
-    def setup(self):
-        self.count = 0
-    def pid(self):
-        return os.getpid()
-    def bump(self):
-        self.count += 1
-        return self.count
-    async def slow_square(self, x, seconds):
-        await asyncio.sleep(seconds)           # the page's connection drops meanwhile
-        return {"square": x * x, "count": self.count}
-api.export(Counter())
-''')
 
 
 class CuttableProxy:

@@ -16,7 +16,7 @@ import pytest
 
 from pyjoy.devtools import engine_running, run_async
 from pyjoy.engine.client import EngineClient, EngineRefused
-from tests.test_engine import APP, TOKEN, plugin
+from test_engine import APP, TOKEN, plugin
 
 GRACE = 3.0
 
