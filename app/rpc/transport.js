@@ -63,10 +63,44 @@ export const CHUNK_TIMEOUT_MS = 60_000;
 /** How many reasons for refused buffers are kept for their messages (oldest dropped). */
 const REFUSALS_KEPT = 100;
 
-export class PostMessageTransport {
-  #endpoint;
+/**
+ * A transport's received messages on their way to its `onMessage` handler: those that come
+ * before a handler is set wait for it (at most `limit` of them; past that they are dropped).
+ */
+export class Inbox {
   #handler = null;
   #early = [];
+  #limit;
+
+  constructor(limit = Infinity) {
+    this.#limit = limit;
+  }
+
+  get handler() {
+    return this.#handler;
+  }
+
+  /** Sets the handler and hands it the messages that came before it. */
+  set handler(handler) {
+    this.#handler = handler;
+    const early = this.#early;
+    this.#early = [];
+    for (const [message, problem] of early) handler?.(message, problem);
+  }
+
+  deliver(message, problem) {
+    if (this.#handler) this.#handler(message, problem);
+    else if (this.#early.length < this.#limit) this.#early.push([message, problem]);
+  }
+
+  clear() {
+    this.#early = [];
+  }
+}
+
+export class PostMessageTransport {
+  #endpoint;
+  #inbox = new Inbox();
   #closed = false;
   #listener = (event) => this.#receive(event.data);
   #chunkBytes;
@@ -97,16 +131,13 @@ export class PostMessageTransport {
 
   /** @returns {((message: object, problem?: Error) => void) | null} */
   get onMessage() {
-    return this.#handler;
+    return this.#inbox.handler;
   }
 
   /** Sets the handler for received RPC messages; hands over any that came before it. A
    * message that arrived broken comes with an RPCError as the second argument. */
   set onMessage(handler) {
-    this.#handler = handler;
-    const early = this.#early;
-    this.#early = [];
-    for (const [message, problem] of early) handler?.(message, problem);
+    this.#inbox.handler = handler;
   }
 
   /**
@@ -176,7 +207,7 @@ export class PostMessageTransport {
     if (this.#closed) return;
     this.#closed = true;
     this.#endpoint.removeEventListener("message", this.#listener);
-    this.#early = [];
+    this.#inbox.clear();
     this.#assembling.clear();
     this.#assemblingBytes = 0;
     this.#refused.clear();
@@ -192,8 +223,7 @@ export class PostMessageTransport {
     let message = data[ENVELOPE];
     let problem;
     if (Object.hasOwn(data, CHUNKED)) [message, problem] = this.#restoreBuffers(message, data[CHUNKED]);
-    if (this.#handler) this.#handler(message, problem);
-    else this.#early.push([message, problem]);
+    this.#inbox.deliver(message, problem);
   }
 
   #receiveChunk(data) {

@@ -23,6 +23,7 @@
 // it is down, messages are kept and not written; `resume(ws, engineReceived)` goes on on a
 // new socket, sending what the engine missed, or `fail(reason)` ends every channel.
 import { RPCError } from "./codec.js";
+import { Inbox } from "./transport.js";
 
 export const MAX_FRAME_BYTES = 16 * 2 ** 20;
 export const PIECE_BYTES = 4 * 2 ** 20;
@@ -47,8 +48,7 @@ const MAX_DEPTH = 1000;
 
 class Channel {
   #socket;
-  #handler = null;
-  #early = [];
+  #inbox = new Inbox(EARLY_MESSAGES);
   closed = false;
 
   constructor(socket, name) {
@@ -57,14 +57,11 @@ class Channel {
   }
 
   get onMessage() {
-    return this.#handler;
+    return this.#inbox.handler;
   }
 
   set onMessage(handler) {
-    this.#handler = handler;
-    const early = this.#early;
-    this.#early = [];
-    for (const [message, problem] of early) handler?.(message, problem);
+    this.#inbox.handler = handler;
   }
 
   /** Sends one message; a promise while it waits for the socket (messages after it wait too). */
@@ -75,13 +72,12 @@ class Channel {
 
   deliver(message, problem) {
     if (this.closed) return;
-    if (this.#handler) this.#handler(message, problem);
-    else if (this.#early.length < EARLY_MESSAGES) this.#early.push([message, problem]);
+    this.#inbox.deliver(message, problem);
   }
 
   close() {
     this.closed = true;
-    this.#early = [];
+    this.#inbox.clear();
     this.#socket.forget(this.name, this);
   }
 }
