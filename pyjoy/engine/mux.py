@@ -34,7 +34,7 @@ from typing import Any
 
 from pyjoy.engine import wire
 from pyjoy.engine.pipe import Recycled
-from pyjoy.rpc.transport import Buffer, Handler, Message
+from pyjoy.rpc.transport import Buffer, Handler, Inbox, Message
 
 log = logging.getLogger("pyjoy.engine")
 #: Past this many bytes queued, relays wait (drained()) for the socket to take them.
@@ -208,8 +208,7 @@ class ChannelTransport:
         self.channel = channel
         self.closed = False
         self._outgoing = outgoing
-        self._handler: Handler | None = None
-        self._early: list[tuple[Message, Exception | None]] = []
+        self._inbox = Inbox()
 
     def send(self, message: Message, transfer: list[Buffer]) -> None:
         if self.closed:
@@ -217,20 +216,11 @@ class ChannelTransport:
         self._outgoing.send(self.channel, message)
 
     def on_message(self, handler: Handler) -> None:
-        self._handler = handler
-        early, self._early = self._early, []
-        for message, problem in early:
-            self.deliver(message, problem)
+        self._inbox.set_handler(handler)
 
     def deliver(self, message: Message, problem: Exception | None = None) -> None:
-        if self.closed:
-            return
-        if self._handler is None:
-            self._early.append((message, problem))
-        elif problem is None:
-            self._handler(message)
-        else:
-            self._handler(message, problem)
+        if not self.closed:
+            self._inbox.deliver(message, problem)
 
     def close(self) -> None:
         self.closed = True

@@ -41,7 +41,7 @@ import re
 from typing import Any
 
 from .codec import MAX_DECODE_DEPTH, MAX_DECODE_VALUES, RPCError
-from .transport import Buffer, Handler, Message
+from .transport import Buffer, Handler, Inbox, Message
 
 log = logging.getLogger("pyjoy.rpc")
 ENVELOPE = "_pyjoy_rpc"
@@ -102,8 +102,7 @@ class PyodideTransport:
         self._parse_json = js.JSON.parse
         self._as_json = js.Function.new(f"return {_AS_JSON}")()
         self._no_buffers = js.Array.new()  # postMessage only reads the transfer list
-        self._handler: Handler | None = None
-        self._early: list[tuple[Message, Exception | None]] = []
+        self._inbox = Inbox()
         self._listener = create_proxy(self._receive)
         target.addEventListener("message", self._listener)
         start = getattr(target, "start", None)  # a MessagePort holds its messages until started
@@ -128,10 +127,7 @@ class PyodideTransport:
         self._target.postMessage(js_message, to_js(buffers) if buffers else self._no_buffers)
 
     def on_message(self, handler: Handler) -> None:
-        self._handler = handler
-        early, self._early = self._early, []
-        for message, problem in early:
-            handler(message) if problem is None else handler(message, problem)
+        self._inbox.set_handler(handler)
 
     def close(self) -> None:
         import js
@@ -139,7 +135,7 @@ class PyodideTransport:
         if self.closed:
             return
         self.closed = True
-        self._early = []
+        self._inbox.clear()
         self._target.removeEventListener("message", self._listener)
         self._listener.destroy()
         if js.Object.prototype.toString.call(self._target) == "[object MessagePort]":
@@ -165,12 +161,7 @@ class PyodideTransport:
         except Exception as error:
             log.warning("pyjoy.rpc: dropped a message that is not plain data: %s", error)
             return
-        if self._handler is None:
-            self._early.append((message, problem))
-        elif problem is None:
-            self._handler(message)
-        else:
-            self._handler(message, problem)
+        self._inbox.deliver(message, problem)
 
 
 def _head(js_message: Any) -> Message:

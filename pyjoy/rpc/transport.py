@@ -25,6 +25,33 @@ Message = dict[str, Any]
 Handler = Callable[..., None]  # (message) or (message, error)
 
 
+class Inbox:
+    """A transport's received messages on their way to its handler: those that come before
+    a handler is set wait for it (app/rpc/transport.js has its twin)."""
+
+    def __init__(self) -> None:
+        self.handler: Handler | None = None
+        self._early: list[tuple[Message, Exception | None]] = []
+
+    def set_handler(self, handler: Handler) -> None:
+        """Sets the handler and hands it the messages that came before it."""
+        self.handler = handler
+        early, self._early = self._early, []
+        for message, problem in early:
+            self.deliver(message, problem)
+
+    def deliver(self, message: Message, problem: Exception | None = None) -> None:
+        if self.handler is None:
+            self._early.append((message, problem))
+        elif problem is None:
+            self.handler(message)
+        else:
+            self.handler(message, problem)
+
+    def clear(self) -> None:
+        self._early = []
+
+
 class Transport(Protocol):
     def send(self, message: Message, transfer: list[Buffer]) -> None:
         """Send `message`; `transfer` lists its buffers (each once), which the sender gives up."""
