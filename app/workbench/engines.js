@@ -57,8 +57,9 @@ export function mountEngines(doc, { workbench, engines, dialogs, status }) {
   async function forgetDialog(engine) {
     const message = `${engine.label}: ${engine.reason ?? STATE_TEXT[engine.state] ?? engine.state}. Disconnect it, and stop connecting to it when workspace "${workbench.workspace.name}" opens?`;
     if (!(await dialogs.confirm("Engine", message, { ok: "Disconnect" }))) return;
-    engines.remove(engine.url);
+    // Forgotten first: once its chip is gone, a reload must not connect it again.
     await workbench.workspace.forgetEngine(engine.url);
+    engines.remove(engine.url);
   }
 
   // keep: a failed engine stays in the header, saying why (and unreachable ones are tried
