@@ -64,11 +64,20 @@ def tensors(count: int, shape: list[int]) -> list[np.ndarray]:
     return [rng.uniform(-1, 1, shape).astype(np.float32) for _ in range(count)]
 
 
-def direct_rate(session: onnxruntime.InferenceSession, name: str, images: list[np.ndarray]) -> float:
+def direct_rate(data: bytes, providers: list[str], images: list[np.ndarray]) -> float:
+    """Images per second through a session of this process's own, made for this round and
+    ended after it: its thread pool (onnxruntime's threads spin a while after each run,
+    waiting for more work) must not take the cores from the engine's rounds."""
+    session = onnxruntime.InferenceSession(data, providers=providers)
+    name = session.get_inputs()[0].name
+    for image in images[:2]:  # warm-up: first runs allocate
+        session.run(None, {name: image})
     started = time.perf_counter()
     for image in images:
         session.run(None, {name: image})
-    return len(images) / (time.perf_counter() - started)
+    rate = len(images) / (time.perf_counter() - started)
+    del session
+    return rate
 
 
 async def engine_rate(models: Any, model_id: str, images: list[np.ndarray], batch: int, in_flight: int) -> float:
@@ -93,26 +102,26 @@ async def model_throughput(url: str, model: Path, integrity: str, images: int = 
     data = model.read_bytes()
     providers, reason = choose_providers(onnxruntime.get_available_providers())
     session = onnxruntime.InferenceSession(data, providers=providers)
-    node = session.get_inputs()[0]
+    node, provider = session.get_inputs()[0], session.get_providers()[0]
+    del session
     inputs = tensors(images, [dim if isinstance(dim, int) else 1 for dim in node.shape])
     client = await EngineClient.connect(url, origin=origin)
     try:
         models = (await client.model_service()).api
         sink = (await client.load_plugin(SINK)).api
         loaded = await models.load(data, integrity, name=model.name)
-        direct_rate(session, node.name, inputs[:2])  # warm-up: first runs allocate
         await models.run_batch(loaded["id"], inputs[:2])
         await sink.run_batch(loaded["id"], inputs[:2])
         direct, engine, transfer = [], [], []
         for _ in range(repeats):
-            direct.append(direct_rate(session, node.name, inputs))
+            direct.append(direct_rate(data, providers, inputs))
             engine.append(await engine_rate(models, loaded["id"], inputs, batch, in_flight))
             transfer.append(await engine_rate(sink, loaded["id"], inputs, batch, in_flight))
     finally:
         await client.close()
     return {
         "model": model.name, "images": images, "batch": batch, "in_flight": in_flight, "repeats": repeats,
-        "provider_direct": session.get_providers()[0], "provider_engine": loaded["provider"], "reason": reason,
+        "provider_direct": provider, "provider_engine": loaded["provider"], "reason": reason,
         "direct_images_per_s": direct, "engine_images_per_s": engine, "transfer_only_images_per_s": transfer,
         "ratio": statistics.median(engine) / statistics.median(direct),
     }

@@ -373,3 +373,4 @@ def test_kept_messages_are_numbered_resent_after_what_the_other_side_received_an
         await outgoing.close()
 
     run_async(scenario())
+

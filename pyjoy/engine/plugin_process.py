@@ -20,7 +20,7 @@ import socket
 import sys
 from typing import Any
 
-from pyjoy.engine import wire
+from pyjoy.engine import tuning, wire
 from pyjoy.engine.pipe import ABORT, TEXT, Pipe
 from pyjoy.plugin.api import api
 from pyjoy.plugin.kernel import start_plugin, user_frames
@@ -164,4 +164,4 @@ async def main(fd: int) -> None:
 if __name__ == "__main__":
     if len(sys.argv) != 2 or not sys.argv[1].isdigit():
         sys.exit("usage: python -m pyjoy.engine.plugin_process FD (the engine starts this)")
-    asyncio.run(main(int(sys.argv[1])))
+    tuning.run(main(int(sys.argv[1])))

@@ -33,7 +33,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from pyjoy.engine import model_service, wire
+from pyjoy.engine import model_service, tuning, wire
 from pyjoy.engine.envs import Environments
 from pyjoy.engine.mux import ChannelTransport, Outgoing
 from pyjoy.engine.plugin_file import parse_plugin
@@ -501,7 +501,8 @@ def run(host: str, port: int, workdir: Path, app_url: str, extra_origins: list[s
         print(f"Open the app connected to it: {app_url}{separator}engine={quote(url, safe='')}", flush=True)
 
     try:
-        asyncio.run(engine.serve(host, port, ready))
+        tuning.keep_freed_memory()
+        tuning.run(engine.serve(host, port, ready))
     except OSError as error:
         print(f"pyjoy engine: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
         return 1

@@ -38,7 +38,7 @@ MAX_BUFFERS = 1000
 MAX_MESSAGE_BYTES = 2 * 2**30
 PLACEHOLDER = "_pyjoy_rpc_buffer"
 #: Joined buffers at least this big are kept for reuse once nothing refers to them (below).
-REUSE_MIN_BYTES = 2**20
+REUSE_MIN_BYTES = 64 * 2**10
 #: The most bytes of such buffers a receiver keeps.
 REUSE_BYTES = 128 * 2**20
 

@@ -11,7 +11,9 @@ Local functions sent to the other side live in a store: one id per function, wit
 number of times it was sent; the other side's `release` subtracts what it received and the
 function is forgotten at zero. The other side's functions arrive as `RemoteFunction`
 proxies, one per id while it lives; when one is collected, its release goes out in the next
-batch. Functions in a root are pinned for the life of the session.
+batch, RELEASE_DELAY later: a callback per call (`process(image, on_progress=...)`) dies
+with each call, and a release message per call would cost as much on the wire as the call
+(the counts make a late release safe: a function sent again meanwhile stays). Functions in a root are pinned for the life of the session.
 
 Calls from the other side run as asyncio tasks (sync or async functions), so a slow call
 does not hold up others. Anything malformed is answered with an error and the session
@@ -34,6 +36,8 @@ from .transport import Message, Transport
 
 log = logging.getLogger("pyjoy.rpc")
 _NO_ROOT = object()
+#: Seconds a collected proxy's release waits, so that releases go out many to a message.
+RELEASE_DELAY = 0.05
 
 
 class ClosedError(RPCError, ConnectionError):
@@ -370,7 +374,7 @@ class Session:
         if not self._release_scheduled:
             self._release_scheduled = True
             try:
-                self._loop.call_soon_threadsafe(self._flush_releases)
+                self._loop.call_soon_threadsafe(self._loop.call_later, RELEASE_DELAY, self._flush_releases)
             except RuntimeError:  # the loop is closed: nobody left to tell
                 pass
 
