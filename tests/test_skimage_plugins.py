@@ -21,6 +21,7 @@ import pytest
 from scipy import ndimage
 from skimage import data
 
+from pyjoy.build.builtin_plugins import place_builtin_plugins
 from pyjoy.engine.plugin_file import parse_plugin
 
 PLUGINS = Path(__file__).resolve().parents[1] / "py_plugins"
@@ -171,6 +172,13 @@ def test_each_plugin_runs_as_web_python_or_native_python_and_registers_ops_with_
         shown = window["data"].get("image")
         if shown is not None:  # what the viewer can show (app/windows/image.js DTYPES)
             assert shown.dtype.name in ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+
+
+def test_the_plugins_are_in_the_built_in_repository_as_their_first_tag(tmp_path: Path) -> None:
+    entries = {entry["name"]: entry for entry in place_builtin_plugins(tmp_path, PLUGINS)}
+    for name, filename in FILES.items():
+        assert entries[name]["uri"] == filename and (tmp_path / "plugins" / filename).read_text() == (PLUGINS / filename).read_text()
+        assert (entries[name]["type"], entries[name]["tags"]) == ("web-python", ["web-python", "native-python"])
 
 
 def test_an_op_takes_the_image_a_workflow_gives_and_refuses_an_unknown_sample(plugins: dict) -> None:
