@@ -8,6 +8,7 @@ test_skimage_engine.py runs the same files as native-python plugins on a real en
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import csv
 import io
@@ -179,6 +180,23 @@ def test_the_plugins_are_in_the_built_in_repository_as_their_first_tag(tmp_path:
     for name, filename in FILES.items():
         assert entries[name]["uri"] == filename and (tmp_path / "plugins" / filename).read_text() == (PLUGINS / filename).read_text()
         assert (entries[name]["type"], entries[name]["tags"]) == ("web-python", ["web-python", "native-python"])
+
+
+def test_the_helpers_each_plugin_carries_are_the_same_in_all(plugins: dict) -> None:
+    """Each plugin is one file that runs on its own (installed from its URL alone), so the
+    few lines that pick an op's image and make a colour image grey are in each of them:
+    kept identical here, so that a fix to one is a fix to all."""
+    shared = ("input_image", "grey", "SAMPLES", "SAMPLE_FIELD", "IMAGE_SCHEMA")
+    copies: dict[str, set[str]] = {name: set() for name in shared}
+    for filename in FILES.values():
+        code = parse_plugin((PLUGINS / filename).read_text(), "native-python")["scripts"][0]["code"]
+        for node in ast.parse(code).body:
+            names = [node.name] if isinstance(node, ast.FunctionDef) else [
+                target.id for target in getattr(node, "targets", []) if isinstance(target, ast.Name)]
+            for name in set(names) & set(shared):
+                copies[name].add(ast.get_source_segment(code, node))
+    assert all(len(found) == 1 for found in copies.values()), {k: len(v) for k, v in copies.items()}
+    assert copies["input_image"] and copies["grey"] and copies["SAMPLES"]
 
 
 def test_an_op_takes_the_image_a_workflow_gives_and_refuses_an_unknown_sample(plugins: dict) -> None:
