@@ -101,6 +101,8 @@ def test_built_in_plugins_get_an_imjoy_manifest(tmp_path: Path) -> None:
     ('lang="yaml">name: A\ntype: window', 'is not lang="json"'),
     ('lang="json">{"name": "A",\n "type": }', "a.imjoy.html:2: <config> is not valid JSON"),
     ('lang="json">{"type": "window"}', "needs a string name and type"),
+    ('lang="json">{"name": "A", "tags": ["b", "c"], "type": {"c": "web-python"}}',
+     '"type" has a value per tag but none for the first tag, "b"'),
 ])
 def test_a_bad_built_in_plugin_config_is_a_build_error(tmp_path: Path, config: str, said: str) -> None:
     plugin_file(tmp_path, "a.imjoy.html", config)

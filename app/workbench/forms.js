@@ -4,7 +4,8 @@
 //   "Threshold: {id: 'th', type: 'number', min: 0, placeholder: 128}" (YAML reads them);
 // - a list of such strings, or of objects {Label: {id, type, ...}} (or {Label: "{...}"}),
 //   which ImJoy turns into "Label: {...}" lines (imjoy-core src/joy.js, Joy.normalizeUI).
-// `inputs` is a JSON schema whose properties are more fields.
+// `inputs` is a JSON schema whose properties are more fields (those of type object or
+// array are data, ctx.data's, and get none).
 //
 //   const fields = uiFields(ui);                          // [{id, label, type, value, ...}]
 //   const box = fieldsElement(fields, { onChange: (values) => ... });
@@ -64,6 +65,9 @@ export function uiFields(ui, where = "ui") {
 export function opFields(op) {
   const fields = uiFields(op.ui, `op ${op.name}`);
   for (const [id, schema] of Object.entries(op.inputs?.properties ?? {})) {
+    // An object or array (an image, a mask, a table) is data the op is given, as ImJoy
+    // passes it in ctx.data, not a value a person types: no field for it.
+    if (schema?.type === "object" || schema?.type === "array") continue;
     if (!fields.some((known) => known.id === id)) fields.push(field(id, schema.title ?? schema.description ?? id, schema));
   }
   return fields;

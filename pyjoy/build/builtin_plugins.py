@@ -5,7 +5,9 @@
                                                      tags, icon, uri}], "collections": []}
 
 `uri` is relative to the manifest, as in ImJoy's plugin repositories; the workbench lists
-this manifest as the built-in repository. Built-in plugins are `.imjoy.html` files whose
+this manifest as the built-in repository. A field given per tag (`"type": {"web-python":
+"web-python", "native-python": "native-python"}`) is listed with its first tag's value, the
+variant that loads unless another tag is named. Built-in plugins are `.imjoy.html` files whose
 `<config>` is JSON (`<config lang="json">`), so the build reads them with Python's json
 and needs no YAML parser; a config that is not JSON is a build error naming the file.
 """
@@ -21,6 +23,7 @@ from pyjoy.build.errors import BuildError
 
 MANIFEST = "manifest.imjoy.json"
 FIELDS = ("name", "type", "version", "description", "tags", "icon")
+PER_TAG = ("type", "icon")  # manifest fields a config may give one value per tag (ImJoy's CONFIGURABLE_FIELDS)
 CONFIG = re.compile(r"<config\b([^>]*)>(.*?)</config>", re.DOTALL | re.IGNORECASE)
 
 
@@ -36,8 +39,17 @@ def plugin_config(path: Path) -> dict:
     except json.JSONDecodeError as error:
         line = text.count("\n", 0, match.start(2)) + error.lineno
         raise BuildError(f"{path}:{line}: <config> is not valid JSON ({error.msg})", "fix the JSON") from None
-    if not isinstance(config, dict) or not isinstance(config.get("name"), str) or not isinstance(config.get("type"), str):
+    if not isinstance(config, dict) or not isinstance(config.get("name"), str):
         raise BuildError(f"{path}: <config> needs a string name and type", "add them")
+    tags = config.get("tags") or []
+    for field in PER_TAG:  # a value per tag: the first tag's, what loads unless another is named
+        if isinstance(config.get(field), dict):
+            if not tags or tags[0] not in config[field]:
+                first = f'the first tag, "{tags[0]}"' if tags else 'each of its "tags" (it has none)'
+                raise BuildError(f'{path}: <config> "{field}" has a value per tag but none for {first}', "add it")
+            config[field] = config[field][tags[0]]
+    if not isinstance(config.get("type"), str):
+        raise BuildError(f"{path}: <config> needs a string name and type (one, or one per tag)", "add them")
     return config
 
 

@@ -22,6 +22,14 @@ class PluginError(Exception):
     """A plugin that cannot be loaded: the message says what is wrong and how to fix it."""
 
 
+class PackagesNotLoaded(ImportError):
+    """Pyodide's loader could not load packages: `detail` says which, from where and why."""
+
+    def __init__(self, what: str, detail: str) -> None:
+        super().__init__(f"{what}: {detail}")
+        self.detail = detail
+
+
 def user_frames(tb: TracebackType | None, filename: str) -> TracebackType | None:
     """The part of a traceback from the first frame of the user's code on."""
     while tb is not None and tb.tb_frame.f_code.co_filename != filename:
@@ -50,8 +58,64 @@ async def load_packages(names: list[str], code: str | None = None) -> list[str]:
         on_message.destroy()
     if failures:
         what = ", ".join(names) if code is None else "the packages this code imports"
-        raise ImportError(f"loading {what} failed: {'; '.join(failures)}")
+        raise PackagesNotLoaded(f"loading {what} failed", describe_failures(failures, _lock_wheel_url))
     return list(names)
+
+
+# Pyodide's loader reports each package it could not load as a line naming it, then the error.
+_FAILED_PACKAGE = re.compile(r"error occurred while loading (\S+?):?\s*$")
+
+
+def describe_failures(messages: list[str], wheel_url: Callable[[str], str]) -> str:
+    """Pyodide's failure lines as one sentence per place the packages came from (wheel_url:
+    a package's file in the lock: the package index's URL, or a name in this site for a
+    vendored wheel): "3 packages could not be fetched from https://index/ (numpy, scipy and
+    1 more they need): Failed to fetch"."""
+    failed: dict[str, list[str]] = {}
+    package = None
+    for message in messages:
+        named = _FAILED_PACKAGE.search(message)
+        if named:
+            package = named.group(1)
+            failed.setdefault(package, [])
+        elif package is not None and message.strip():
+            failed[package].append(message.strip())
+    if not failed:
+        return "; ".join(messages)
+    places: dict[str, list[str]] = {}
+    for name in failed:
+        url = wheel_url(name)
+        place = url.rsplit("/", 1)[0] + "/" if "://" in url else "this PyJoy site (pyodide/packages/)"
+        places.setdefault(place, []).append(name)
+    sentences = []
+    for place, names in places.items():
+        reasons = sorted({reason for name in names for reason in failed[name]}) or ["no reason given"]
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more they need" if len(names) > 4 else "")
+        count = f"{len(names)} packages" if len(names) > 1 else "1 package"
+        sentences.append(f"{count} could not be fetched from {place} ({shown}): {'; '.join(reasons)}")
+    return ". ".join(sentences)
+
+
+def _lock_wheel_url(name: str) -> str:
+    """The file the served lock names for package `name` ("" if it has none)."""
+    import pyodide_js
+
+    for key in (name, project_name(name)):
+        entry = getattr(pyodide_js.lockfile.packages, key, None)
+        if entry is not None:
+            return str(getattr(entry, "file_name", "") or "")
+    return ""
+
+
+def engine_hint(config: dict) -> str:
+    """Where a web-python plugin whose packages cannot be had can run instead: a PyJoy
+    engine, with its own Python's packages (its tag "native-python" where it has one)."""
+    name, tags = config.get("name", "this plugin"), config.get("tags") or []
+    if "native-python" in tags:
+        return (f'A PyJoy engine can run it instead, with the packages of its own Python: start one (`pyjoy engine`), '
+                f'connect it (Engines…) and load "{name}@native-python".')
+    return ("A PyJoy engine (`pyjoy engine`) can run it instead as a native-python plugin, with the packages of "
+            "its own Python.")
 
 
 def project_name(requirement: str) -> str:
@@ -94,9 +158,10 @@ def js_message(error: BaseException) -> str:
     return str(getattr(error, "message", None) or error)
 
 
-async def install_requirements(requirements: list[str]) -> None:
+async def install_requirements(requirements: list[str], config: dict | None = None) -> None:
     """Loads Python requirements the lock knows with Pyodide's loader, which reports
-    failures we can name; the rest (PyPI projects, wheel URLs) go to micropip."""
+    failures we can name; the rest (PyPI projects, wheel URLs) go to micropip. A failure
+    names the packages, where they were fetched from, and the engine as the way round."""
     import js
     import pyodide_js
 
@@ -108,16 +173,18 @@ async def install_requirements(requirements: list[str]) -> None:
     if from_lock:
         try:
             await load_packages(from_lock)
-        except ImportError as error:
-            raise PluginError(f"requirements {from_lock} could not be installed: {error}") from error
+        except PackagesNotLoaded as error:
+            raise PluginError(f"requirements {', '.join(from_lock)} could not be installed: {error.detail}. "
+                              f"{engine_hint(config or {})}") from error
     if others:
         await load_packages(["micropip"])
         import micropip
 
         try:
             await micropip.install(others)
-        except Exception as error:  # micropip's own message names the requirement
-            raise PluginError(f"requirements {others} could not be installed: {error}") from error
+        except Exception as error:  # micropip's own message names the requirement and the index
+            raise PluginError(f"requirements {', '.join(others)} could not be installed with micropip: {error}. "
+                              f"{engine_hint(config or {})}") from error
 
 
 async def run_code(code: str, namespace: dict, filename: str, first_line: int = 1) -> Any:
@@ -160,7 +227,7 @@ class Kernel:
         """Loads the plugin's requirements (js:/mjs:/cache: in its sandbox, packages with
         micropip), runs its scripts, returns what it exported."""
         packages = await load_web_requirements(plugin["config"].get("requirements") or [], self._javascript)
-        await install_requirements(packages)
+        await install_requirements(packages, plugin["config"])
         return await start_plugin(plugin, self._session, run_code, self._run_javascript)
 
     async def _run_javascript(self, script: dict, name: str) -> None:
