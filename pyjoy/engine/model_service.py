@@ -30,13 +30,13 @@ received while one runs, and runs never contend for the cores.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 # What this service shares with pyjoy.onnx (a plugin's own models): the provider choice,
 # integrity, the model's description and the checks of what is fed to it.
-from pyjoy.onnx import MAX_MODEL_BYTES, ModelError, check_feed, choose_providers, integrity_of, parse_integrity
+from pyjoy.onnx import (MAX_MODEL_BYTES, ModelError, check_feed, check_integrity, choose_providers, integrity_of,
+                        parse_integrity)
 from pyjoy.onnx import model_bytes as plain_model_bytes
 from pyjoy.onnx.native import NativeSession, session_for
 
@@ -137,16 +137,12 @@ class ModelService:
         The same bytes loaded again answer the model already loaded."""
         if name is not None and not isinstance(name, str):
             raise ModelError(f"load: name should be a string, not {type(name).__name__}")
-        expected = parse_integrity(integrity)
+        parse_integrity(integrity)  # a malformed one is refused before the bytes are looked at
         view = model_bytes(data)
         if len(view) > MAX_MODEL_BYTES:
             raise ModelError(f"load: the model file has {len(view)} bytes, more than the {MAX_MODEL_BYTES} "
                              "this service takes")
-        digest = hashlib.sha256(view).digest()
-        if digest != expected:
-            raise ModelError(f"load: the model file's bytes do not match its integrity: they hash to "
-                             f"sha256-{base64.b64encode(digest).decode()}, expected {integrity}; the file is corrupt "
-                             "or not the one meant. Nothing was loaded.")
+        digest = check_integrity(view, integrity, "the model file")
         model_id = "m" + digest.hex()[:16]
         if model_id in self._models:
             return self._models[model_id].summary()

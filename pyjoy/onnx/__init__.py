@@ -90,16 +90,18 @@ def integrity_of(data: bytes | memoryview) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
-def check_integrity(view: memoryview, integrity: str | None, what: str) -> None:
-    """Raises unless the bytes hash to `integrity` (None: nothing to check)."""
+def check_integrity(view: memoryview, integrity: str | None, what: str) -> bytes | None:
+    """The bytes' SHA-256 digest, which should be the one `integrity` names: raises if not
+    (None: nothing to check, and no digest)."""
     if integrity is None:
-        return
+        return None
     expected = parse_integrity(integrity)
     digest = hashlib.sha256(view).digest()
     if digest != expected:
         raise ModelError(f"load: {what}'s bytes do not match its integrity: they hash to "
                          f"sha256-{base64.b64encode(digest).decode()}, expected {integrity}; the file is corrupt "
                          "or not the one meant. Nothing was loaded.")
+    return digest
 
 
 def model_bytes(data: Any) -> memoryview:
@@ -125,15 +127,20 @@ def model_bytes(data: Any) -> memoryview:
 
 
 def onnx_dtype(onnx_type: str) -> str | None:
-    """'tensor(float)' (onnxruntime) or 'float32' (onnxruntime-web) -> 'float32'; None for
-    a type the RPC cannot carry (float16, strings)."""
+    """'tensor(float)' -> 'float32'; None for a type the RPC cannot carry (float16, strings)."""
     if onnx_type.startswith("tensor(") and onnx_type.endswith(")"):
         return DTYPES.get(onnx_type[len("tensor("):-1])
-    return onnx_type if onnx_type in WIRE_DTYPES else None
+    return None
+
+
+ONNX_TYPES = {dtype: f"tensor({element})" for element, dtype in DTYPES.items()}
 
 
 def describe(name: str, onnx_type: str, shape: list[Any] | None) -> dict[str, Any]:
-    """A model input or output: name, shape (a dimension's name or None where any size goes), type, dtype."""
+    """A model input or output: name, shape (a dimension's name or None where any size goes),
+    type (ONNX's, as onnxruntime says it: 'tensor(float)', whichever runtime), dtype."""
+    if not onnx_type.startswith("tensor(") and onnx_type != "non-tensor":  # onnxruntime-web's 'float32'
+        onnx_type = ONNX_TYPES.get(onnx_type, f"tensor({onnx_type})")
     dims = [dim if isinstance(dim, int) and dim >= 0 else (dim if isinstance(dim, str) and dim else None)
             for dim in (shape or [])]
     return {"name": name, "shape": dims, "type": onnx_type, "dtype": onnx_dtype(onnx_type)}
@@ -318,12 +325,13 @@ async def load_model(source: Any = None, *, attachment: str | None = None, integ
 
 
 def output_array(kind: str, dtype: str, shape: list[int], fill: Any) -> Any:
-    """A new array of `kind` for an output, its bytes written by `fill(buffer)` (one copy)."""
+    """A new array of `kind` for an output, its bytes written by `fill(bytes_view)` (one copy
+    into a flat unsigned-byte view of the new array)."""
     if kind == "numpy":
         import numpy as np
 
         array = np.empty(shape, dtype=dtype)
-        fill(array)
+        fill(array.reshape(-1).view(np.uint8))
         return array
     buffer = bytearray(math.prod(shape) * ITEMSIZE[dtype])
     fill(buffer)

@@ -14,9 +14,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pyjoy.onnx import MAX_MODEL_BYTES, ModelError, check_integrity, choose_providers, describe, flat_bytes
+from pyjoy.onnx import CPU, CUDA, MAX_MODEL_BYTES, ModelError, check_integrity, choose_providers, describe, flat_bytes
 
-CUDA = "CUDAExecutionProvider"
 INSTALL = "install onnxruntime (pip install onnxruntime; onnxruntime-gpu for CUDA)"
 #: How long fetching a model's URL may take.
 FETCH_SECONDS = 300
@@ -76,7 +75,7 @@ class NativeSession:
 def session_for(name: str, data: bytes | memoryview, provider: str) -> NativeSession:
     ort = onnxruntime()
     if provider == "cpu":
-        providers, reason = ["CPUExecutionProvider"], "the CPU, as asked for"
+        providers, reason = [CPU], "the CPU, as asked for"
     else:
         providers, reason = choose_providers(ort.get_available_providers())
     options = ort.SessionOptions()

@@ -212,7 +212,8 @@ function typedView(bytes, type) {
 
 /**
  * Runs the session once. inputs: [{name, type, dims, buffer}] with buffer a PyProxy of a
- * Python buffer of those bytes (C order); answers [{name, type, dims, data}] by output.
+ * Python buffer of those bytes (C order); answers [{name, type, dims, data}] by output,
+ * data the output's bytes (a Uint8Array).
  */
 export async function run(handle, inputs) {
   if (!SESSIONS.has(handle)) throw new Error("this model was closed");
@@ -229,7 +230,8 @@ export async function run(handle, inputs) {
     const results = await handle.session.run(feeds);
     return handle.session.outputNames.map((name) => {
       const tensor = results[name];
-      return { name, type: tensor.type, dims: [...tensor.dims], data: tensor.data };
+      const { buffer, byteOffset, byteLength } = tensor.data; // bytes, for Python's byte views (assign_to)
+      return { name, type: tensor.type, dims: [...tensor.dims], data: new Uint8Array(buffer, byteOffset, byteLength) };
     });
   } finally {
     for (const view of views) view.release();
