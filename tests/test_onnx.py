@@ -17,7 +17,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from pyjoy.devtools import run_async
-from pyjoy.onnx import ModelError, load_model
+from pyjoy.onnx import ModelError, choose_providers, load_model, output_array, result_kind
 from pyjoy.rpc.ndarray import NDArray
 
 W = np.array([[1.0, -2.0], [0.5, 4.0], [-3.0, 0.25]], dtype=np.float32)
@@ -182,3 +182,28 @@ def test_bad_inputs_and_sources_say_what_is_wrong(model_bytes: bytes) -> None:
             await load_model("ftp://x/m.onnx")
 
     run_async(scenario())
+
+
+def test_outputs_are_written_once_into_arrays_of_the_inputs_kind() -> None:
+    # What the browser's path does with onnxruntime-web's output bytes (assign_to there: one
+    # copy into the new array's memory), here with a writer of the same bytes.
+    want = np.array([[1.5, -2.0], [2**-20, 3e38]], dtype=np.float32)
+
+    def writer(target) -> None:
+        memoryview(target).cast("B")[:] = want.tobytes()
+
+    as_numpy = output_array("numpy", "float32", [2, 2], writer)
+    assert isinstance(as_numpy, np.ndarray) and as_numpy.dtype == np.float32 and np.array_equal(as_numpy, want)
+    as_ndarray = output_array("ndarray", "float32", [2, 2], writer)
+    assert isinstance(as_ndarray, NDArray) and as_ndarray.shape == (2, 2) and as_ndarray.tolist() == want.tolist()
+    flags = np.array([True, False, True])
+    assert output_array("numpy", "bool", [3], lambda t: memoryview(t).cast("B").__setitem__(slice(None), flags.tobytes())).tolist() == [True, False, True]
+    # The kind follows the inputs: NDArrays only if all were.
+    assert result_kind({"a": NDArray(b"\0" * 4, (1,), "float32")}) == "ndarray"
+    assert result_kind({"a": NDArray(b"\0" * 4, (1,), "float32"), "b": np.zeros(1)}) == "numpy"
+
+
+def test_the_engines_model_service_shares_the_checks() -> None:
+    from pyjoy.engine import model_service
+
+    assert model_service.ModelError is ModelError and model_service.choose_providers is choose_providers
