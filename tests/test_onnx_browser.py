@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, Playwright
 
 from conftest import open_offline
-from pyjoy.devtools import engine_running, run_async
+from pyjoy.devtools import CHROMIUM, CHROMIUM_ARGS, engine_running, run_async
 from pyjoy.engine.client import EngineClient
 from pyjoy.onnx import ModelError, load_model
 from test_onnx import reference, sri, tiny_inputs, tiny_model
@@ -202,6 +202,77 @@ def test_offline_after_one_visit(profile_context, base_url: str) -> None:
     tiny = tiny_model()
     seen = browser_session(page, "Tiny ONNX web-python", tiny)
     check_session(seen, tiny)
+
+
+# The console's Python (pyjoy.runPython): a same-origin module worker of the page, which is
+# cross-origin isolated, so onnxruntime-web gets shared memory and one thread per core.
+CONSOLE = """
+import base64, json, struct
+from pyjoy.onnx import load_model
+from pyjoy.rpc.ndarray import NDArray
+model = await load_model(base64.b64decode(TINY), name="tiny", provider=PROVIDER)
+x = NDArray(struct.pack("<6f", *X), (2, 3), "float32")
+b = NDArray(struct.pack("<2f", *B), (2,), "float32")
+n = NDArray(struct.pack("<2q", *N), (2,), "int64")
+outputs = await model.run({"x": x, "b": b, "n": n})
+json.dumps({"info": model.info(), "y": outputs["y"].tolist(), "n2": outputs["n2"].tolist()})
+"""
+
+
+def console_run(page: Page, provider: str) -> dict:
+    inputs = {"x": np.array([[1, 2, 3], [4, 5, 6]], np.float32), "b": np.array([0.5, -1.5], np.float32),
+              "n": np.array([5, -7], np.int64)}
+    values = {"TINY": base64.b64encode(tiny_model()).decode(), "PROVIDER": provider,
+              "X": inputs["x"].ravel().tolist(), "B": inputs["b"].tolist(), "N": inputs["n"].tolist()}
+    code = "".join(f"{key} = {value!r}\n" for key, value in values.items()) + CONSOLE
+    seen = json.loads(page.evaluate("(code) => pyjoy.runPython(code)", code))
+    want = reference(inputs)
+    assert np.array_equal(np.array(seen["y"], np.float32), want["y"]) and seen["n2"] == want["n2"].tolist()
+    return seen["info"]
+
+
+def test_where_the_context_is_cross_origin_isolated_wasm_runs_one_thread_per_core(page: Page, base_url: str) -> None:
+    page.goto(base_url)
+    page.evaluate("pyjoy.ready")
+    info = console_run(page, "auto")
+    cores = page.evaluate("navigator.hardwareConcurrency")
+    assert info["crossOriginIsolated"] is True and info["provider"] == "wasm"
+    if cores > 1:  # threads that started, counted as each thread's module loaded
+        assert info["threads"] == cores and f"cross-origin isolated: {cores} threads" in info["reason"], info
+
+
+def test_webgpu_where_an_adapter_exists(playwright: Playwright, base_url: str) -> None:
+    """Chromium with SwiftShader's WebGPU adapter (software): "auto" passes it by for WASM and
+    says why; asked for, WebGPU runs the model, in a web-python plugin and in the console."""
+    args = [arg for arg in CHROMIUM_ARGS if arg != "--disable-gpu"]
+    args += ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader", "--enable-features=Vulkan"]
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+    try:
+        page = browser.new_page()
+        page.goto(base_url)
+        page.evaluate("pyjoy.ready")
+        chosen = console_run(page, "auto")
+        assert chosen["provider"] == "wasm" and chosen["webgpu"].startswith("software only"), chosen
+        assert f"WASM: WebGPU is {chosen['webgpu']}" in chosen["reason"]
+        info = console_run(page, "webgpu")
+        assert info["provider"] == "webgpu" and info["wasm"] == "ort-wasm-simd-threaded.asyncify.wasm", info
+        assert info["reason"].startswith("WebGPU, as asked for")
+        # In a web-python plugin's worker too (a data: worker: a secure context, with navigator.gpu).
+        source = plugin("web-python", {}).replace("load_model(source, attachment=attachment, integrity=integrity, name=key)",
+                                                  "load_model(source, attachment=attachment, integrity=integrity, name=key, provider='webgpu')")
+        assert page.evaluate("(text) => pyjoy.loadPlugin(text).then(() => 'ok', (e) => e.message)", source) == "ok"
+        inputs = {key: wire(value) for key, value in tiny_inputs().items()}
+        seen = page.evaluate(CALLS + """async ([tiny, inputs]) => {
+          const p = await pyjoy.getPlugin("Tiny ONNX web-python");
+          const loaded = await p.load("tiny", new Uint8Array(tiny).buffer);
+          const ran = await p.run("tiny", arrays(inputs));
+          return {info: loaded.info, outputs: Object.fromEntries(Object.entries(ran.outputs).map(([k, v]) => [k, fromWire(v)]))};
+        }""", [list(tiny_model()), inputs])
+        assert seen["info"]["provider"] == "webgpu", seen["info"]
+        want = reference(tiny_inputs())
+        assert all(np.array_equal(unwire(seen["outputs"][key]), want[key]) for key in ("y", "n2"))
+    finally:
+        browser.close()
 
 
 @pytest.fixture(scope="module")

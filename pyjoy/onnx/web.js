@@ -75,14 +75,36 @@ function threadedGlue(glueText, counter) {
 // onnxruntime-web for one provider, once per JavaScript realm: its files from models.json.
 function runtime(appURL, provider) {
   if (!RUNTIMES.has(provider)) {
-    const loading = loadRuntime(appURL, provider);
+    const loading = startRuntime(appURL, provider);
     loading.catch(() => RUNTIMES.delete(provider)); // the next load tries again
     RUNTIMES.set(provider, loading);
   }
   return RUNTIMES.get(provider);
 }
 
-async function loadRuntime(appURL, provider) {
+// An Identity model of 76 bytes (onnx.helper), run once when a runtime loads: its WASM and
+// threads start then, so a model's own errors are never taken for the runtime's.
+const PROBE = Uint8Array.from(atob("CAgSBXB5am95OjsKEAoBYRIBYiIISWRlbnRpdHkSBXByb2JlWg8KAWESCgoICAESBAoCCAFiDwoBYhIKCggIARIECgIIAUIECgAQEQ=="), (c) => c.charCodeAt(0));
+
+async function startRuntime(appURL, provider) {
+  const probe = async (loaded) => {
+    const session = await loaded.ort.InferenceSession.create(PROBE, { executionProviders: [provider] });
+    await session.run({ a: new loaded.ort.Tensor("float32", new Float32Array(1), [1]) });
+    await session.release();
+    return loaded;
+  };
+  const loaded = await loadRuntime(appURL, provider, null);
+  try {
+    return await probe(loaded);
+  } catch (error) {
+    if (loaded.threads === 1) throw error;
+    // WebAssembly cannot start twice in one module instance: a fresh import, on one thread.
+    return probe(await loadRuntime(appURL, provider, `threads failed to start (${error.message}): one thread`));
+  }
+}
+
+// oneThread: why threads are not to be tried again (they failed), or null.
+async function loadRuntime(appURL, provider, oneThread) {
   const catalogURL = new URL("models.json", appURL).href;
   const catalog = JSON.parse(new TextDecoder().decode(await fetchBytes(catalogURL, null, "PyJoy's model catalog")));
   const files = catalog["onnxruntime-web"];
@@ -98,9 +120,13 @@ async function loadRuntime(appURL, provider) {
   const cores = globalThis.navigator?.hardwareConcurrency || 1;
   let threads = 1;
   if (provider !== "wasm") notes.push("WebGPU: one thread for what runs on the CPU");
+  else if (oneThread) notes.push(oneThread);
   else if (!globalThis.crossOriginIsolated) notes.push("not cross-origin isolated (no shared memory): one thread");
   else if (cores === 1) notes.push("one core: one thread");
-  else threads = cores;
+  else {
+    threads = cores;
+    notes.push(`cross-origin isolated: ${cores} threads, one per core`);
+  }
   const counter = { loaded: 0 };
   let glue = glueText;
   if (threads > 1) {
@@ -112,6 +138,7 @@ async function loadRuntime(appURL, provider) {
     }
   }
   const ort = await import(blobURL(ortText));
+  ort.env.logLevel = "error"; // its warnings (nodes placed on the CPU beside WebGPU) are not the plugin's to fix
   ort.env.wasm.numThreads = threads;
   ort.env.wasm.simd = true;
   ort.env.wasm.proxy = false; // the proxy worker would be a module worker, which the sandbox refuses
