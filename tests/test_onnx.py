@@ -180,6 +180,11 @@ def test_bad_inputs_and_sources_say_what_is_wrong(model_bytes: bytes) -> None:
             await load_model(model_bytes, provider="webgpu")
         with pytest.raises(ModelError, match="'ftp://x/m.onnx' is not an http"):
             await load_model("ftp://x/m.onnx")
+        with pytest.raises(ModelError, match="threads should be a whole number from 1 to 256, or None, not 0"):
+            await load_model(model_bytes, threads=0)
+        one = await load_model(model_bytes, provider="cpu", threads=1)
+        assert one.info()["reason"] == "the CPU, as asked for; 1 thread, as asked for"
+        np.testing.assert_allclose((await one.run(good))["y"], reference(good)["y"], rtol=1e-6)
 
     run_async(scenario())
 

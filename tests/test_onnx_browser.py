@@ -210,7 +210,7 @@ CONSOLE = """
 import base64, json, struct
 from pyjoy.onnx import load_model
 from pyjoy.rpc.ndarray import NDArray
-model = await load_model(base64.b64decode(TINY), name="tiny", provider=PROVIDER)
+model = await load_model(base64.b64decode(TINY), name="tiny", provider=PROVIDER, threads=THREADS)
 x = NDArray(struct.pack("<6f", *X), (2, 3), "float32")
 b = NDArray(struct.pack("<2f", *B), (2,), "float32")
 n = NDArray(struct.pack("<2q", *N), (2,), "int64")
@@ -219,10 +219,10 @@ json.dumps({"info": model.info(), "y": outputs["y"].tolist(), "n2": outputs["n2"
 """
 
 
-def console_run(page: Page, provider: str) -> dict:
+def console_run(page: Page, provider: str, threads: int | None = None) -> dict:
     inputs = {"x": np.array([[1, 2, 3], [4, 5, 6]], np.float32), "b": np.array([0.5, -1.5], np.float32),
               "n": np.array([5, -7], np.int64)}
-    values = {"TINY": base64.b64encode(tiny_model()).decode(), "PROVIDER": provider,
+    values = {"TINY": base64.b64encode(tiny_model()).decode(), "PROVIDER": provider, "THREADS": threads,
               "X": inputs["x"].ravel().tolist(), "B": inputs["b"].tolist(), "N": inputs["n"].tolist()}
     code = "".join(f"{key} = {value!r}\n" for key, value in values.items()) + CONSOLE
     seen = json.loads(page.evaluate("(code) => pyjoy.runPython(code)", code))
@@ -239,6 +239,8 @@ def test_where_the_context_is_cross_origin_isolated_wasm_runs_one_thread_per_cor
     assert info["crossOriginIsolated"] is True and info["provider"] == "wasm"
     if cores > 1:  # threads that started, counted as each thread's module loaded
         assert info["threads"] == cores and f"cross-origin isolated: {cores} threads" in info["reason"], info
+    one = console_run(page, "wasm", threads=1)  # as bench/vision.py compares them
+    assert one["threads"] == 1 and "one thread, as asked for" in one["reason"], one
 
 
 def test_webgpu_where_an_adapter_exists(playwright: Playwright, base_url: str) -> None:

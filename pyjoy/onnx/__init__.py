@@ -7,6 +7,7 @@
     model = await load_model(attachment="tiny")               # the plugin's <attachment name="tiny">: the file in base64
     model = await load_model(pathlib.Path("tiny.onnx"))       # a file (on the engine; Pyodide's own file system)
     model = await load_model(source, integrity="sha256-...")  # checked before the runtime reads a byte
+    model = await load_model(source, provider="wasm", threads=1)  # or the runtime's choice (both "auto")
     model.inputs    # [{"name": "x", "shape": [None, 3], "dtype": "float32", "type": "tensor(float)"}]
     model.outputs   # likewise; a shape holds None (or the dimension's name) where any size goes
     outputs = await model.run({"x": array})                   # {"y": array}; a one-input model also takes the array
@@ -284,17 +285,21 @@ class Model:
 
 
 async def load_model(source: Any = None, *, attachment: str | None = None, integrity: str | None = None,
-                     name: str | None = None, provider: str = "auto") -> Model:
+                     name: str | None = None, provider: str = "auto", threads: int | None = None) -> Model:
     """Loads an ONNX model: from a URL (str; relative ones are PyJoy's files), the model
     file's bytes, a pathlib.Path, or the plugin's attachment (attachment=NAME, base64).
     `integrity` ('sha256-BASE64') is checked before the runtime reads a byte. `provider`:
-    "auto"; in the browser also "wasm" or "webgpu", natively "cpu"."""
+    "auto"; in the browser also "wasm" or "webgpu", natively "cpu". `threads`: how many the
+    CPU runs it on (None: the runtime's choice; in the browser one per core where the
+    context is cross-origin isolated, else one)."""
     if (source is None) == (attachment is None):
         raise ModelError("load: give one source: a URL, the model file's bytes, a pathlib.Path, or attachment=NAME")
     if integrity is not None:
         parse_integrity(integrity)  # a malformed one fails before anything is fetched
     if name is not None and not isinstance(name, str):
         raise ModelError(f"load: name should be a string, not {type(name).__name__}")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 256):
+        raise ModelError(f"load: threads should be a whole number from 1 to 256, or None, not {threads!r}")
     url = data = None
     if attachment is not None:
         data = await attachment_bytes(attachment)
@@ -321,7 +326,8 @@ async def load_model(source: Any = None, *, attachment: str | None = None, integ
         from pyjoy.onnx import web as backend
     else:
         from pyjoy.onnx import native as backend  # type: ignore[no-redef]
-    return Model(label, await backend.load(label, url=url, data=data, integrity=integrity, provider=provider))
+    return Model(label, await backend.load(label, url=url, data=data, integrity=integrity, provider=provider,
+                                                threads=threads))
 
 
 def output_array(kind: str, dtype: str, shape: list[int], fill: Any) -> Any:

@@ -2,7 +2,7 @@
 any CPython). Loading and running happen on a worker thread (onnxruntime releases the GIL),
 so the plugin's event loop keeps answering meanwhile.
 
-    session = await load(name, url=..., data=..., integrity=..., provider="auto" | "cpu")
+    session = await load(name, url=..., data=..., integrity=..., provider="auto" | "cpu", threads=None)
     outputs = await session.run(feed, kind)     # feed: checked arrays by input name
 """
 
@@ -72,7 +72,7 @@ class NativeSession:
         self._worker.shutdown(wait=False)
 
 
-def session_for(name: str, data: bytes | memoryview, provider: str) -> NativeSession:
+def session_for(name: str, data: bytes | memoryview, provider: str, threads: int | None = None) -> NativeSession:
     ort = onnxruntime()
     if provider == "cpu":
         providers, reason = [CPU], "the CPU, as asked for"
@@ -80,6 +80,9 @@ def session_for(name: str, data: bytes | memoryview, provider: str) -> NativeSes
         providers, reason = choose_providers(ort.get_available_providers())
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: its warnings would flood the plugin's output
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        reason += f"; {threads} thread{'s' if threads > 1 else ''}, as asked for"
     try:
         session = ort.InferenceSession(bytes(data), options, providers=providers)
     except Exception as error:  # onnxruntime's own types (InvalidProtobuf, Fail, ...) carry the reason
@@ -91,11 +94,11 @@ def session_for(name: str, data: bytes | memoryview, provider: str) -> NativeSes
 
 
 async def load(name: str, *, url: str | None, data: memoryview | None, integrity: str | None,
-               provider: str) -> NativeSession:
+               provider: str, threads: int | None = None) -> NativeSession:
     if provider not in ("auto", "cpu"):
         raise ModelError(f"load: provider should be \"auto\" or \"cpu\" with onnxruntime, not {provider!r}")
     onnxruntime()  # a missing onnxruntime is said before anything is fetched
     if url is not None:
         data = memoryview(await asyncio.to_thread(fetch, url))
         check_integrity(data, integrity, f"the model {name!r}")
-    return await asyncio.to_thread(session_for, name, data, provider)
+    return await asyncio.to_thread(session_for, name, data, provider, threads)

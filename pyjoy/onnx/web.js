@@ -73,38 +73,40 @@ function threadedGlue(glueText, counter) {
 }
 
 // onnxruntime-web for one provider, once per JavaScript realm: its files from models.json.
-function runtime(appURL, provider) {
-  if (!RUNTIMES.has(provider)) {
-    const loading = startRuntime(appURL, provider);
-    loading.catch(() => RUNTIMES.delete(provider)); // the next load tries again
-    RUNTIMES.set(provider, loading);
+function runtime(appURL, provider, threads) {
+  const key = `${provider} ${threads ?? "auto"}`;
+  if (!RUNTIMES.has(key)) {
+    const loading = startRuntime(appURL, provider, threads);
+    loading.catch(() => RUNTIMES.delete(key)); // the next load tries again
+    RUNTIMES.set(key, loading);
   }
-  return RUNTIMES.get(provider);
+  return RUNTIMES.get(key);
 }
 
 // An Identity model of 76 bytes (onnx.helper), run once when a runtime loads: its WASM and
 // threads start then, so a model's own errors are never taken for the runtime's.
 const PROBE = Uint8Array.from(atob("CAgSBXB5am95OjsKEAoBYRIBYiIISWRlbnRpdHkSBXByb2JlWg8KAWESCgoICAESBAoCCAFiDwoBYhIKCggIARIECgIIAUIECgAQEQ=="), (c) => c.charCodeAt(0));
 
-async function startRuntime(appURL, provider) {
+async function startRuntime(appURL, provider, threads) {
   const probe = async (loaded) => {
     const session = await loaded.ort.InferenceSession.create(PROBE, { executionProviders: [provider] });
     await session.run({ a: new loaded.ort.Tensor("float32", new Float32Array(1), [1]) });
     await session.release();
     return loaded;
   };
-  const loaded = await loadRuntime(appURL, provider, null);
+  const loaded = await loadRuntime(appURL, provider, threads, null);
   try {
     return await probe(loaded);
   } catch (error) {
     if (loaded.threads === 1) throw error;
     // WebAssembly cannot start twice in one module instance: a fresh import, on one thread.
-    return probe(await loadRuntime(appURL, provider, `threads failed to start (${error.message}): one thread`));
+    return probe(await loadRuntime(appURL, provider, 1, `threads failed to start (${error.message}): one thread`));
   }
 }
 
-// oneThread: why threads are not to be tried again (they failed), or null.
-async function loadRuntime(appURL, provider, oneThread) {
+// wanted: the threads asked for (null: one per core where it can); oneThread: why threads
+// are not to be tried again (they failed), or null.
+async function loadRuntime(appURL, provider, wanted, oneThread) {
   const catalogURL = new URL("models.json", appURL).href;
   const catalog = JSON.parse(new TextDecoder().decode(await fetchBytes(catalogURL, null, "PyJoy's model catalog")));
   const files = catalog["onnxruntime-web"];
@@ -121,8 +123,12 @@ async function loadRuntime(appURL, provider, oneThread) {
   let threads = 1;
   if (provider !== "wasm") notes.push("WebGPU: one thread for what runs on the CPU");
   else if (oneThread) notes.push(oneThread);
-  else if (!globalThis.crossOriginIsolated) notes.push("not cross-origin isolated (no shared memory): one thread");
-  else if (cores === 1) notes.push("one core: one thread");
+  else if (!globalThis.crossOriginIsolated) {
+    notes.push(`${wanted > 1 ? `${wanted} threads asked for, but ` : ""}not cross-origin isolated (no shared memory): one thread`);
+  } else if (wanted) {
+    threads = wanted;
+    notes.push(wanted === 1 ? "one thread, as asked for" : `${wanted} threads, as asked for`);
+  } else if (cores === 1) notes.push("one core: one thread");
   else {
     threads = cores;
     notes.push(`cross-origin isolated: ${cores} threads, one per core`);
@@ -153,9 +159,10 @@ const SESSIONS = new Set();
 /**
  * A session for the model: {url, integrity} (fetched here; the bytes never enter Python)
  * or {buffer} (a PyProxy of a Python buffer of the model file's bytes).
- * provider: "auto" (WebGPU where a hardware adapter exists, else WASM), "wasm" or "webgpu".
+ * provider: "auto" (WebGPU where a hardware adapter exists, else WASM), "wasm" or "webgpu";
+ * threads: for WASM, how many (null: one per core where cross-origin isolated, else one).
  */
-export async function load({ appURL, model, provider = "auto", name }) {
+export async function load({ appURL, model, provider = "auto", threads = null, name }) {
   const gpu = await webgpuAdapter();
   const facts = {
     crossOriginIsolated: Boolean(globalThis.crossOriginIsolated),
@@ -187,7 +194,7 @@ export async function load({ appURL, model, provider = "auto", name }) {
     view.release();
   }
   const create = async (which) => {
-    const loaded = await runtime(appURL, which);
+    const loaded = await runtime(appURL, which, threads);
     const session = await loaded.ort.InferenceSession.create(bytes, { executionProviders: [which], graphOptimizationLevel: "all" });
     return { loaded, session };
   };

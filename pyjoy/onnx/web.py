@@ -1,7 +1,7 @@
 """pyjoy.onnx in the browser: onnxruntime-web, driven from Pyodide through web.js (beside
 this file, imported once per Python as a blob: module: a sandbox imports nothing by URL).
 
-    session = await load(name, url=..., data=..., integrity=..., provider="auto" | "wasm" | "webgpu")
+    session = await load(name, url=..., data=..., integrity=..., provider="auto" | "wasm" | "webgpu", threads=None)
     outputs = await session.run(feed, kind)     # feed: checked arrays by input name
 
 Inputs go to JavaScript as PyProxies of their bytes, which web.js views without a copy
@@ -90,7 +90,7 @@ class WebSession:
 
 
 async def load(name: str, *, url: str | None, data: memoryview | None, integrity: str | None,
-               provider: str) -> WebSession:
+               provider: str, threads: int | None = None) -> WebSession:
     from pyodide.ffi import create_proxy, to_js
     import js
 
@@ -105,7 +105,8 @@ async def load(name: str, *, url: str | None, data: memoryview | None, integrity
     model = to_js({"url": url, "integrity": integrity} if url else {}, dict_converter=js.Object.fromEntries)
     if buffer is not None:
         model.buffer = buffer
-    options = to_js({"appURL": base, "provider": provider, "name": name}, dict_converter=js.Object.fromEntries)
+    options = to_js({"appURL": base, "provider": provider, "threads": threads, "name": name},
+                    dict_converter=js.Object.fromEntries)
     options.model = model
     try:
         handle = await module.load(options)
