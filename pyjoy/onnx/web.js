@@ -245,28 +245,32 @@ function typedView(bytes, type) {
 }
 
 /**
- * Runs the session once. inputs: [{name, type, dims, buffer}] with buffer a PyProxy of a
- * Python buffer of those bytes (C order); answers [{name, type, dims, data}] by output,
- * data the output's bytes (a Uint8Array).
+ * Runs the session once. inputs: JSON of [{name, type, dims}], buffers: PyProxies of Python
+ * buffers of those inputs' bytes (C order), in that order. Answers [JSON of [{name, type,
+ * dims}] by output, then each output's bytes (a Uint8Array)]: plain values, so that Python
+ * reads them without a conversion each.
  */
-export async function run(handle, inputs) {
+export async function run(handle, inputs, ...buffers) {
   if (!SESSIONS.has(handle)) throw new Error("this model was closed");
   const views = [];
   try {
     const feeds = {};
-    for (const { name, type, dims, buffer } of inputs) {
-      const view = buffer.getBuffer("u8");
+    for (const [index, { name, type, dims }] of JSON.parse(inputs).entries()) {
+      const view = buffers[index].getBuffer("u8");
       views.push(view);
       feeds[name] = new handle.ort.Tensor(type, typedView(view.data, type), dims);
     }
     // onnxruntime copies each input into its heap before its first real wait: no Python
     // runs meanwhile, so Pyodide's heap cannot grow under the views.
     const results = await handle.session.run(feeds);
-    return handle.session.outputNames.map((name) => {
-      const tensor = results[name];
-      const { buffer, byteOffset, byteLength } = tensor.data; // bytes, for Python's byte views (assign_to)
-      return { name, type: tensor.type, dims: [...tensor.dims], data: new Uint8Array(buffer, byteOffset, byteLength) };
-    });
+    const described = [];
+    const data = [];
+    for (const name of handle.session.outputNames) {
+      const { type, dims, data: values } = results[name];
+      described.push({ name, type, dims: [...dims] });
+      data.push(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+    }
+    return [JSON.stringify(described), ...data];
   } finally {
     for (const view of views) view.release();
   }

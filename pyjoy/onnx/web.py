@@ -12,6 +12,7 @@ new arrays here (`assign_to`): no element is converted on its own.
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -45,42 +46,33 @@ class WebSession:
         self.inputs = [describe(value.name, value.type, list(value.shape)) for value in handle.inputs]
         self.outputs = [describe(value.name, value.type, list(value.shape)) for value in handle.outputs]
         self.info = handle.info.to_py()
+        self._dtypes = {node["name"]: node["dtype"] for node in self.inputs}
         # onnxruntime-web runs one call of a session at a time.
         self._lock = asyncio.Lock()
 
     async def run(self, feed: dict[str, Any], kind: str) -> dict[str, Any]:
-        from pyodide.ffi import create_proxy, to_js
-        import js
+        from pyodide.ffi import create_proxy
 
         if self._handle is None:
             raise ModelError(f"run: model {self.name!r} was closed")
         module = await web_js()
-        proxies = []
-        inputs = js.Array.new()
-        for node in self.inputs:
-            array = feed[node["name"]]
-            proxy = create_proxy(flat_bytes(array))
-            proxies.append(proxy)
-            entry = to_js({"name": node["name"], "type": node["dtype"], "dims": list(array.shape)},
-                          dict_converter=js.Object.fromEntries)
-            entry.buffer = proxy
-            inputs.push(entry)
+        described = [{"name": name, "type": self._dtypes[name], "dims": list(array.shape)} for name, array in feed.items()]
+        proxies = [create_proxy(flat_bytes(array)) for array in feed.values()]
         try:
             async with self._lock:
-                results = await module.run(self._handle, inputs)
+                answer = await module.run(self._handle, json.dumps(described), *proxies)
         except Exception as error:  # onnxruntime-web's errors are JavaScript's
             raise ModelError(f"run: onnxruntime-web could not run model {self.name!r}: {js_error(error)}") from None
         finally:
             for proxy in proxies:
                 proxy.destroy()
         outputs = {}
-        for result in results:
-            dtype = describe(result.name, result.type, None)["dtype"]
+        for result, data in zip(json.loads(answer[0]), answer[1:]):
+            dtype = describe(result["name"], result["type"], None)["dtype"]
             if dtype is None:
-                raise ModelError(f"run: output {result.name!r} of model {self.name!r} is of type {result.type}, "
+                raise ModelError(f"run: output {result['name']!r} of model {self.name!r} is of type {result['type']}, "
                                  "which pyjoy.onnx cannot return")
-            data = result.data
-            outputs[result.name] = output_array(kind, dtype, list(result.dims), data.assign_to)
+            outputs[result["name"]] = output_array(kind, dtype, result["dims"], data.assign_to)
         return outputs
 
     async def close(self) -> None:
