@@ -8,15 +8,15 @@
     model = await load_model(pathlib.Path("tiny.onnx"))       # a file (on the engine; Pyodide's own file system)
     model = await load_model(source, integrity="sha256-...")  # checked before the runtime reads a byte
     model = await load_model(source, provider="wasm", threads=1)  # or the runtime's choice (both "auto")
-    model.inputs    # [{"name": "x", "shape": [None, 3], "dtype": "float32", "type": "tensor(float)"}]
+    model.inputs    # [{"name": "x", "shape": ["N", 3], "dtype": "float32", "type": "tensor(float)"}]
     model.outputs   # likewise; a shape holds None (or the dimension's name) where any size goes
     outputs = await model.run({"x": array})                   # {"y": array}; a one-input model also takes the array
     model.info()    # {"runtime", "version", "provider", "reason", ...}: what runs it, and why
     await model.close()
 
-The same code runs in a web-python plugin (Pyodide in its worker), in a Python window and
-in a native-python plugin on the engine (or any CPython with onnxruntime): both calls are
-async everywhere. Arrays are numpy arrays, or PyJoy's `NDArray` (pyjoy/rpc/ndarray.py)
+The same code runs in a web-python plugin (Pyodide in its worker), in the console's Python,
+wherever else PyJoy's Pyodide runs with its runtime, and in a native-python plugin on the
+engine (or any CPython with onnxruntime): both calls are async everywhere. Arrays are numpy arrays, or PyJoy's `NDArray` (pyjoy/rpc/ndarray.py)
 where numpy is absent; outputs are of the kind the inputs were. A wrong input name, dtype
 or shape is a `ModelError` naming the input, what the model takes and what it got.
 
@@ -51,7 +51,7 @@ __all__ = ["load_model", "Model", "ModelError", "choose_providers", "parse_integ
 MAX_MODEL_BYTES = 2**30
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-#: onnxruntime's tensor element types (`tensor(float)`; onnxruntime-web says `float32`), as
+#: ONNX's tensor element types (`tensor(float)`; onnxruntime-web says `float32`), as
 #: the RPC's dtypes (PROTOCOL.md, Values) name them. Others (float16, strings) are refused.
 DTYPES = {"float": "float32", "double": "float64", "bool": "bool", "int8": "int8", "uint8": "uint8",
           "int16": "int16", "uint16": "uint16", "int32": "int32", "uint32": "uint32", "int64": "int64",

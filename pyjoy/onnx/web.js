@@ -53,16 +53,18 @@ async function webgpuAdapter() {
 // ones, which may import() the module: each thread is such a worker (as the Image
 // Recognition plugin does). Messages that come before the module set its handler are kept.
 const THREAD_START = 'new Worker(new URL(import.meta.url),{type:"module",workerData:"em-pthread",name:"em-pthread"})';
+let threadedRuntimes = 0; // each threaded runtime starts its threads through a global of its own
 function threadedGlue(glueText, counter) {
   if (!glueText.includes(THREAD_START)) return null;
-  const glue = glueText.replace(THREAD_START, "self.__pyjoyOnnxThread()");
+  const starter = `__pyjoyOnnxThread${threadedRuntimes++}`;
+  const glue = glueText.replace(THREAD_START, `self.${starter}()`);
   const threadURL = blobURL(`
     const early = [];
     self.onmessage = (event) => early.push(event.data);
-    self.__pyjoyOnnxThread = () => { throw new Error("threads start no threads"); };
+    self.${starter} = () => { throw new Error("threads start no threads"); };
     import(URL.createObjectURL(new Blob([${JSON.stringify(glue)}], { type: "text/javascript" })))
       .then(() => { for (const data of early.splice(0)) self.dispatchEvent(new MessageEvent("message", { data })); });`);
-  globalThis.__pyjoyOnnxThread = () => {
+  globalThis[starter] = () => {
     const worker = new Worker(threadURL, { name: "em-pthread" });
     worker.addEventListener("message", ({ data }) => {
       if (data && typeof data === "object" && Object.values(data).includes("loaded")) counter.loaded++;
