@@ -103,6 +103,9 @@ def browser_session(page: Page, name: str, tiny: bytes) -> dict:
     return page.evaluate(CALLS + """async ([name, tiny, inputs, bad, lite]) => {
       const p = await pyjoy.getPlugin(name);
       const out = {};
+      // Two models loading at once, first in this worker: both run (one copy of web.js).
+      await Promise.all(["c1", "c2"].map((key) => p.load(key, new Uint8Array(tiny).buffer)));
+      out.concurrent = (await Promise.all(["c1", "c2"].map((key) => p.run(key, arrays(inputs))))).map((r) => fromWire(r.outputs.y));
       out.loaded = await p.load("tiny", new Uint8Array(tiny).buffer);
       const ran = await p.run("tiny", arrays(inputs));
       out.kinds = ran.kinds;
@@ -156,6 +159,7 @@ def check_session(seen: dict, tiny: bytes) -> None:
         assert got["y"].dtype == np.float32 and got["y"].shape == (4, 2)
         # Exact: the inputs and weights are multiples of 1/4, so every runtime's sums are exact.
         assert np.array_equal(got["y"], want["y"]) and np.array_equal(got["n2"], want["n2"])
+    assert all(np.array_equal(unwire(y), want["y"]) for y in seen["concurrent"])
     assert seen["kinds"] == ["NDArray"]  # Pyodide here has no numpy: NDArray in, NDArray out
     assert [i["name"] for i in seen["loaded"]["inputs"]] == ["x", "b", "n"]
     assert seen["loaded"]["inputs"][0]["shape"] == ["N", 3] and seen["loaded"]["inputs"][2]["dtype"] == "int64"

@@ -18,18 +18,23 @@ from typing import Any
 
 from pyjoy.onnx import ModelError, app_url, describe, flat_bytes, output_array
 
-_module: Any = None
+_module: asyncio.Future[Any] | None = None
 
 
-async def web_js() -> Any:
-    """web.js as a JavaScript module (imported once)."""
+async def _import_web_js() -> Any:
+    from pyodide.code import run_js
+
+    source = (Path(__file__).parent / "web.js").read_text()
+    importer = run_js("(text) => import(URL.createObjectURL(new Blob([text], { type: 'text/javascript' })))")
+    return await importer(source)
+
+
+def web_js() -> asyncio.Future[Any]:
+    """web.js as a JavaScript module: imported once, also when models load at the same time
+    (its sessions are its own: a second copy would not know the first's)."""
     global _module
-    if _module is None:
-        from pyodide.code import run_js
-
-        source = (Path(__file__).parent / "web.js").read_text()
-        importer = run_js("(text) => import(URL.createObjectURL(new Blob([text], { type: 'text/javascript' })))")
-        _module = await importer(source)
+    if _module is None or (_module.done() and _module.exception() is not None):
+        _module = asyncio.ensure_future(_import_web_js())
     return _module
 
 
@@ -40,8 +45,9 @@ def js_error(error: Exception) -> str:
 
 
 class WebSession:
-    def __init__(self, name: str, handle: Any) -> None:
+    def __init__(self, name: str, module: Any, handle: Any) -> None:
         self.name = name
+        self._module = module
         self._handle = handle
         self.inputs = [describe(value.name, value.type, list(value.shape)) for value in handle.inputs]
         self.outputs = [describe(value.name, value.type, list(value.shape)) for value in handle.outputs]
@@ -55,12 +61,11 @@ class WebSession:
 
         if self._handle is None:
             raise ModelError(f"run: model {self.name!r} was closed")
-        module = await web_js()
         described = [{"name": name, "type": self._dtypes[name], "dims": list(array.shape)} for name, array in feed.items()]
         proxies = [create_proxy(flat_bytes(array)) for array in feed.values()]
         try:
             async with self._lock:
-                answer = await module.run(self._handle, json.dumps(described), *proxies)
+                answer = await self._module.run(self._handle, json.dumps(described), *proxies)
         except Exception as error:  # onnxruntime-web's errors are JavaScript's
             raise ModelError(f"run: onnxruntime-web could not run model {self.name!r}: {js_error(error)}") from None
         finally:
@@ -78,7 +83,7 @@ class WebSession:
     async def close(self) -> None:
         if self._handle is not None:
             handle, self._handle = self._handle, None
-            await (await web_js()).close(handle)
+            await self._module.close(handle)
 
 
 async def load(name: str, *, url: str | None, data: memoryview | None, integrity: str | None,
@@ -107,4 +112,4 @@ async def load(name: str, *, url: str | None, data: memoryview | None, integrity
     finally:
         if buffer is not None:
             buffer.destroy()
-    return WebSession(name, handle)
+    return WebSession(name, module, handle)
