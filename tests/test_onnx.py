@@ -190,19 +190,25 @@ def test_bad_inputs_and_sources_say_what_is_wrong(model_bytes: bytes) -> None:
 
 
 def test_outputs_are_written_once_into_arrays_of_the_inputs_kind() -> None:
-    # What the browser's path does with onnxruntime-web's output bytes (assign_to there: one
-    # copy into the new array's memory), here with a writer of the same bytes.
+    # What the browser's path does with onnxruntime-web's output bytes (a JavaScript
+    # Uint8Array there, copied by to_bytes or assign_to), here with a stand-in of the same bytes.
+    class Bytes:
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def to_bytes(self) -> bytes:
+            return self.data
+
+        def assign_to(self, target) -> None:
+            memoryview(target).cast("B")[:] = self.data
+
     want = np.array([[1.5, -2.0], [2**-20, 3e38]], dtype=np.float32)
-
-    def writer(target) -> None:
-        memoryview(target).cast("B")[:] = want.tobytes()
-
-    as_numpy = output_array("numpy", "float32", [2, 2], writer)
+    as_numpy = output_array("numpy", "float32", [2, 2], Bytes(want.tobytes()))
     assert isinstance(as_numpy, np.ndarray) and as_numpy.dtype == np.float32 and np.array_equal(as_numpy, want)
-    as_ndarray = output_array("ndarray", "float32", [2, 2], writer)
+    as_ndarray = output_array("ndarray", "float32", [2, 2], Bytes(want.tobytes()))
     assert isinstance(as_ndarray, NDArray) and as_ndarray.shape == (2, 2) and as_ndarray.tolist() == want.tolist()
     flags = np.array([True, False, True])
-    assert output_array("numpy", "bool", [3], lambda t: memoryview(t).cast("B").__setitem__(slice(None), flags.tobytes())).tolist() == [True, False, True]
+    assert output_array("numpy", "bool", [3], Bytes(flags.tobytes())).tolist() == [True, False, True]
     # The kind follows the inputs: NDArrays only if all were.
     assert result_kind({"a": NDArray(b"\0" * 4, (1,), "float32")}) == "ndarray"
     assert result_kind({"a": NDArray(b"\0" * 4, (1,), "float32"), "b": np.zeros(1)}) == "numpy"

@@ -35,7 +35,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import math
 import os
 import sys
 from pathlib import Path
@@ -43,7 +42,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from pyjoy.rpc.ndarray import DTYPES as WIRE_DTYPES
-from pyjoy.rpc.ndarray import ITEMSIZE, NDArray
+from pyjoy.rpc.ndarray import NDArray
 
 __all__ = ["load_model", "Model", "ModelError", "choose_providers", "parse_integrity", "integrity_of"]
 
@@ -330,15 +329,13 @@ async def load_model(source: Any = None, *, attachment: str | None = None, integ
                                                 threads=threads))
 
 
-def output_array(kind: str, dtype: str, shape: list[int], fill: Any) -> Any:
-    """A new array of `kind` for an output, its bytes written by `fill(bytes_view)` (one copy
-    into a flat unsigned-byte view of the new array)."""
+def output_array(kind: str, dtype: str, shape: list[int], data: Any) -> Any:
+    """A new array of `kind` for an output from `data`, its bytes (a JavaScript Uint8Array in
+    the browser: `to_bytes()` and `assign_to(buffer)` copy them once, with nothing zeroed first)."""
     if kind == "numpy":
         import numpy as np
 
         array = np.empty(shape, dtype=dtype)
-        fill(array.reshape(-1).view(np.uint8))
+        data.assign_to(array.reshape(-1).view(np.uint8))
         return array
-    buffer = bytearray(math.prod(shape) * ITEMSIZE[dtype])
-    fill(buffer)
-    return NDArray(buffer, shape, dtype)
+    return NDArray(data.to_bytes(), shape, dtype)

@@ -5,8 +5,8 @@ this file, imported once per Python as a blob: module: a sandbox imports nothing
     outputs = await session.run(feed, kind)     # feed: checked arrays by input name
 
 Inputs go to JavaScript as PyProxies of their bytes, which web.js views without a copy
-(getBuffer); outputs come back as onnxruntime-web's typed arrays and are copied once into
-new arrays here (`assign_to`): no element is converted on its own.
+(getBuffer); outputs come back as the bytes of onnxruntime-web's typed arrays and are copied
+once into new arrays here (`to_bytes`, `assign_to`): no element is converted on its own.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class WebSession:
             if dtype is None:
                 raise ModelError(f"run: output {result['name']!r} of model {self.name!r} is of type {result['type']}, "
                                  "which pyjoy.onnx cannot return")
-            outputs[result["name"]] = output_array(kind, dtype, result["dims"], data.assign_to)
+            outputs[result["name"]] = output_array(kind, dtype, result["dims"], data)
         return outputs
 
     async def close(self) -> None:
