@@ -17,7 +17,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from pyjoy.devtools import run_async
-from pyjoy.onnx import ModelError, choose_providers, load_model, output_array, result_kind
+from pyjoy.onnx import ModelError, choose_providers, load_model, output_array, read_url, result_kind
 from pyjoy.rpc.ndarray import NDArray
 
 W = np.array([[1.0, -2.0], [0.5, 4.0], [-3.0, 0.25]], dtype=np.float32)
@@ -126,11 +126,16 @@ def test_a_file_and_a_url(model_bytes: bytes, tmp_path: Path) -> None:
         # A relative URL is one of the app's files: under PYJOY_APP_URL.
         monkeypatch.setenv("PYJOY_APP_URL", base)
         assert (await load_model("tiny.onnx")).inputs[0]["name"] == "x"
+        assert await read_url("tiny.onnx") == model_bytes
         monkeypatch.delenv("PYJOY_APP_URL")
         with pytest.raises(ModelError, match="relative URL 'tiny.onnx' needs the app's address"):
             await load_model("tiny.onnx")
-        with pytest.raises(ModelError, match=r"could not fetch the model .*missing.onnx.*404"):
+        with pytest.raises(ModelError, match=r"load: could not fetch http://.*/missing.onnx: HTTP Error 404"):
             await load_model(base + "missing.onnx")
+        # Other files of the app, fetched the same way (the model catalog, class names).
+        assert await read_url(base + "tiny.onnx", integrity=sri(model_bytes)) == model_bytes
+        with pytest.raises(ModelError, match="read_url: the file at .*tiny.onnx's bytes do not match its integrity"):
+            await read_url(base + "tiny.onnx", integrity=sri(b"another file"))
         with pytest.raises(ModelError, match="do not match its integrity"):
             await load_model(base + "tiny.onnx", integrity=sri(b"another file"))
 
@@ -178,7 +183,7 @@ def test_bad_inputs_and_sources_say_what_is_wrong(model_bytes: bytes) -> None:
             await load_model(NDArray(b"\0" * 8, (2,), "float32"))
         with pytest.raises(ModelError, match='provider should be "auto" or "cpu" with onnxruntime, not \'webgpu\''):
             await load_model(model_bytes, provider="webgpu")
-        with pytest.raises(ModelError, match="'ftp://x/m.onnx' is not an http"):
+        with pytest.raises(ModelError, match="load: 'ftp://x/m.onnx' is not an http"):
             await load_model("ftp://x/m.onnx")
         with pytest.raises(ModelError, match="threads should be a whole number from 1 to 256, or None, not 0"):
             await load_model(model_bytes, threads=0)

@@ -7,6 +7,7 @@ gives onnxruntime's logits; bad inputs give the errors CPython gives; offline af
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from pathlib import Path
 
@@ -25,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # One script, run unchanged as a web-python plugin and as a native-python one.
 SCRIPT = '''
+import hashlib
 from imjoy import api
-from pyjoy.onnx import ModelError, load_model
+from pyjoy.onnx import ModelError, load_model, read_url
 
 
 class Tiny:
@@ -48,6 +50,12 @@ class Tiny:
         except ModelError as error:
             return str(error)
         return "no error"
+
+    async def read(self, url, integrity=None):
+        try:
+            return hashlib.sha256(await read_url(url, integrity)).hexdigest()
+        except ModelError as error:
+            return str(error)
 
     async def load_refused(self, source=None, attachment=None, integrity=None):
         try:
@@ -114,6 +122,7 @@ def browser_session(page: Page, name: str, tiny: bytes) -> dict:
       out.attachmentOutputs = Object.fromEntries(Object.entries((await p.run("attached", arrays(inputs))).outputs).map(([k, v]) => [k, fromWire(v)]));
       out.refused = [];
       for (const inputs of bad) out.refused.push(await p.refused("tiny", arrays(inputs)));
+      out.read = [await p.read("models.json"), await p.read(lite.url, lite.integrity), await p.read(lite.url, "sha256-" + btoa("x".repeat(32)))];
       out.loadRefused = [await p.load_refused(null, "nope"), await p.load_refused("vendor/models/none.onnx"),
                          await p.load_refused(new Uint8Array(tiny).buffer, null, lite.integrity)];
       // The app's model by its relative URL, with its integrity, run on zeros.
@@ -169,12 +178,21 @@ def check_session(seen: dict, tiny: bytes) -> None:
     assert "attachment 'nope' could not be read" in nope and "has no attachment nope" in nope, nope
     assert "could not load the model none.onnx" in missing and "vendor/models/none.onnx" in missing, missing
     assert "do not match its integrity" in corrupt, corrupt
+    check_read(seen["read"])
     assert seen["lite"]["inputs"] == [{"name": "input", "shape": [1, 3, 224, 224], "type": "tensor(float)", "dtype": "float32"}]
     logits = unwire(seen["logits"])
     reference_logits = zeros_logits()
     # WASM's kernels and native onnxruntime's: the same model, rounding apart.
     assert logits.shape == (1, 1000) and np.abs(logits - reference_logits).max() < 1e-3
     assert np.argmax(logits) == np.argmax(reference_logits)
+
+
+def check_read(read: list[str]) -> None:
+    """read_url of the app's files: their bytes (as hashed here from dist/), and a wrong integrity refused."""
+    catalog, model, wrong = read
+    assert catalog == hashlib.sha256((ROOT / "dist" / "models.json").read_bytes()).hexdigest()
+    assert model == hashlib.sha256(app_model()["path"].read_bytes()).hexdigest()
+    assert wrong.startswith("read_url: ") and "integrity" in wrong, wrong
 
 
 def check_info(info: dict) -> None:
@@ -302,6 +320,8 @@ def test_the_same_plugin_runs_natively_on_the_engine(engine: str, base_url: str)
             seen["refused"] = [await tiny_plugin.refused("tiny", {k: unwire(v) for k, v in case.items()})
                                for case in bad_inputs()]
             lite = app_model()
+            seen["read"] = [await tiny_plugin.read("models.json"), await tiny_plugin.read(lite["url"], lite["integrity"]),
+                            await tiny_plugin.read(lite["url"], "sha256-" + base64.b64encode(b"x" * 32).decode())]
             seen["lite"] = await tiny_plugin.load("lite", lite["url"], None, lite["integrity"])
             seen["logits"] = (await tiny_plugin.run("lite", {"input": np.zeros((1, 3, 224, 224), np.float32)}))["outputs"]["logits"]
             return seen
@@ -315,6 +335,7 @@ def test_the_same_plugin_runs_natively_on_the_engine(engine: str, base_url: str)
     assert seen["refused"] == cpython_errors(tiny)
     info = seen["loaded"]["info"]
     assert info["runtime"] == "onnxruntime" and info["provider"] in onnxruntime.get_available_providers()
+    check_read(seen["read"])
     assert seen["lite"]["inputs"][0]["shape"] == [1, 3, 224, 224]
     np.testing.assert_allclose(seen["logits"], zeros_logits(), atol=1e-5)
     # The browser's outputs are numpy's bits too (the tests above): the three runtimes agree.

@@ -13,6 +13,7 @@
     outputs = await model.run({"x": array})                   # {"y": array}; a one-input model also takes the array
     model.info()    # {"runtime", "version", "provider", "reason", ...}: what runs it, and why
     await model.close()
+    catalog = json.loads(await read_url("models.json"))       # any of the app's files (bytes), fetched the same way
 
 The same code runs in a web-python plugin (Pyodide in its worker), in the console's Python,
 wherever else PyJoy's Pyodide runs with its runtime, and in a native-python plugin on the
@@ -44,7 +45,7 @@ from urllib.parse import urljoin, urlsplit
 from pyjoy.rpc.ndarray import DTYPES as WIRE_DTYPES
 from pyjoy.rpc.ndarray import NDArray
 
-__all__ = ["load_model", "Model", "ModelError", "choose_providers", "parse_integrity", "integrity_of"]
+__all__ = ["load_model", "read_url", "Model", "ModelError", "choose_providers", "parse_integrity", "integrity_of"]
 
 #: The largest model file taken (an ONNX protobuf holds at most 2 GiB).
 MAX_MODEL_BYTES = 2**30
@@ -90,7 +91,7 @@ def integrity_of(data: bytes | memoryview) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
-def check_integrity(view: memoryview, integrity: str | None, what: str) -> bytes | None:
+def check_integrity(view: memoryview, integrity: str | None, what: str, where: str = "load") -> bytes | None:
     """The bytes' SHA-256 digest, which should be the one `integrity` names: raises if not
     (None: nothing to check, and no digest)."""
     if integrity is None:
@@ -98,7 +99,7 @@ def check_integrity(view: memoryview, integrity: str | None, what: str) -> bytes
     expected = parse_integrity(integrity)
     digest = hashlib.sha256(view).digest()
     if digest != expected:
-        raise ModelError(f"load: {what}'s bytes do not match its integrity: they hash to "
+        raise ModelError(f"{where}: {what}'s bytes do not match its integrity: they hash to "
                          f"sha256-{base64.b64encode(digest).decode()}, expected {integrity}; the file is corrupt "
                          "or not the one meant. Nothing was loaded.")
     return digest
@@ -223,18 +224,31 @@ def app_url() -> str | None:
     return os.environ.get(APP_URL) or None
 
 
-def resolve_url(url: str) -> str:
+def resolve_url(url: str, where: str = "load") -> str:
     """An absolute URL for `url`: relative ones are PyJoy's files, under the app's address."""
     if urlsplit(url).scheme in ("http", "https"):
         return url
     if urlsplit(url).scheme:
-        raise ModelError(f"load: {url[:200]!r} is not an http(s) URL; pass a URL, the model file's bytes, "
-                         "a pathlib.Path or attachment=NAME")
+        raise ModelError(f"{where}: {url[:200]!r} is not an http(s) URL")
     base = app_url()
     if base is None:
-        raise ModelError(f"load: the relative URL {url[:200]!r} needs the app's address, and this Python does not "
-                         f"know it ({APP_URL} is not set); pass an absolute URL or the model file's bytes")
+        raise ModelError(f"{where}: the relative URL {url[:200]!r} needs the app's address, and this Python does not "
+                         f"know it ({APP_URL} is not set); pass an absolute URL")
     return urljoin(base, url)
+
+
+async def read_url(url: str, integrity: str | None = None) -> bytes:
+    """The bytes at `url` (relative: one of the app's files, such as models.json or a
+    model's class names), fetched as load_model fetches a model (offline too, in the
+    browser), checked against `integrity` where given."""
+    if integrity is not None:
+        parse_integrity(integrity)
+    absolute = resolve_url(url, "read_url")
+    if in_browser():
+        from pyjoy.onnx.web import fetch_bytes
+    else:
+        from pyjoy.onnx.native import fetch_bytes  # type: ignore[assignment]
+    return await fetch_bytes(absolute, integrity, "read_url")  # the integrity checked on the way
 
 
 async def attachment_bytes(name: str) -> memoryview:

@@ -29,14 +29,21 @@ def onnxruntime() -> Any:
     return onnxruntime
 
 
-def fetch(url: str) -> bytes:
+def fetch(url: str, where: str) -> bytes:
     try:
         with urllib.request.urlopen(url, timeout=FETCH_SECONDS) as response:
             data = response.read(MAX_MODEL_BYTES + 1)
     except OSError as error:  # URLError, HTTPError, timeouts
-        raise ModelError(f"load: could not fetch the model {url}: {error}") from None
+        raise ModelError(f"{where}: could not fetch {url}: {error}") from None
     if len(data) > MAX_MODEL_BYTES:
-        raise ModelError(f"load: {url} has more than the {MAX_MODEL_BYTES} bytes pyjoy.onnx takes")
+        raise ModelError(f"{where}: {url} has more than the {MAX_MODEL_BYTES} bytes pyjoy.onnx takes")
+    return data
+
+
+async def fetch_bytes(url: str, integrity: str | None, where: str) -> bytes:
+    """The bytes at an absolute URL, on a thread, checked against `integrity` where given."""
+    data = await asyncio.to_thread(fetch, url, where)
+    check_integrity(memoryview(data), integrity, f"the file at {url}", where)
     return data
 
 
@@ -99,6 +106,5 @@ async def load(name: str, *, url: str | None, data: memoryview | None, integrity
         raise ModelError(f"load: provider should be \"auto\" or \"cpu\" with onnxruntime, not {provider!r}")
     onnxruntime()  # a missing onnxruntime is said before anything is fetched
     if url is not None:
-        data = memoryview(await asyncio.to_thread(fetch, url))
-        check_integrity(data, integrity, f"the model {name!r}")
+        data = memoryview(await fetch_bytes(url, integrity, "load"))
     return await asyncio.to_thread(session_for, name, data, provider, threads)

@@ -17,11 +17,17 @@ const RUNTIMES = new Map(); // "wasm" | "webgpu" -> the promise of {ort, threads
 
 const blobURL = (text) => URL.createObjectURL(new Blob([text], { type: "text/javascript" }));
 
-async function fetchBytes(url, integrity, what) {
+/** The bytes at `url` (an ArrayBuffer), checked against `integrity` where given. */
+export async function fetchBytes(url, integrity, what) {
   let response;
   try {
     response = await fetch(url, integrity ? { integrity } : {});
   } catch (error) {
+    // A failed integrity check is a network error like any other: fetched again without
+    // it, the file that is there says which it was.
+    if (integrity && (await fetch(url).then((again) => again.ok, () => false))) {
+      throw new Error(`could not load ${what} (${url}): its bytes do not match its integrity ${integrity}; the file is corrupt or not the one meant. Nothing was loaded.`);
+    }
     throw new Error(`could not load ${what} (${url}): ${error.message}`);
   }
   if (!response.ok) throw new Error(`could not load ${what} (${url}): ${response.status} ${response.statusText}`);

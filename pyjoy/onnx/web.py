@@ -44,6 +44,17 @@ def js_error(error: Exception) -> str:
     return message.split("Error: ", 1)[-1] if message.startswith(("Error: ", "TypeError: ")) else message
 
 
+async def fetch_bytes(url: str, integrity: str | None, where: str) -> bytes:
+    """The bytes at an absolute URL, with the sandbox's fetch (PyJoy's own files come from
+    the page, offline too), checked against `integrity` on the way (by the page, or SRI)."""
+    module = await web_js()
+    try:
+        data = await module.fetchBytes(url, integrity, "the file")
+    except Exception as error:
+        raise ModelError(f"{where}: {js_error(error)}") from None
+    return data.to_bytes()
+
+
 class WebSession:
     def __init__(self, name: str, module: Any, handle: Any) -> None:
         self.name = name
