@@ -1,11 +1,12 @@
 // The JavaScript half of pyjoy.onnx in the browser: onnxruntime-web driven for Python
 // (pyjoy/onnx/web.py imports this file's text as a blob: module, in whatever Pyodide runs
-// it: a web-python plugin's worker, a Python window's frame, the console's worker).
+// it: a web-python plugin's worker, the console's worker, a frame).
 //
-//   const session = await load({ appURL, model: { url, integrity } | { bytes }, provider, name });
+//   const session = await load({ appURL, model: { url, integrity } | { buffer }, provider, threads, name });
 //   session.inputs; session.outputs; session.info;     // described for Python
-//   const outputs = await run(session, inputs);        // [{name, type, dims, data}]
+//   const [described, ...data] = await run(session, inputsJSON, ...buffers);
 //   await close(session);
+//   const bytes = await fetchBytes(url, integrity, what);   // an ArrayBuffer
 //
 // onnxruntime-web's files are PyJoy's own (models.json says where, with their hashes): the
 // sandbox's fetch() gets them from the page, offline too. Arrays cross without a
@@ -13,7 +14,7 @@
 // getBuffer, no copy), which onnxruntime copies once into its own WASM heap; each output is
 // the one copy onnxruntime makes out of its heap, which Python copies into its own memory.
 
-const RUNTIMES = new Map(); // "wasm" | "webgpu" -> the promise of {ort, threads, simd, wasmFile, notes}
+const RUNTIMES = new Map(); // "wasm 2", "webgpu auto", ... -> the promise of {ort, threads, simd, wasmFile, notes, ...}
 
 const blobURL = (text) => URL.createObjectURL(new Blob([text], { type: "text/javascript" }));
 
@@ -183,7 +184,7 @@ export async function load({ appURL, model, provider = "auto", threads = null, n
   if (provider === "webgpu") {
     if (!gpu.adapter && !gpu.usable) throw new Error(`provider "webgpu" was asked for, but WebGPU is ${gpu.state}`);
     chosen = "webgpu";
-    why.push("WebGPU, as asked for");
+    why.push(`WebGPU, as asked for (${gpu.state})`);
   } else if (provider === "auto" && gpu.adapter) {
     chosen = "webgpu";
     why.push(`WebGPU: a hardware adapter is ${gpu.state}`);
