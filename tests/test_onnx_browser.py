@@ -57,9 +57,9 @@ class Tiny:
         except ModelError as error:
             return str(error)
 
-    async def load_refused(self, source=None, attachment=None, integrity=None):
+    async def load_refused(self, source=None, attachment=None, integrity=None, provider="auto"):
         try:
-            await load_model(source, attachment=attachment, integrity=integrity)
+            await load_model(source, attachment=attachment, integrity=integrity, provider=provider)
         except ModelError as error:
             return str(error)
         return "no error"
@@ -124,7 +124,8 @@ def browser_session(page: Page, name: str, tiny: bytes) -> dict:
       for (const inputs of bad) out.refused.push(await p.refused("tiny", arrays(inputs)));
       out.read = [await p.read("models.json"), await p.read(lite.url, lite.integrity), await p.read(lite.url, "sha256-" + btoa("x".repeat(32)))];
       out.loadRefused = [await p.load_refused(null, "nope"), await p.load_refused("vendor/models/none.onnx"),
-                         await p.load_refused(new Uint8Array(tiny).buffer, null, lite.integrity)];
+                         await p.load_refused(new Uint8Array(tiny).buffer, null, lite.integrity),
+                         await p.load_refused(new Uint8Array(tiny).buffer, null, null, "webgpu")];
       // The app's model by its relative URL, with its integrity, run on zeros.
       out.lite = await p.load("lite", lite.url, null, lite.integrity);
       const zeros = {dtype: "float32", shape: [1, 3, 224, 224], b64: btoa("\\0".repeat(4 * 3 * 224 * 224))};
@@ -174,7 +175,9 @@ def check_session(seen: dict, tiny: bytes) -> None:
     assert seen["loaded"]["inputs"][0]["shape"] == ["N", 3] and seen["loaded"]["inputs"][2]["dtype"] == "int64"
     assert seen["refused"] == cpython_errors(tiny)
     assert seen["refused"][0].startswith("run: input 'x' of model 'tiny' should be float32")
-    nope, missing, corrupt = seen["loadRefused"]
+    nope, missing, corrupt, webgpu = seen["loadRefused"]
+    # No GPU here (--disable-gpu): asked for, WebGPU is refused, saying why.
+    assert 'provider "webgpu" was asked for, but WebGPU is absent' in webgpu, webgpu
     assert "attachment 'nope' could not be read" in nope and "has no attachment nope" in nope, nope
     assert "could not load the model none.onnx" in missing and "vendor/models/none.onnx" in missing, missing
     assert "do not match its integrity" in corrupt, corrupt
