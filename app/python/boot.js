@@ -5,7 +5,7 @@
 //   const { pyodide, via, phases } = await bootPython({ config, fetch, importModule, importAsm, post });
 //
 // config: {indexURL, lockFileURL, packageBaseUrl, snapshotURL, snapshotBytes,
-// snapshotIntegrity, runtimeURL, runtimeIntegrity} with absolute URLs. post(message)
+// snapshotIntegrity, runtimeURL, runtimeIntegrity, appURL} with absolute URLs. post(message)
 // reports {type: "progress" | "notice" | "stdout" | "stderr"} to whoever shows them;
 // output is batched and bounded on the way (output.js).
 
@@ -103,6 +103,12 @@ export async function bootPython({ config, fetch: fetchAsset, importModule, impo
   // and anything imported later.
   const sitePackages = pyodide.runPython("import sysconfig; sysconfig.get_path('purelib')");
   pyodide.unpackArchive(await runtime, "zip", { extractDir: sitePackages });
+  // The app's address, for Python code that names PyJoy's files by relative URLs (pyjoy.onnx).
+  if (config.appURL) {
+    const globals = pyodide.toPy({ url: config.appURL });
+    pyodide.runPython("import os\nos.environ['PYJOY_APP_URL'] = url", { globals });
+    globals.destroy();
+  }
   mark("ready");
   const python = pyodide.runPython("import sys; '.'.join(map(str, sys.version_info[:3]))");
   return { pyodide, via, phases, python };

@@ -20,5 +20,6 @@ export function pythonConfig(build) {
     snapshotIntegrity: pyodide.snapshotIntegrity,
     runtimeURL: absolute(pyodide.runtimeURL),
     runtimeIntegrity: pyodide.runtimeIntegrity,
+    appURL: absolute("."), // Python's PYJOY_APP_URL: what relative URLs of PyJoy's files are relative to (pyjoy.onnx)
   };
 }

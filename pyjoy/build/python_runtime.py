@@ -1,6 +1,6 @@
 """The Python that runs in the browser's workers, packed as one zip for dist/.
 
-It holds `pyjoy` (the RPC and the plugin runtime, the same modules CPython tests run) and
+It holds `pyjoy` (the RPC, the plugin runtime and pyjoy.onnx, the same modules CPython tests run) and
 `imjoy`, the module ImJoy plugins import their `api` from. The worker unpacks it into
 site-packages; the snapshot step imports it before the snapshot is taken.
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 from pyjoy.build.fingerprint import digest_files
 
 # What of the pyjoy package runs in a worker: not the build, the server or the CLI.
-PACKAGES = ("pyjoy/rpc", "pyjoy/plugin")
-MODULES = ("pyjoy/__init__.py",)
+PACKAGES = ("pyjoy/rpc", "pyjoy/plugin", "pyjoy/onnx")
+MODULES = ("pyjoy/__init__.py", "pyjoy/onnx/web.js")  # web.js: pyjoy.onnx's JavaScript half, read by web.py
 IMJOY_SHIM = "pyjoy/plugin/imjoy_shim.py"  # becomes imjoy/__init__.py
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # equal inputs give equal bytes, so equal hashes
 

@@ -30,14 +30,18 @@ received while one runs, and runs never contend for the cores.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-#: The largest model file taken (an ONNX protobuf holds at most 2 GiB).
-MAX_MODEL_BYTES = 2**30
+# What this service shares with pyjoy.onnx (a plugin's own models): the provider choice,
+# integrity, the model's description and the checks of what is fed to it.
+from pyjoy.onnx import (MAX_MODEL_BYTES, ModelError, check_feed, check_integrity, choose_providers, integrity_of,
+                        parse_integrity)
+from pyjoy.onnx import model_bytes as plain_model_bytes
+from pyjoy.onnx.native import NativeSession, session_for
+
+__all__ = ["ModelService", "ModelError", "choose_providers", "parse_integrity", "integrity_of", "SOURCE", "INSTALL"]
+
 #: Models loaded at once in one service.
 MAX_MODELS = 8
 #: Inputs in one run_batch call.
@@ -45,13 +49,7 @@ MAX_BATCH = 1024
 #: Calls waiting for the worker thread: past this a call fails at once rather than holding
 #: its arrays in memory behind the others.
 MAX_WAITING = 64
-CUDA = "CUDAExecutionProvider"
-CPU = "CPUExecutionProvider"
 INSTALL = "install the engine extra (pip install 'pyjoy[engine]'); for CUDA, onnxruntime-gpu instead of onnxruntime"
-# onnxruntime's tensor element types, as the RPC's dtypes (PROTOCOL.md, Values) name them.
-DTYPES = {"float": "float32", "double": "float64", "bool": "bool", "int8": "int8", "uint8": "uint8",
-          "int16": "int16", "uint16": "uint16", "int32": "int32", "uint32": "uint32", "int64": "int64",
-          "uint64": "uint64"}
 
 #: The built-in plugin the engine starts for `models()`: the engine's own Python, no requirements.
 SOURCE = """<config lang="json">
@@ -65,75 +63,25 @@ api.export(ModelService())
 """
 
 
-class ModelError(Exception):
-    """What the model service refuses or could not do: the message says what and why."""
-
-
-def choose_providers(available: list[str]) -> tuple[list[str], str]:
-    """The providers a session is asked for, best first, and why."""
-    if CUDA in available:
-        return [CUDA, CPU], "this onnxruntime has the CUDA provider: used where a GPU answers, else the CPU"
-    return [CPU], "this onnxruntime has no CUDA provider (the onnxruntime-gpu package has it): the CPU"
-
-
-def parse_integrity(integrity: Any) -> bytes:
-    """The SHA-256 digest an SRI string `sha256-BASE64` names."""
-    if isinstance(integrity, str) and integrity.startswith("sha256-"):
-        try:
-            digest = base64.b64decode(integrity[len("sha256-"):], validate=True)
-        except ValueError:
-            digest = b""
-        if len(digest) == 32:
-            return digest
-    raise ModelError(f"integrity should be 'sha256-' and the base64 of the model file's SHA-256 (as SRI and the app's "
-                     f"models.json write it), not {str(integrity)[:80]!r}")
-
-
-def integrity_of(data: bytes | memoryview) -> str:
-    return "sha256-" + base64.b64encode(hashlib.sha256(data).digest()).decode()
-
-
 def model_bytes(data: Any) -> memoryview:
     """The model file's bytes from what the page sent (ArrayBuffer, Uint8Array, bytes)."""
     if isinstance(data, str):
         raise ModelError("load: send the model file's bytes (an ArrayBuffer or Uint8Array), not a string: the "
                          "service opens no paths and fetches no URLs")
-    np = sys.modules.get("numpy")
-    if np is not None and isinstance(data, np.ndarray):
-        if data.dtype != np.uint8 or data.ndim != 1:
-            raise ModelError(f"load: the model file's bytes should be a Uint8Array, not {data.dtype} of shape "
-                             f"{list(data.shape)}")
-        return memoryview(np.ascontiguousarray(data)).cast("B")
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        view = memoryview(data)
-        return view if view.format == "B" and view.ndim == 1 else view.cast("B")
-    raise ModelError(f"load: the model file's bytes should be an ArrayBuffer or Uint8Array, not {type(data).__name__}")
-
-
-def _dtype(onnx_type: str) -> str | None:
-    """'tensor(float)' -> 'float32'; None for a type the RPC cannot carry (float16, strings)."""
-    if onnx_type.startswith("tensor(") and onnx_type.endswith(")"):
-        return DTYPES.get(onnx_type[len("tensor("):-1])
-    return None
-
-
-def _describe(node: Any) -> dict[str, Any]:
-    """A model input or output: name, shape (a string or null for a free dimension), type, dtype."""
-    shape = [dim if isinstance(dim, int) else (dim or None) for dim in (node.shape or [])]
-    return {"name": node.name, "shape": shape, "type": node.type, "dtype": _dtype(node.type)}
+    return plain_model_bytes(data)
 
 
 class Model:
-    def __init__(self, model_id: str, name: str, integrity: str, size: int, session: Any, reason: str) -> None:
+    def __init__(self, model_id: str, integrity: str, size: int, native: NativeSession) -> None:
         self.id = model_id
-        self.name = name
+        self.name = native.name
         self.integrity = integrity
         self.size = size
-        self.session = session
-        self.inputs = [_describe(node) for node in session.get_inputs()]
-        self.outputs = [_describe(node) for node in session.get_outputs()]
-        self.provider = session.get_providers()[0]
-        self.reason = reason
+        self.native = native
+        self.inputs = native.inputs
+        self.outputs = native.outputs
+        self.provider = native.info["provider"]
+        self.reason = native.info["reason"]
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "integrity": self.integrity, "bytes": self.size,
@@ -141,42 +89,10 @@ class Model:
 
     def feed(self, inputs: Any, where: str) -> dict[str, Any]:
         """The session's feed from what the page sent, each array checked against the model."""
-        import numpy as np
-
-        names = [node["name"] for node in self.inputs]
-        if isinstance(inputs, np.ndarray):
-            if len(names) != 1:
-                raise ModelError(f"{where}: model {self.name!r} has {len(names)} inputs ({', '.join(names)}); "
-                                 "send an object of arrays by input name")
-            inputs = {names[0]: inputs}
-        if not isinstance(inputs, dict):
-            raise ModelError(f"{where}: expected an n-d array or an object of arrays by input name, "
-                             f"not {type(inputs).__name__}")
-        missing = [name for name in names if name not in inputs]
-        unknown = [str(name) for name in inputs if name not in names]
-        if missing or unknown:
-            raise ModelError(f"{where}: model {self.name!r} takes the inputs {', '.join(names)}"
-                             + (f"; missing: {', '.join(missing)}" if missing else "")
-                             + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
-        feed = {}
-        for node in self.inputs:
-            array = inputs[node["name"]]
-            label = f"{where}: input {node['name']!r} of model {self.name!r}"
-            if not isinstance(array, np.ndarray):
-                raise ModelError(f"{label} should be an n-d array, not {type(array).__name__}")
-            if array.dtype.name != node["dtype"]:
-                raise ModelError(f"{label} should be {node['dtype'] or node['type']} (the model's {node['type']}), "
-                                 f"not {array.dtype.name}")
-            shape = node["shape"]
-            if array.ndim != len(shape) or any(isinstance(want, int) and want != got
-                                               for want, got in zip(shape, array.shape)):
-                raise ModelError(f"{label} should have the shape {shape} (a string or null: any size), "
-                                 f"not {list(array.shape)}")
-            feed[node["name"]] = array
-        return feed
+        return check_feed(self.name, self.inputs, inputs, where)
 
     def run(self, feed: dict[str, Any]) -> dict[str, Any]:
-        return dict(zip((node["name"] for node in self.outputs), self.session.run(None, feed)))
+        return dict(zip((node["name"] for node in self.outputs), self.native.session.run(None, feed)))
 
 
 class ModelService:
@@ -221,16 +137,12 @@ class ModelService:
         The same bytes loaded again answer the model already loaded."""
         if name is not None and not isinstance(name, str):
             raise ModelError(f"load: name should be a string, not {type(name).__name__}")
-        expected = parse_integrity(integrity)
+        parse_integrity(integrity)  # a malformed one is refused before the bytes are looked at
         view = model_bytes(data)
         if len(view) > MAX_MODEL_BYTES:
             raise ModelError(f"load: the model file has {len(view)} bytes, more than the {MAX_MODEL_BYTES} "
                              "this service takes")
-        digest = hashlib.sha256(view).digest()
-        if digest != expected:
-            raise ModelError(f"load: the model file's bytes do not match its integrity: they hash to "
-                             f"sha256-{base64.b64encode(digest).decode()}, expected {integrity}; the file is corrupt "
-                             "or not the one meant. Nothing was loaded.")
+        digest = check_integrity(view, integrity, "the model file")
         model_id = "m" + digest.hex()[:16]
         if model_id in self._models:
             return self._models[model_id].summary()
@@ -241,19 +153,9 @@ class ModelService:
         self._models[model_id] = model
         return model.summary()
 
-    def _session(self, data: bytes, model_id: str, name: str, integrity: str) -> Model:
-        ort = self._onnxruntime()
-        providers, reason = choose_providers(ort.get_available_providers())
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only: its warnings would flood the page's log
-        try:
-            session = ort.InferenceSession(data, options, providers=providers)
-        except Exception as error:  # onnxruntime's own types (InvalidProtobuf, Fail, ...) carry the reason
-            detail = str(error).strip().splitlines()[0][:500] if str(error).strip() else type(error).__name__
-            raise ModelError(f"load: onnxruntime {ort.__version__} cannot load model {name!r}: {detail}") from None
-        if providers[0] == CUDA and session.get_providers()[0] != CUDA:
-            reason = "this onnxruntime has the CUDA provider, but it did not start here (no GPU, or no CUDA libraries): the CPU"
-        return Model(model_id, name, integrity, len(data), session, reason)
+    @staticmethod
+    def _session(data: bytes, model_id: str, name: str, integrity: str) -> Model:
+        return Model(model_id, integrity, len(data), session_for(name, data, "auto"))
 
     def _model(self, model_id: Any, where: str) -> Model:
         model = self._models.get(model_id) if isinstance(model_id, str) else None

@@ -490,6 +490,8 @@ def run(host: str, port: int, workdir: Path, app_url: str, extra_origins: list[s
         print(f"pyjoy engine: --grace should be 0 to 86400 seconds, not {grace:g}", file=sys.stderr)
         return 2
     engine = Engine(workdir, token, allowed_origins(app_url, extra_origins), grace)
+    # Plugin processes inherit it: relative URLs of the app's files resolve against it (pyjoy.onnx).
+    os.environ.setdefault("PYJOY_APP_URL", app_url)
     url = f"ws://{f'[{host}]' if ':' in host else host}:{port}/?token={token}"
 
     def ready() -> None:
