@@ -18,11 +18,18 @@ export class PluginFormatError extends Error {
   }
 }
 
-export const PLUGIN_TYPES = ["web-python", "web-worker", "window", "iframe", "native-python"];
+export const PLUGIN_TYPES = ["web-python", "web-worker", "window", "iframe", "native-python", "web-python-window"];
 
-// The language a type's <script> must be written in.
+// The language a type's <script> is written in when it does not say. A window or iframe
+// plugin may be written in Python instead (<script lang="python">): its frame runs it with
+// PyScript, as ImJoy's web-python-window (sandbox/python-window.js).
 export function languageOf(type) {
-  return type === "web-python" || type === "native-python" ? "python" : "javascript";
+  return type === "web-python" || type === "native-python" || type === "web-python-window" ? "python" : "javascript";
+}
+
+/** Whether a plugin of this type may be written in Python though its default is JavaScript. */
+export function mayBePython(type) {
+  return type === "window" || type === "iframe";
 }
 
 // Fields that may hold one value per tag, e.g. "requirements": {"CPU": [...], "GPU": [...]}

@@ -20,5 +20,6 @@ export function pythonConfig(build) {
     snapshotIntegrity: pyodide.snapshotIntegrity,
     runtimeURL: absolute(pyodide.runtimeURL),
     runtimeIntegrity: pyodide.runtimeIntegrity,
+    version: pyodide.version,
   };
 }
