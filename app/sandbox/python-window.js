@@ -83,6 +83,7 @@ export async function startPythonWindow({ rpcPort, fetchAsset, post, python, jav
     pyodide.registerJsModule("_pyjoy_window", {
       rpc: rpcPort,
       javascript,
+      boot: { python, via, phases }, // via: "snapshot", or "cold" where it could not be restored
       failed: (traceback) => post({ type: STATUS.failed, error: { type: "PythonError", message: "PyScript could not start the plugin's kernel", traceback } }),
       ready: () => post({ type: STATUS.ready, python, via, phases: { ...phases, pyscript: Math.round(performance.now() - started) } }),
     });
