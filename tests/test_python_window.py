@@ -104,8 +104,30 @@ def test_a_python_exception_at_load_shows_with_its_traceback(app: Page) -> None:
     assert "line 9, in <module>" in result["traceback"] and "line 7, in helper" in result["traceback"]
 
 
-def test_a_python_window_runs_offline(profile_context) -> None:
-    pass
+def test_a_python_window_runs_offline(profile_context, base_url: str) -> None:
+    # After one visit (the service worker holds the build, PyScript with it), reloaded offline.
+    page = open_offline(profile_context, base_url)
+    assert load(page, source("echo_python.imjoy.html")) == {"ok": True}
+    assert load(page, source("python_window.imjoy.html")) == {"ok": True}
+    frame = page.frame_locator(".plugin-window iframe")
+    frame.locator("button#ask").click()
+    expect(frame.locator("#answer")).to_have_text("Echo Python says 41")
+    assert page.evaluate("pyjoy.getPlugin('Python Window').then(p => p.runtime())")["via"] == "snapshot"
+
+
+def test_the_python_window_template_runs_as_written(app: Page, browser, modules_url: str) -> None:
+    # The editor's own template (tests/test_editor.py runs every template the same way too).
+    blank = browser.new_page()
+    blank.goto(modules_url + "blank.html")
+    template = blank.evaluate("import('./modules/workbench/editor.js').then((m) => m.TEMPLATES['python-window'])")
+    blank.close()
+    app.evaluate("(text) => pyjoy.loadPlugin(text).then((p) => p.run({}))", template)
+    expect(app.locator(".toast", has_text="Hello from a Python window: the squares of 1..5 add up to 55")).to_have_count(1)
+    frame = app.frame_locator(".plugin-window iframe")
+    expect(frame.locator("#squares li")).to_have_count(5)
+    frame.locator("button#more").click()
+    expect(frame.locator("#squares li")).to_have_count(6)
+    expect(frame.locator("#squares li").last).to_have_text("6 squared is 36")
 
 
 def test_a_python_window_cannot_reach_the_pages_storage_or_document(app: Page) -> None:
