@@ -304,7 +304,7 @@ MALFORMED = [
     ("bad_yaml.imjoy.html", "config", 9,
      "config (line 9): invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]"),
     ("bad_type.imjoy.html", "config", 4,
-     'config (line 4): unknown plugin type "web-pyhton"; expected one of web-python, web-worker, window, iframe, native-python'),
+     'config (line 4): unknown plugin type "web-pyhton"; expected one of web-python, web-worker, window, iframe, native-python, web-python-window'),
     ("bad_no_name.imjoy.html", "config", 5, 'config (line 5): missing "name"; every plugin needs one'),
     ("bad_no_script.imjoy.html", "script", 1,
      'script (line 1): no <script> block; an ImJoy plugin needs a <script lang="javascript">'),
@@ -349,7 +349,7 @@ def test_malformed_file(parse, name: str, block: str, line: int, message: str) -
     ('<config lang="json">\n["name", "x"]\n</config>', 1, "expected a mapping of fields (name, type, ...), got a list"),
     ('<config lang="yaml">\nname: a/b\ntype: window\n</config>', 2, 'plugin name "a/b" contains "/"; expected a name without "/"'),
     ('<config lang="yaml">\nname: x\n</config>', 1,
-     'missing "type"; expected one of web-python, web-worker, window, iframe, native-python'),
+     'missing "type"; expected one of web-python, web-worker, window, iframe, native-python, web-python-window'),
     ('<config lang="yaml">\nname: x\ntype: web-worker\nrequirements:\n  - numpy\n</config>', 5,
      'requirement "numpy" is not valid for a web-worker plugin; expected a script URL (https://...), '
      'or "js:", "mjs:", "cache:" followed by a URL'),
