@@ -282,6 +282,31 @@ def test_a_web_python_plugin_keeps_its_javascript_blocks_in_file_order(parse) ->
     assert error["message"].startswith('script (line 3): a web-worker plugin runs javascript, but this <script> is lang="python"'), error
 
 
+def test_a_window_plugin_written_in_python_is_a_python_window(parse) -> None:
+    # A window or iframe whose <script> is lang="python" runs Python in its frame (PyScript,
+    # sandbox/python-window.js), with JavaScript blocks beside it as a web-python plugin may.
+    text = (
+        '<config lang="json">{"name": "PyWin", "type": "window"}</config>\n'
+        '<window><p>hi</p></window>\n'
+        '<script lang="javascript">self.x = 1</script>\n'
+        '<script lang="python">api.export({})</script>\n'
+    )
+    plugin = parse(text)["plugin"]
+    assert plugin["config"]["lang"] == "python"
+    assert [(s["lang"], s["line"]) for s in plugin["scripts"]] == [("javascript", 3), ("python", 4)]
+    # A window without a Python block stays a JavaScript window.
+    assert parse(text.replace('<script lang="python">api.export({})</script>\n', ""))["plugin"]["config"]["lang"] == "javascript"
+    # ImJoy's web-python-window: Python by default, its script needs no lang.
+    imjoy = parse('<config lang="json">{"name": "W", "type": "web-python-window"}</config>\n<script>api.export({})</script>\n')["plugin"]
+    assert (imjoy["config"]["type"], imjoy["config"]["lang"], imjoy["script"]["lang"]) == ("web-python-window", "python", "python")
+    # A plain .py file may be a window too.
+    py = parse("# ---\n# name: P\n# type: window\n# ---\napi.export({})\n", filename="p.py")["plugin"]
+    assert (py["config"]["type"], py["config"]["lang"]) == ("window", "python")
+    # A native-python plugin still runs no JavaScript block.
+    error = parse('<config lang="json">{"name": "N", "type": "native-python"}</config>\n<script lang="javascript">1</script>\n')["error"]
+    assert "a native-python plugin runs python" in error["message"], error
+
+
 def test_an_attachment_named_proto_is_a_key_not_a_prototype(format_page: Page) -> None:
     names = format_page.evaluate("""async () => {
       const { parsePlugin } = await import('./modules/plugins/format.js');
