@@ -43,6 +43,8 @@ def test_a_python_window_builds_its_dom_reads_a_click_and_calls_a_web_python_plu
     frame = app.frame_locator(".plugin-window iframe")
     expect(frame.locator("h2")).to_have_text("Python Window")  # its <window> block
     expect(frame.locator("#app")).to_contain_text("drawn by Python")  # pyscript.display
+    expect(frame.locator("body > :last-child")).to_have_text("shown after the window's HTML")  # display() without a target
+    expect(app.locator("#message-log li", has_text="Python Window: printed by the Python window")).to_have_count(1)
     frame.locator("button#ask").click()  # a button Python made (pyscript.web), a real click
     expect(frame.locator("#answer")).to_have_text("Echo Python says 41")  # Echo Python's add(1, 40)
     assert app.evaluate("pyjoy.getPlugin('Python Window').then(p => p.clicks())") == 1

@@ -51,8 +51,18 @@ async function importText(text) {
  * Boots Python with PyScript in this frame and serves the page over rpcPort.
  * javascript: the loaders the kernel uses here ({loadRequirement, runScript, loadWindow, page}).
  */
-export async function startPythonWindow({ rpcPort, fetchAsset, post, python, javascript }) {
+export async function startPythonWindow({ rpcPort, fetchAsset, post, python, javascript: loaders }) {
   const { config, pyscript } = python;
+  // display() without a target writes into the element PyScript made for the bootstrap
+  // script, at the end of <body> when it ran: after the plugin's HTML goes in, it goes last again.
+  const javascript = {
+    ...loaders,
+    async loadWindow(html, styles) {
+      const output = [...document.body.children].filter((element) => element.localName === "script-py");
+      await loaders.loadWindow(html, styles);
+      document.body.append(...output);
+    },
+  };
   const started = performance.now();
   const importModule = async (url) => importText(await (await fetchAsset(url)).text());
   const fail = (error) => post({ type: STATUS.failed, error: describeError(error) });
