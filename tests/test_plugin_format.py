@@ -302,6 +302,11 @@ def test_a_window_plugin_written_in_python_is_a_python_window(parse) -> None:
     # A plain .py file may be a window too.
     py = parse("# ---\n# name: P\n# type: window\n# ---\napi.export({})\n", filename="p.py")["plugin"]
     assert (py["config"]["type"], py["config"]["lang"]) == ("window", "python")
+    # Its requirements are a Python plugin's: packages too; a JavaScript window's are not.
+    with_numpy = text.replace('"type": "window"}', '"type": "window", "requirements": ["numpy", "css:https://example.org/a.css"]}')
+    assert parse(with_numpy)["plugin"]["config"]["requirements"] == ["numpy", "css:https://example.org/a.css"]
+    error = parse(with_numpy.replace('<script lang="python">api.export({})</script>\n', ""))["error"]
+    assert error["message"].startswith('config (line 1): requirement "numpy" is not valid for a window plugin'), error
     # A native-python plugin still runs no JavaScript block.
     error = parse('<config lang="json">{"name": "N", "type": "native-python"}</config>\n<script lang="javascript">1</script>\n')["error"]
     assert "a native-python plugin runs python" in error["message"], error

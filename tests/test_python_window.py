@@ -81,7 +81,7 @@ def test_a_web_python_window_plugin_in_imjoys_format_runs(app: Page) -> None:
     frame = app.frame_locator(".plugin-window iframe")
     expect(frame.locator("#output")).to_have_text("waiting")
     assert app.evaluate("pyjoy.getPlugin('Web Python Window').then(p => p.run({config: {greeting: 'hi'}, data: {}}))") == "done"
-    expect(frame.locator("#output")).to_have_text("ran with hi")
+    expect(frame.locator("#output")).to_have_text("ran with hi and micropip")
     expect(app.locator("#message-log li", has_text="Web Python Window: initialized")).to_have_count(1)
 
 

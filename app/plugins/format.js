@@ -171,7 +171,9 @@ function parseImJoy(text, tag) {
   }
   const lines = configBlock.body.split("\n");
   const where = locator(lines, configBlock.line, configBlock.tagLine);
-  const config = normalizeConfig(parseConfigBlock(configBlock), where, { tag });
+  // Whether it has a Python script (a window's requirements depend on its language).
+  const python = blocks.some((b) => b.type === "script" && LANGUAGES[b.attrs.lang?.toLowerCase()] === "python");
+  const config = normalizeConfig(parseConfigBlock(configBlock), where, { tag, python });
 
   // Untagged blocks, and blocks tagged with the loaded tag (ImJoy does this for <script>;
   // PyJoy does it for every block).
@@ -346,7 +348,7 @@ function parsePlain(text, format, tag) {
   const raw = yamlText.trim() ? parseYamlAt(yamlText, open + 2) : {};
   const where = locator(yamlLines, open + 2, open + 1);
   const lang = format === "py" ? "python" : "javascript";
-  const config = normalizeConfig(raw, where, { tag, defaultType: format === "py" ? "web-python" : "web-worker" });
+  const config = normalizeConfig(raw, where, { tag, defaultType: format === "py" ? "web-python" : "web-worker", python: format === "py" });
   if (languageOf(config.type) !== lang && !(lang === "python" && mayBePython(config.type))) {
     throw new PluginFormatError("config", where.lineOf("type"), `a .${format} file holds ${lang}, but a ${config.type} plugin runs `
       + `${languageOf(config.type)}; expected a type that runs ${lang}`);

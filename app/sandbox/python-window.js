@@ -111,8 +111,8 @@ export const loadPyodide = boot;`;
 
   // PyScript reads its configuration when its module is imported, so the script goes in first.
   // packages_cache "never": PyScript keeps no package cache (the kernel installs packages).
-  // PyScript's plugins for its own custom elements (editor, terminal, pygame) are left out:
-  // they resolve URLs against the frame's location, which about:srcdoc cannot be a base of.
+  // PyScript's plugins for its own elements (<py-editor>, <py-terminal>, pygame) are not
+  // part of a plugin's window: left out, they cost nothing at boot.
   const script = document.createElement("script");
   script.type = "py";
   const plugins = ["!py-editor", "!py-terminal", "!py-game", "!codemirror", "!donkey"];
