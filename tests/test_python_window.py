@@ -142,3 +142,26 @@ def test_a_python_window_cannot_reach_the_pages_storage_or_document(app: Page) -
     assert app.locator(".plugin-window iframe").get_attribute("sandbox") == "allow-scripts allow-modals"
     # The page and its workspace are untouched, and Python answers.
     assert app.evaluate("pyjoy.runPython('1+1')") == 2
+
+
+def test_a_python_window_opens_with_create_window_as_imjoy_windows_do(app: Page) -> None:
+    # api.createWindow({src}) with a Python window plugin's source: an instance in a window,
+    # its exported functions on the handle.
+    greeting = app.evaluate(
+        """async (text) => {
+             const win = await pyjoy.api.createWindow({ src: text, name: "Made Window" });
+             return await win.greet("Bo");
+           }""",
+        source("python_window.imjoy.html"),
+    )
+    assert greeting == "Hello Bo, from Python Window"
+    expect(app.frame_locator(".plugin-window iframe").locator("button#ask")).to_have_count(1)
+
+
+def test_a_python_window_whose_pyscript_cannot_be_fetched_fails_naming_it(app: Page) -> None:
+    app.route("**/vendor/pyscript-*/core.js", lambda route: route.fulfill(status=404, body="gone"))
+    result = load(app, source("python_window.imjoy.html"))
+    assert result["name"] == "PluginError", result
+    assert "PyScript could not be loaded" in result["error"] and "vendor/pyscript-0.7.31/core.js answered 404" in result["error"], result
+    # The page goes on: a web-python plugin still loads.
+    assert load(app, source("echo_python.imjoy.html")) == {"ok": True}

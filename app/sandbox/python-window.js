@@ -38,6 +38,13 @@ except BaseException:
 _pyjoy_window.ready()
 `;
 
+// A module of ours, fetched over the asset port (a sandbox cannot import our URLs itself).
+async function importAsset(fetchAsset, url) {
+  const response = await fetchAsset(url);
+  if (!response.ok) throw new Error(`${url} answered ${response.status} ${response.statusText}`);
+  return importText(await response.text());
+}
+
 async function importText(text) {
   const url = URL.createObjectURL(new Blob([text], { type: "text/javascript" }));
   try {
@@ -64,7 +71,7 @@ export async function startPythonWindow({ rpcPort, fetchAsset, post, python, jav
     },
   };
   const started = performance.now();
-  const importModule = async (url) => importText(await (await fetchAsset(url)).text());
+  const importModule = (url) => importAsset(fetchAsset, url);
   const fail = (error) => post({ type: STATUS.failed, error: describeError(error) });
 
   // PyScript opens an IndexedDB package cache as it boots; an opaque origin has no
@@ -126,9 +133,9 @@ export const loadPyodide = boot;`;
   document.head.append(script);
 
   try {
-    await importText(await (await fetchAsset(pyscript)).text());
+    await importAsset(fetchAsset, pyscript);
   } catch (error) {
     restoreIndexedDB();
-    fail(error);
+    fail(new Error(`PyScript could not be loaded: ${error.message}`));
   }
 }
