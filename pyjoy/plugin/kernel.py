@@ -242,7 +242,8 @@ async def _passive_setup() -> None:
 
 def serve(scope: Any, javascript: Any = None) -> Any:
     """Connects this worker to the page over scope (the worker's global scope, or a port);
-    javascript: a plugin sandbox's loaders, {loadRequirement, runScript}."""
+    javascript: a plugin sandbox's loaders, {loadRequirement, runScript}, and in a Python
+    window's frame also {page: true, loadWindow(html, styles)}."""
     from pyjoy.rpc import Session
     from pyjoy.rpc.pyodide_transport import PyodideTransport
 
