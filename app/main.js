@@ -103,7 +103,7 @@ async function openSharedPlugin(workbench, dialogs, spec) {
       },
     });
     await workbench.run(installed.id);
-    if (type === "window") showView("windows");
+    if (type === "window" || type === "web-python-window") showView("windows");
     status.show(`${installed.name} is running`);
   } catch (error) {
     if (error === declined) return;

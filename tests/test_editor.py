@@ -211,7 +211,7 @@ def test_show_error_marks_its_line_until_the_text_changes(blank: Page) -> None:
 
 def test_each_template_is_a_working_plugin_file(blank: Page) -> None:
     plugins = templates(blank)
-    assert sorted(plugins) == ["web-python", "web-worker", "window"]
+    assert sorted(plugins) == ["python-window", "web-python", "web-worker", "window"]
     for kind, text in plugins.items():
         parsed = blank.evaluate(
             """async (text) => {
@@ -222,15 +222,17 @@ def test_each_template_is_a_working_plugin_file(blank: Page) -> None:
             text,
         )
         config = parsed["config"]
-        assert config["type"] == kind
+        assert config["type"] == ("window" if kind == "python-window" else kind)
         for field in ("name", "version", "api_version", "description", "tags"):
             assert field in config, (kind, field)
-        assert parsed["lang"] == ("python" if kind == "web-python" else "javascript")
+        assert parsed["lang"] == ("python" if kind in ("web-python", "python-window") else "javascript")
         assert parsed["docs"]
         assert "def setup" in text or "setup()" in text
         assert "run(" in text and ("showMessage" in text) and ("api.log" in text)
         if kind == "window":
             assert "<canvas" in parsed["window"] and "<style>" in text
+        if kind == "python-window":  # PyScript builds its page
+            assert "<button" in parsed["window"] and "from pyscript import web, when" in text
 
 
 # --- errorLine ---------------------------------------------------------------------------
@@ -372,6 +374,7 @@ BREAKS = {
     "web-python": ("        total = sum(n * n for n in numbers)\n", "        total = sum(numbers) / undefined_name\n", "undefined_name"),
     "web-worker": ("    const ms = ", "    undefinedFunction(primes);\n    const ms = ", "undefinedFunction"),
     "window": ("    draw();\n", "    draw(undefinedCanvas.width);\n", "undefinedCanvas"),
+    "python-window": ("        total = sum(k * k for k in range(1, 6))\n", "        total = sum(range(1, 6)) / undefined_name\n", "undefined_name"),
 }
 
 

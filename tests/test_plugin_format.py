@@ -282,6 +282,36 @@ def test_a_web_python_plugin_keeps_its_javascript_blocks_in_file_order(parse) ->
     assert error["message"].startswith('script (line 3): a web-worker plugin runs javascript, but this <script> is lang="python"'), error
 
 
+def test_a_window_plugin_written_in_python_is_a_python_window(parse) -> None:
+    # A window or iframe whose <script> is lang="python" runs Python in its frame (PyScript,
+    # sandbox/python-window.js), with JavaScript blocks beside it as a web-python plugin may.
+    text = (
+        '<config lang="json">{"name": "PyWin", "type": "window"}</config>\n'
+        '<window><p>hi</p></window>\n'
+        '<script lang="javascript">self.x = 1</script>\n'
+        '<script lang="python">api.export({})</script>\n'
+    )
+    plugin = parse(text)["plugin"]
+    assert plugin["config"]["lang"] == "python"
+    assert [(s["lang"], s["line"]) for s in plugin["scripts"]] == [("javascript", 3), ("python", 4)]
+    # A window without a Python block stays a JavaScript window.
+    assert parse(text.replace('<script lang="python">api.export({})</script>\n', ""))["plugin"]["config"]["lang"] == "javascript"
+    # ImJoy's web-python-window: Python by default, its script needs no lang.
+    imjoy = parse('<config lang="json">{"name": "W", "type": "web-python-window"}</config>\n<script>api.export({})</script>\n')["plugin"]
+    assert (imjoy["config"]["type"], imjoy["config"]["lang"], imjoy["script"]["lang"]) == ("web-python-window", "python", "python")
+    # A plain .py file may be a window too.
+    py = parse("# ---\n# name: P\n# type: window\n# ---\napi.export({})\n", filename="p.py")["plugin"]
+    assert (py["config"]["type"], py["config"]["lang"]) == ("window", "python")
+    # Its requirements are a Python plugin's: packages too; a JavaScript window's are not.
+    with_numpy = text.replace('"type": "window"}', '"type": "window", "requirements": ["numpy", "css:https://example.org/a.css"]}')
+    assert parse(with_numpy)["plugin"]["config"]["requirements"] == ["numpy", "css:https://example.org/a.css"]
+    error = parse(with_numpy.replace('<script lang="python">api.export({})</script>\n', ""))["error"]
+    assert error["message"].startswith('config (line 1): requirement "numpy" is not valid for a window plugin'), error
+    # A native-python plugin still runs no JavaScript block.
+    error = parse('<config lang="json">{"name": "N", "type": "native-python"}</config>\n<script lang="javascript">1</script>\n')["error"]
+    assert "a native-python plugin runs python" in error["message"], error
+
+
 def test_an_attachment_named_proto_is_a_key_not_a_prototype(format_page: Page) -> None:
     names = format_page.evaluate("""async () => {
       const { parsePlugin } = await import('./modules/plugins/format.js');
@@ -304,7 +334,7 @@ MALFORMED = [
     ("bad_yaml.imjoy.html", "config", 9,
      "config (line 9): invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]"),
     ("bad_type.imjoy.html", "config", 4,
-     'config (line 4): unknown plugin type "web-pyhton"; expected one of web-python, web-worker, window, iframe, native-python'),
+     'config (line 4): unknown plugin type "web-pyhton"; expected one of web-python, web-worker, window, iframe, native-python, web-python-window'),
     ("bad_no_name.imjoy.html", "config", 5, 'config (line 5): missing "name"; every plugin needs one'),
     ("bad_no_script.imjoy.html", "script", 1,
      'script (line 1): no <script> block; an ImJoy plugin needs a <script lang="javascript">'),
@@ -349,7 +379,7 @@ def test_malformed_file(parse, name: str, block: str, line: int, message: str) -
     ('<config lang="json">\n["name", "x"]\n</config>', 1, "expected a mapping of fields (name, type, ...), got a list"),
     ('<config lang="yaml">\nname: a/b\ntype: window\n</config>', 2, 'plugin name "a/b" contains "/"; expected a name without "/"'),
     ('<config lang="yaml">\nname: x\n</config>', 1,
-     'missing "type"; expected one of web-python, web-worker, window, iframe, native-python'),
+     'missing "type"; expected one of web-python, web-worker, window, iframe, native-python, web-python-window'),
     ('<config lang="yaml">\nname: x\ntype: web-worker\nrequirements:\n  - numpy\n</config>', 5,
      'requirement "numpy" is not valid for a web-worker plugin; expected a script URL (https://...), '
      'or "js:", "mjs:", "cache:" followed by a URL'),

@@ -18,11 +18,18 @@ export class PluginFormatError extends Error {
   }
 }
 
-export const PLUGIN_TYPES = ["web-python", "web-worker", "window", "iframe", "native-python"];
+export const PLUGIN_TYPES = ["web-python", "web-worker", "window", "iframe", "native-python", "web-python-window"];
 
-// The language a type's <script> must be written in.
+// The language a type's <script> is written in when it does not say. A window or iframe
+// plugin may be written in Python instead (<script lang="python">): its frame runs it with
+// PyScript, as ImJoy's web-python-window (sandbox/python-window.js).
 export function languageOf(type) {
-  return type === "web-python" || type === "native-python" ? "python" : "javascript";
+  return type === "web-python" || type === "native-python" || type === "web-python-window" ? "python" : "javascript";
+}
+
+/** Whether a plugin of this type may be written in Python though its default is JavaScript. */
+export function mayBePython(type) {
+  return type === "window" || type === "iframe";
 }
 
 // Fields that may hold one value per tag, e.g. "requirements": {"CPU": [...], "GPU": [...]}
@@ -108,7 +115,7 @@ function versionAtMost(version, max) {
  * options.tag: the tag to load (default: the first of config.tags, as ImJoy does).
  * options.defaultType: the type when the config names none (plain .py/.js files).
  */
-export function normalizeConfig(raw, where, { tag, defaultType } = {}) {
+export function normalizeConfig(raw, where, { tag, defaultType, python = false } = {}) {
   const fail = (line, detail) => new PluginFormatError("config", line, detail);
   if (!isMapping(raw)) {
     throw fail(where.line, `expected a mapping of fields (name, type, ...), got ${describe(raw)}`);
@@ -167,7 +174,9 @@ export function normalizeConfig(raw, where, { tag, defaultType } = {}) {
     throw fail(where.lineOf("type"), `unknown plugin type ${JSON.stringify(config.type)}; expected one of ${PLUGIN_TYPES.join(", ")}`);
   }
 
-  config.requirements = checkRequirements(config.requirements, config.type, where);
+  // A window written in Python (`python`: the file has a Python script) takes a Python
+  // plugin's requirements: packages, and the web prefixes its frame loads.
+  config.requirements = checkRequirements(config.requirements, config.type, where, python && mayBePython(config.type));
 
   for (const [key, value] of Object.entries(defaults())) {
     if (config[key] === undefined) config[key] = value;
@@ -199,6 +208,7 @@ const EXPECTED = {
   window: `a script or stylesheet URL (https://...), or "js:", "mjs:", "css:", "cache:" followed by a URL`,
 };
 EXPECTED.iframe = EXPECTED.window;
+EXPECTED["web-python-window"] = EXPECTED["web-python"];
 
 // Why `req` cannot be loaded by a plugin of `type`, or null when it can. Prefixes as
 // imjoy-rpc's loaders read them: css: a stylesheet, js: a classic script, mjs: an ES
@@ -212,11 +222,11 @@ function requirementProblem(req, type) {
   // ImJoy's web-python runtime accepted one, so PyJoy's skips it, saying so in Messages.
   if (isCss && type === "web-worker") return "it runs in a worker, and workers cannot load CSS";
   if (prefix) return FETCHABLE.test(target) || WEB_EXTENSION.test(target) ? null : `"${prefix}:" must be followed by a URL`;
-  if (type === "web-python") return PEP508.test(target) || WHEEL.test(target) ? null : "";
+  if (type === "web-python" || type === "web-python-window") return PEP508.test(target) || WHEEL.test(target) ? null : "";
   return (FETCHABLE.test(target) || WEB_EXTENSION.test(target)) && !/\s/.test(target) ? null : "";
 }
 
-function checkRequirements(value, type, where) {
+function checkRequirements(value, type, where, pythonWindow = false) {
   // ImJoy accepts a single string as well as a list.
   const list = value === undefined || value === null ? [] : typeof value === "string" ? [value] : value;
   if (!Array.isArray(list)) {
@@ -229,11 +239,12 @@ function checkRequirements(value, type, where) {
     // native-python requirements (pip:, conda:, repo:, cmd:, bare pip names) are the
     // native engine's to interpret.
     if (type === "native-python") continue;
-    const problem = requirementProblem(req, type);
+    const rules = pythonWindow ? "web-python-window" : type;
+    const problem = requirementProblem(req, rules);
     if (problem !== null) {
       const why = problem ? `: ${problem}` : "";
       throw new PluginFormatError("config", where.lineOfText(req, "requirements"),
-        `requirement ${JSON.stringify(req)} is not valid for a ${type} plugin${why}; expected ${EXPECTED[type]}`);
+        `requirement ${JSON.stringify(req)} is not valid for a ${pythonWindow ? `Python ${type}` : type} plugin${why}; expected ${EXPECTED[rules]}`);
     }
   }
   return list;

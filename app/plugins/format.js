@@ -8,7 +8,8 @@
 // Formats:
 // - ImJoy (.imjoy.html, .html, or text with a <config> block): top-level blocks <config
 //   lang="json|yaml">, <script lang="python|javascript"> (the plugin type's language; a
-//   web-python plugin may have javascript ones too), <window>, <style>, <docs>,
+//   window or iframe plugin may be Python instead; a Python plugin other than a
+//   native-python one may have javascript ones too), <window>, <style>, <docs>,
 //   <attachment name="...">, <link>. A block may carry tag="..." to be kept only when that
 //   tag is loaded (config.tags, first one by default).
 // - Plain .py / .js: a front matter of YAML lines between "# ---" (or "// ---") lines, each
@@ -21,7 +22,7 @@
 // A malformed file throws PluginFormatError (.block, .line in the file, .message).
 
 import { parse as parseYaml } from "yaml";
-import { PluginFormatError, languageOf, locator, normalizeConfig } from "./config.js";
+import { PluginFormatError, languageOf, locator, mayBePython, normalizeConfig } from "./config.js";
 
 export { PluginFormatError };
 
@@ -170,12 +171,18 @@ function parseImJoy(text, tag) {
   }
   const lines = configBlock.body.split("\n");
   const where = locator(lines, configBlock.line, configBlock.tagLine);
-  const config = normalizeConfig(parseConfigBlock(configBlock), where, { tag });
+  // Whether it has a Python script (a window's requirements depend on its language).
+  const python = blocks.some((b) => b.type === "script" && LANGUAGES[b.attrs.lang?.toLowerCase()] === "python");
+  const config = normalizeConfig(parseConfigBlock(configBlock), where, { tag, python });
 
   // Untagged blocks, and blocks tagged with the loaded tag (ImJoy does this for <script>;
   // PyJoy does it for every block).
   const kept = blocks.filter((b) => b !== configBlock && (b.attrs.tag === undefined || b.attrs.tag === config.tag));
-  const scripts = kept.filter((b) => b.type === "script").map((b) => scriptOf(b, config.type));
+  const scriptBlocks = kept.filter((b) => b.type === "script");
+  // A window or iframe plugin with a lang="python" <script> is a Python window.
+  const language = mayBePython(config.type) && scriptBlocks.some((b) => LANGUAGES[b.attrs.lang?.toLowerCase()] === "python")
+    ? "python" : languageOf(config.type);
+  const scripts = scriptBlocks.map((b) => scriptOf(b, config.type, language));
   if (!scripts.length) {
     const tagged = blocks.filter((b) => b.type === "script");
     throw tagged.length
@@ -183,7 +190,7 @@ function parseImJoy(text, tag) {
         + `the <script> blocks here are tagged ${[...new Set(tagged.map((b) => b.attrs.tag))].join(", ")}`)
       : new PluginFormatError("script", 1, `no <script> block; an ImJoy plugin needs a <script lang="${languageOf(config.type)}">`);
   }
-  config.lang = (scripts.find((s) => s.lang === languageOf(config.type)) ?? scripts[0]).lang;
+  config.lang = (scripts.find((s) => s.lang === language) ?? scripts[0]).lang;
 
   const windows = kept.filter((b) => b.type === "window").map((b) => ({ html: b.body, line: b.line, attrs: b.attrs }));
   const styles = kept.filter((b) => b.type === "style").map((b) => ({ css: b.body, line: b.line, attrs: b.attrs }));
@@ -211,16 +218,16 @@ function parseImJoy(text, tag) {
 
 const LANGUAGES = { python: "python", py: "python", javascript: "javascript", js: "javascript" };
 
-function scriptOf(block, type) {
-  const expected = languageOf(type);
+function scriptOf(block, type, expected) {
   const given = block.attrs.lang;
   const lang = given === undefined ? expected : LANGUAGES[given.toLowerCase()];
   if (!lang) {
     throw new PluginFormatError("script", block.tagLine, `unknown script language lang="${given}"; expected lang="python" or lang="javascript"`);
   }
   // ImJoy's web-python runtime ran a lang="javascript" block too, in the JavaScript that runs
-  // Python (imjoy-core's jailed/_pluginWebPython.js): so does PyJoy's (pyjoy/plugin/kernel.py).
-  if (lang !== expected && !(type === "web-python" && lang === "javascript")) {
+  // Python (imjoy-core's jailed/_pluginWebPython.js): so does PyJoy's (pyjoy/plugin/kernel.py),
+  // in a worker or in a Python window's frame.
+  if (lang !== expected && !(expected === "python" && type !== "native-python" && lang === "javascript")) {
     throw new PluginFormatError("script", block.tagLine, `a ${type} plugin runs ${expected}, but this <script> is lang="${given}"; `
       + `expected lang="${expected}"`);
   }
@@ -341,8 +348,8 @@ function parsePlain(text, format, tag) {
   const raw = yamlText.trim() ? parseYamlAt(yamlText, open + 2) : {};
   const where = locator(yamlLines, open + 2, open + 1);
   const lang = format === "py" ? "python" : "javascript";
-  const config = normalizeConfig(raw, where, { tag, defaultType: format === "py" ? "web-python" : "web-worker" });
-  if (languageOf(config.type) !== lang) {
+  const config = normalizeConfig(raw, where, { tag, defaultType: format === "py" ? "web-python" : "web-worker", python: format === "py" });
+  if (languageOf(config.type) !== lang && !(lang === "python" && mayBePython(config.type))) {
     throw new PluginFormatError("config", where.lineOf("type"), `a .${format} file holds ${lang}, but a ${config.type} plugin runs `
       + `${languageOf(config.type)}; expected a type that runs ${lang}`);
   }

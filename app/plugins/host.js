@@ -44,7 +44,11 @@ const CONSOLE_LINES_PER_SECOND = 100;
 // (ImJoy also gives a plugin one second: imjoy-core jailedPlugin.js terminate()).
 export const CLOSE_GRACE_MS = 1000;
 
-const SANDBOX_KIND = { "web-python": "web-python", "web-worker": "web-worker", window: "window", iframe: "window" };
+// A window plugin whose scripts are Python, and ImJoy's web-python-window (a "window" whose
+// language is Python, run in the plugin's frame as imjoy-core's jailed.js ran it), are
+// windows whose frame runs Python with PyScript (sandbox/python-window.js).
+const SANDBOX_KIND = { "web-python": "web-python", "web-worker": "web-worker", window: "window", iframe: "window", "web-python-window": "window" };
+const WINDOW_TYPES = ["window", "iframe", "web-python-window"];
 // ImJoy's built-in window types (windows/builtin.js).
 const BUILTIN_WINDOWS = new Set(["imjoy/image", "imjoy/image-compare", "imjoy/panel", "imjoy/generic", "imjoy/markdown", "imjoy/files", "imjoy/url_list", "imjoy/joy"]);
 const EDITOR_WINDOW = "imjoy/plugin-editor"; // the workbench's editor, in the page (#editorWindow)
@@ -325,7 +329,7 @@ export class PluginHost {
 
   async #start(plugin, { container } = {}) {
     const kind = SANDBOX_KIND[plugin.type];
-    if (kind === "window" && plugin.type === "window" && !container) {
+    if (kind === "window" && plugin.type !== "iframe" && !container) {
       // Closed by its button (or terminate): the window stays, hidden, until the plugin has ended.
       plugin.window = this.windows.open({
         title: plugin.name, key: plugin.id, layout: this.windowLayout(plugin.id),
@@ -342,7 +346,7 @@ export class PluginHost {
       : kind === "web-python" ? await this.#takePython()
       : await Sandbox.create({
         build: this.build, kind, container: container ?? this.hiddenContainer,
-        permissions: plugin.config.permissions ?? [], onOutput,
+        permissions: plugin.config.permissions ?? [], onOutput, python: kind === "window" && plugin.config.lang === "python",
         consent: (what) => this.consent(plugin, what), // the person's answer (workbench.consent)
       });
     sandbox.onOutput = onOutput; // a spare Python sandbox was booted before its plugin was known
@@ -704,14 +708,14 @@ export class PluginHost {
       const text = pluginURL ? await fetchPluginFile(url, "createWindow: ") : src;
       const source = parse(text, url, "createWindow: ");
       const { name, type: kind, permissions = [] } = source.config;
-      if (!["window", "iframe"].includes(kind)) throw new PluginError(`createWindow: ${name} is a ${kind} plugin, not a window plugin`);
+      if (!WINDOW_TYPES.includes(kind)) throw new PluginError(`createWindow: ${name} is a ${kind} plugin, not a window plugin`);
       // Permissions are asked for when a plugin is loaded or installed, not here.
       if (permissions.length) throw new PluginError(`createWindow: the window plugin ${name} asks for permissions (${permissions.join(", ")}); load it with api.loadPlugin first, then createWindow({type: "${name}"})`, { code: CODES.consentDenied });
       const id = `${caller.id}/${name}`;
       return { template: { source, url, text, id, settingsId: id, name }, data: config.data };
     }
     const template = this.#plugins.get(this.idOf(type)); // loaded: createWindow starts none
-    if (!template || !["window", "iframe"].includes(template.type)) {
+    if (!template || !WINDOW_TYPES.includes(template.type)) {
       throw new PluginError(`createWindow: ${type ? `no window plugin named ${type}` : "config.type must name a window plugin (or imjoy/image, imjoy/markdown, ...), or config.src a plugin or page"}`, { code: CODES.notFound });
     }
     return { template, data: config.data };

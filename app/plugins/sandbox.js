@@ -3,6 +3,7 @@
 // localStorage), nor another plugin:
 // - window and iframe plugins in an <iframe sandbox="allow-scripts allow-modals"> (never
 //   allow-same-origin), which draws their UI and may show native alert/confirm/prompt;
+//   a Python window plugin's Python runs there too, with PyScript (sandbox/python-window.js);
 // - web-worker plugins in a worker started from a data: URL (an opaque origin too) inside
 //   a hidden frame of that kind. Chromium runs sandboxed frames in a process apart from the
 //   page's, so a plugin that exhausts memory or crashes takes down that process, never the
@@ -140,16 +141,18 @@ function unwatch(sandbox) {
 export class Sandbox {
   /**
    * kind: "window" (UI in a frame in container), "web-worker" or "web-python" (a worker).
+   * python: a window whose plugin is Python, run in its frame with PyScript.
    * consent(what): resolves to whether the person lets the plugin use "camera" or
    * "microphone" (asked when it opens one, plugins/media.js); by default no.
    * isolated: a worker in a hidden sandboxed frame (in container), in another process;
    * by default web-worker plugins are, web-python ones are not (see the top of this file).
    * Resolves once the sandbox's kernel is reachable (for Python: once booted).
    */
-  static async create({ build, kind, container, permissions = [], onOutput = () => {}, consent = async () => false, isolated = kind === "web-worker" }) {
+  static async create({ build, kind, container, permissions = [], onOutput = () => {}, consent = async () => false, isolated = kind === "web-worker", python = false }) {
     if (isolated && kind !== "web-worker") throw new Error(`only web-worker sandboxes can be isolated in a frame, not ${kind}`);
+    if (python && kind !== "window") throw new Error(`only window sandboxes run Python with PyScript, not ${kind}`);
     const sandbox = new Sandbox();
-    await sandbox.#start({ build, kind, container, permissions, onOutput, consent, isolated });
+    await sandbox.#start({ build, kind, container, permissions, onOutput, consent, isolated, python });
     return sandbox;
   }
 
@@ -168,13 +171,14 @@ export class Sandbox {
   #rejectCrashed;
   #ports = [];
 
-  async #start({ build, kind, container, permissions, onOutput, consent, isolated }) {
+  async #start({ build, kind, container, permissions, onOutput, consent, isolated, python }) {
     const channels = { rpc: new MessageChannel(), status: new MessageChannel(), assets: new MessageChannel() };
     if (kind === "window") channels.media = new MessageChannel();
     this.#ports = Object.values(channels).map((channel) => channel.port1);
     serveAssets(channels.assets.port1);
-    // A frame is another process: big buffers go to it in pieces (rpc/transport.js).
-    const chunkBytes = kind === "window" || isolated ? FRAME_CHUNK_BYTES : 0;
+    // A frame is another process: big buffers go to it in pieces (rpc/transport.js), except
+    // to a Python window, whose Python transport takes no pieces (PROTOCOL.md, "Chunks").
+    const chunkBytes = (kind === "window" && !python) || isolated ? FRAME_CHUNK_BYTES : 0;
     this.session = new Session(new PostMessageTransport(channels.rpc.port1, { chunkBytes }));
     this.#crashed = new Promise((_resolve, reject) => (this.#rejectCrashed = reject));
     this.#crashed.catch(() => {});
@@ -185,7 +189,10 @@ export class Sandbox {
     for (const [name, channel] of Object.entries(channels)) ports[PORTS[name]] = channel.port2;
     if (kind === "window") {
       this.media = serveMedia(channels.media.port1, { permissions, consent });
-      await this.#startFrame(build, container, allowAttribute(permissions), ports, { type: FRAME_HANDSHAKE, hostOrigin: location.origin });
+      const handshake = { type: FRAME_HANDSHAKE, hostOrigin: location.origin };
+      // A Python window boots Python from the build's snapshot with PyScript (sandbox/python-window.js).
+      if (python) handshake.python = { config: pythonConfig(build), pyscript: new URL(build.pyscript, document.baseURI).href };
+      await this.#startFrame(build, container, allowAttribute(permissions), ports, handshake);
     } else {
       const source = await scriptText(kind === "web-python" ? build.sandbox["python-worker"] : build.sandbox["js-worker"]);
       if (isolated) {

@@ -21,5 +21,6 @@ export function pythonConfig(build) {
     runtimeURL: absolute(pyodide.runtimeURL),
     runtimeIntegrity: pyodide.runtimeIntegrity,
     appURL: absolute("."), // Python's PYJOY_APP_URL: what relative URLs of PyJoy's files are relative to (pyjoy.onnx)
+    version: pyodide.version,
   };
 }

@@ -5,7 +5,10 @@
 // Handshakes. The page makes one MessageChannel per channel and hands the far ends over
 // in one message, ports in the order of PORTS:
 // - a window or iframe plugin's frame (sandbox/frame.js), once it has loaded:
-//     frame.contentWindow.postMessage({type: FRAME_HANDSHAKE, hostOrigin}, "*", [rpc, status, assets, media])
+//     frame.contentWindow.postMessage({type: FRAME_HANDSHAKE, hostOrigin, python?}, "*", [rpc, status, assets, media])
+//   python: {config, pyscript} for a Python window (sandbox/python-window.js): Python's boot
+//   configuration (python/config.js) and PyScript's URL; its status port then carries
+//   ready/failed and Python's output as a Python worker's does.
 // - a worker plugin's worker (sandbox/js-worker.js, sandbox/python-worker.js):
 //     worker.postMessage({type: WORKER_HANDSHAKE, hostOrigin, chunkBytes, config?}, [rpc, status, assets])
 //   config: Python's boot configuration (python/config.js), for Python workers only;

@@ -7,7 +7,9 @@
 //   page a kernel whose load_plugin(plugin) puts the plugin's style, HTML and scripts here,
 //   as ImJoy does. fetch() of PyJoy's own files (vendor/, models.json, ...) is answered by
 //   the page, offline too (assets.js); navigator.mediaDevices.getUserMedia by the page's
-//   camera and microphone (media.js).
+//   camera and microphone (media.js). A Python window's frame ({python} in the handshake)
+//   runs Python with PyScript instead, and Python's kernel serves the page
+//   (python-window.js), with this file's loaders for requirements, HTML and scripts.
 // - the hidden host of a web-worker plugin ({worker: {source, chunkBytes}}; ports: RPC,
 //   status, assets): it starts the plugin's worker from a data: URL, hands it the RPC and
 //   asset ports, and relays its status. The worker lives in this frame's process, so a
@@ -19,6 +21,7 @@ import { assetFetcher } from "./assets.js";
 import { FRAME_HANDSHAKE, LIVENESS_FRAME, PORTS, STATUS, WORKER_HANDSHAKE } from "./contract.js";
 import { installMedia } from "./media.js";
 import { createPluginApi, exportOf } from "./plugin-api.js";
+import { startPythonWindow } from "./python-window.js";
 import { cacheRequirement, requirementOf } from "./requirements.js";
 
 // Outside <body>, where a plugin's own HTML goes, so a plugin that rewrites its body keeps it.
@@ -97,37 +100,48 @@ function boundNativeDialogs() {
   }
 }
 
-function startWindow(ports, hostOrigin) {
+// A plugin's <style> and <window> blocks, into this page; then the scripts its HTML holds.
+async function loadWindow(htmlParts, styles) {
+  for (const css of styles) {
+    const element = document.createElement("style");
+    element.textContent = css;
+    document.head.append(element);
+  }
+  for (const html of htmlParts) {
+    const holder = document.createElement("div");
+    holder.innerHTML = html;
+    document.body.append(...holder.childNodes);
+  }
+  await runScripts(document.body);
+}
+
+function startWindow(ports, hostOrigin, python) {
   boundNativeDialogs();
-  const [rpcPort, assetPort, mediaPort] = [ports[PORTS.rpc], ports[PORTS.assets], ports[PORTS.media]];
+  const [rpcPort, statusPort, assetPort, mediaPort] = [ports[PORTS.rpc], ports[PORTS.status], ports[PORTS.assets], ports[PORTS.media]];
   self.fetch = assetFetcher(assetPort, hostOrigin);
   installMedia(mediaPort);
+  // Errors in the plugin's own scripts surface where the page shows them.
+  let lastError = null;
+  window.addEventListener("error", (event) => (lastError = event.error ?? new Error(event.message)));
+  const runScript = (code, line, name, type) => {
+    lastError = null;
+    addScript(code, { type, line, name });
+    if (lastError) throw lastError;
+  };
+  if (python) {
+    // A Python window: Python serves the page over the RPC port (python-window.js).
+    const javascript = { page: true, loadRequirement, loadWindow: (html, styles) => loadWindow([...html], [...styles]), runScript };
+    return startPythonWindow({ rpcPort, fetchAsset: self.fetch, post: (message) => statusPort.postMessage(message), python, javascript });
+  }
   // The page is another process: big buffers go back in pieces too (rpc/transport.js).
   const session = new Session(new PostMessageTransport(rpcPort, { chunkBytes: FRAME_CHUNK_BYTES }));
   const { api, exported } = createPluginApi(session);
   window.api = api;
-  // Errors in the plugin's own scripts surface where the page shows them.
-  let lastError = null;
-  window.addEventListener("error", (event) => (lastError = event.error ?? new Error(event.message)));
   session.setRoot({
     async load_plugin(plugin) {
       for (const url of plugin.config.requirements ?? []) await loadRequirement(url);
-      for (const style of plugin.styles ?? []) {
-        const element = document.createElement("style");
-        element.textContent = style.css;
-        document.head.append(element);
-      }
-      for (const part of plugin.windows ?? []) {
-        const holder = document.createElement("div");
-        holder.innerHTML = part.html;
-        document.body.append(...holder.childNodes);
-      }
-      await runScripts(document.body);
-      for (const script of plugin.scripts ?? [plugin.script]) {
-        lastError = null;
-        addScript(script.code, { type: script.attrs?.type, line: script.line, name: plugin.config.name });
-        if (lastError) throw lastError;
-      }
+      await loadWindow((plugin.windows ?? []).map((part) => part.html), (plugin.styles ?? []).map((style) => style.css));
+      for (const script of plugin.scripts ?? [plugin.script]) runScript(script.code, script.line, plugin.config.name, script.attrs?.type);
       return exportOf(plugin, exported());
     },
   });
@@ -149,7 +163,7 @@ function startWorker(ports, hostOrigin, { source, chunkBytes }) {
 window.addEventListener("message", function init(event) {
   if (event.source !== parent || event.data?.type !== FRAME_HANDSHAKE) return;
   window.removeEventListener("message", init);
-  const { hostOrigin, worker } = event.data;
+  const { hostOrigin, worker, python } = event.data;
   if (worker) startWorker(event.ports, hostOrigin, worker);
-  else startWindow(event.ports, hostOrigin);
+  else startWindow(event.ports, hostOrigin, python);
 });

@@ -84,7 +84,7 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
     status.show(`Starting ${name}…`, 0.3);
     await workbench.run(id);
     status.show(`${name} is running`);
-    if (type === "window") show("windows");
+    if (type === "window" || type === "web-python-window") show("windows");
   }
 
   async function removePlugin({ id, name }) {

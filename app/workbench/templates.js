@@ -4,6 +4,7 @@
 //
 //   import { TEMPLATES } from "./workbench/editor.js";   // or ./workbench/templates.js
 //   TEMPLATES["web-python"]; TEMPLATES["web-worker"]; TEMPLATES.window;  // file texts
+//   TEMPLATES["python-window"];  // a window plugin written in Python (PyScript)
 //
 // "tags" is empty on purpose: in ImJoy a tag picks a variant of the plugin (blocks with
 // tag="..."), it is not a label.
@@ -157,4 +158,74 @@ the style block its CSS, and the script draws on the page.
 </docs>
 `;
 
-export const TEMPLATES = Object.freeze({ "web-python": webPython, "web-worker": webWorker, window });
+const pythonWindow = `<config lang="json">
+{
+  "name": "Untitled Python Window",
+  "type": "window",
+  "version": "0.1.0",
+  "api_version": "0.1.8",
+  "description": "A window written in Python: PyScript builds its page.",
+  "tags": [],
+  "labels": [],
+  "requirements": []
+}
+</config>
+
+<window>
+  <div class="plugin">
+    <button id="more" type="button">One more</button>
+    <ul id="squares"></ul>
+  </div>
+</window>
+
+<style>
+  body { margin: 0; font-family: system-ui, sans-serif; }
+  .plugin { display: grid; gap: 8px; padding: 12px; justify-items: start; }
+  button { font: inherit; padding: 6px 14px; border-radius: 8px; border: 1px solid #dfe3e0; background: #fff; }
+</style>
+
+<script lang="python">
+from imjoy import api
+from pyscript import web, when
+
+shown = 0
+
+
+def show_squares(n):
+    global shown
+    shown = n
+    squares = web.page["squares"]
+    squares.innerHTML = ""
+    for k in range(1, n + 1):
+        squares.append(web.li(f"{k} squared is {k * k}"))
+
+
+@when("click", "#more")
+def one_more(event):
+    show_squares(shown + 1)
+
+
+class Plugin:
+    async def setup(self):
+        await api.log("Python window ready")
+
+    async def run(self, ctx):
+        # ctx.data holds what the caller passed; an empty run has none.
+        show_squares(5)
+        total = sum(k * k for k in range(1, 6))
+        await api.showMessage(f"Hello from a Python window: the squares of 1..5 add up to {total}")
+
+
+api.export(Plugin())
+</script>
+
+<docs>
+# Untitled Python Window
+
+Runs Python in its own sandboxed frame, shown as a window, with PyScript: \`pyscript.web\`
+builds and changes the page, \`when\` handles its events, \`display\` shows values and \`js\`
+reaches the browser. \`api\` is a Python plugin's; add packages to "requirements".
+</docs>
+`;
+
+export const TEMPLATES = Object.freeze({ "web-python": webPython, "web-worker": webWorker, window, "python-window": pythonWindow });

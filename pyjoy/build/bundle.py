@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from pyjoy.build.errors import BuildError, run_tool
+from pyjoy.build.pins import PYSCRIPT_VERSION
 
 # Under app/: the shell, the console's Python worker, the styles (ES modules, as files).
 MODULE_ENTRIES = ("main.js", "python-worker.js", "style.css")
@@ -25,7 +26,34 @@ def bundle(app_dir: Path, node_modules: Path, site: Path) -> dict[str, str]:
     missing = set(MODULE_ENTRIES + SCRIPT_ENTRIES) - set(urls)
     if missing:
         raise BuildError(f"esbuild wrote no output for {', '.join(sorted(missing))}", "check the entries in pyjoy/build/bundle.py")
+    urls["pyscript"] = bundle_pyscript(esbuild, node_modules, site)
     return urls
+
+
+def bundle_pyscript(esbuild: Path, node_modules: Path, site: Path) -> str:
+    """@pyscript/core's browser module (dist/core.js and the chunks it imports) as one ES
+    module under vendor/: a Python window's sandbox fetches it over its asset port and
+    imports it from a blob: URL, where relative imports cannot resolve.
+
+    One change: PyScript resolves relative URLs (its default "./config.txt" among them)
+    against `location.href`, which in a sandbox's srcdoc frame is "about:srcdoc", no base
+    at all (a TypeError at boot). `document.baseURI` is the same URL in an ordinary page
+    and, in a srcdoc frame, the page's, which the frame's own relative URLs resolve against."""
+    package = node_modules / "@pyscript" / "core"
+    installed = json.loads((package / "package.json").read_text())["version"] if package.is_dir() else None
+    if installed != PYSCRIPT_VERSION:
+        raise BuildError(
+            f"node_modules/@pyscript/core is {installed or 'missing'}, pyjoy/build/pins.py pins {PYSCRIPT_VERSION}",
+            "pin the same version in package.json and pins.py, then run npm install",
+        )
+    url = f"vendor/pyscript-{PYSCRIPT_VERSION}/core.js"
+    run_tool(
+        [str(esbuild), str(package / "dist" / "core.js"), "--bundle", "--format=esm", "--target=es2022",
+         "--minify", "--log-level=error", "--define:location.href=document.baseURI", f"--outfile={site / url}"],
+        what="bundling @pyscript/core with esbuild",
+        fix="check node_modules/@pyscript/core (rm -r node_modules and build again)",
+    )
+    return url
 
 
 def run_esbuild(esbuild: Path, app_dir: Path, entries: tuple[str, ...], site: Path, format: str) -> dict[str, str]:

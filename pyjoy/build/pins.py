@@ -42,3 +42,8 @@ ONNXRUNTIME_WEB_FILES = (
     "ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
     "ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm",
 )
+
+# PyScript, for window plugins written in Python (app/sandbox/python-window.js): its
+# prebuilt browser module, bundled into one file (a sandbox imports it from a blob: URL,
+# where the package's relative chunk imports could not resolve).
+PYSCRIPT_VERSION = "0.7.31"

@@ -9,6 +9,7 @@ does, so the server marks them immutable):
     pyodide/<version>/                               Pyodide core from npm
     pyodide/packages/                                vendored wheels (micropip, --pyodide-dist)
     vendor/workbox-<version>/                        the service worker's precaching library
+    vendor/pyscript-<version>/core.js                PyScript, one module, for Python window plugins
     vendor/onnxruntime-web-<version>/                onnxruntime-web's bundles, Emscripten modules, .wasm
     vendor/models/<name>-<hash>.<ext>                models and their class names (pyjoy/build/model.py)
     models.json                                      where each model and onnxruntime-web are, with hashes
@@ -165,6 +166,8 @@ def write_pages(site: Path, sources: Sources, build: str, bundles: dict[str, str
         "sandbox": {name: bundles[f"sandbox/{name}.js"] for name in ("frame", "js-worker", "python-worker")},
         # ImJoy's built-in windows (imjoy/image, imjoy/markdown, ...), run as a window plugin's script.
         "windows": bundles["windows/builtin.js"],
+        # PyScript for Python window plugins, read by their sandboxes over the asset port.
+        "pyscript": bundles["pyscript"],
         "pyodide": runtime,
         "packageIndex": package_index,
     }

@@ -3,7 +3,9 @@
 A Python worker boots Pyodide, then `serve(scope)` opens an RPC session over the worker's
 message channel and offers a `Kernel` as its root. The page uses the same kind of worker
 for its Python console (`run_python`) and for each web-python plugin (`load_plugin`), and
-keeps one booted worker spare so that a plugin starts without waiting for Python.
+keeps one booted worker spare so that a plugin starts without waiting for Python. A Python
+window plugin's frame serves the same kernel from PyScript (app/sandbox/python-window.js),
+with loaders that also put the plugin's HTML and styles into its page.
 """
 
 from __future__ import annotations
@@ -133,14 +135,16 @@ WEB_PREFIXES = ("js:", "mjs:", "css:", "cache:")
 
 
 async def load_web_requirements(requirements: list[str], javascript: Any) -> list[str]:
-    """Loads the requirements that are not Python packages into this worker's JavaScript
-    (sandbox/python-worker.js hands the loader in), in order; returns the Python ones."""
+    """Loads the requirements that are not Python packages into this sandbox's JavaScript
+    (sandbox/python-worker.js, or a Python window's frame, sandbox/python-window.js, hands
+    the loader in), in order; returns the Python ones. A window's frame has a page, where
+    `css:` styles the window as in a JavaScript window plugin."""
     packages = []
     for requirement in requirements:
         prefix = requirement.strip().lower()
         if not prefix.startswith(WEB_PREFIXES):
             packages.append(requirement)
-        elif prefix.startswith("css:"):
+        elif prefix.startswith("css:") and not has_page(javascript):
             print(f"requirement {requirement!r} skipped: a web-python plugin runs in a worker, "
                   "which has no page for a stylesheet to style")
         elif javascript is None:
@@ -151,6 +155,11 @@ async def load_web_requirements(requirements: list[str], javascript: Any) -> lis
             except Exception as error:  # a JsException: its message names the requirement
                 raise PluginError(js_message(error)) from None
     return packages
+
+
+def has_page(javascript: Any) -> bool:
+    """Whether the sandbox is a window's frame (a page to put HTML and styles in), not a worker."""
+    return bool(getattr(javascript, "page", False))
 
 
 def js_message(error: BaseException) -> str:
@@ -211,7 +220,8 @@ class Kernel:
 
     def __init__(self, session: Any, javascript: Any = None) -> None:
         self._session = session
-        # A plugin sandbox's JavaScript loaders (sandbox/python-worker.js); None in the
+        # A plugin sandbox's JavaScript loaders (sandbox/python-worker.js, or a Python
+        # window's sandbox/python-window.js, with `page` and loadWindow); None in the
         # console's worker, which loads no plugins.
         self._javascript = javascript
         self._console: dict[str, Any] = {"__name__": "__main__"}
@@ -228,6 +238,14 @@ class Kernel:
         micropip), runs its scripts, returns what it exported."""
         packages = await load_web_requirements(plugin["config"].get("requirements") or [], self._javascript)
         await install_requirements(packages, plugin["config"])
+        if has_page(self._javascript):
+            # A Python window: its <style> and <window> blocks go into the frame first, as a
+            # JavaScript window plugin's do (sandbox/frame.js), so its Python finds its DOM.
+            from pyodide.ffi import to_js
+
+            windows = [part["html"] for part in plugin.get("windows") or []]
+            styles = [part["css"] for part in plugin.get("styles") or []]
+            await self._javascript.loadWindow(to_js(windows), to_js(styles))
         return await start_plugin(plugin, self._session, run_code, self._run_javascript)
 
     async def _run_javascript(self, script: dict, name: str) -> None:
@@ -291,7 +309,8 @@ async def _passive_setup() -> None:
 
 def serve(scope: Any, javascript: Any = None) -> Any:
     """Connects this worker to the page over scope (the worker's global scope, or a port);
-    javascript: a plugin sandbox's loaders, {loadRequirement, runScript}."""
+    javascript: a plugin sandbox's loaders, {loadRequirement, runScript}, and in a Python
+    window's frame also {page: true, loadWindow(html, styles)}."""
     from pyjoy.rpc import Session
     from pyjoy.rpc.pyodide_transport import PyodideTransport
 
