@@ -6,10 +6,12 @@
 
 Input `image`: uint8 [height, width, channels], any height and width, channels 4 (RGBA, a
 canvas's ImageData; alpha ignored, as `preprocess` ignores it) or 3 (RGB): the graph keeps
-channels 0..2, so both work with one input. Output `logits`: float32 [1, 1000], those of the
+channels 0..2, so both work with one input (a frame of 1 or 2 channels fails, naming the
+node `preprocess/rgb_needs_3_or_4_channels`; one of 0 pixels fails with integer division
+by zero; more than 4 channels are not refused: the first three are taken as RGB). Output `logits`: float32 [1, 1000], those of the
 network in front of which this graph is put.
 
-The ops, in order: Slice (channels 0..2), Cast to float32, Resize of [H, W, 3] to the shorter
+The ops, in order: Slice (channels 0..2), Reshape (3 channels or fail), Cast to float32, Resize of [H, W, 3] to the shorter
 side 256 (linear, antialias=1, half_pixel: onnxruntime's antialiased linear filter is PIL's,
 the one `preprocess` writes out), Slice (centre 224), Transpose + Unsqueeze to NCHW,
 (x - 127) / 128. The resized size is computed in int64 in the graph: 256 * side // shorter,
@@ -74,9 +76,12 @@ def preprocessing_graph():
         const("rows_and_columns", np.array([0, 1], np.int64)),
         const("mean", np.array(MEAN, np.float32)),
         const("std", np.array(STD, np.float32)),
-        # Channels 0..2: RGB of RGBA, all of RGB.
-        op("Slice", [INPUT, "0", "3", "2"], "rgb"),
-        op("Cast", ["rgb"], "float", to=TensorProto.FLOAT),
+        # Channels 0..2: RGB of RGBA, all of RGB. The Reshape to [H, W, 3] fails a frame of 1 or
+        # 2 channels, naming itself: without it onnxruntime's Conv runs on 1 or 2 channels.
+        op("Slice", [INPUT, "0", "3", "2"], "first_channels"),
+        const("hw3", np.array([0, 0, 3], np.int64)),
+        op("Reshape", ["first_channels", "hw3"], "rgb_needs_3_or_4_channels"),
+        op("Cast", ["rgb_needs_3_or_4_channels"], "float", to=TensorProto.FLOAT),
         # Shorter side to RESIZE: [H, W] * RESIZE // min(H, W), in int64 (positive: Div floors).
         op("Shape", [INPUT], "shape"),
         op("Slice", ["shape", "0", "2"], "height_width"),
