@@ -2,8 +2,9 @@
 its ONNX graph, fed a raw uint8 frame of any size. Native onnxruntime on real photographs at
 several sizes against the existing model on the Python preprocessing and on PIL's (the
 independent reference), slips in the preprocessing that the tolerance catches, bad frames,
-its models.json entry; and onnxruntime-web in a plugin's window on a canvas's ImageData,
-against native onnxruntime on the same pixels."""
+its models.json entry; the preprocessing model alone against PIL; and onnxruntime-web in a plugin's window on a canvas's ImageData,
+against native onnxruntime on the same pixels; on WebGPU (Chromium's software adapter), the
+preprocessing model on WASM then the existing model on WebGPU."""
 
 from __future__ import annotations
 
@@ -113,6 +114,15 @@ def test_the_tolerance_catches_a_slip_in_the_preprocessing(dist: Path, catalog: 
     assert np.abs(logits - expected).max() > MAX_FRAME_LOGIT_DIFFERENCE
 
 
+@pytest.mark.parametrize("name", ["chelsea-own-RGB", "coffee-480x640-RGBA", "chelsea-1080x1920-RGBA", "coffee-120x97-RGBA"])
+def test_the_preprocessing_model_gives_pils_tensor(dist: Path, catalog: dict, name: str) -> None:
+    entry = catalog["efficientnet-lite0-preprocessing"]
+    session = onnxruntime.InferenceSession(str(dist / entry["url"]), providers=["CPUExecutionProvider"])
+    (tensor,) = session.run(None, {INPUT: FRAMES[name]})
+    assert tensor.shape == (1, 3, 224, 224) and tensor.dtype == np.float32
+    assert np.abs(tensor - pil_preprocess(FRAMES[name])).max() < 1e-4  # half a grey level is 3.9e-3
+
+
 @pytest.mark.parametrize(("image", "said"), [
     (np.zeros((64, 64, 1), np.uint8), "rgb_needs_3_or_4_channels"),
     (np.zeros((64, 64, 2), np.uint8), "rgb_needs_3_or_4_channels"),
@@ -140,29 +150,32 @@ def test_the_frame_model_is_in_models_json_and_precached(dist: Path, catalog: di
     frames = entry["check"]["frames"]
     assert any("1080x1920" in name for name in frames) and any("120x97" in name for name in frames)
     assert all(f["vs_preprocess"] < MAX_FRAME_LOGIT_DIFFERENCE and f["vs_pytorch"] < MAX_FRAME_LOGIT_DIFFERENCE for f in frames.values())
+    assert entry["backends"] == ["wasm"] and catalog["efficientnet-lite0-preprocessing"]["url"] in precached
 
 
 # ---- onnxruntime-web, in a window plugin's frame ------------------------------------------
 
 
-def classify_in_browser(page: Page, encoded: bytes, size: tuple[int, int] | None) -> dict:
-    width, height = (size[1], size[0]) if size else (None, None)
-    return page.evaluate(
-        "async ([b64, width, height]) => (await pyjoy.getPlugin('Frame Model Test')).classify(b64, width, height)",
-        [base64.b64encode(encoded).decode(), width, height],
-    )
-
-
-def test_onnxruntime_web_on_a_canvas_imagedata_gives_native_onnxruntimes_top5(page: Page, base_url: str, sessions) -> None:
-    framed, existing = sessions
+def plugin(page: Page, base_url: str, backend: str) -> str:
     page.goto(base_url)
     page.evaluate("pyjoy.ready")
     page.evaluate("async (text) => { await pyjoy.loadPlugin(text); }", PLUGIN.read_text())
-    loaded = page.evaluate("async () => (await pyjoy.getPlugin('Frame Model Test')).load()")
-    assert loaded["inputs"] == [INPUT] and loaded["outputs"] == [OUTPUT]
+    return call(page, "start", backend)
+
+
+def call(page: Page, method: str, *args):
+    return page.evaluate("async ([method, args]) => (await pyjoy.getPlugin('Frame Model Test'))[method](...args)", [method, list(args)])
+
+
+def check_in_browser(page: Page, models: list[str], sessions, cases: list[tuple[str, tuple[int, int] | None]]) -> None:
+    """Each photograph drawn on the plugin's canvas at each size, through `models` in
+    onnxruntime-web: the top 5 of native onnxruntime's frame model on the same pixels, and of
+    today's pipeline (Python preprocessing + the existing model)."""
+    framed, existing = sessions
     photos = Path(skimage.data.__file__).parent
-    for file, size in [("coffee.png", None), ("chelsea.png", (480, 640)), ("chelsea.png", (1080, 1920)), ("coffee.png", (120, 97))]:
-        result = classify_in_browser(page, (photos / file).read_bytes(), size)
+    for file, size in cases:
+        width, height = (size[1], size[0]) if size else (None, None)
+        result = call(page, "classify", base64.b64encode((photos / file).read_bytes()).decode(), width, height, models)
         pixels = np.frombuffer(base64.b64decode(result["pixels"]), np.uint8).reshape(result["height"], result["width"], 4)
         if size is None:  # the canvas holds the PNG's own pixels (lossless, opaque)
             assert np.array_equal(pixels[..., :3], skimage.io.imread(photos / file)[..., :3])
@@ -171,8 +184,35 @@ def test_onnxruntime_web_on_a_canvas_imagedata_gives_native_onnxruntimes_top5(pa
         logits = np.array(result["logits"], np.float32)
         (native,) = framed.run(None, {INPUT: pixels})
         assert result["shape"] == [1, 1000]
-        assert top5(logits) == top5(native), file
+        assert top5(logits) == top5(native), (file, size)
         assert np.abs(logits - native[0]).max() < MAX_FRAME_LOGIT_DIFFERENCE
-        # And today's pipeline (Python preprocessing + the existing model) on the same pixels.
         (today,) = existing.run(None, {NETWORK_INPUT: preprocess(pixels)})
-        assert top5(logits) == top5(today)
+        assert top5(logits) == top5(today), (file, size)
+
+
+def test_onnxruntime_web_on_a_canvas_imagedata_gives_native_onnxruntimes_top5(page: Page, base_url: str, sessions) -> None:
+    plugin(page, base_url, "wasm")
+    assert call(page, "open", "efficientnet-lite0-frame", "wasm") == {"inputs": [INPUT], "outputs": [OUTPUT]}
+    cases = [("coffee.png", None), ("chelsea.png", (480, 640)), ("chelsea.png", (1080, 1920)), ("coffee.png", (120, 97))]
+    check_in_browser(page, ["efficientnet-lite0-frame"], sessions, cases)
+
+
+WEBGPU = ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader"]  # Chromium's software WebGPU
+
+
+def test_on_webgpu_the_preprocessing_model_runs_on_wasm_and_the_network_on_webgpu(playwright, base_url: str, sessions) -> None:
+    from pyjoy.devtools import launch_options
+
+    browser = playwright.chromium.launch(**launch_options(args=WEBGPU))
+    try:
+        page = browser.new_page()
+        plugin(page, base_url, "webgpu")
+        # What models.json says (backends: wasm): onnxruntime-web's WebGPU Resize has no antialias.
+        call(page, "open", "efficientnet-lite0-frame", "webgpu")
+        with pytest.raises(Exception, match="antialias attribute of Resize operator is NOT implemented"):
+            check_in_browser(page, ["efficientnet-lite0-frame"], sessions, [("coffee.png", None)])
+        assert call(page, "open", "efficientnet-lite0-preprocessing", "wasm") == {"inputs": [INPUT], "outputs": [NETWORK_INPUT]}
+        call(page, "open", "efficientnet-lite0", "webgpu")
+        check_in_browser(page, ["efficientnet-lite0-preprocessing", "efficientnet-lite0"], sessions, [("coffee.png", None), ("chelsea.png", (480, 640))])
+    finally:
+        browser.close()

@@ -1,7 +1,8 @@
 """The image-recognition model on raw frames: `preprocess` as ONNX ops in front of the network.
 
     write_frame_model(network_onnx, target)   # -> target: uint8 [H, W, C] frame in, logits out
-    check = check_frame_model(target, network_onnx, torch_network, labels)
+    write_preprocessing_model(target)         # the preprocessing alone: frame in, the network's input out
+    check = check_frame_model(frame, preprocessing, network_onnx, torch_network, labels, photos)
     tensor = torch_preprocess(frame)          # the same preprocessing in PyTorch (the check's reference)
 
 Input `image`: uint8 [height, width, channels], any height and width, channels 4 (RGBA, a
@@ -19,6 +20,9 @@ which is what `crop_box`'s int(256 * side / shorter) gives for any frame a camer
 Resizing before the transpose (HWC, the channel axis left alone) is 4x faster on a 1080p
 frame than on NCHW. The Resize runs in float32, `preprocess` in float64: the tensors differ
 by a few 1e-5, which the check below bounds.
+
+onnxruntime-web's WebGPU backend (1.30) fails an antialiased Resize at run time: there the
+preprocessing model runs on the WASM backend and the exported network on WebGPU.
 
 Antialias needs opset 18, so the network (exported at opset 17) is converted to 18 first;
 the converted network gives the same logits as the exported one on the same tensor, which
@@ -48,12 +52,16 @@ FRAME_SIZES = [(300, 451), (451, 300), (480, 640), (1080, 1920), (120, 97)]
 # photographs, the tensor off by half a grey level moves logits by 0.014, the crop one pixel
 # off by 0.13).
 MAX_FRAME_LOGIT_DIFFERENCE = MAX_LOGIT_DIFFERENCE
+# The preprocessing model's tensor against `preprocess`'s (measured: at most 4.3e-5, float32
+# rounding; half a grey level is 3.9e-3).
+MAX_TENSOR_DIFFERENCE = 1e-4
 # The network converted to opset 18 against the exported one, on the same tensor.
 MAX_CONVERSION_DIFFERENCE = 1e-5
 
 
-def preprocessing_graph():
-    """The ops that turn a uint8 [H, W, C] frame into the network's float32 [1, 3, 224, 224]."""
+def preprocessing_graph(output: str):
+    """The ops that turn a uint8 [H, W, C] frame into the network's float32 [1, 3, 224, 224],
+    named `output`."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper
@@ -98,24 +106,48 @@ def preprocessing_graph():
         op("Transpose", ["cropped"], "planar", perm=[2, 0, 1]),
         op("Unsqueeze", ["planar", "0"], "batch"),
         op("Sub", ["batch", "mean"], "centred"),
-        op("Div", ["centred", "std"], "normalised"),
+        helper.make_node("Div", [name("centred"), name("std")], [output], name=name("normalised")),
     ]
     return helper.make_graph(
         nodes, "preprocess",
         [helper.make_tensor_value_info(INPUT, TensorProto.UINT8, ["height", "width", "channels"])],
-        [helper.make_tensor_value_info(name("normalised"), TensorProto.FLOAT, [1, 3, CROP, CROP])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, [1, 3, CROP, CROP])],
     )
+
+
+def converted_network(network_onnx: Path):
+    """The exported network, converted to FRAME_OPSET."""
+    import onnx
+    from onnx import version_converter
+
+    return version_converter.convert_version(onnx.load(str(network_onnx)), FRAME_OPSET)
 
 
 def write_frame_model(network_onnx: Path, target: Path) -> None:
     """The network at opset 18 with the preprocessing in front, written to target."""
     import onnx
-    from onnx import compose, helper, version_converter
+    from onnx import compose, helper
 
-    network = version_converter.convert_version(onnx.load(str(network_onnx)), FRAME_OPSET)
-    front = helper.make_model(preprocessing_graph(), opset_imports=[helper.make_opsetid("", FRAME_OPSET)], ir_version=network.ir_version)
+    network = converted_network(network_onnx)
+    front = helper.make_model(preprocessing_graph(PREFIX + "normalised"), opset_imports=[helper.make_opsetid("", FRAME_OPSET)], ir_version=network.ir_version)
     model = compose.merge_models(front, network, io_map=[(PREFIX + "normalised", NETWORK_INPUT)], producer_name="pyjoy.build.model_frame")
     model.doc_string = "EfficientNet-Lite0 on a raw uint8 [height, width, 3 or 4] frame: shorter side to 256 (antialiased bilinear), centre crop 224, (x - 127) / 128 inside the graph"
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(target))
+
+
+def write_preprocessing_model(target: Path) -> None:
+    """The preprocessing alone, output named as the network's input: for onnxruntime-web's
+    WebGPU backend, whose Resize has no antialias (1.30: "The antialias attribute of Resize
+    operator is NOT implemented", at run time), this runs on WASM and the network on WebGPU."""
+    import onnx
+    from onnx import helper
+
+    # The oldest IR version that has opset 18: onnx's default (its newest) is more than
+    # onnxruntime-web 1.30 reads ("Unsupported model IR version: 14, max supported IR version: 13").
+    opsets = [helper.make_opsetid("", FRAME_OPSET)]
+    model = helper.make_model(preprocessing_graph(NETWORK_INPUT), opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets), producer_name="pyjoy.build.model_frame")
+    model.doc_string = "The preprocessing of efficientnet-lite0 alone: a uint8 [height, width, 3 or 4] frame to its float32 [1, 3, 224, 224] input"
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(target))
 
@@ -149,20 +181,20 @@ def frames(photos: dict) -> dict:
     return out
 
 
-def check_frame_model(frame_onnx: Path, network_onnx: Path, torch_network, labels: list[str], photos: dict) -> dict:
+def check_frame_model(frame_onnx: Path, preprocessing_onnx: Path, network_onnx: Path, torch_network, labels: list[str], photos: dict) -> dict:
     """The frame model against `preprocess` + the exported network (onnxruntime) and against
     PyTorch (torch_preprocess + the network): logits within MAX_FRAME_LOGIT_DIFFERENCE, the
-    same top 5. Returns what it measured; a BuildError says what differed."""
+    same top 5; the preprocessing model's tensor against `preprocess`'s within
+    MAX_TENSOR_DIFFERENCE. Returns what it measured; a BuildError says what differed."""
     import numpy as np
-    import onnx
     import onnxruntime
     import torch
-    from onnx import version_converter
 
     providers = ["CPUExecutionProvider"]
     framed = onnxruntime.InferenceSession(str(frame_onnx), providers=providers)
+    preprocessing = onnxruntime.InferenceSession(str(preprocessing_onnx), providers=providers)
     exported = onnxruntime.InferenceSession(str(network_onnx), providers=providers)
-    converted = onnxruntime.InferenceSession(version_converter.convert_version(onnx.load(str(network_onnx)), FRAME_OPSET).SerializeToString(), providers=providers)
+    converted = onnxruntime.InferenceSession(converted_network(network_onnx).SerializeToString(), providers=providers)
 
     def top5(logits) -> list[str]:
         return [labels[i] for i in np.argsort(-logits.ravel())[:5]]
@@ -173,17 +205,21 @@ def check_frame_model(frame_onnx: Path, network_onnx: Path, torch_network, label
         (expected,) = exported.run(None, {NETWORK_INPUT: tensor})
         (after_conversion,) = converted.run(None, {NETWORK_INPUT: tensor})
         (logits,) = framed.run(None, {INPUT: frame})
+        (tensor_from_graph,) = preprocessing.run(None, {INPUT: frame})
         with torch.no_grad():
             from_torch = torch_network(torch_preprocess(frame)).numpy()
         measured = {
             "vs_preprocess": float(np.abs(logits - expected).max()),
             "vs_pytorch": float(np.abs(logits - from_torch).max()),
             "conversion": float(np.abs(after_conversion - expected).max()),
+            "preprocessing_model_tensor": float(np.abs(tensor_from_graph - tensor).max()),
             "top5": top5(logits),
         }
         check["frames"][name] = measured
         if measured["conversion"] >= MAX_CONVERSION_DIFFERENCE:
             raise BuildError(f"the network converted to opset {FRAME_OPSET} differs from the exported one by {measured['conversion']:.2e} on {name}", "check the onnx version in the model extra")
+        if measured["preprocessing_model_tensor"] >= MAX_TENSOR_DIFFERENCE:
+            raise BuildError(f"the preprocessing model's tensor for {name} differs from preprocess's by {measured['preprocessing_model_tensor']:.2e} (at most {MAX_TENSOR_DIFFERENCE} allowed)", "check the preprocessing graph in pyjoy/build/model_frame.py")
         for against, reference in (("preprocess + the exported model", expected), ("PyTorch", from_torch)):
             difference = float(np.abs(logits - reference).max())
             if difference >= MAX_FRAME_LOGIT_DIFFERENCE:

@@ -110,7 +110,9 @@ def place_models(site: Path, node_modules: Path, model: Model) -> None:
     labels_url = f"vendor/models/imagenet-classes-{sha256_file(model.labels)[:12]}.json"
     frame_url = f"vendor/models/efficientnet-lite0-frame-{sha256_file(model.frame_onnx)[:12]}.onnx"
     copy(model.onnx, site / onnx_url)
+    preprocessing_url = f"vendor/models/efficientnet-lite0-preprocessing-{sha256_file(model.preprocessing_onnx)[:12]}.onnx"
     copy(model.frame_onnx, site / frame_url)
+    copy(model.preprocessing_onnx, site / preprocessing_url)
     copy(model.labels, site / labels_url)
     catalog = {
         "onnxruntime-web": {"version": ONNXRUNTIME_WEB_VERSION, "base": ort_dir, "integrity": ort_files},
@@ -139,7 +141,21 @@ def place_models(site: Path, node_modules: Path, model: Model) -> None:
                     "description": "a frame of any size: RGBA (a canvas's ImageData, alpha ignored) or RGB, row-major",
                 },
                 "output": {"name": FRAME_OUTPUT, "shape": [1, 1000]},
+                # onnxruntime-web 1.30's WebGPU backend has no antialiased Resize: there,
+                # efficientnet-lite0-preprocessing on WASM, then efficientnet-lite0 on WebGPU.
+                "backends": ["wasm"],
                 "check": model.frame_check,
+            },
+            "efficientnet-lite0-preprocessing": {
+                "description": "The preprocessing of efficientnet-lite0 alone, as ONNX (opset 18): a raw frame to its input",
+                "url": preprocessing_url,
+                "integrity": sri(sha256_file(model.preprocessing_onnx)),
+                "input": {
+                    "name": FRAME_INPUT, "dtype": "uint8", "shape": ["height", "width", "channels"],
+                    "description": "a frame of any size: RGBA (a canvas's ImageData, alpha ignored) or RGB, row-major",
+                },
+                "output": {"name": "input", "dtype": "float32", "shape": [1, 3, CROP, CROP]},
+                "backends": ["wasm"],
             },
         },
     }
