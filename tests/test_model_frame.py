@@ -1,10 +1,14 @@
 """The frame model (pyjoy/build/model_frame.py): EfficientNet-Lite0 with the preprocessing in
-its ONNX graph, fed a raw uint8 frame of any size. Native onnxruntime on real photographs at
-several sizes against the existing model on the Python preprocessing and on PIL's (the
-independent reference), slips in the preprocessing that the tolerance catches, bad frames,
-its models.json entry; the preprocessing model alone against PIL; and onnxruntime-web in a plugin's window on a canvas's ImageData,
-against native onnxruntime on the same pixels; on WebGPU (Chromium's software adapter), the
-preprocessing model on WASM then the existing model on WebGPU."""
+its ONNX graph, fed a raw uint8 frame of any size.
+
+- Native onnxruntime on real photographs at several sizes against the existing model on the
+  Python preprocessing and on PIL's (the independent reference); slips in the preprocessing
+  that the tolerance catches; bad frames; its models.json entry; the preprocessing model
+  alone against PIL; the engine's model service on a raw frame.
+- onnxruntime-web in a plugin's window on a canvas's ImageData, against native onnxruntime
+  on the same pixels; on WebGPU (Chromium's software adapter), the preprocessing model on
+  WASM then the existing model on WebGPU.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,8 @@ from PIL import Image
 
 from pyjoy.build.model import preprocess
 from pyjoy.build.model_frame import INPUT, MAX_FRAME_LOGIT_DIFFERENCE, NETWORK_INPUT, OUTPUT, PREFIX
+from pyjoy.devtools import engine_running, run_async
+from pyjoy.engine.client import EngineClient
 from test_model import pil_preprocess
 
 if TYPE_CHECKING:
@@ -151,6 +157,27 @@ def test_the_frame_model_is_in_models_json_and_precached(dist: Path, catalog: di
     assert any("1080x1920" in name for name in frames) and any("120x97" in name for name in frames)
     assert all(f["vs_preprocess"] < MAX_FRAME_LOGIT_DIFFERENCE and f["vs_pytorch"] < MAX_FRAME_LOGIT_DIFFERENCE for f in frames.values())
     assert entry["backends"] == ["wasm"] and catalog["efficientnet-lite0-preprocessing"]["url"] in precached
+
+
+def test_the_engines_model_service_runs_the_frame_model_on_a_raw_frame(dist: Path, catalog: dict, sessions, tmp_path: Path) -> None:
+    # "Run on engine" can send the frame itself: uint8, any size, through the model service.
+    entry = catalog["efficientnet-lite0-frame"]
+    frames = [FRAMES["chelsea-480x640-RGBA"], FRAMES["coffee-own-RGB"]]
+
+    async def scenario() -> list[np.ndarray]:
+        client = await EngineClient.connect(url, origin="http://127.0.0.1:8000")
+        models = (await client.model_service()).api
+        loaded = await models.load((dist / entry["url"]).read_bytes(), entry["integrity"], name="efficientnet-lite0-frame")
+        assert loaded["inputs"] == [{"name": INPUT, "shape": ["height", "width", "channels"], "type": "tensor(uint8)", "dtype": "uint8"}]
+        out = [(await models.run(loaded["id"], frame))[OUTPUT] for frame in frames]
+        await client.close()
+        return out
+
+    with engine_running(tmp_path) as (url, _):
+        answers = run_async(scenario())
+    for frame, logits in zip(frames, answers):
+        (native,) = sessions[0].run(None, {INPUT: frame})
+        assert np.abs(logits - native).max() <= 1e-5  # the same kernels on the same bytes
 
 
 # ---- onnxruntime-web, in a window plugin's frame ------------------------------------------

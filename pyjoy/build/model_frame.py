@@ -2,24 +2,26 @@
 
     write_frame_model(network_onnx, target)   # -> target: uint8 [H, W, C] frame in, logits out
     write_preprocessing_model(target)         # the preprocessing alone: frame in, the network's input out
-    check = check_frame_model(frame, preprocessing, network_onnx, torch_network, labels, photos)
+    check = check_frame_model(frame_onnx, preprocessing_onnx, network_onnx, torch_network, labels, photos)
     tensor = torch_preprocess(frame)          # the same preprocessing in PyTorch (the check's reference)
 
 Input `image`: uint8 [height, width, channels], any height and width, channels 4 (RGBA, a
 canvas's ImageData; alpha ignored, as `preprocess` ignores it) or 3 (RGB): the graph keeps
-channels 0..2, so both work with one input (a frame of 1 or 2 channels fails, naming the
-node `preprocess/rgb_needs_3_or_4_channels`; one of 0 pixels fails with integer division
-by zero; more than 4 channels are not refused: the first three are taken as RGB). Output `logits`: float32 [1, 1000], those of the
-network in front of which this graph is put.
+channels 0..2, so both work with one input. A frame of 1 or 2 channels fails, naming the
+node `preprocess/rgb_needs_3_or_4_channels`; one of 0 pixels fails with an integer division
+by zero; of more than 4 channels, the first three are taken as RGB. Output `logits`:
+float32 [1, 1000], the network's.
 
-The ops, in order: Slice (channels 0..2), Reshape (3 channels or fail), Cast to float32, Resize of [H, W, 3] to the shorter
-side 256 (linear, antialias=1, half_pixel: onnxruntime's antialiased linear filter is PIL's,
-the one `preprocess` writes out), Slice (centre 224), Transpose + Unsqueeze to NCHW,
-(x - 127) / 128. The resized size is computed in int64 in the graph: 256 * side // shorter,
-which is what `crop_box`'s int(256 * side / shorter) gives for any frame a camera makes.
-Resizing before the transpose (HWC, the channel axis left alone) is 4x faster on a 1080p
-frame than on NCHW. The Resize runs in float32, `preprocess` in float64: the tensors differ
-by a few 1e-5, which the check below bounds.
+The ops, in order: Slice (channels 0..2), Reshape (3 channels or fail), Cast to float32,
+Resize of [H, W, 3] to the shorter side 256 (linear, antialias=1, half_pixel: onnxruntime's
+antialiased linear filter is PIL's, the one `preprocess` writes out), Slice (centre 224),
+Transpose + Unsqueeze to NCHW, (x - 127) / 128. The resized size is computed in int64 in
+the graph: 256 * side // shorter, which equals `crop_box`'s int(256 * side / shorter) (a
+float quotient of two integers that is not whole is never within rounding of one). Resizing
+before the transpose (HWC, the channel axis left alone) was 4x faster on a 1080p frame than
+on NCHW. The whole frame is resized before the crop, so memory grows with the aspect ratio
+(a 1:100 panorama: a 78 MB float tensor). The Resize runs in float32, `preprocess` in
+float64: the tensors differ by a few 1e-5, which the check below bounds.
 
 onnxruntime-web's WebGPU backend (1.30) fails an antialiased Resize at run time: there the
 preprocessing model runs on the WASM backend and the exported network on WebGPU.
