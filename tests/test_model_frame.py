@@ -134,11 +134,21 @@ def test_the_preprocessing_model_gives_pils_tensor(dist: Path, catalog: dict, na
     (np.zeros((64, 64, 2), np.uint8), "rgb_needs_3_or_4_channels"),
     (np.zeros((64, 64, 4), np.float32), r"Unexpected input data type.*expected: \(tensor\(uint8\)\)"),
     (np.zeros((64, 64), np.uint8), "Invalid rank for input: image"),
-    (np.zeros((0, 64, 4), np.uint8), "Integer division by zero"),
+    # No pixels: infinitely long, or a division by zero, whichever node runs first.
+    (np.zeros((0, 64, 4), np.uint8), "aspect_ratio_at_most_64_to_1|Integer division by zero"),
+    (np.zeros((3, 193, 4), np.uint8), "aspect_ratio_at_most_64_to_1"),  # memory would grow with the length
+    (np.zeros((193, 3, 3), np.uint8), "aspect_ratio_at_most_64_to_1"),
 ])
 def test_a_frame_it_cannot_take_is_an_error_that_says_why(sessions, image: np.ndarray, said: str) -> None:
     with pytest.raises(Exception, match=said):
         sessions[0].run(None, {INPUT: image})
+
+
+def test_a_strip_of_64_to_1_is_still_a_frame(sessions) -> None:
+    strip = np.ascontiguousarray(np.tile(FRAMES["coffee-120x97-RGBA"][:3], (1, 2, 1))[:, :192])  # 3 x 192
+    (logits,) = sessions[0].run(None, {INPUT: strip})
+    (expected,) = sessions[1].run(None, {NETWORK_INPUT: preprocess(strip)})
+    assert np.abs(logits - expected).max() < MAX_FRAME_LOGIT_DIFFERENCE
 
 
 def test_the_frame_model_is_in_models_json_and_precached(dist: Path, catalog: dict) -> None:

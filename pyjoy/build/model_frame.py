@@ -8,8 +8,10 @@
 Input `image`: uint8 [height, width, channels], any height and width, channels 4 (RGBA, a
 canvas's ImageData; alpha ignored, as `preprocess` ignores it) or 3 (RGB): the graph keeps
 channels 0..2, so both work with one input. A frame of 1 or 2 channels fails, naming the
-node `preprocess/rgb_needs_3_or_4_channels`; one of 0 pixels fails with an integer division
-by zero; of more than 4 channels, the first three are taken as RGB. Output `logits`:
+node `preprocess/rgb_needs_3_or_4_channels`; one whose longer side is more than 64 times
+its shorter fails, naming `preprocess/aspect_ratio_at_most_64_to_1`, and so does one of 0
+pixels (or with an integer division by zero, whichever node runs first); of more than 4
+channels, the first three are taken as RGB. Output `logits`:
 float32 [1, 1000], the network's.
 
 The ops, in order: Slice (channels 0..2), Reshape (3 channels or fail), Cast to float32,
@@ -20,7 +22,7 @@ the graph: 256 * side // shorter, which equals `crop_box`'s int(256 * side / sho
 float quotient of two integers that is not whole is never within rounding of one). Resizing
 before the transpose (HWC, the channel axis left alone) was 4x faster on a 1080p frame than
 on NCHW. The whole frame is resized before the crop, so memory grows with the aspect ratio
-(a 1:100 panorama: a 78 MB float tensor). The Resize runs in float32, `preprocess` in
+(hence the bound: at 64:1, a 50 MB float tensor). The Resize runs in float32, `preprocess` in
 float64: the tensors differ by a few 1e-5, which the check below bounds.
 
 onnxruntime-web's WebGPU backend (1.30) fails an antialiased Resize at run time: there the
@@ -47,6 +49,10 @@ PREFIX = "preprocess/"  # the preprocessing's tensor names: no clash with the ne
 # Frames the check runs on besides the photographs' own sizes: [height, width], RGBA like a
 # canvas's. Landscape and portrait, a camera's VGA, a 1080p frame, one smaller than the crop.
 FRAME_SIZES = [(300, 451), (451, 300), (480, 640), (1080, 1920), (120, 97)]
+
+# The longest side of a frame, at most this many times its shortest: the resized frame is
+# then at most 256 x 16384 x 3 float32 (50 MB). A camera's frame is at most about 2.4:1.
+MAX_ASPECT_RATIO = 64
 
 # The frame model's logits against `preprocess` + the exported network (and against PyTorch):
 # measured, at most 2.2e-5 on the check's frames (float32 rounding of the resize). The bound is
@@ -97,7 +103,20 @@ def preprocessing_graph(output: str):
         op("Slice", ["shape", "0", "2"], "height_width"),
         op("ReduceMin", ["height_width"], "shorter", keepdims=1),
         op("Mul", ["height_width", "resize"], "scaled"),
-        op("Div", ["scaled", "shorter"], "resized_size"),
+        op("Div", ["scaled", "shorter"], "resized_unchecked"),
+        # The whole frame is resized, so a long strip would take memory without bound: a frame
+        # longer than MAX_ASPECT_RATIO x its width fails, naming the node. A Reshape of one
+        # element to the shape [1 - too_long] (allowzero: 0 is an empty dimension) fails when
+        # too long; its output, [0], is added to the size so that the check is not pruned.
+        const("1", np.array([1], np.int64)),
+        const("max_aspect", np.array([MAX_ASPECT_RATIO], np.int64)),
+        op("ReduceMax", ["height_width"], "longer", keepdims=1),
+        op("Mul", ["shorter", "max_aspect"], "longest_allowed"),
+        op("Greater", ["longer", "longest_allowed"], "too_long"),
+        op("Cast", ["too_long"], "too_long_count", to=TensorProto.INT64),
+        op("Sub", ["1", "too_long_count"], "one_if_not_too_long"),
+        op("Reshape", ["0", "one_if_not_too_long"], f"aspect_ratio_at_most_{MAX_ASPECT_RATIO}_to_1", allowzero=1),
+        op("Add", ["resized_unchecked", f"aspect_ratio_at_most_{MAX_ASPECT_RATIO}_to_1"], "resized_size"),
         op("Concat", ["resized_size", "3"], "sizes", axis=0),
         op("Resize", ["float", "", "", "sizes"], "resized", mode="linear", antialias=1, coordinate_transformation_mode="half_pixel"),
         # Centre CROP: from (resized - CROP) // 2.
