@@ -11,7 +11,9 @@ gives), and to 1920x1080, median of N runs each, the two pipelines taking turns:
 
 1. today: `preprocess` (numpy, pyjoy/build/model.py) then the existing model
    (efficientnet-lite0) on its float32 [1, 3, 224, 224];
-2. the frame model (efficientnet-lite0-frame) on the raw uint8 frame, one session.run.
+2. the frame model (efficientnet-lite0-frame) on the raw uint8 frame, one session.run;
+   and, to show what its preprocessing costs, the preprocessing model
+   (efficientnet-lite0-preprocessing: the same ops alone).
 
 Both sessions: CPUExecutionProvider, one intra-op thread per core, as bench/vision.py's
 native row. Prints a markdown table and writes every sample, with the machine, to
@@ -56,8 +58,8 @@ def rgba_frame(photo: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(np.dstack([photo[rows][:, columns], np.full((height, width), 255, np.uint8)]))
 
 
-def measure(existing, framed, frame: np.ndarray, runs: int) -> dict:
-    samples: dict = {"today_preprocess_ms": [], "today_infer_ms": [], "today_ms": [], "frame_model_ms": []}
+def measure(existing, framed, preprocessing, frame: np.ndarray, runs: int) -> dict:
+    samples: dict = {"today_preprocess_ms": [], "today_infer_ms": [], "today_ms": [], "frame_model_ms": [], "preprocessing_model_ms": []}
     for i in range(runs + WARM_UP):
         started = time.perf_counter()
         tensor = preprocess(frame)
@@ -66,11 +68,14 @@ def measure(existing, framed, frame: np.ndarray, runs: int) -> dict:
         done = time.perf_counter()
         (logits,) = framed.run(None, {INPUT: frame})
         framed_done = time.perf_counter()
+        preprocessing.run(None, {INPUT: frame})
+        preprocessing_done = time.perf_counter()
         if i >= WARM_UP:
             samples["today_preprocess_ms"].append((middle - started) * 1000)
             samples["today_infer_ms"].append((done - middle) * 1000)
             samples["today_ms"].append((done - started) * 1000)
             samples["frame_model_ms"].append((framed_done - done) * 1000)
+            samples["preprocessing_model_ms"].append((preprocessing_done - framed_done) * 1000)
     samples["max_logit_difference"] = float(np.abs(logits - today).max())
     samples["same_top5"] = bool((np.argsort(-logits[0])[:5] == np.argsort(-today[0])[:5]).all())
     return samples
@@ -87,15 +92,16 @@ def main() -> int:
     catalog = json.loads((args.dist / "models.json").read_text())["models"]
     existing = session(args.dist / catalog["efficientnet-lite0"]["url"])
     framed = session(args.dist / catalog["efficientnet-lite0-frame"]["url"])
+    preprocessing = session(args.dist / catalog["efficientnet-lite0-preprocessing"]["url"])
     photo = skimage.data.chelsea()
-    results = {name: measure(existing, framed, rgba_frame(photo, *size), args.runs) for name, size in SIZES.items()}
+    results = {name: measure(existing, framed, preprocessing, rgba_frame(photo, *size), args.runs) for name, size in SIZES.items()}
 
     median = statistics.median
-    print("| frame | today: preprocess (numpy) | today: inference | today: total | frame model (one run) | speed-up |")
-    print("|---|---|---|---|---|---|")
+    print("| frame | today: preprocess (numpy) | today: inference | today: total | frame model (one run) | speed-up | its preprocessing alone |")
+    print("|---|---|---|---|---|---|---|")
     for name, r in results.items():
         today, frame_model = median(r["today_ms"]), median(r["frame_model_ms"])
-        print(f"| {name} | {median(r['today_preprocess_ms']):.1f} ms | {median(r['today_infer_ms']):.1f} ms | {today:.1f} ms | {frame_model:.1f} ms | {today / frame_model:.2f}x |")
+        print(f"| {name} | {median(r['today_preprocess_ms']):.1f} ms | {median(r['today_infer_ms']):.1f} ms | {today:.1f} ms | {frame_model:.1f} ms | {today / frame_model:.2f}x | {median(r['preprocessing_model_ms']):.1f} ms |")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
