@@ -66,3 +66,85 @@ def test_starts_side_by_side_cannot_pass_the_plugin_bound_and_a_failed_start_giv
         await client.close()
 
     run_async(scenario())
+
+
+# ImJoy's native plugins report progress from a thread of their own during a long
+# computation. This one's thread calls the page's callback 50 times without waiting (then
+# waits for each answer), 50 times waiting for each one, and the page's API (log, without
+# waiting; showProgress and showMessage, waiting), and answers what it got.
+THREADED = plugin("Threaded", '''
+import asyncio, threading, concurrent.futures
+from imjoy import api
+
+class Threaded:
+    async def count(self, callback, n):
+        finished = concurrent.futures.Future()
+
+        def work():
+            try:
+                fired = [callback(i) for i in range(n)]          # sent in this order, none waited for yet
+                answers = [call.result(timeout=30) for call in fired]
+                for i in range(n):
+                    api.log(f"step {i}")                         # fire and forget, as progress reports go
+                    answers.append(callback(n + i).result(timeout=30))
+                api.showProgress(100).result(timeout=30)
+                shown = api.show_message("done").result(timeout=30)
+                finished.set_result({"answers": answers, "shown": shown, "thread": threading.current_thread().name})
+            except BaseException as error:
+                finished.set_exception(error)
+
+        threading.Thread(target=work, name="plugin-worker").start()
+        return await asyncio.wrap_future(finished)
+
+    async def failing(self, callback):
+        errors = []
+        def work():
+            try:
+                callback().result(timeout=30)
+            except Exception as error:
+                errors.append(f"{type(error).__name__}: {error}")
+        thread = threading.Thread(target=work)
+        thread.start()
+        await asyncio.to_thread(thread.join)
+        return errors
+
+api.export(Threaded())
+''')
+
+
+def test_a_plugins_own_thread_calls_the_page_and_its_callbacks_in_order(engine: dict) -> None:
+    async def scenario() -> None:
+        client = await EngineClient.connect(engine["url"], origin=APP)
+        seen: list[tuple[str, object]] = []
+
+        def note(kind: str):
+            def record(value: object = None) -> str:
+                seen.append((kind, value))
+                return f"{kind} {value}"
+            return record
+
+        host = {"log": note("log"), "showProgress": note("progress"), "showMessage": note("message"),
+                "alert": note("alert")}
+        threaded = await client.load_plugin(THREADED, host=host)
+
+        def square(i: int) -> int:
+            seen.append(("callback", i))
+            return i * i
+
+        answer = await threaded.api.count(square, 50)
+        assert answer["thread"] == "plugin-worker"
+        assert answer["answers"] == [i * i for i in range(100)]
+        assert answer["shown"] == "message done"
+        expected = [("callback", i) for i in range(50)]
+        for i in range(50):
+            expected += [("log", f"step {i}"), ("callback", 50 + i)]
+        assert seen == expected + [("progress", 100), ("message", "done")]
+
+        def broken() -> None:
+            raise ValueError("the page's callback failed")
+
+        errors = await threaded.api.failing(broken)
+        assert len(errors) == 1 and "ValueError" in errors[0] and "the page's callback failed" in errors[0], errors
+        await client.close()
+
+    run_async(scenario())
