@@ -63,6 +63,15 @@ def test_starts_side_by_side_cannot_pass_the_plugin_bound_and_a_failed_start_giv
         assert await again.api.pid() > 0
         with pytest.raises(RemoteError, match="plugins already"):
             await client.engine.start(SMALL)
+
+        # Once they all exit, the connection remembers the last KEEP_EXITED of them, not all.
+        ids = [s["id"] for s in started[1:]] + [again.id]
+        await asyncio.gather(*(client.engine.stop(plugin_id) for plugin_id in ids))
+        listed = await client.engine.list()
+        assert all(p["state"] == "exited" for p in listed) and len(listed) == server.KEEP_EXITED == 16
+        forgotten = next(plugin_id for plugin_id in ids if plugin_id not in {p["id"] for p in listed})
+        with pytest.raises(RemoteError, match="unknown plugin"):
+            await client.engine.stop(forgotten)
         await client.close()
 
     run_async(scenario())

@@ -353,6 +353,10 @@ export class PluginHost {
       plugin.state = "crashed";
       plugin.error = new PluginError(message, { code: CODES.crashed });
       this.#closeWindowsOf(plugin);
+      // What it held on the engine goes now, not when the person removes it: a crashed
+      // plugin's models would fill the service's MAX_MODELS slots for the others.
+      this.#releaseModels(plugin);
+      this.#engineWatchers.delete(plugin);
       this.ui.toast(`Plugin ${plugin.name} crashed: ${message}`, "error");
       plugin.window?.body.replaceChildren(Object.assign(document.createElement("p"), {
         className: "plugin-crashed", textContent: `${plugin.name} crashed: ${message}`,

@@ -54,6 +54,10 @@ CLOSE_RESUME_REFUSED = 4410
 GRACE_SECONDS = 30.0
 #: Ended connections' key digests remembered, to say why a resume with one is refused.
 ENDED_KEYS = 1000
+#: Exited plugins a connection remembers (list() shows them, a message to one is answered
+#: with its exit); older ones are forgotten, so a page that starts plugins that crash, again
+#: and again, does not make the engine hold more and more.
+KEEP_EXITED = 16
 
 
 class EngineError(Exception):
@@ -286,7 +290,8 @@ class Connection:
             return None
         plugin = self.plugins.get(channel)
         if plugin is None:
-            self.report(wire.FrameError(f"unknown plugin {channel!r}: this connection started no plugin of that id",
+            self.report(wire.FrameError(f"unknown plugin {channel!r}: this connection started no plugin of that id "
+                                        f"(or it exited before the last {KEEP_EXITED} that did)",
                                         channel, message))
         elif plugin.status is not None:
             self._answer_exited(plugin, message)
@@ -454,6 +459,9 @@ class Control:
             if not connection.outgoing.closed:
                 connection.outgoing.send(plugin_id, {"type": "close", "reason": record.reason})
             _notify(exited, {"id": plugin_id, "name": name, "status": record.status, "reason": record.reason})
+            gone = [key for key, plugin in connection.plugins.items() if plugin.status is not None][:-KEEP_EXITED]
+            for key in gone:
+                del connection.plugins[key]
 
         process.exited.add_done_callback(on_exit)
         return started
