@@ -345,6 +345,10 @@ export class PluginHost {
         permissions: plugin.config.permissions ?? [], onOutput,
         consent: (what) => this.consent(plugin, what), // the person's answer (workbench.consent)
       });
+    if (plugin.state === "stopped") { // stopped or replaced while its sandbox (or engine process) started
+      sandbox.terminate("stopped while it started");
+      throw new PluginError(`plugin ${plugin.name} was stopped while it started`, { code: CODES.loadFailed });
+    }
     sandbox.onOutput = onOutput; // a spare Python sandbox was booted before its plugin was known
     plugin.sandbox = sandbox;
     // The sandbox has ended itself (its calls failed at once); say so where the plugin was.
