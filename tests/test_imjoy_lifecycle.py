@@ -279,6 +279,8 @@ def test_load_plugin_asks_naming_the_dependencies_and_loads_them_first_as_the_lo
     assert [name for name in loaded(app) if name.startswith("Dep ")] == []  # nothing before the answer
     ask.get_by_role("button", name="Load").click()
     assert app.evaluate("window.loading") == {"whoami": "Dep User"}
+    # The frames' console lines reach this process on their own, maybe after the answer did.
+    wait_for(app, lambda: setups, lambda got: len(got) >= 3)
     assert setups.index("Dep Base") < setups.index("Dep Second") < setups.index("Dep User"), setups
     plugins = loaded(app)
     loader = plugins["Plugin Loader"]["id"]
