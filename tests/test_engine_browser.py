@@ -11,6 +11,7 @@ import signal
 import socket
 import struct
 import threading
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -487,3 +488,37 @@ def test_an_engine_killed_and_restarted_refuses_the_resume_and_the_page_starts_i
                    timeout_ms=30_000)
         assert page.evaluate("pyjoy.getPlugin('Counter').then((p) => p.pid())") != pid
         assert page.evaluate("pyjoy.getPlugin('Counter').then((p) => p.bump())") == 1  # a fresh process
+
+
+def test_a_native_plugin_stopped_while_it_installs_leaves_no_process_on_the_engine(page: Page, base_url: str,
+                                                                                  engine: dict) -> None:
+    # Stopped while the engine makes its environment: the engine's start goes on and answers,
+    # and the page must then end the process it no longer wants (it held one of the
+    # connection's 32 plugin slots, unseen by the page, until the page closed).
+    open_connected(page, base_url, engine["url"])
+    before = engine_children(engine["process"].pid)
+    source = plugin("Stopped While Installing", "api.export({})", requirements=["pyjoy-engine-probe>=0.1"])
+    page.evaluate("(text) => { window.loading = pyjoy.loadPlugin(text).then(() => 'loaded', (e) => e.message); }", source)
+    log = page.locator("#message-log li")
+    expect(log.filter(has_text="Stopped While Installing: installing: making an environment")).to_have_count(1, timeout=30_000)
+    assert page.evaluate("pyjoy.terminatePlugin('Stopped While Installing')") is True
+    outcome = page.evaluate("Promise.race([window.loading, new Promise((r) => setTimeout(() => r('still loading after 60 s'), 60000))])")
+    assert "was stopped while it started" in outcome, outcome
+    deadline = time.monotonic() + 10
+    while engine_children(engine["process"].pid) - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not engine_children(engine["process"].pid) - before, "the plugin's process still runs on the engine"
+    assert "Stopped While Installing" not in [p["name"] for p in page.evaluate("pyjoy.plugins()")]
+
+
+def engine_children(pid: int) -> set[int]:
+    """The engine's child processes (its plugins'), from /proc."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.add(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found

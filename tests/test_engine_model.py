@@ -10,6 +10,9 @@ import asyncio
 import base64
 import hashlib
 import json
+import os
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -189,5 +192,61 @@ def test_the_service_is_a_process_of_its_own_per_connection(engine, model) -> No
         assert (await fresh.api.load(model["bytes"], model["integrity"]))["id"] == loaded["id"]
         await client.close()
         await other.close()
+
+    run_async(scenario())
+
+
+def children(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (Linux: /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:  # "pid (name) state ppid ..."
+                found.add(int(entry.name))
+    return found
+
+
+def test_a_killed_model_service_fails_its_callers_at_once_and_models_starts_a_working_one(engine, model, direct) -> None:
+    async def scenario() -> None:
+        client = await EngineClient.connect(engine["url"], origin=APP)
+        before = children(engine["process"].pid)
+        exits: list[dict] = []
+        killed = await client.model_service(exited=exits.append)
+        (pid,) = children(engine["process"].pid) - before  # the service's process, as a crash in onnxruntime ends it
+        loaded = await killed.api.load(model["bytes"], model["integrity"])
+        batch = [photographs()["coffee"]] * 100
+        pending = [asyncio.ensure_future(killed.api.run_batch(loaded["id"], batch)) for _ in range(2)]
+        await asyncio.sleep(0.2)
+        assert not any(call.done() for call in pending)
+        os.kill(pid, signal.SIGKILL)
+        started = time.monotonic()
+        for call in pending:
+            with pytest.raises((RemoteError, ClosedError), match=r"'PyJoy models'.*status -9 \(killed by SIGKILL\)"):
+                await asyncio.wait_for(call, 10)
+        assert time.monotonic() - started < 3  # at once, not a timeout
+        for _ in range(100):
+            if exits:
+                break
+            await asyncio.sleep(0.02)
+        assert [(e["id"], e["status"]) for e in exits] == [(killed.id, -9)]
+        listed = await client.engine.list()
+        assert [(p["id"], p["state"], p["status"]) for p in listed] == [(killed.id, "exited", -9)]  # its slot is free
+        # models() starts a new service, which holds none of the killed one's models and works.
+        fresh = await client.model_service()
+        assert fresh.id != killed.id and (await client.engine.models())["id"] == fresh.id
+        assert (await fresh.api.info())["models"] == []
+        with pytest.raises(RemoteError, match="no model .* is loaded"):
+            await fresh.api.run(loaded["id"], photographs()["coffee"])
+        again = await fresh.api.load(model["bytes"], model["integrity"])
+        assert again["id"] == loaded["id"]
+        tensor = photographs()["chelsea"]
+        got = await fresh.api.run(again["id"], tensor)
+        assert np.abs(got["logits"] - direct.run(None, {"input": tensor})[0]).max() <= TOLERANCE
+        assert sum(p["state"] == "running" for p in await client.engine.list()) == 1
+        await client.close()
 
     run_async(scenario())

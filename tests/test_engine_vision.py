@@ -17,6 +17,7 @@ import pytest
 import skimage.data
 from playwright.sync_api import Browser, Page, expect
 
+from conftest import wait_until
 from pyjoy.build.model import CATS
 from pyjoy.devtools import engine_running
 from test_model import pil_preprocess
@@ -254,3 +255,35 @@ def test_camera_frames_go_where_a_frame_took_less(camera_browser: Browser, base_
         assert stats["runsOn"] == stats["choice"]
     finally:
         context.close()
+
+
+def test_a_crashed_plugin_gives_back_its_models_at_once(page: Page, base_url: str, engine: str) -> None:
+    unloads: list[list] = []  # the args of each call the page sends whose one argument is a model id
+
+    def on_socket(socket) -> None:
+        def sent(payload) -> None:
+            if isinstance(payload, str) and '"call"' in payload:
+                message = json.loads(payload).get("message", {})
+                if message.get("type") == "call" and len(message.get("args", [])) == 1:
+                    unloads.append(message["args"])
+        socket.on("framesent", sent)
+
+    page.on("websocket", on_socket)
+    page.goto(base_url)
+    page.evaluate("pyjoy.ready")
+    connect(page, engine)
+    source = (Path(__file__).parent / "plugins" / "hostile" / "engine_crashes_holding_models.imjoy.html").read_text()
+    page.evaluate("(s) => pyjoy.loadPlugin(s).then(() => true)", source)
+    plugin = "pyjoy.getPlugin('Engine Crashes Holding Models')"
+    held = tiny_model("held")
+    model_id = page.evaluate(f"async ([b64, i]) => (await {plugin}).load(b64, i)", [base64.b64encode(held).decode(), sri(held)])
+    assert model_id == "m" + hashlib.sha256(held).hexdigest()[:16]
+    assert [model_id] not in unloads
+    assert page.evaluate(f"{plugin}.then((p) => p.leave())") == "leaving"
+    wait_until(page, "pyjoy.plugins().then((all) => all.some((p) => p.name === 'Engine Crashes Holding Models' && p.state === 'crashed'))")
+    # Crashed, and still listed (the person has not removed it): its model is unloaded already.
+    for _ in range(50):
+        if [model_id] in unloads:
+            break
+        page.wait_for_timeout(100)
+    assert [model_id] in unloads

@@ -74,6 +74,33 @@ def test_a_shared_link_asks_once_naming_the_dependencies_installs_them_and_start
     assert setups[-1] == "Dep User" and {"Dep Base", "Dep Second"} <= set(setups[:-1]), setups
 
 
+def test_two_plugins_started_at_once_share_the_start_of_their_common_dependency(page: Page, base_url: str, deps_url: str) -> None:
+    # Dep User needs Dep Base and Dep Second; Dep Second needs Dep Base. Started at once (a
+    # window restored at load while a plugin asks for another does this), each must wait for
+    # the one start of Dep Base in progress, not start it a second time: the second start
+    # replaced the first, whose window closed under a frame still loading, and that start
+    # then waited forever (the stall once seen here).
+    setups: list[str] = []
+    page.on("console", lambda message: message.text.startswith("setup: ") and setups.append(message.text[7:]))
+    open_app(page, f"{base_url}?w=shared-start")
+    assert page.evaluate("url => pyjoy.installPlugin(url).then(() => 'installed', e => e.message)",
+                         f"{deps_url}dep_user.imjoy.html") == "installed"
+    wait_until(page, lambda: len(setups) >= 3)
+    for name in ("Dep User", "Dep Second", "Dep Base"):
+        assert page.evaluate("name => pyjoy.terminatePlugin(name)", name) is True
+    setups.clear()
+    outcome = page.evaluate("""() => Promise.race([
+      Promise.all([pyjoy.getPlugin('Dep User'), pyjoy.getPlugin('Dep Second')]).then(() => 'started', (e) => e.message),
+      new Promise((resolve) => setTimeout(() => resolve('still starting after 20 s'), 20_000)),
+    ])""")
+    assert outcome == "started"
+    wait_until(page, lambda: len(setups) >= 3)
+    page.wait_for_timeout(500)  # a second start of Dep Base would say so by now
+    assert sorted(setups) == ["Dep Base", "Dep Second", "Dep User"], setups
+    states = {p["name"]: p["state"] for p in user_plugins(page)}
+    assert states == {"Dep Base": "running", "Dep Second": "running", "Dep User": "running"}, states
+
+
 def test_refusing_the_question_installs_nothing(page: Page, base_url: str, deps_url: str) -> None:
     open_app(page, f"{base_url}?w=refused&plugin={deps_url}dep_user.imjoy.html")
     ask = page.locator("dialog", has_text="Install the window plugin Dep User")

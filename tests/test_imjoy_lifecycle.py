@@ -161,6 +161,27 @@ def test_a_close_handler_cannot_keep_its_window_or_frame(app: Page, how: str) ->
     assert app.evaluate("Promise.race([pyjoy.runPython('1+1'), new Promise((r) => setTimeout(() => r('stuck'), 20000))])") == 2
 
 
+def test_a_window_plugin_stopped_before_its_frame_loads_fails_its_load_instead_of_waiting(app: Page) -> None:
+    # The frame's script is held back, so the plugin is stopped (its window closed) before its
+    # frame is made; a frame put into a window already gone never loads, and its load waited
+    # for ever (so did whatever waited on it: a plugin needing it, a getPlugin).
+    held = []
+    app.route("**/assets/sandbox/frame-*.js", lambda route: held.append(route))
+    source = plugin("Stopped Early", "window", "api.export({ping: () => 'pong'});", window="<p>early</p>")
+    app.evaluate("(text) => { window.loading = pyjoy.loadPlugin(text).then(() => 'loaded', (e) => e.message); }", source)
+    wait_for(app, lambda: held, bool)
+    assert held, "the frame's script was never asked for"
+    assert app.evaluate("pyjoy.terminatePlugin('Stopped Early')") is True
+    for route in held:
+        route.continue_()
+    app.unroute("**/assets/sandbox/frame-*.js")
+    outcome = app.evaluate("Promise.race([window.loading, new Promise((r) => setTimeout(() => r('still loading after 10 s'), 10000))])")
+    assert "failed to load" in outcome and "taken out of the page" in outcome, outcome
+    assert "Stopped Early" not in [p["name"] for p in user_plugins(app)]
+    load(app, source)  # and it loads again
+    assert call(app, "Stopped Early", "ping") == "pong"
+
+
 # -- tags ----------------------------------------------------------------------------------
 
 def install_error(page: Page, source: str) -> str:
@@ -258,6 +279,8 @@ def test_load_plugin_asks_naming_the_dependencies_and_loads_them_first_as_the_lo
     assert [name for name in loaded(app) if name.startswith("Dep ")] == []  # nothing before the answer
     ask.get_by_role("button", name="Load").click()
     assert app.evaluate("window.loading") == {"whoami": "Dep User"}
+    # The frames' console lines reach this process on their own, maybe after the answer did.
+    wait_for(app, lambda: setups, lambda got: len(got) >= 3)
     assert setups.index("Dep Base") < setups.index("Dep Second") < setups.index("Dep User"), setups
     plugins = loaded(app)
     loader = plugins["Plugin Loader"]["id"]

@@ -349,6 +349,10 @@ export class PluginHost {
         permissions: plugin.config.permissions ?? [], onOutput, python: kind === "window" && plugin.config.lang === "python",
         consent: (what) => this.consent(plugin, what), // the person's answer (workbench.consent)
       });
+    if (plugin.state === "stopped") { // stopped or replaced while its sandbox (or engine process) started
+      sandbox.terminate("stopped while it started");
+      throw new PluginError(`plugin ${plugin.name} was stopped while it started`, { code: CODES.loadFailed });
+    }
     sandbox.onOutput = onOutput; // a spare Python sandbox was booted before its plugin was known
     plugin.sandbox = sandbox;
     // The sandbox has ended itself (its calls failed at once); say so where the plugin was.
@@ -357,6 +361,10 @@ export class PluginHost {
       plugin.state = "crashed";
       plugin.error = new PluginError(message, { code: CODES.crashed });
       this.#closeWindowsOf(plugin);
+      // What it held on the engine goes now, not when the person removes it: a crashed
+      // plugin's models would fill the service's MAX_MODELS slots for the others.
+      this.#releaseModels(plugin);
+      this.#engineWatchers.delete(plugin);
       this.ui.toast(`Plugin ${plugin.name} crashed: ${message}`, "error");
       plugin.window?.body.replaceChildren(Object.assign(document.createElement("p"), {
         className: "plugin-crashed", textContent: `${plugin.name} crashed: ${message}`,

@@ -16,7 +16,8 @@
 // (boot, output, failure), assets (our own files, which this side answers, offline
 // included) and, for window frames, cameras and microphones (plugins/media.js); sandbox/contract.js
 // describes each. A sandbox that dies (its frame's process crashed, its frame navigated
-// away, or it reported itself failed) is ended at once and its pending calls fail.
+// away or was taken out of the page, even before it loaded, or it reported itself failed)
+// is ended at once and its pending calls fail; one ended while it starts fails its start.
 import { pythonConfig } from "../python/config.js";
 import { Session } from "../rpc/session.js";
 import { FRAME_CHUNK_BYTES, PostMessageTransport } from "../rpc/transport.js";
@@ -170,6 +171,7 @@ export class Sandbox {
   #crashed = null; // rejects when the sandbox dies
   #rejectCrashed;
   #ports = [];
+  #frameLoaded = false;
 
   async #start({ build, kind, container, permissions, onOutput, consent, isolated, python }) {
     const channels = { rpc: new MessageChannel(), status: new MessageChannel(), assets: new MessageChannel() };
@@ -239,12 +241,16 @@ export class Sandbox {
     this.frame = frame;
     const loaded = new Promise((resolve) => frame.addEventListener("load", resolve, { once: true }));
     container.append(frame);
-    await loaded;
+    // A frame taken out of the page before it loads (its window closed meanwhile) never
+    // fires load: the liveness watch ends the sandbox then, and create() rejects instead of
+    // waiting for ever; so does terminate() (#end).
+    watch(this);
+    await Promise.race([loaded, this.#crashed]);
+    this.#frameLoaded = true;
     if (this.state !== "starting") return frame.remove(); // ended while it loaded
     // Any later load is another document: the plugin navigated its frame away.
     frame.addEventListener("load", () => this.crash("its frame navigated away from the plugin"));
     frame.contentWindow.postMessage(handshake, "*", ports);
-    watch(this);
   }
 
   #startWorker(source, kind, ports, handshake) {
@@ -261,7 +267,7 @@ export class Sandbox {
     const frame = this.frame;
     if (!frame || this.state === "crashed" || this.state === "terminated") return;
     if (!frame.isConnected) this.crash("its frame was taken out of the page");
-    else if (frame.contentWindow?.length === 0) {
+    else if (this.#frameLoaded && frame.contentWindow?.length === 0) { // its liveness child comes with its document
       this.crash("its frame died: the sandbox's process crashed (out of memory?) or the plugin replaced its document");
     }
   }
@@ -289,6 +295,7 @@ export class Sandbox {
 
   #end(state, reason) {
     if (this.state === "crashed" || this.state === "terminated") return;
+    if (this.state === "starting") this.#rejectCrashed(new Error(`it was ended while it started: ${reason}`)); // create() rejects
     this.state = state;
     unwatch(this);
     this.session?.close(reason); // pending calls fail now, with the reason

@@ -232,10 +232,11 @@ export class Workbench {
   /**
    * Starts an installed plugin (again, from its stored file) by its id; resolves to the
    * loaded plugin. Callers asking while it starts share that start instead of making another.
+   * chain: the names of the plugins whose start needs this one (a dependency cycle is refused).
    */
-  start(id) {
+  start(id, chain = []) {
     if (!this.#starting.has(id)) {
-      const starting = this.#start(id).finally(() => this.#starting.delete(id));
+      const starting = this.#start(id, chain).finally(() => this.#starting.delete(id));
       this.#starting.set(id, starting);
     }
     return this.#starting.get(id);
@@ -266,8 +267,10 @@ export class Workbench {
       if (path.includes(name)) throw new PluginError(`dependency cycle: ${[...path, name].join(" needs ")}`);
       if (this.#hostNow?.plugin(dependency.id)?.state === "running") continue;
       try {
-        if (this.#starting.has(dependency.id)) await this.#starting.get(dependency.id);
-        else await this.#start(dependency.id, path);
+        // Through start(), so that a plugin started meanwhile that needs it too (or a window
+        // restored at load) waits for this start rather than making a second one, which
+        // would replace this one while it loads.
+        await this.start(dependency.id, path);
       } catch (error) {
         if (/^dependency cycle/.test(error.message)) throw error;
         throw new PluginError(`${entry.name} needs the plugin ${dependency.name}, which could not start: ${error.message}`, { code: error.code ?? CODES.loadFailed });

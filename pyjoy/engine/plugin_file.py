@@ -3,7 +3,8 @@
     plugin = parse_plugin(text, tag=None)   # {"config": {...}, "scripts": [{"code", "line"}]}
 
 The same reading as the page's (app/plugins/format.js and config.js, which follow
-imjoy-core's parsePluginCode), cut to what the engine needs: the `<config>` block (JSON,
+imjoy-core's parsePluginCode, and own the format: ENGINE.md, "Who reads a plugin file";
+tests/test_engine_parsers_node.py checks that the two agree), cut to what the engine needs: the `<config>` block (JSON,
 or YAML where PyYAML is installed), the tag (the first of `tags` by default), fields that
 hold a value per tag resolved, and the `<script>` blocks kept for that tag, each with the
 file line its code starts on (so tracebacks name the file's lines). A `.py` file with a
@@ -201,7 +202,10 @@ def _normalize(raw: Any, tag: str | None, line: int) -> dict[str, Any]:
         if isinstance(config.get(key), dict):
             if chosen is None:
                 raise PluginFileError("config", line, f'"{key}" has a value per tag but the config has no "tags"')
-            config[key] = config[key].get(chosen)
+            if chosen in config[key]:
+                config[key] = config[key][chosen]
+            else:  # a tag the mapping does not list leaves the field unset, as in ImJoy (and config.js)
+                del config[key]
     name = config.get("name")
     if not isinstance(name, str) or not name.strip():
         raise PluginFileError("config", line, 'missing "name"; every plugin needs one (a non-empty string)')

@@ -101,7 +101,9 @@ class PluginProcess:
         self._process = process
         self.exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pipe_ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._tasks: list[asyncio.Task[Any]] = []
+        # Held while they run (the loop keeps only weak references), dropped when done: a
+        # plugin that runs for days waits on the page's socket many times.
+        self._tasks: set[asyncio.Future[Any]] = set()
 
     @classmethod
     async def start(cls, plugin: dict[str, Any], python: str, workdir: Path, on_item: OnItem,
@@ -139,13 +141,13 @@ class PluginProcess:
                     self._pipe.pause_reading()
                     resumed = asyncio.ensure_future(waiting)
                     resumed.add_done_callback(lambda _: self._pipe.resume_reading())
-                    self._tasks.append(resumed)
+                    self._hold(resumed)
 
         def on_close(error: Exception | None) -> None:
             if error is not None:
                 # A plugin that breaks its pipe's framing cannot be understood any more: it ends.
                 print(f"pyjoy engine: plugin process {self.pid} broke its pipe ({error}); ending it", file=sys.stderr)
-                self._tasks.append(asyncio.get_running_loop().create_task(self.stop()))
+                self._hold(asyncio.get_running_loop().create_task(self.stop()))
             if not self._pipe_ended.done():
                 self._pipe_ended.set_result(None)
 
@@ -153,10 +155,14 @@ class PluginProcess:
         self._pipe.write(wire.dumps({"start": plugin}))
         loop = asyncio.get_running_loop()
         output = BoundedOutput(on_output)
-        self._tasks += [loop.create_task(_lines(stream, name, output.write))
-                        for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr"))]
-        self._tasks.append(loop.create_task(self._wait()))  # held: the loop keeps only weak references
+        for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr")):
+            self._hold(loop.create_task(_lines(stream, name, output.write)))
+        self._hold(loop.create_task(self._wait()))
         return self
+
+    def _hold(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def check_room(self) -> None:
         """Raises BufferError while the plugin leaves too much unread to take another message."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import hashlib
 import hmac
 import importlib.util
@@ -26,7 +27,7 @@ import re
 import secrets
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,10 @@ CLOSE_RESUME_REFUSED = 4410
 GRACE_SECONDS = 30.0
 #: Ended connections' key digests remembered, to say why a resume with one is refused.
 ENDED_KEYS = 1000
+#: Exited plugins a connection remembers (list() shows them, a message to one is answered
+#: with its exit); older ones are forgotten, so a page that starts plugins that crash, again
+#: and again, does not make the engine hold more and more.
+KEEP_EXITED = 16
 
 
 class EngineError(Exception):
@@ -285,7 +290,8 @@ class Connection:
             return None
         plugin = self.plugins.get(channel)
         if plugin is None:
-            self.report(wire.FrameError(f"unknown plugin {channel!r}: this connection started no plugin of that id",
+            self.report(wire.FrameError(f"unknown plugin {channel!r}: this connection started no plugin of that id "
+                                        f"(or it exited before the last {KEEP_EXITED} that did)",
                                         channel, message))
         elif plugin.status is not None:
             self._answer_exited(plugin, message)
@@ -362,6 +368,7 @@ class Control:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
         self._models_lock = asyncio.Lock()  # two models() calls at once start one service
+        self._starting = 0  # plugins between their slot's reservation and their record (_slot)
 
     async def start(self, source: str, tag: str | None = None, progress: Any = None, output: Any = None,
                     exited: Any = None) -> dict[str, Any]:
@@ -375,9 +382,9 @@ class Control:
         if config.get("type") != "native-python":
             raise EngineError(f"plugin {config['name']!r} is a {config.get('type')} plugin, which runs in the browser; "
                               "the engine runs native-python plugins")
-        self._check_room()
-        python, env = await connection.engine.envs.python_for(config, lambda event: _notify(progress, event))
-        return await self._launch(plugin, python, env, output, exited)
+        with self._slot():
+            python, env = await connection.engine.envs.python_for(config, lambda event: _notify(progress, event))
+            return await self._launch(plugin, python, env, output, exited)
 
     async def models(self, output: Any = None, exited: Any = None) -> dict[str, Any]:
         """This connection's model service (model_service.py), started on the first call:
@@ -389,14 +396,28 @@ class Control:
                 return running.started
             if importlib.util.find_spec("onnxruntime") is None:
                 raise EngineError(f"models: the engine's Python has no onnxruntime; {model_service.INSTALL}")
-            self._check_room()
-            started = await self._launch(parse_plugin(model_service.SOURCE), sys.executable, "engine", output, exited)
+            with self._slot():
+                started = await self._launch(parse_plugin(model_service.SOURCE), sys.executable, "engine", output,
+                                             exited)
             connection.model_service = started["id"]
             return started
 
-    def _check_room(self) -> None:
-        if sum(p.status is None for p in self._connection.plugins.values()) >= MAX_PLUGINS:
-            raise EngineError(f"this connection runs {MAX_PLUGINS} plugins already; stop one first")
+    @contextlib.contextmanager
+    def _slot(self) -> Iterator[None]:
+        """Holds one of the connection's MAX_PLUGINS slots while a plugin starts: taken before
+        the first await (an environment's install, the process's start), so that starts
+        running side by side cannot pass the bound, and given back when the start fails or
+        once the plugin is recorded (then it counts as running until it exits)."""
+        running = sum(p.status is None for p in self._connection.plugins.values())
+        if running + self._starting >= MAX_PLUGINS:
+            raise EngineError(f"this connection runs {MAX_PLUGINS} plugins already"
+                              + (f" ({self._starting} of them starting)" if self._starting else "")
+                              + "; stop one first")
+        self._starting += 1
+        try:
+            yield
+        finally:
+            self._starting -= 1
 
     async def _launch(self, plugin: dict[str, Any], python: str, env: str, output: Any,
                       exited: Any) -> dict[str, Any]:
@@ -438,6 +459,9 @@ class Control:
             if not connection.outgoing.closed:
                 connection.outgoing.send(plugin_id, {"type": "close", "reason": record.reason})
             _notify(exited, {"id": plugin_id, "name": name, "status": record.status, "reason": record.reason})
+            gone = [key for key, plugin in connection.plugins.items() if plugin.status is not None][:-KEEP_EXITED]
+            for key in gone:
+                del connection.plugins[key]
 
         process.exited.add_done_callback(on_exit)
         return started

@@ -8,6 +8,14 @@ spellings reach the same function.
 A call returns a `RemoteCall` (pyjoy/rpc/session.py): await it, or use imjoy-rpc's
 `.then(fn)` / `.catch(fn)` / `.finally_(fn)`.
 
+A call from a thread the plugin started (`threading.Thread(target=work)`, reporting progress
+with `api.showProgress` during a long computation, as ImJoy's native plugins do) is handed to
+the plugin's event loop, which sends it, in the order the thread made its calls, and returns
+a `concurrent.futures.Future` of the answer: `api.log("x")` alone, or
+`api.showMessage("x").result()` to wait for it (pyjoy/rpc/session.py, from_thread). The
+same holds for remote functions the plugin was given (callbacks). A thread must not wait for
+an answer while the loop's own thread waits for that thread: nothing could send the call.
+
 A plugin that calls the host in a loop without awaiting (`while True: api.log("x")`) would
 send calls faster than the page can answer them, and the page would fall behind for good.
 So at most MAX_IN_FLIGHT calls are on their way at once; later ones wait here, in order,
@@ -89,7 +97,11 @@ class PluginAPI:
         raise AttributeError(f"the PyJoy API has no {name!r}")
 
     def _call(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> RemoteCall:
-        """Calls the host's fn now, or once fewer than MAX_IN_FLIGHT calls are on their way."""
+        """Calls the host's fn now, or once fewer than MAX_IN_FLIGHT calls are on their way.
+        From a thread other than the loop's: the loop does that (a concurrent Future answers)."""
+        session = self._session
+        if session is not None and not session.on_loop_thread():
+            return session.from_thread(functools.partial(self._call, name, fn, *args, **kwargs))
         if self._in_flight < MAX_IN_FLIGHT:
             return self._send(fn, args, kwargs)
         if len(self._waiting) >= MAX_WAITING:

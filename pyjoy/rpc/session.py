@@ -18,14 +18,23 @@ with each call, and a release message per call would cost as much on the wire as
 Calls from the other side run as asyncio tasks (sync or async functions), so a slow call
 does not hold up others. Anything malformed is answered with an error and the session
 carries on.
+
+A session belongs to its event loop's thread. A remote function called from another thread
+(a plugin's own `threading.Thread` reporting progress) is not sent from there: the call is
+handed to the loop (`call_soon_threadsafe`, so calls from one thread keep their order) and
+returns a `concurrent.futures.Future` of its answer, which that thread may wait on
+(`.result()`) or drop; as imjoy-rpc's sync API does (imjoy_rpc/hypha/sync.py: the call
+scheduled on the loop with `run_coroutine_threadsafe`, its result waited for by the thread).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import itertools
 import logging
+import threading
 import types
 import weakref
 from collections.abc import Awaitable, Callable, Hashable, Mapping
@@ -198,6 +207,7 @@ class Session:
         self._transport = transport
         self._codecs = codecs
         self._loop = loop or _current_loop()
+        self._thread = threading.get_ident()  # the loop's: the session is made on it
         self._store = FunctionStore()
         self._proxies: weakref.WeakValueDictionary[str, RemoteFunction] = weakref.WeakValueDictionary()
         self._releases: dict[str, int] = {}  # target -> count, sent in the next batch
@@ -231,6 +241,9 @@ class Session:
 
     def dispose(self, value: Any) -> None:
         """Release the proxies in `value` (a proxy, or a dict or list holding some) now."""
+        if not self.on_loop_thread():
+            self._loop.call_soon_threadsafe(self.dispose, value)
+            return
         if isinstance(value, RemoteFunction):
             if not value.disposed and value._finalizer is not None:
                 value.disposed = True
@@ -254,6 +267,16 @@ class Session:
         except Exception:  # the transport may be gone already: closing must still work
             log.debug("could not send close", exc_info=True)
         self._shutdown(reason)
+
+    def on_loop_thread(self) -> bool:
+        """Whether this runs on the thread of the session's event loop (else see from_thread)."""
+        return threading.get_ident() == self._thread
+
+    def from_thread(self, start: Callable[[], asyncio.Future[Any]]) -> concurrent.futures.Future[Any]:
+        """Runs `start` (which sends a call and returns its future) on the session's loop, for
+        a call made on another thread; returns a concurrent Future of the call's outcome.
+        Calls handed over from one thread are sent in the order they were made."""
+        return call_on_loop(self._loop, start)
 
     def stats(self) -> dict[str, int]:
         """Sizes for leak tests, as in session.js: functions stored (roots included), pinned
@@ -285,6 +308,8 @@ class Session:
         return stored
 
     def _call(self, target: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RemoteCall:
+        if threading.get_ident() != self._thread:  # a thread of the plugin's own: the loop sends it
+            return self.from_thread(lambda: self._call(target, args, kwargs))  # type: ignore[return-value]
         future = RemoteCall(loop=self._loop)
         if self.closed:
             future.set_exception(ClosedError(self.close_reason or "closed"))
@@ -489,6 +514,40 @@ def _get(message: Message, field: str, kind: type | tuple[type, ...], default: A
         names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
         raise RPCError(f"{message.get('type')} message: {field!r} should be {names}, not {type(value).__name__}")
     return value
+
+
+def call_on_loop(loop: asyncio.AbstractEventLoop,
+                 start: Callable[[], asyncio.Future[Any]]) -> concurrent.futures.Future[Any]:
+    """From a thread that is not `loop`'s: runs `start()` on the loop and returns a concurrent
+    Future that gets the outcome of the asyncio future `start` returned (or what it raised).
+    Cancelling the concurrent Future before `start` ran skips it; the loop itself is never
+    touched from here except through call_soon_threadsafe."""
+    outcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def begin() -> None:
+        if not outcome.set_running_or_notify_cancel():
+            return
+        try:
+            started = start()
+        except BaseException as error:  # not encodable, or the session closed
+            outcome.set_exception(error)
+            return
+        started.add_done_callback(settle)
+
+    def settle(done: asyncio.Future[Any]) -> None:
+        if done.cancelled():
+            outcome.set_exception(concurrent.futures.CancelledError())
+        elif done.exception() is not None:
+            outcome.set_exception(done.exception())
+        else:
+            outcome.set_result(done.result())
+
+    try:
+        loop.call_soon_threadsafe(begin)
+    except RuntimeError:  # the loop is closed: the plugin is ending
+        outcome.set_running_or_notify_cancel()
+        outcome.set_exception(ClosedError("the event loop has ended, so the call from this thread was not sent"))
+    return outcome
 
 
 def _current_loop() -> asyncio.AbstractEventLoop:
