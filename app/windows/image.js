@@ -5,16 +5,20 @@
 //   viewer.setImage(array, {contrast_limits: [lo, hi], name});  // 2-D/3-D grey, RGB(A)
 //   viewer.addLayer({type: "labels", data: labelsArray});         // a label overlay
 //   viewer.setSlice(3); viewer.setContrastLimits(0, 1000); viewer.getView();
+//   await viewer.autoContrast(0.1, 99.9); await viewer.getPixelValue(x, y);
 //
 // Shapes: [h, w] grey; [h, w, 3|4] colour; [d, h, w] a stack of grey; [d, h, w, 3|4] a
 // stack of colour; a slider picks the slice of a stack. The canvas has one pixel per image
 // pixel; zoom and pan are a CSS transform on it (wheel, drag, two-finger pinch: pointer
-// events), so zooming redraws nothing.
+// events), so zooming and panning redraw nothing: the compositor moves the canvas.
 // Contrast: each value v becomes floor((v - lo) * 255 / (hi - lo) + 0.5), clamped to
-// 0..255; the limits default to 0..255 for uint8 and to the array's min..max otherwise.
-// The conversion runs in a worker of this sandbox (pixels.js), so this frame's thread only
-// shows the result; setImage, setContrastLimits and setSlice resolve once it is shown, and
-// the image canvas has a data-drawing attribute while a draw is on its way.
+// 0..255; the limits default to 0..255 for uint8 and to the array's min..max otherwise
+// ("auto": percentiles of the values, autoContrast).
+// The array's buffer moves to a worker of this sandbox (pixels.js), which computes the
+// range, maps slices and draws them on this canvas (handed over to it) and answers the
+// pixel readout, so this frame's thread only asks; setImage, setContrastLimits, setSlice
+// and autoContrast resolve once the pixels are on screen. The image canvas has a
+// data-drawing attribute while a draw is on its way, and data-shown-slice: the slice shown.
 import { pixelRenderer } from "./pixels.js";
 
 const DTYPES = {
@@ -28,8 +32,13 @@ export function readArray(array) {
   const Type = DTYPES[array._rdtype];
   if (!Type) throw new TypeError(`imjoy/image: cannot show an ndarray of _rdtype ${JSON.stringify(array._rdtype)}; expected one of ${Object.keys(DTYPES).join(", ")}`);
   const shape = [...array._rshape].map(Number);
-  const buffer = ArrayBuffer.isView(array._rvalue) ? array._rvalue.buffer.slice(array._rvalue.byteOffset, array._rvalue.byteOffset + array._rvalue.byteLength) : array._rvalue;
-  const values = new Type(buffer);
+  const given = array._rvalue;
+  if (!(given instanceof ArrayBuffer) && !ArrayBuffer.isView(given)) throw new TypeError("imjoy/image: an ndarray's _rvalue should be an ArrayBuffer or a typed array");
+  // A view of another type or alignment is copied; otherwise its memory is used as it is.
+  const view = ArrayBuffer.isView(given);
+  const aligned = !view || (given.byteOffset % Type.BYTES_PER_ELEMENT === 0 && given.byteLength % Type.BYTES_PER_ELEMENT === 0);
+  const values = !view ? new Type(given) : aligned ? new Type(given.buffer, given.byteOffset, given.byteLength / Type.BYTES_PER_ELEMENT)
+    : new Type(given.buffer.slice(given.byteOffset, given.byteOffset + given.byteLength));
   const colour = shape.length >= 3 && [3, 4].includes(shape.at(-1));
   const spatial = colour ? shape.slice(0, -1) : shape;
   if (spatial.length < 2 || spatial.length > 3) throw new TypeError(`imjoy/image: cannot show shape [${shape}]; expected [h, w], [h, w, 3|4], [d, h, w] or [d, h, w, 3|4]`);
@@ -66,20 +75,24 @@ export function imageViewer(root) {
       <div class="bar">
         <label>min <input type="number" class="lo" step="any"></label>
         <label>max <input type="number" class="hi" step="any"></label>
+        <button type="button" class="auto" title="contrast from the 0.1 and 99.9 percentiles">auto</button>
         <label class="slice" hidden>slice <input type="range" class="slider" min="0" value="0"> <span class="index"></span></label>
         <span class="readout" aria-live="polite"></span>
       </div>
       <div class="view"><div class="stage"><canvas class="image" width="1" height="1"></canvas><canvas class="labels" width="1" height="1"></canvas></div></div>
     </div>`;
   const $ = (selector) => root.querySelector(selector);
-  const [view, stage, canvas, labelCanvas] = [$(".view"), $(".stage"), $("canvas.image"), $("canvas.labels")];
+  const [view, stage, labelCanvas] = [$(".view"), $(".stage"), $("canvas.labels")];
   const [loInput, hiInput, slider, readout] = [$(".lo"), $(".hi"), $(".slider"), $(".readout")];
-  let image = null; // readArray()'s result, or {width, height} of a URL's image
+  // readArray()'s result (its values moved to the worker: `array` says there is one), or
+  // {width, height} of a URL's image whose values are unknown
+  let image = null;
   let labels = null;
   let limits = [0, 255];
   let slice = 0;
   let transform = { scale: 1, x: 0, y: 0 };
-  const pixels = pixelRenderer(canvas);
+  const pixels = pixelRenderer($("canvas.image"));
+  const canvas = () => pixels.canvas; // the image canvas (a new one if the worker failed)
 
   function applyTransform() {
     stage.style.transform = `translate(${transform.x}px, ${transform.y}px) scale(${transform.scale})`;
@@ -97,13 +110,15 @@ export function imageViewer(root) {
   // (a 2-D label layer stays as addLayer drew it; a new image's size cleared it).
   let drawing = 0;
   async function draw() {
-    if (!image?.values) return;
-    canvas.toggleAttribute("data-drawing", ++drawing > 0);
+    if (!image?.array) return;
+    const target = canvas();
+    target.toggleAttribute("data-drawing", ++drawing > 0);
     try {
-      await pixels.draw({ slice, lo: limits[0], hi: limits[1] });
+      const drawn = await pixels.draw({ slice, lo: limits[0], hi: limits[1] });
+      if (drawn) target.dataset.shownSlice = String(drawn.slice);
       if (labels?.depth > 1) drawLabels();
     } finally {
-      canvas.toggleAttribute("data-drawing", --drawing > 0);
+      target.toggleAttribute("data-drawing", --drawing > 0);
     }
   }
 
@@ -130,17 +145,19 @@ export function imageViewer(root) {
     hiInput.value = String(limits[1]);
   }
 
+  // The image canvas takes the size of what its worker draws; the labels' is this thread's.
   function setSize(width, height) {
-    for (const c of [canvas, labelCanvas]) Object.assign(c, { width, height });
+    Object.assign(labelCanvas, { width, height });
   }
 
   const viewer = {
     async setImage(array, options = {}) {
-      image = readArray(array);
+      const read = readArray(array);
+      image = { ...read, values: null, array: true }; // the values go to the worker
       labels = null;
       slice = 0;
       setSize(image.width, image.height);
-      const range = await pixels.load(image);
+      const range = await pixels.load(read);
       limits = options.contrast_limits ? options.contrast_limits.map(Number) : image.dtype === "uint8" ? [0, 255] : range;
       slider.max = String(image.depth - 1);
       slider.value = "0";
@@ -158,7 +175,6 @@ export function imageViewer(root) {
         element.src = String(src);
       });
       const [width, height] = [element.naturalWidth, element.naturalHeight];
-      setSize(width, height);
       const reader = new OffscreenCanvas(width, height).getContext("2d");
       reader.drawImage(element, 0, 0);
       let data = null;
@@ -171,9 +187,9 @@ export function imageViewer(root) {
       }
       image = { width, height, channels: 4, depth: 1 };
       labels = null;
-      pixels.forget();
-      canvas.getContext("2d").drawImage(element, 0, 0);
+      setSize(width, height);
       fit();
+      await pixels.showBitmap(await createImageBitmap(element));
     },
     addLayer(layer) {
       const array = layer?._rtype === "ndarray" ? layer : layer?.data;
@@ -202,11 +218,19 @@ export function imageViewer(root) {
       $(".index").textContent = `${index} / ${depth - 1}`;
       await draw();
     },
-    /** The value at image pixel (x, y) of the current slice: a number, or [r, g, b(, a)]. */
-    getPixelValue(x, y) {
-      if (!image?.values || x < 0 || y < 0 || x >= image.width || y >= image.height) return null;
-      const i = ((slice * image.height + y) * image.width + x) * image.channels;
-      return image.channels === 1 ? image.values[i] : [...image.values.slice(i, i + image.channels)];
+    /** The value at image pixel (x, y) of the current slice: a number, or [r, g, b(, a)]; null outside. */
+    async getPixelValue(x, y) {
+      if (!image?.array || !Number.isInteger(x) || !Number.isInteger(y)) return null;
+      return pixels.value(x, y, slice);
+    },
+    /** Contrast limits at percentiles of the values (default 0.1 and 99.9), computed by the worker. */
+    async autoContrast(low = 0.1, high = 99.9) {
+      if (!Number.isFinite(Number(low)) || !Number.isFinite(Number(high)) || !(Number(low) < Number(high))) {
+        throw new TypeError(`imjoy/image: autoContrast needs two percentiles, low < high, not ${low}, ${high}`);
+      }
+      const found = image?.array ? await pixels.limits(Number(low), Number(high)) : null;
+      if (found) await viewer.setContrastLimits(...found);
+      return [...limits];
     },
     getView: () => ({ ...transform, slice, contrast_limits: [...limits], shape: image?.shape ?? null }),
     zoom(factor, cx = view.clientWidth / 2, cy = view.clientHeight / 2) {
@@ -219,6 +243,7 @@ export function imageViewer(root) {
   };
 
   const report = (error) => console.error(error);
+  $(".auto").addEventListener("click", () => viewer.autoContrast().catch(report));
   loInput.addEventListener("change", () => viewer.setContrastLimits(loInput.value, limits[1]).catch(report));
   hiInput.addEventListener("change", () => viewer.setContrastLimits(limits[0], hiInput.value).catch(report));
   slider.addEventListener("input", () => viewer.setSlice(Number(slider.value)).catch(report));
@@ -246,13 +271,33 @@ export function imageViewer(root) {
   };
   view.addEventListener("pointerup", release);
   view.addEventListener("pointercancel", release);
-  view.addEventListener("pointermove", (event) => {
-    const box = canvas.getBoundingClientRect();
-    if (image && box.width) {
-      const x = Math.floor(((event.clientX - box.left) * image.width) / box.width);
-      const y = Math.floor(((event.clientY - box.top) * image.height) / box.height);
-      const value = viewer.getPixelValue(x, y);
+  // The readout asks the worker for the value under the pointer: one question at a time,
+  // the newest position next.
+  let asking = false;
+  let nextPosition = null;
+  async function showValue() {
+    if (asking || !nextPosition) return;
+    asking = true;
+    const { x, y } = nextPosition;
+    nextPosition = null;
+    try {
+      const value = await viewer.getPixelValue(x, y);
       readout.textContent = value === null ? "" : `x=${x} y=${y} value=${Array.isArray(value) ? value.join(",") : value}`;
+    } catch (error) {
+      report(error);
+    } finally {
+      asking = false;
+      showValue();
+    }
+  }
+  view.addEventListener("pointermove", (event) => {
+    const box = canvas().getBoundingClientRect();
+    if (image?.array && box.width) {
+      nextPosition = {
+        x: Math.floor(((event.clientX - box.left) * image.width) / box.width),
+        y: Math.floor(((event.clientY - box.top) * image.height) / box.height),
+      };
+      showValue();
     }
     const last = pointers.get(event.pointerId);
     if (!last) return;

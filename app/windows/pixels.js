@@ -1,32 +1,44 @@
-// The image viewer's pixels (image.js): an array's contrast mapping to RGBA, done in a
-// worker of the window's sandbox, so a 4096x4096 image or a stack's slices never hold up
-// the window's own thread (its zoom, pan, readout and slider).
+// The image viewer's pixels (image.js), drawn by a worker of the window's sandbox on the
+// viewer's own canvas (transferControlToOffscreen), so that neither opening a 4096x4096
+// image or a 64-slice stack, nor a contrast change, nor a slice dragged through, holds up
+// the window's thread (its zoom, pan, readout and slider): that thread only asks.
 //
-//   const pixels = pixelRenderer(canvas);            // canvas: the viewer's <canvas class="image">
-//   const [lo, hi] = await pixels.load(image);         // image: readArray()'s; the min..max of its values
-//   await pixels.draw({ slice, lo, hi });               // on the canvas once this resolves
+//   const pixels = pixelRenderer(canvas);        // canvas: the viewer's fresh <canvas class="image">
+//   const [lo, hi] = await pixels.load(image);     // image: readArray()'s; its values MOVE to the worker
+//   await pixels.draw({ slice, lo, hi });           // on screen once this resolves, to the state drawn
+//   await pixels.value(x, y, slice);                // the value at a pixel: a number or [r, g, b(, a)]
+//   await pixels.limits(0.5, 99.5);                 // [lo, hi]: percentiles of the values, by a histogram
+//   await pixels.showBitmap(bitmap);                // an ImageBitmap as it is (an image whose values are unknown)
+//   await pixels.read();                            // the canvas's RGBA, as drawn: {width, height, rgba}
+//   pixels.canvas                                   // the canvas shown (replaced if the worker fails)
 //
-// The worker keeps the image (a copy: the window keeps its own, for the pixel readout),
-// maps one slice to RGBA and moves the bytes back (transferred, not copied, and sent back
-// with the next request to be filled again: 64 MB for 4096x4096 is not allocated, and
-// collected, on each draw); this thread only puts them on the canvas (putImageData, the
-// floor bench/image_viewer.py measures; an OffscreenCanvas the worker drew on itself would
-// save that too, but its frames reach the canvas here later, with no event saying when).
+// The worker holds the only copy of the values: the array's buffer is transferred to it, not
+// copied (a 128 MiB stack copied on the window's thread was a long task), so the pixel
+// readout asks the worker too. It maps one slice to RGBA (a lookup table for 8- and 16-bit
+// values), puts it on its OffscreenCanvas and answers after its next animation frame, when
+// the frame has gone to the compositor; this thread then waits until the canvas element
+// (the placeholder) has the new size and one frame more, so that what resolves is on screen
+// and readable (drawImage of the canvas shows it). Each wait is bounded (FRAME_WAIT_MS): a
+// window out of view gets no animation frames, and must not hang its caller.
 // Draws are coalesced: while one is being made, later requests replace each other and only
-// the newest is drawn (a slider dragged across 64 slices draws what it stops on, not all
-// 64), and each request's promise resolves once a draw at least as new is on the canvas.
+// the newest is drawn (a slider dragged across 64 slices draws what it stops on, at most one
+// slice a frame), and each request's promise resolves once a draw at least as new is shown.
 // The worker is a classic blob: worker (an opaque-origin sandbox may start one, not a module
-// worker from blob:). Where none can start, or it fails, the same functions run here.
+// worker from blob:). Where none can start, or a canvas cannot be transferred, the same
+// functions run on this thread (putImageData), as they did before the worker.
+
+/** How long a draw waits for an animation frame before going on (a hidden window has none). */
+const FRAME_WAIT_MS = 200;
 
 /**
  * One slice of the image as RGBA ImageData, by the contrast mapping: each value v becomes
  * floor((v - lo) * 255 / (hi - lo) + 0.5), clamped to 0..255 (with lo == hi: 255 above lo,
  * else 0); one channel is grey, 3 are RGB (opaque), 4 RGBA.
- * `into`: an ArrayBuffer of width * height * 4 bytes to fill, reused rather than allocated.
+ * `into`: an ImageData of the right size to fill, reused rather than allocated.
  * It refers to nothing outside itself: its source is also the worker's.
  */
 export function sliceData({ values, width, height, channels }, slice, lo, hi, into = null) {
-  const pixels = into?.byteLength === width * height * 4 ? new ImageData(new Uint8ClampedArray(into), width, height) : new ImageData(width, height);
+  const pixels = into?.width === width && into?.height === height ? into : new ImageData(width, height);
   const out = pixels.data;
   const count = width * height;
   const start = slice * count * channels;
@@ -75,7 +87,7 @@ export function sliceData({ values, width, height, channels }, slice, lo, hi, in
   return pixels;
 }
 
-/** [min, max] of the values ([0, 1] when there are none). Self-contained, as sliceData. */
+/** [min, max] of the values, NaN left out ([0, 1] when there are none). Self-contained, as sliceData. */
 export function rangeOf(values) {
   let lo = Infinity;
   let hi = -Infinity;
@@ -87,18 +99,137 @@ export function rangeOf(values) {
   return lo <= hi ? [lo, hi] : [0, 1];
 }
 
+/**
+ * [lo, hi]: for each percentile p of [low, high], the least value v with at least p% of
+ * the values <= v. Integers of 8 and 16 bits are counted exactly (a bin a value); other
+ * types in 4096 bins over [min, max], a bin standing for its lower edge (its upper one for
+ * `high`). NaN is left out. Self-contained, as sliceData.
+ */
+export function percentiles(values, low, high) {
+  const name = values.constructor.name;
+  const exact = { Uint8Array: [256, 0], Int8Array: [256, -128], Uint16Array: [65536, 0], Int16Array: [65536, -32768] }[name];
+  let bins;
+  let first;
+  let width;
+  if (exact) {
+    [bins, first] = exact;
+    width = 1;
+  } else {
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    if (!(lo <= hi)) return [0, 1];
+    if (lo === hi) return [lo, hi];
+    bins = 4096;
+    first = lo;
+    width = (hi - lo) / bins;
+  }
+  const counts = new Float64Array(bins);
+  let total = 0;
+  if (exact) {
+    for (let i = 0; i < values.length; i++) counts[values[i] - first]++;
+    total = values.length;
+  } else {
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      if (v !== v) continue; // NaN
+      counts[Math.min(bins - 1, Math.floor((v - first) / width))]++;
+      total++;
+    }
+  }
+  const at = (percent, upper) => {
+    const needed = Math.max(1, Math.ceil((Math.min(100, Math.max(0, percent)) / 100) * total));
+    let seen = 0;
+    for (let b = 0; b < bins; b++) {
+      seen += counts[b];
+      if (seen >= needed) return exact ? b + first : first + (b + (upper ? 1 : 0)) * width;
+    }
+    return exact ? bins - 1 + first : first + bins * width;
+  };
+  return [at(low, false), at(high, true)];
+}
+
+/** The value at pixel (x, y) of a slice: a number, or [r, g, b(, a)]; null outside. */
+export function valueAt({ values, width, height, channels }, x, y, slice) {
+  if (!(x >= 0 && y >= 0 && x < width && y < height)) return null;
+  const i = ((slice * height + y) * width + x) * channels;
+  return channels === 1 ? values[i] : Array.from(values.subarray(i, i + channels));
+}
+
+const TYPES = {
+  uint8: Uint8Array, int8: Int8Array, uint16: Uint16Array, int16: Int16Array,
+  uint32: Uint32Array, int32: Int32Array, float32: Float32Array, float64: Float64Array,
+};
+
+// The worker: its image, the canvas it draws on, the ImageData it fills again each draw.
 const WORKER_SOURCE = `"use strict";
 const sliceData = ${sliceData};
 const rangeOf = ${rangeOf};
+const percentiles = ${percentiles};
+const valueAt = ${valueAt};
+const TYPES = { ${Object.keys(TYPES).map((name) => `${name}: ${TYPES[name].name}`).join(", ")} };
 let image = null;
-onmessage = ({ data }) => {
-  if (data.image) {
-    image = data.image;
-    postMessage({ id: data.id, range: rangeOf(image.values) });
-    return;
+let canvas = null;
+let context = null;
+let rgba = null;
+const frame = () => new Promise((resolve) => {
+  const timer = setTimeout(resolve, ${FRAME_WAIT_MS});
+  requestAnimationFrame(() => { clearTimeout(timer); resolve(); });
+});
+function size(width, height) {
+  if (canvas.width !== width || canvas.height !== height) Object.assign(canvas, { width, height });
+}
+const handlers = {
+  canvas({ canvas: given }) {
+    canvas = given;
+    context = canvas.getContext("2d");
+  },
+  load({ image: given }) {
+    const Type = TYPES[given.dtype];
+    const count = given.depth * given.height * given.width * given.channels;
+    // An array not aligned for its type is copied here, never on the window's thread.
+    const values = given.byteOffset % Type.BYTES_PER_ELEMENT === 0 ? new Type(given.buffer, given.byteOffset, count)
+      : new Type(given.buffer.slice(given.byteOffset, given.byteOffset + count * Type.BYTES_PER_ELEMENT));
+    image = { ...given, values, buffer: undefined };
+    rgba = null;
+    return { range: rangeOf(values) };
+  },
+  async draw({ slice, lo, hi }) {
+    if (!image) return {};
+    size(image.width, image.height);
+    rgba = sliceData(image, slice, lo, hi, rgba);
+    context.putImageData(rgba, 0, 0);
+    await frame();
+    return { width: image.width, height: image.height };
+  },
+  async bitmap({ bitmap }) {
+    image = null;
+    size(bitmap.width, bitmap.height);
+    context.clearRect(0, 0, bitmap.width, bitmap.height);
+    context.drawImage(bitmap, 0, 0);
+    bitmap.close();
+    await frame();
+    return { width: canvas.width, height: canvas.height };
+  },
+  value: ({ x, y, slice }) => ({ value: image ? valueAt(image, x, y, slice) : null }),
+  limits: ({ low, high }) => ({ limits: image ? percentiles(image.values, low, high) : null }),
+  read() {
+    const data = context.getImageData(0, 0, canvas.width, canvas.height);
+    return { reply: { width: data.width, height: data.height, rgba: data.data.buffer }, transfer: [data.data.buffer] };
+  },
+};
+onmessage = async ({ data }) => {
+  try {
+    const answer = (await handlers[data.kind](data)) ?? {};
+    const { reply = answer, transfer = [] } = answer;
+    postMessage({ id: data.id, ...reply }, transfer);
+  } catch (error) {
+    postMessage({ id: data.id, error: String(error && error.message || error) });
   }
-  const pixels = sliceData(image, data.slice, data.lo, data.hi, data.spare);
-  postMessage({ id: data.id, rgba: pixels.data.buffer, width: pixels.width, height: pixels.height }, [pixels.data.buffer]);
 };`;
 
 function startWorker() {
@@ -112,36 +243,124 @@ function startWorker() {
   }
 }
 
-export function pixelRenderer(canvas) {
-  let worker = startWorker();
-  let image = null;
-  let spare = null; // the last draw's bytes, for the worker to fill next
+// An animation frame of this thread, or FRAME_WAIT_MS without one.
+const nextFrame = () => new Promise((resolve) => {
+  const timer = setTimeout(resolve, FRAME_WAIT_MS);
+  requestAnimationFrame(() => {
+    clearTimeout(timer);
+    resolve();
+  });
+});
+
+/** The worker's half: the canvas handed over, requests answered by id. Null where it cannot be. */
+function workerRenderer(canvas, onFail) {
+  if (typeof canvas.transferControlToOffscreen !== "function") return null;
+  const worker = startWorker();
+  if (!worker) return null;
   let serial = 0;
   const replies = new Map(); // request id -> {resolve, reject}
-
   const ask = (message, transfer = []) => new Promise((resolve, reject) => {
     const id = ++serial;
     replies.set(id, { resolve, reject });
     worker.postMessage({ ...message, id }, transfer);
   });
-  // A worker that fails is dropped: what it was asked fails, and the next load works here.
-  const dropWorker = (reason) => {
-    worker?.terminate();
-    worker = null;
-    for (const { reject } of replies.values()) reject(new Error(`imjoy/image: the pixel worker failed (${reason}); try again`));
-    replies.clear();
+  worker.onmessage = ({ data }) => {
+    const reply = replies.get(data.id);
+    replies.delete(data.id);
+    if (data.error) reply?.reject(new Error(`imjoy/image: ${data.error}`));
+    else reply?.resolve(data);
   };
-  if (worker) {
-    worker.onmessage = ({ data }) => {
-      const reply = replies.get(data.id);
-      replies.delete(data.id);
-      reply?.resolve(data);
-    };
-    worker.onerror = (event) => {
-      event.preventDefault();
-      dropWorker(event.message || "error");
-    };
+  worker.onerror = (event) => {
+    event.preventDefault();
+    worker.terminate();
+    const error = new Error(`imjoy/image: the pixel worker failed (${event.message || "error"}); show the image again`);
+    for (const { reject } of replies.values()) reject(error);
+    replies.clear();
+    onFail();
+  };
+  try {
+    const offscreen = canvas.transferControlToOffscreen();
+    worker.postMessage({ kind: "canvas", canvas: offscreen }, [offscreen]);
+  } catch {
+    worker.terminate();
+    return null;
   }
+  // Until the canvas element has the size drawn (its frames come from the worker, later than
+  // its answer) and one frame more; bounded, as each wait here.
+  const shown = async ({ width, height }) => {
+    const until = performance.now() + FRAME_WAIT_MS;
+    while (width && (canvas.width !== width || canvas.height !== height) && performance.now() < until) await nextFrame();
+    await nextFrame();
+  };
+  return {
+    async load(image) {
+      const { values } = image;
+      // The buffer moves to the worker; one shared with other data is copied first.
+      const whole = values.byteOffset === 0 && values.byteLength === values.buffer.byteLength;
+      const buffer = whole ? values.buffer : values.slice().buffer;
+      const { width, height, depth, channels, dtype } = image;
+      const { range } = await ask({ kind: "load", image: { buffer, byteOffset: 0, width, height, depth, channels, dtype } }, [buffer]);
+      return range;
+    },
+    // {shown}: the next draw may start once the worker has answered, while this one shows.
+    draw: async (state) => ({ shown: shown(await ask({ kind: "draw", ...state })) }),
+    showBitmap: async (bitmap) => shown(await ask({ kind: "bitmap", bitmap }, [bitmap])),
+    value: async (x, y, slice) => (await ask({ kind: "value", x, y, slice })).value,
+    limits: async (low, high) => (await ask({ kind: "limits", low, high })).limits,
+    async read() {
+      const { width, height, rgba } = await ask({ kind: "read" });
+      return { width, height, rgba: new Uint8ClampedArray(rgba) };
+    },
+    stop: () => worker.terminate(),
+  };
+}
+
+/** The same on this thread, where no worker can draw: the values stay here. */
+function localRenderer(canvas) {
+  let image = null;
+  const context = () => canvas.getContext("2d");
+  const size = (width, height) => {
+    if (canvas.width !== width || canvas.height !== height) Object.assign(canvas, { width, height });
+  };
+  return {
+    async load(next) {
+      image = next;
+      return rangeOf(next.values);
+    },
+    async draw({ slice, lo, hi }) {
+      if (image) {
+        size(image.width, image.height);
+        context().putImageData(sliceData(image, slice, lo, hi), 0, 0);
+      }
+      return { shown: Promise.resolve() };
+    },
+    async showBitmap(bitmap) {
+      image = null;
+      size(bitmap.width, bitmap.height);
+      context().drawImage(bitmap, 0, 0);
+      bitmap.close();
+    },
+    value: async (x, y, slice) => (image ? valueAt(image, x, y, slice) : null),
+    limits: async (low, high) => (image ? percentiles(image.values, low, high) : null),
+    async read() {
+      const data = context().getImageData(0, 0, canvas.width, canvas.height);
+      return { width: data.width, height: data.height, rgba: data.data };
+    },
+    stop() {},
+  };
+}
+
+export function pixelRenderer(canvas) {
+  let renderer = null;
+  // A worker that failed took the canvas with it: a fresh one takes its place for the next image.
+  const replaceCanvas = () => {
+    const fresh = canvas.cloneNode(false);
+    canvas.replaceWith(fresh);
+    canvas = fresh;
+    renderer = null;
+  };
+  const current = () => (renderer ??= workerRenderer(canvas, replaceCanvas) ?? localRenderer(canvas));
+  current();
 
   // Coalesced draws: `wanted` is the newest request not yet started, with everyone waiting for it.
   let wanted = null;
@@ -151,39 +370,26 @@ export function pixelRenderer(canvas) {
     drawing = true;
     const { state, waiters } = wanted;
     wanted = null;
+    const settle = (error, drawn) => {
+      for (const waiter of waiters) error ? waiter.reject(error) : waiter.resolve(drawn);
+    };
     try {
-      await drawNow(state);
-      for (const waiter of waiters) waiter.resolve();
+      const { shown } = await current().draw(state);
+      shown.then(() => settle(null, state), settle);
     } catch (error) {
-      for (const waiter of waiters) waiter.reject(error);
+      settle(error);
     } finally {
       drawing = false;
       pump();
     }
   }
 
-  async function drawNow({ slice, lo, hi }) {
-    if (!image) return;
-    let pixels;
-    if (worker) {
-      const given = spare;
-      spare = null;
-      const { rgba, width, height } = await ask({ slice, lo, hi, spare: given }, given ? [given] : []);
-      pixels = new ImageData(new Uint8ClampedArray(rgba), width, height);
-      spare = rgba;
-    } else pixels = sliceData(image, slice, lo, hi);
-    canvas.getContext("2d").putImageData(pixels, 0, 0);
-  }
-
   return {
-    /** Takes the image ({values, width, height, channels, depth}); resolves to its [min, max]. */
-    async load(next) {
-      image = next;
-      if (!worker) return rangeOf(next.values);
-      const values = next.values.slice(); // the worker's copy; this one stays for the readout
-      const { range } = await ask({ image: { ...next, values } }, [values.buffer]);
-      return range;
+    get canvas() {
+      return canvas;
     },
+    /** Takes the image ({values, width, height, channels, depth, dtype}); resolves to its [min, max]. */
+    load: (image) => current().load(image),
     draw(state) {
       return new Promise((resolve, reject) => {
         if (wanted) {
@@ -193,9 +399,9 @@ export function pixelRenderer(canvas) {
         pump();
       });
     },
-    /** No array to draw: what is on the canvas (a URL's image) stays. */
-    forget() {
-      image = null;
-    },
+    showBitmap: (bitmap) => current().showBitmap(bitmap),
+    value: (x, y, slice) => current().value(x, y, slice),
+    limits: (low, high) => current().limits(low, high),
+    read: () => current().read(),
   };
 }
