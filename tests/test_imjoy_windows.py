@@ -70,6 +70,17 @@ def grey16() -> np.ndarray:
     return ((x * 37 + y * 101) % 4000 + 100).astype(np.uint16)
 
 
+def stack16() -> np.ndarray:
+    z, y, x = np.mgrid[0:6, 0:50, 0:70].astype(np.int64)
+    return ((z * 9001 + x * 131 + y * 577 + ((x * y) % 97) * 13) % 60000).astype(np.uint16)
+
+
+def percentile_limits(values: np.ndarray, low: float, high: float) -> list[int]:
+    """For each percentile p, the least value with at least p% of the values at or below it."""
+    ordered = np.sort(values.ravel())
+    return [int(ordered[max(1, int(np.ceil(p / 100 * ordered.size))) - 1]) for p in (low, high)]
+
+
 def stack8() -> np.ndarray:
     z, y, x = np.mgrid[0:5, 0:30, 0:20]
     return ((z * 50 + x * 3 + y * 7) % 256).astype(np.uint8)
@@ -133,6 +144,34 @@ def test_a_3d_uint8_stack_shows_each_slice(app: Page) -> None:
     call(app, "image", "stack", "setContrastLimits", 50, 150)
     assert np.array_equal(canvas_rgba(frame)[..., 2], contrast(values[2], 50, 150))
     assert hover(app, frame, 4, 20, 20, 30) == f"x=4 y=20 value={values[2, 20, 4]}"
+
+
+def test_a_uint16_stack_slices_reads_out_and_takes_percentile_contrast(app: Page) -> None:
+    # The values moved to the viewer's worker: every pixel, value and limit below comes from it.
+    assert call(app, "showStack16") is True
+    frame = frame_where(app, "document.querySelector('canvas.image')?.width === 70")
+    values = stack16()
+    lo, hi = int(values.min()), int(values.max())  # the whole stack's range, not slice 0's
+    assert call(app, "image", "stack16", "getView")["contrast_limits"] == [lo, hi]
+    rgba = canvas_rgba(frame)
+    assert np.array_equal(rgba[..., 0], contrast(values[0], lo, hi)) and np.array_equal(rgba[..., 2], contrast(values[0], lo, hi))
+
+    call(app, "image", "stack16", "setSlice", 4)
+    assert frame.evaluate("document.querySelector('canvas.image').dataset.shownSlice") == "4"
+    assert np.array_equal(canvas_rgba(frame)[..., 1], contrast(values[4], lo, hi))
+    frame.evaluate("(() => { const s = document.querySelector('.slider'); s.value = '5'; s.dispatchEvent(new Event('input')); })()")
+    assert np.array_equal(canvas_rgba(frame)[..., 0], contrast(values[5], lo, hi))
+    assert frame.evaluate("document.querySelector('canvas.image').dataset.shownSlice") == "5"
+    assert hover(app, frame, 61, 33, 70, 50) == f"x=61 y=33 value={values[5, 33, 61]}"
+    assert call(app, "image", "stack16", "getPixelValue", 12, 44) == values[5, 44, 12]
+    assert call(app, "image", "stack16", "getPixelValue", 70, 0) is None  # outside
+
+    limits = percentile_limits(values, 2, 98)
+    assert call(app, "tryAutoContrast", 2, 98) == limits
+    assert lo < limits[0] < limits[1] < hi
+    assert np.array_equal(canvas_rgba(frame)[..., 0], contrast(values[5], *limits))
+    assert "low < high" in call(app, "tryAutoContrast", 98, 2)
+    assert call(app, "image", "stack16", "getView")["contrast_limits"] == limits  # a refused call changed nothing
 
 
 def test_bad_window_configs_are_clear_errors(app: Page) -> None:
