@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import base64
 import struct
+import threading
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -235,7 +239,7 @@ def test_each_other_window_type_opens_and_its_method_works(app: Page, base_url: 
         frame_where(app, "document.querySelector('table.pj-generic')")
 
 
-def png_data_url(rgb: np.ndarray) -> str:
+def png_bytes(rgb: np.ndarray) -> bytes:
     """A PNG of an RGB uint8 array, written here (zlib, no imaging library)."""
     height, width, _ = rgb.shape
     raw = b"".join(b"\x00" + rgb[y].tobytes() for y in range(height))
@@ -243,8 +247,37 @@ def png_data_url(rgb: np.ndarray) -> str:
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
-    return "data:image/png;base64," + base64.b64encode(png).decode()
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def png_data_url(rgb: np.ndarray) -> str:
+    return "data:image/png;base64," + base64.b64encode(png_bytes(rgb)).decode()
+
+
+@contextmanager
+def image_elsewhere(png: bytes) -> Iterator[str]:
+    """Another origin serving one PNG as an image embeddable anywhere (CORP cross-origin), without CORS."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(png)))
+            self.send_header("Cross-Origin-Resource-Policy", "cross-origin")
+            self.end_headers()
+            self.wfile.write(png)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/cells.png"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_an_image_by_url_and_a_window_plugin_by_source(app: Page) -> None:
@@ -258,6 +291,24 @@ def test_an_image_by_url_and_a_window_plugin_by_source(app: Page) -> None:
     assert call(app, "showFromSource") == "LOUD"
     inline = frame_where(app, "document.querySelector('p.inline')")
     assert inline.evaluate("document.querySelector('p.inline').textContent") == "inline hello"
+
+
+def test_an_image_of_another_origin_shows_without_its_values(app: Page) -> None:
+    # From the opaque-origin sandbox every http(s) image is another origin's: its pixels cannot
+    # be read (nor handed to the viewer's worker), so the image element itself is shown.
+    with image_elsewhere(png_bytes(np.full((150, 192, 3), 90, dtype=np.uint8))) as url:
+        assert call(app, "showSrcImage", url) is True
+    frame = frame_where(app, "document.querySelector('img.source')?.naturalWidth === 192")
+    assert frame.evaluate("document.querySelector('canvas.image').hidden") is True
+    box = frame.locator("img.source").bounding_box()
+    assert box["width"] > 100 and box["height"] == pytest.approx(box["width"] * 150 / 192)  # fitted to the view
+    scale = call(app, "image", "src", "getView")["scale"]
+    app.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    app.mouse.wheel(0, -300)
+    frame.wait_for_function(f"document.querySelector('img.source').getBoundingClientRect().width > {box['width']} * 1.5")
+    assert call(app, "image", "src", "getView")["scale"] == pytest.approx(scale * np.exp(300 / 500), rel=1e-6)
+    assert call(app, "image", "src", "getPixelValue", 5, 5) is None  # values unknown
+    assert frame.evaluate("document.querySelector('.readout').textContent") == ""
 
 
 def test_touch_pans_and_pinches_the_image(app: Page) -> None:

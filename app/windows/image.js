@@ -68,7 +68,7 @@ export function imageViewer(root) {
       .pj-image .bar input[type=number] { width: 6em; }
       .pj-image .view { position: relative; flex: 1; overflow: hidden; background: #222; touch-action: none; cursor: grab; }
       .pj-image .stage { position: absolute; left: 0; top: 0; transform-origin: 0 0; }
-      .pj-image canvas { position: absolute; left: 0; top: 0; image-rendering: pixelated; }
+      .pj-image canvas, .pj-image img.source { position: absolute; left: 0; top: 0; image-rendering: pixelated; }
       .pj-image .error { color: #b00; padding: 6px; }
     </style>
     <div class="pj-image">
@@ -145,6 +145,16 @@ export function imageViewer(root) {
     hiInput.value = String(limits[1]);
   }
 
+  // An <img> in the canvas's place (null: the canvas again).
+  function showElement(element) {
+    stage.querySelector("img.source")?.remove();
+    canvas().hidden = Boolean(element);
+    if (!element) return;
+    element.className = "source";
+    element.alt = "";
+    stage.prepend(element);
+  }
+
   // The image canvas takes the size of what its worker draws; the labels' is this thread's.
   function setSize(width, height) {
     Object.assign(labelCanvas, { width, height });
@@ -153,6 +163,7 @@ export function imageViewer(root) {
   const viewer = {
     async setImage(array, options = {}) {
       const read = readArray(array);
+      showElement(null);
       image = { ...read, values: null, array: true }; // the values go to the worker
       labels = null;
       slice = 0;
@@ -185,11 +196,13 @@ export function imageViewer(root) {
         await viewer.setImage({ _rtype: "ndarray", _rvalue: data.buffer, _rshape: [height, width, 4], _rdtype: "uint8" }, { contrast_limits: [0, 255] });
         return;
       }
+      // Another origin's image (every http(s) one, from this opaque-origin sandbox, unless it
+      // allows CORS): no canvas can pass it to the worker, so the element itself is shown.
       image = { width, height, channels: 4, depth: 1 };
       labels = null;
       setSize(width, height);
+      showElement(element);
       fit();
-      await pixels.showBitmap(await createImageBitmap(element));
     },
     addLayer(layer) {
       const array = layer?._rtype === "ndarray" ? layer : layer?.data;

@@ -8,8 +8,6 @@
 //   await pixels.draw({ slice, lo, hi });           // on screen once this resolves, to the state drawn
 //   await pixels.value(x, y, slice);                // the value at a pixel: a number or [r, g, b(, a)]
 //   await pixels.limits(0.5, 99.5);                 // [lo, hi]: percentiles of the values, by a histogram
-//   await pixels.showBitmap(bitmap);                // an ImageBitmap as it is (an image whose values are unknown)
-//   await pixels.read();                            // the canvas's RGBA, as drawn: {width, height, rgba}
 //   pixels.canvas                                   // the canvas shown (replaced if the worker fails)
 //
 // The worker holds the only copy of the values: the array's buffer is transferred to it, not
@@ -160,18 +158,12 @@ export function valueAt({ values, width, height, channels }, x, y, slice) {
   return channels === 1 ? values[i] : Array.from(values.subarray(i, i + channels));
 }
 
-const TYPES = {
-  uint8: Uint8Array, int8: Int8Array, uint16: Uint16Array, int16: Int16Array,
-  uint32: Uint32Array, int32: Int32Array, float32: Float32Array, float64: Float64Array,
-};
-
 // The worker: its image, the canvas it draws on, the ImageData it fills again each draw.
 const WORKER_SOURCE = `"use strict";
 const sliceData = ${sliceData};
 const rangeOf = ${rangeOf};
 const percentiles = ${percentiles};
 const valueAt = ${valueAt};
-const TYPES = { ${Object.keys(TYPES).map((name) => `${name}: ${TYPES[name].name}`).join(", ")} };
 let image = null;
 let canvas = null;
 let context = null;
@@ -189,11 +181,7 @@ const handlers = {
     context = canvas.getContext("2d");
   },
   load({ image: given }) {
-    const Type = TYPES[given.dtype];
-    const count = given.depth * given.height * given.width * given.channels;
-    // An array not aligned for its type is copied here, never on the window's thread.
-    const values = given.byteOffset % Type.BYTES_PER_ELEMENT === 0 ? new Type(given.buffer, given.byteOffset, count)
-      : new Type(given.buffer.slice(given.byteOffset, given.byteOffset + count * Type.BYTES_PER_ELEMENT));
+    const values = new self[given.type](given.buffer); // the name of a typed array, from readArray
     image = { ...given, values, buffer: undefined };
     rgba = null;
     return { range: rangeOf(values) };
@@ -206,27 +194,12 @@ const handlers = {
     await frame();
     return { width: image.width, height: image.height };
   },
-  async bitmap({ bitmap }) {
-    image = null;
-    size(bitmap.width, bitmap.height);
-    context.clearRect(0, 0, bitmap.width, bitmap.height);
-    context.drawImage(bitmap, 0, 0);
-    bitmap.close();
-    await frame();
-    return { width: canvas.width, height: canvas.height };
-  },
   value: ({ x, y, slice }) => ({ value: image ? valueAt(image, x, y, slice) : null }),
   limits: ({ low, high }) => ({ limits: image ? percentiles(image.values, low, high) : null }),
-  read() {
-    const data = context.getImageData(0, 0, canvas.width, canvas.height);
-    return { reply: { width: data.width, height: data.height, rgba: data.data.buffer }, transfer: [data.data.buffer] };
-  },
 };
 onmessage = async ({ data }) => {
   try {
-    const answer = (await handlers[data.kind](data)) ?? {};
-    const { reply = answer, transfer = [] } = answer;
-    postMessage({ id: data.id, ...reply }, transfer);
+    postMessage({ id: data.id, ...(await handlers[data.kind](data)) });
   } catch (error) {
     postMessage({ id: data.id, error: String(error && error.message || error) });
   }
@@ -298,20 +271,15 @@ function workerRenderer(canvas, onFail) {
       // The buffer moves to the worker; one shared with other data is copied first.
       const whole = values.byteOffset === 0 && values.byteLength === values.buffer.byteLength;
       const buffer = whole ? values.buffer : values.slice().buffer;
-      const { width, height, depth, channels, dtype } = image;
-      const { range } = await ask({ kind: "load", image: { buffer, byteOffset: 0, width, height, depth, channels, dtype } }, [buffer]);
+      const { width, height, depth, channels } = image;
+      const type = values.constructor.name;
+      const { range } = await ask({ kind: "load", image: { buffer, type, width, height, depth, channels } }, [buffer]);
       return range;
     },
     // {shown}: the next draw may start once the worker has answered, while this one shows.
     draw: async (state) => ({ shown: shown(await ask({ kind: "draw", ...state })) }),
-    showBitmap: async (bitmap) => shown(await ask({ kind: "bitmap", bitmap }, [bitmap])),
     value: async (x, y, slice) => (await ask({ kind: "value", x, y, slice })).value,
     limits: async (low, high) => (await ask({ kind: "limits", low, high })).limits,
-    async read() {
-      const { width, height, rgba } = await ask({ kind: "read" });
-      return { width, height, rgba: new Uint8ClampedArray(rgba) };
-    },
-    stop: () => worker.terminate(),
   };
 }
 
@@ -334,19 +302,8 @@ function localRenderer(canvas) {
       }
       return { shown: Promise.resolve() };
     },
-    async showBitmap(bitmap) {
-      image = null;
-      size(bitmap.width, bitmap.height);
-      context().drawImage(bitmap, 0, 0);
-      bitmap.close();
-    },
     value: async (x, y, slice) => (image ? valueAt(image, x, y, slice) : null),
     limits: async (low, high) => (image ? percentiles(image.values, low, high) : null),
-    async read() {
-      const data = context().getImageData(0, 0, canvas.width, canvas.height);
-      return { width: data.width, height: data.height, rgba: data.data };
-    },
-    stop() {},
   };
 }
 
@@ -388,7 +345,7 @@ export function pixelRenderer(canvas) {
     get canvas() {
       return canvas;
     },
-    /** Takes the image ({values, width, height, channels, depth, dtype}); resolves to its [min, max]. */
+    /** Takes the image ({values, width, height, channels, depth}); resolves to its [min, max]. */
     load: (image) => current().load(image),
     draw(state) {
       return new Promise((resolve, reject) => {
@@ -399,9 +356,7 @@ export function pixelRenderer(canvas) {
         pump();
       });
     },
-    showBitmap: (bitmap) => current().showBitmap(bitmap),
     value: (x, y, slice) => current().value(x, y, slice),
     limits: (low, high) => current().limits(low, high),
-    read: () => current().read(),
   };
 }
