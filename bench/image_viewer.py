@@ -19,14 +19,15 @@ each in a viewer window (`api.createWindow({type: "imjoy/image", data: {image}})
    same route, to a bare window plugin that draws nothing.
 2. Panning and zooming the 4096x4096 image: the mouse dragged across the view (Playwright
    input, one move per round trip) and wheel steps over it, for PAN_S each; the frame's
-   requestAnimationFrame timestamps meanwhile give frames per second, and how many frames
-   showed a new transform (the view moved). Floors in the same frame: an empty rAF loop
-   with no input (the display rate under this load), and the same input over a plain
-   canvas of the same size holding an ImageBitmap, moved by the same CSS transform.
+   requestAnimationFrame timestamps meanwhile give frames per second and how many frames
+   showed a new transform (the view moved); with the frame's longest task meanwhile.
+   Floors in the same frame: an empty rAF loop with no input (the display rate under this
+   load), and the same input over a plain canvas of the same size holding an ImageBitmap,
+   moved by the same CSS transform.
 3. Slicing the stack: the slider set to the next slice each animation frame (its input
-   event) for SLICE_S; frames per second and slices shown per second (the viewer's
-   data-shown-slice changes). Floor: the same frame drawing a ready 1024x1024 ImageBitmap
-   on a canvas each frame.
+   event) for SLICE_S; frames per second, slices shown per second (the viewer's
+   data-shown-slice changes) and the frame's longest task. Floor: the same frame drawing
+   a ready 1024x1024 ImageBitmap on a canvas each frame.
 4. Redraw: a new contrast limit on the 4096x4096 image (its "min" box's change event) to
    the new pixels on screen, with the frame thread's longest block meanwhile (a ping loop),
    beside a bare putImageData of ready pixels of that size on that thread.
@@ -315,18 +316,24 @@ def wheel(page: Page, frame: Frame, seconds: float) -> int:
     return steps
 
 
+def now(frame: Frame) -> float:
+    return frame.evaluate("performance.timeOrigin + performance.now()")
+
+
 def interact(page: Page, frame: Frame, side: int) -> dict[str, dict]:
     """Panning and zooming the viewer, beside the floors, in one frame."""
     out: dict[str, dict] = {}
     frame.evaluate("bench.recordEmpty()")
     time.sleep(PAN_S)
     out["empty_raf"] = frame.evaluate("bench.stop()")
+    start = now(frame)
     frame.evaluate("bench.recordView()")
     moves = drag(page, frame, PAN_S)
-    out["pan"] = {**frame.evaluate("bench.stop()"), "input_events": moves}
+    out["pan"] = {**frame.evaluate("bench.stop()"), "input_events": moves, "window_longest_task_ms": longest([frame], start, now(frame))}
+    start = now(frame)
     frame.evaluate("bench.recordView()")
     steps = wheel(page, frame, PAN_S)
-    out["zoom"] = {**frame.evaluate("bench.stop()"), "input_events": steps}
+    out["zoom"] = {**frame.evaluate("bench.stop()"), "input_events": steps, "window_longest_task_ms": longest([frame], start, now(frame))}
     frame.evaluate("(side) => bench.showPlain(side)", side)
     frame.evaluate("bench.recordPlain()")
     moves = drag(page, frame, PAN_S)
@@ -343,10 +350,11 @@ def slicing(frame: Frame, side: int) -> dict[str, dict]:
     frame.evaluate("bench.recordEmpty()")
     time.sleep(SLICE_S / 2)
     out["empty_raf"] = frame.evaluate("bench.stop()")
+    start = now(frame)
     frame.evaluate("bench.recordSlices()")
     frame.evaluate("bench.slide()")
     time.sleep(SLICE_S)
-    out["slice"] = frame.evaluate("bench.stop()")
+    out["slice"] = {**frame.evaluate("bench.stop()"), "window_longest_task_ms": longest([frame], start, now(frame))}
     frame.evaluate("bench.stopSliding()")
     frame.evaluate("(side) => bench.flipBitmaps(side)", side)
     frame.evaluate("bench.recordEmpty()")
@@ -426,13 +434,13 @@ def main(argv: list[str] | None = None) -> int:
         v, b = o[case]["viewer"], o[case]["bare"]
         print(f"| {label} | {v['first_pixels_ms']:.0f} | {v['page_longest_task_ms']:.0f} | {v['window_longest_task_ms']:.0f} | "
               f"{b['first_pixels_ms']:.0f} ({b['page_longest_task_ms']:.0f}, {b['window_longest_task_ms']:.0f}) |")
-    print("\n| frames per second | viewer | view moved, per s | floor: plain canvas (moved per s) | floor: empty rAF |")
-    print("|---|---|---|---|---|")
+    print("\n| frames per second | viewer | view moved, per s | window's longest task, ms | floor: plain canvas (moved per s) | floor: empty rAF |")
+    print("|---|---|---|---|---|---|")
     for kind, label in (("pan", "panning 4096x4096 (mouse drag)"), ("zoom", "zooming 4096x4096 (wheel)")):
-        print(f"| {label} | {m[kind]['fps']:.0f} | {m[kind]['changed_per_s']:.0f} | {m[kind + '_plain']['fps']:.0f} "
-              f"({m[kind + '_plain']['changed_per_s']:.0f}) | {m['empty_raf']['fps']:.0f} |")
+        print(f"| {label} | {m[kind]['fps']:.0f} | {m[kind]['changed_per_s']:.0f} | {m[kind]['window_longest_task_ms']:.0f} | "
+              f"{m[kind + '_plain']['fps']:.0f} ({m[kind + '_plain']['changed_per_s']:.0f}) | {m['empty_raf']['fps']:.0f} |")
     print(f"| slicing 64x1024x1024 (slider, a slice a frame) | {s['slice']['fps']:.0f} | {s['slice']['changed_per_s']:.0f} slices | "
-          f"{s['bitmap_each_frame']['fps']:.0f} (a ready ImageBitmap a frame) | {s['empty_raf']['fps']:.0f} |")
+          f"{s['slice']['window_longest_task_ms']:.0f} | {s['bitmap_each_frame']['fps']:.0f} (a ready ImageBitmap a frame) | {s['empty_raf']['fps']:.0f} |")
     print(f"\nRedraw, 4096x4096 new contrast: {r['viewer']['ms']:.0f} ms to shown, frame blocked {r['viewer']['blocked_ms']:.0f} ms; "
           f"putImageData of ready pixels: {r['putImageData']['ms']:.0f} ms, blocked {r['putImageData']['blocked_ms']:.0f} ms")
     print(f"\nAll numbers: {args.json} ({results['seconds']} s)")
