@@ -177,6 +177,21 @@ def test_a_uint16_stack_slices_reads_out_and_takes_percentile_contrast(app: Page
     assert "low < high" in call(app, "tryAutoContrast", 98, 2)
     assert call(app, "image", "stack16", "getView")["contrast_limits"] == limits  # a refused call changed nothing
 
+    # A stack of labels: the shown slice's over the image, drawn by the worker too.
+    def boxes(z: int) -> np.ndarray:
+        box = np.zeros((50, 70), dtype=bool)
+        box[10:20, 5 + 5 * z:15 + 5 * z] = True
+        return box
+
+    assert "6x50x70" in call(app, "addStackLabels", 4)  # not the image's depth
+    assert call(app, "addStackLabels", 6) is True
+    assert np.array_equal(canvas_rgba(frame, "canvas.labels")[..., 3] == 128, boxes(5))
+    call(app, "image", "stack16", "setSlice", 2)
+    overlay = canvas_rgba(frame, "canvas.labels")
+    assert np.array_equal(overlay[..., 3] == 128, boxes(2)) and (overlay[~boxes(2)][:, 3] == 0).all()
+    call(app, "image", "stack16", "removeLayers")
+    assert (canvas_rgba(frame, "canvas.labels")[..., 3] == 0).all()
+
 
 def test_bad_window_configs_are_clear_errors(app: Page) -> None:
     message = call(app, "badImage")

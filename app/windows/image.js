@@ -15,8 +15,8 @@
 // 0..255; the limits default to 0..255 for uint8 and to the array's min..max otherwise
 // ("auto": percentiles of the values, autoContrast).
 // The array's buffer moves to a worker of this sandbox (pixels.js), which computes the
-// range, maps slices and draws them on this canvas (handed over to it) and answers the
-// pixel readout, so this frame's thread only asks; setImage, setContrastLimits, setSlice
+// range, maps slices and draws them on this canvas (handed over to it, as is the label
+// layer's, whose values move there too) and answers the pixel readout, so this frame's thread only asks; setImage, setContrastLimits, setSlice
 // and autoContrast resolve once the pixels are on screen. The image canvas has a
 // data-drawing attribute while a draw is on its way, and data-shown-slice: the slice shown.
 import { pixelRenderer } from "./pixels.js";
@@ -48,17 +48,6 @@ export function readArray(array) {
   return { values, shape, dtype: array._rdtype, depth, height, width, channels };
 }
 
-// One label id -> an opaque colour; 0 is transparent (background).
-function labelColour(id) {
-  const hue = (id * 137.508) % 360;
-  const c = 0.9 * 0.5 * (1 - Math.abs(2 * 0.5 - 1));
-  const h = hue / 60;
-  const x = c * (1 - Math.abs((h % 2) - 1));
-  const [r, g, b] = h < 1 ? [c, x, 0] : h < 2 ? [x, c, 0] : h < 3 ? [0, c, x] : h < 4 ? [0, x, c] : h < 5 ? [x, 0, c] : [c, 0, x];
-  const m = 0.5 - c / 2;
-  return [r + m, g + m, b + m].map((v) => Math.round(v * 255));
-}
-
 export function imageViewer(root) {
   root.innerHTML = `
     <style>
@@ -82,16 +71,15 @@ export function imageViewer(root) {
       <div class="view"><div class="stage"><canvas class="image" width="1" height="1"></canvas><canvas class="labels" width="1" height="1"></canvas></div></div>
     </div>`;
   const $ = (selector) => root.querySelector(selector);
-  const [view, stage, labelCanvas] = [$(".view"), $(".stage"), $("canvas.labels")];
+  const [view, stage] = [$(".view"), $(".stage")];
   const [loInput, hiInput, slider, readout] = [$(".lo"), $(".hi"), $(".slider"), $(".readout")];
   // readArray()'s result (its values moved to the worker: `array` says there is one), or
   // {width, height} of a URL's image whose values are unknown
   let image = null;
-  let labels = null;
   let limits = [0, 255];
   let slice = 0;
   let transform = { scale: 1, x: 0, y: 0 };
-  const pixels = pixelRenderer($("canvas.image"));
+  const pixels = pixelRenderer($("canvas.image"), $("canvas.labels"));
   const canvas = () => pixels.canvas; // the image canvas (a new one if the worker failed)
 
   function applyTransform() {
@@ -106,8 +94,8 @@ export function imageViewer(root) {
     applyTransform();
   }
 
-  // The image's current slice with the current limits, then a stack's labels of that slice
-  // (a 2-D label layer stays as addLayer drew it; a new image's size cleared it).
+  // The image's current slice with the current limits (and a stack of labels' slice; a 2-D
+  // label layer stays as addLayer drew it; a new image cleared it).
   let drawing = 0;
   async function draw() {
     if (!image?.array) return;
@@ -116,28 +104,21 @@ export function imageViewer(root) {
     try {
       const drawn = await pixels.draw({ slice, lo: limits[0], hi: limits[1] });
       if (drawn) target.dataset.shownSlice = String(drawn.slice);
-      if (labels?.depth > 1) drawLabels();
     } finally {
       target.toggleAttribute("data-drawing", --drawing > 0);
     }
   }
 
-  function drawLabels() {
-    const context = labelCanvas.getContext("2d");
-    context.clearRect(0, 0, labelCanvas.width, labelCanvas.height);
-    if (!labels || !image) return;
-    const { width, height } = labels;
-    const pixels = new ImageData(width, height);
-    const start = (labels.depth > 1 ? slice : 0) * width * height;
-    const colours = new Map();
-    for (let p = 0; p < width * height; p++) {
-      const id = labels.values[start + p];
-      if (!id) continue;
-      if (!colours.has(id)) colours.set(id, labelColour(id));
-      const [r, g, b] = colours.get(id);
-      pixels.data.set([r, g, b, 128], p * 4);
+  // The labels canvas has data-drawing until the layer is on screen.
+  let drawingLabels = 0;
+  async function labelsDrawn(drawing) {
+    const target = pixels.labelCanvas;
+    target.toggleAttribute("data-drawing", ++drawingLabels > 0);
+    try {
+      await drawing;
+    } finally {
+      target.toggleAttribute("data-drawing", --drawingLabels > 0);
     }
-    context.putImageData(pixels, 0, 0);
   }
 
   function showLimits() {
@@ -155,19 +136,12 @@ export function imageViewer(root) {
     stage.prepend(element);
   }
 
-  // The image canvas takes the size of what its worker draws; the labels' is this thread's.
-  function setSize(width, height) {
-    Object.assign(labelCanvas, { width, height });
-  }
-
   const viewer = {
     async setImage(array, options = {}) {
       const read = readArray(array);
       showElement(null);
       image = { ...read, values: null, array: true }; // the values go to the worker
-      labels = null;
       slice = 0;
-      setSize(image.width, image.height);
       const range = await pixels.load(read);
       limits = options.contrast_limits ? options.contrast_limits.map(Number) : image.dtype === "uint8" ? [0, 255] : range;
       slider.max = String(image.depth - 1);
@@ -199,23 +173,20 @@ export function imageViewer(root) {
       // Another origin's image (every http(s) one, from this opaque-origin sandbox, unless it
       // allows CORS): no canvas can pass it to the worker, so the element itself is shown.
       image = { width, height, channels: 4, depth: 1 };
-      labels = null;
-      setSize(width, height);
       showElement(element);
       fit();
+      await viewer.removeLayers();
     },
-    addLayer(layer) {
+    async addLayer(layer) {
       const array = layer?._rtype === "ndarray" ? layer : layer?.data;
       const read = readArray(array);
-      if (!image || read.width !== image.width || read.height !== image.height || read.channels !== 1) {
-        throw new TypeError(`imjoy/image: a label layer must be one integer value per pixel of the image (${image?.height}x${image?.width}), not shape [${read.shape}]`);
+      if (!image || read.width !== image.width || read.height !== image.height || read.channels !== 1 || (read.depth > 1 && read.depth !== image.depth)) {
+        throw new TypeError(`imjoy/image: a label layer must be one integer value per pixel of the image (${image?.depth > 1 ? `${image.depth}x` : ""}${image?.height}x${image?.width}, or one slice of it), not shape [${read.shape}]`);
       }
-      labels = read;
-      drawLabels();
+      await labelsDrawn(pixels.setLabels(read, slice)); // its values go to the worker
     },
-    removeLayers() {
-      labels = null;
-      drawLabels();
+    async removeLayers() {
+      await labelsDrawn(pixels.setLabels(null, slice));
     },
     async setContrastLimits(lo, hi) {
       if (!Number.isFinite(Number(lo)) || !Number.isFinite(Number(hi))) throw new TypeError(`imjoy/image: contrast limits must be numbers, not ${lo}, ${hi}`);

@@ -3,13 +3,15 @@
 // image or a 64-slice stack, nor a contrast change, nor a slice dragged through, holds up
 // the window's thread (its zoom, pan, readout and slider): that thread only asks.
 //
-//   const pixels = pixelRenderer(canvas);        // canvas: the viewer's fresh <canvas class="image">
+//   const pixels = pixelRenderer(canvas, labelCanvas); // the viewer's fresh <canvas class="image"> and "labels"
 //   const [lo, hi] = await pixels.load(image);     // image: readArray()'s; its values MOVE to the worker
 //   await pixels.draw({ slice, lo, hi });           // on screen once this resolves, to the state drawn
+//   await pixels.setLabels(labels, slice);          // a label layer (readArray()'s, moved too) or null
 //   await pixels.value(x, y, slice);                // the value at a pixel: a number or [r, g, b(, a)]
 //   await pixels.limits(0.5, 99.5);                 // [lo, hi]: percentiles of the values, by a histogram
 //   pixels.canvas                                   // the canvas shown (replaced if the worker fails)
 //
+// A label layer is drawn there too, over the image, the current slice's for a stack of labels.
 // The worker holds the only copy of the values: the array's buffer is transferred to it, not
 // copied (a 128 MiB stack copied on the window's thread was a long task), so the pixel
 // readout asks the worker too. It maps one slice to RGBA (a lookup table for 8- and 16-bit
@@ -151,6 +153,41 @@ export function percentiles(values, low, high) {
   return [at(low, false), at(high, true)];
 }
 
+/**
+ * One slice of a label layer as RGBA ImageData: each label id its own colour (golden-angle
+ * hues), half transparent; 0, the background, transparent. `into` as in sliceData.
+ * Self-contained, as sliceData.
+ */
+export function labelData({ values, width, height, depth }, slice, into = null) {
+  const pixels = into?.width === width && into?.height === height ? into : new ImageData(width, height);
+  const out = pixels.data;
+  const start = (depth > 1 ? slice : 0) * width * height;
+  const colours = new Map();
+  const colour = (id) => {
+    const hue = (id * 137.508) % 360;
+    const c = 0.9 * 0.5 * (1 - Math.abs(2 * 0.5 - 1));
+    const h = hue / 60;
+    const x = c * (1 - Math.abs((h % 2) - 1));
+    const [r, g, b] = h < 1 ? [c, x, 0] : h < 2 ? [x, c, 0] : h < 3 ? [0, c, x] : h < 4 ? [0, x, c] : h < 5 ? [x, 0, c] : [c, 0, x];
+    const m = 0.5 - c / 2;
+    return [r + m, g + m, b + m].map((v) => Math.round(v * 255));
+  };
+  for (let p = 0, o = 0; p < width * height; p++, o += 4) {
+    const id = values[start + p];
+    if (!id) {
+      out[o] = out[o + 1] = out[o + 2] = out[o + 3] = 0;
+      continue;
+    }
+    let rgb = colours.get(id);
+    if (!rgb) colours.set(id, (rgb = colour(id)));
+    out[o] = rgb[0];
+    out[o + 1] = rgb[1];
+    out[o + 2] = rgb[2];
+    out[o + 3] = 128;
+  }
+  return pixels;
+}
+
 /** The value at pixel (x, y) of a slice: a number, or [r, g, b(, a)]; null outside. */
 export function valueAt({ values, width, height, channels }, x, y, slice) {
   if (!(x >= 0 && y >= 0 && x < width && y < height)) return null;
@@ -164,35 +201,58 @@ const sliceData = ${sliceData};
 const rangeOf = ${rangeOf};
 const percentiles = ${percentiles};
 const valueAt = ${valueAt};
+const labelData = ${labelData};
 let image = null;
 let canvas = null;
 let context = null;
 let rgba = null;
+let labels = null; // a label layer, drawn on its own canvas
+let labelCanvas = null;
+let labelContext = null;
+let labelRgba = null;
 const frame = () => new Promise((resolve) => {
   const timer = setTimeout(resolve, ${FRAME_WAIT_MS});
   requestAnimationFrame(() => { clearTimeout(timer); resolve(); });
 });
-function size(width, height) {
-  if (canvas.width !== width || canvas.height !== height) Object.assign(canvas, { width, height });
+function size(target, width, height) {
+  if (target.width !== width || target.height !== height) Object.assign(target, { width, height });
+}
+function drawLabels(slice) {
+  if (!labels) return labelContext.clearRect(0, 0, labelCanvas.width, labelCanvas.height);
+  size(labelCanvas, labels.width, labels.height);
+  labelRgba = labelData(labels, slice, labelRgba);
+  labelContext.putImageData(labelRgba, 0, 0);
 }
 const handlers = {
-  canvas({ canvas: given }) {
+  canvas({ canvas: given, labelCanvas: givenLabels }) {
     canvas = given;
     context = canvas.getContext("2d");
+    labelCanvas = givenLabels;
+    labelContext = labelCanvas.getContext("2d");
   },
   load({ image: given }) {
     const values = new self[given.type](given.buffer); // the name of a typed array, from readArray
     image = { ...given, values, buffer: undefined };
     rgba = null;
+    labels = null;
+    size(labelCanvas, image.width, image.height); // cleared
     return { range: rangeOf(values) };
   },
   async draw({ slice, lo, hi }) {
     if (!image) return {};
-    size(image.width, image.height);
+    size(canvas, image.width, image.height);
     rgba = sliceData(image, slice, lo, hi, rgba);
     context.putImageData(rgba, 0, 0);
+    if (labels?.depth > 1) drawLabels(slice);
     await frame();
     return { width: image.width, height: image.height };
+  },
+  async labels({ labels: given, slice }) {
+    labels = given && { ...given, values: new self[given.type](given.buffer), buffer: undefined };
+    labelRgba = null;
+    drawLabels(slice);
+    await frame();
+    return { width: labelCanvas.width, height: labelCanvas.height };
   },
   value: ({ x, y, slice }) => ({ value: image ? valueAt(image, x, y, slice) : null }),
   limits: ({ low, high }) => ({ limits: image ? percentiles(image.values, low, high) : null }),
@@ -226,7 +286,7 @@ const nextFrame = () => new Promise((resolve) => {
 });
 
 /** The worker's half: the canvas handed over, requests answered by id. Null where it cannot be. */
-function workerRenderer(canvas, onFail) {
+function workerRenderer(canvas, labelCanvas, onFail) {
   if (typeof canvas.transferControlToOffscreen !== "function") return null;
   const worker = startWorker();
   if (!worker) return null;
@@ -253,28 +313,33 @@ function workerRenderer(canvas, onFail) {
   };
   try {
     const offscreen = canvas.transferControlToOffscreen();
-    worker.postMessage({ kind: "canvas", canvas: offscreen }, [offscreen]);
+    const labelOffscreen = labelCanvas.transferControlToOffscreen();
+    worker.postMessage({ kind: "canvas", canvas: offscreen, labelCanvas: labelOffscreen }, [offscreen, labelOffscreen]);
   } catch {
     worker.terminate();
     return null;
   }
   // Until the canvas element has the size drawn (its frames come from the worker, later than
   // its answer) and one frame more; bounded, as each wait here.
-  const shown = async ({ width, height }) => {
+  const shown = async ({ width, height }, target = canvas) => {
     const until = performance.now() + FRAME_WAIT_MS;
-    while (width && (canvas.width !== width || canvas.height !== height) && performance.now() < until) await nextFrame();
+    while (width && (target.width !== width || target.height !== height) && performance.now() < until) await nextFrame();
     await nextFrame();
+  };
+  // An array for the worker: its buffer moves there; one shared with other data is copied first.
+  const moved = ({ values, width, height, depth, channels }) => {
+    const whole = values.byteOffset === 0 && values.byteLength === values.buffer.byteLength;
+    const buffer = whole ? values.buffer : values.slice().buffer;
+    return [{ buffer, type: values.constructor.name, width, height, depth, channels }, [buffer]];
   };
   return {
     async load(image) {
-      const { values } = image;
-      // The buffer moves to the worker; one shared with other data is copied first.
-      const whole = values.byteOffset === 0 && values.byteLength === values.buffer.byteLength;
-      const buffer = whole ? values.buffer : values.slice().buffer;
-      const { width, height, depth, channels } = image;
-      const type = values.constructor.name;
-      const { range } = await ask({ kind: "load", image: { buffer, type, width, height, depth, channels } }, [buffer]);
-      return range;
+      const [given, transfer] = moved(image);
+      return (await ask({ kind: "load", image: given }, transfer)).range;
+    },
+    async setLabels(labels, slice) {
+      const [given, transfer] = labels ? moved(labels) : [null, []];
+      await shown(await ask({ kind: "labels", labels: given, slice }, transfer), labelCanvas);
     },
     // {shown}: the next draw may start once the worker has answered, while this one shows.
     draw: async (state) => ({ shown: shown(await ask({ kind: "draw", ...state })) }),
@@ -284,21 +349,35 @@ function workerRenderer(canvas, onFail) {
 }
 
 /** The same on this thread, where no worker can draw: the values stay here. */
-function localRenderer(canvas) {
+function localRenderer(canvas, labelCanvas) {
   let image = null;
-  const context = () => canvas.getContext("2d");
-  const size = (width, height) => {
-    if (canvas.width !== width || canvas.height !== height) Object.assign(canvas, { width, height });
+  let labels = null;
+  const size = (target, width, height) => {
+    if (target.width !== width || target.height !== height) Object.assign(target, { width, height });
+  };
+  const drawLabels = (slice) => {
+    const context = labelCanvas.getContext("2d");
+    if (!labels) return context.clearRect(0, 0, labelCanvas.width, labelCanvas.height);
+    size(labelCanvas, labels.width, labels.height);
+    context.putImageData(labelData(labels, slice), 0, 0);
   };
   return {
     async load(next) {
       image = next;
+      labels = null;
+      size(labelCanvas, next.width, next.height);
+      drawLabels(0);
       return rangeOf(next.values);
+    },
+    async setLabels(next, slice) {
+      labels = next;
+      drawLabels(slice);
     },
     async draw({ slice, lo, hi }) {
       if (image) {
-        size(image.width, image.height);
-        context().putImageData(sliceData(image, slice, lo, hi), 0, 0);
+        size(canvas, image.width, image.height);
+        canvas.getContext("2d").putImageData(sliceData(image, slice, lo, hi), 0, 0);
+        if (labels?.depth > 1) drawLabels(slice);
       }
       return { shown: Promise.resolve() };
     },
@@ -307,16 +386,19 @@ function localRenderer(canvas) {
   };
 }
 
-export function pixelRenderer(canvas) {
+export function pixelRenderer(canvas, labelCanvas) {
   let renderer = null;
-  // A worker that failed took the canvas with it: a fresh one takes its place for the next image.
-  const replaceCanvas = () => {
-    const fresh = canvas.cloneNode(false);
-    canvas.replaceWith(fresh);
-    canvas = fresh;
+  // A worker that failed took the canvases with it: fresh ones take their place for the next image.
+  const replaceCanvases = () => {
+    const fresh = [canvas, labelCanvas].map((old) => {
+      const copy = old.cloneNode(false);
+      old.replaceWith(copy);
+      return copy;
+    });
+    [canvas, labelCanvas] = fresh;
     renderer = null;
   };
-  const current = () => (renderer ??= workerRenderer(canvas, replaceCanvas) ?? localRenderer(canvas));
+  const current = () => (renderer ??= workerRenderer(canvas, labelCanvas, replaceCanvases) ?? localRenderer(canvas, labelCanvas));
   current();
 
   // Coalesced draws: `wanted` is the newest request not yet started, with everyone waiting for it.
@@ -345,6 +427,9 @@ export function pixelRenderer(canvas) {
     get canvas() {
       return canvas;
     },
+    get labelCanvas() {
+      return labelCanvas;
+    },
     /** Takes the image ({values, width, height, channels, depth}); resolves to its [min, max]. */
     load: (image) => current().load(image),
     draw(state) {
@@ -356,6 +441,7 @@ export function pixelRenderer(canvas) {
         pump();
       });
     },
+    setLabels: (labels, slice) => current().setLabels(labels, slice),
     value: (x, y, slice) => current().value(x, y, slice),
     limits: (low, high) => current().limits(low, high),
   };
