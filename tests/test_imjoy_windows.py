@@ -56,7 +56,7 @@ def frame_where(page: Page, condition: str) -> Frame:
 
 def canvas_rgba(frame: Frame, selector: str = "canvas.image") -> np.ndarray:
     """The canvas's pixels as shown, once no draw is on its way (copied through a 2-D canvas:
-    the viewer's image canvas shows ImageBitmaps from its worker)."""
+    the viewer's canvases show the frames its worker draws on them)."""
     frame.wait_for_function("(selector) => !document.querySelector(selector).hasAttribute('data-drawing')", arg=selector)
     data = frame.evaluate(
         """(selector) => { const c = document.querySelector(selector);

@@ -16,9 +16,10 @@
 // ("auto": percentiles of the values, autoContrast).
 // The array's buffer moves to a worker of this sandbox (pixels.js), which computes the
 // range, maps slices and draws them on this canvas (handed over to it, as is the label
-// layer's, whose values move there too) and answers the pixel readout, so this frame's thread only asks; setImage, setContrastLimits, setSlice
-// and autoContrast resolve once the pixels are on screen. The image canvas has a
-// data-drawing attribute while a draw is on its way, and data-shown-slice: the slice shown.
+// layer's, whose values move there too) and answers the pixel readout, so this frame's
+// thread only asks. setImage, setContrastLimits, setSlice, autoContrast and addLayer
+// resolve once the pixels are on screen; a canvas has a data-drawing attribute while a
+// draw is on its way, and the image canvas data-shown-slice: the slice shown.
 import { pixelRenderer } from "./pixels.js";
 
 const DTYPES = {

@@ -9,7 +9,7 @@
 //   await pixels.setLabels(labels, slice);          // a label layer (readArray()'s, moved too) or null
 //   await pixels.value(x, y, slice);                // the value at a pixel: a number or [r, g, b(, a)]
 //   await pixels.limits(0.5, 99.5);                 // [lo, hi]: percentiles of the values, by a histogram
-//   pixels.canvas                                   // the canvas shown (replaced if the worker fails)
+//   pixels.canvas, pixels.labelCanvas               // the canvases shown (replaced if the worker fails)
 //
 // A label layer is drawn there too, over the image, the current slice's for a stack of labels.
 // The worker holds the only copy of the values: the array's buffer is transferred to it, not
@@ -18,7 +18,9 @@
 // values), puts it on its OffscreenCanvas and answers after its next animation frame, when
 // the frame has gone to the compositor; this thread then waits until the canvas element
 // (the placeholder) has the new size and one frame more, so that what resolves is on screen
-// and readable (drawImage of the canvas shows it). Each wait is bounded (FRAME_WAIT_MS): a
+// and readable (drawImage of the canvas shows it: answering at once after putImageData, the
+// element still showed the old frame in most readbacks; after both frames, in none of 60,
+// Chromium 156). Each wait is bounded (FRAME_WAIT_MS): a
 // window out of view gets no animation frames, and must not hang its caller.
 // Draws are coalesced: while one is being made, later requests replace each other and only
 // the newest is drawn (a slider dragged across 64 slices draws what it stops on, at most one
