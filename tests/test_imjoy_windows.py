@@ -193,6 +193,24 @@ def test_a_uint16_stack_slices_reads_out_and_takes_percentile_contrast(app: Page
     assert (canvas_rgba(frame, "canvas.labels")[..., 3] == 0).all()
 
 
+def test_a_hidden_viewer_still_answers_and_shows_its_slice_when_shown_again(app: Page) -> None:
+    # A window out of view gets no animation frames: the viewer's waits for them are bounded.
+    assert call(app, "showStack16") is True
+    frame = frame_where(app, "document.querySelector('canvas.image')?.width === 70")
+    iframe = frame.frame_element()
+    iframe.evaluate("(element) => { element.style.display = 'none'; }")
+    app.wait_for_timeout(200)
+    started = app.evaluate("performance.now()")
+    call(app, "image", "stack16", "setSlice", 3)
+    assert call(app, "image", "stack16", "getPixelValue", 7, 8) == stack16()[3, 8, 7]
+    assert app.evaluate("performance.now()") - started < 10_000
+    iframe.evaluate("(element) => { element.style.display = ''; }")
+    values = stack16()
+    frame.wait_for_function("document.querySelector('canvas.image').dataset.shownSlice === '3'")
+    call(app, "image", "stack16", "setContrastLimits", int(values.min()), int(values.max()))  # a draw while shown
+    assert np.array_equal(canvas_rgba(frame)[..., 0], contrast(values[3], values.min(), values.max()))
+
+
 def test_bad_window_configs_are_clear_errors(app: Page) -> None:
     message = call(app, "badImage")
     assert "complex64" in message and "_rdtype" in message
