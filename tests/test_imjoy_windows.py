@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import base64
 import struct
+import threading
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +56,7 @@ def frame_where(page: Page, condition: str) -> Frame:
 
 def canvas_rgba(frame: Frame, selector: str = "canvas.image") -> np.ndarray:
     """The canvas's pixels as shown, once no draw is on its way (copied through a 2-D canvas:
-    the viewer's image canvas shows ImageBitmaps from its worker)."""
+    the viewer's canvases show the frames its worker draws on them)."""
     frame.wait_for_function("(selector) => !document.querySelector(selector).hasAttribute('data-drawing')", arg=selector)
     data = frame.evaluate(
         """(selector) => { const c = document.querySelector(selector);
@@ -68,6 +72,17 @@ def canvas_rgba(frame: Frame, selector: str = "canvas.image") -> np.ndarray:
 def grey16() -> np.ndarray:
     y, x = np.mgrid[0:40, 0:60]
     return ((x * 37 + y * 101) % 4000 + 100).astype(np.uint16)
+
+
+def stack16() -> np.ndarray:
+    z, y, x = np.mgrid[0:6, 0:50, 0:70].astype(np.int64)
+    return ((z * 9001 + x * 131 + y * 577 + ((x * y) % 97) * 13) % 60000).astype(np.uint16)
+
+
+def percentile_limits(values: np.ndarray, low: float, high: float) -> list[int]:
+    """For each percentile p, the least value with at least p% of the values at or below it."""
+    ordered = np.sort(values.ravel())
+    return [int(ordered[max(1, int(np.ceil(p / 100 * ordered.size))) - 1]) for p in (low, high)]
 
 
 def stack8() -> np.ndarray:
@@ -135,6 +150,67 @@ def test_a_3d_uint8_stack_shows_each_slice(app: Page) -> None:
     assert hover(app, frame, 4, 20, 20, 30) == f"x=4 y=20 value={values[2, 20, 4]}"
 
 
+def test_a_uint16_stack_slices_reads_out_and_takes_percentile_contrast(app: Page) -> None:
+    # The values moved to the viewer's worker: every pixel, value and limit below comes from it.
+    assert call(app, "showStack16") is True
+    frame = frame_where(app, "document.querySelector('canvas.image')?.width === 70")
+    values = stack16()
+    lo, hi = int(values.min()), int(values.max())  # the whole stack's range, not slice 0's
+    assert call(app, "image", "stack16", "getView")["contrast_limits"] == [lo, hi]
+    rgba = canvas_rgba(frame)
+    assert np.array_equal(rgba[..., 0], contrast(values[0], lo, hi)) and np.array_equal(rgba[..., 2], contrast(values[0], lo, hi))
+
+    call(app, "image", "stack16", "setSlice", 4)
+    assert frame.evaluate("document.querySelector('canvas.image').dataset.shownSlice") == "4"
+    assert np.array_equal(canvas_rgba(frame)[..., 1], contrast(values[4], lo, hi))
+    frame.evaluate("(() => { const s = document.querySelector('.slider'); s.value = '5'; s.dispatchEvent(new Event('input')); })()")
+    assert np.array_equal(canvas_rgba(frame)[..., 0], contrast(values[5], lo, hi))
+    assert frame.evaluate("document.querySelector('canvas.image').dataset.shownSlice") == "5"
+    assert hover(app, frame, 61, 33, 70, 50) == f"x=61 y=33 value={values[5, 33, 61]}"
+    assert call(app, "image", "stack16", "getPixelValue", 12, 44) == values[5, 44, 12]
+    assert call(app, "image", "stack16", "getPixelValue", 70, 0) is None  # outside
+
+    limits = percentile_limits(values, 2, 98)
+    assert call(app, "tryAutoContrast", 2, 98) == limits
+    assert lo < limits[0] < limits[1] < hi
+    assert np.array_equal(canvas_rgba(frame)[..., 0], contrast(values[5], *limits))
+    assert "low < high" in call(app, "tryAutoContrast", 98, 2)
+    assert call(app, "image", "stack16", "getView")["contrast_limits"] == limits  # a refused call changed nothing
+
+    # A stack of labels: the shown slice's over the image, drawn by the worker too.
+    def boxes(z: int) -> np.ndarray:
+        box = np.zeros((50, 70), dtype=bool)
+        box[10:20, 5 + 5 * z:15 + 5 * z] = True
+        return box
+
+    assert "6x50x70" in call(app, "addStackLabels", 4)  # not the image's depth
+    assert call(app, "addStackLabels", 6) is True
+    assert np.array_equal(canvas_rgba(frame, "canvas.labels")[..., 3] == 128, boxes(5))
+    call(app, "image", "stack16", "setSlice", 2)
+    overlay = canvas_rgba(frame, "canvas.labels")
+    assert np.array_equal(overlay[..., 3] == 128, boxes(2)) and (overlay[~boxes(2)][:, 3] == 0).all()
+    call(app, "image", "stack16", "removeLayers")
+    assert (canvas_rgba(frame, "canvas.labels")[..., 3] == 0).all()
+
+
+def test_a_hidden_viewer_still_answers_and_shows_its_slice_when_shown_again(app: Page) -> None:
+    # A window out of view gets no animation frames: the viewer's waits for them are bounded.
+    assert call(app, "showStack16") is True
+    frame = frame_where(app, "document.querySelector('canvas.image')?.width === 70")
+    iframe = frame.frame_element()
+    iframe.evaluate("(element) => { element.style.display = 'none'; }")
+    app.wait_for_timeout(200)
+    started = app.evaluate("performance.now()")
+    call(app, "image", "stack16", "setSlice", 3)
+    assert call(app, "image", "stack16", "getPixelValue", 7, 8) == stack16()[3, 8, 7]
+    assert app.evaluate("performance.now()") - started < 10_000
+    iframe.evaluate("(element) => { element.style.display = ''; }")
+    values = stack16()
+    frame.wait_for_function("document.querySelector('canvas.image').dataset.shownSlice === '3'")
+    call(app, "image", "stack16", "setContrastLimits", int(values.min()), int(values.max()))  # a draw while shown
+    assert np.array_equal(canvas_rgba(frame)[..., 0], contrast(values[3], values.min(), values.max()))
+
+
 def test_bad_window_configs_are_clear_errors(app: Page) -> None:
     message = call(app, "badImage")
     assert "complex64" in message and "_rdtype" in message
@@ -196,7 +272,7 @@ def test_each_other_window_type_opens_and_its_method_works(app: Page, base_url: 
         frame_where(app, "document.querySelector('table.pj-generic')")
 
 
-def png_data_url(rgb: np.ndarray) -> str:
+def png_bytes(rgb: np.ndarray) -> bytes:
     """A PNG of an RGB uint8 array, written here (zlib, no imaging library)."""
     height, width, _ = rgb.shape
     raw = b"".join(b"\x00" + rgb[y].tobytes() for y in range(height))
@@ -204,8 +280,37 @@ def png_data_url(rgb: np.ndarray) -> str:
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
-    return "data:image/png;base64," + base64.b64encode(png).decode()
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def png_data_url(rgb: np.ndarray) -> str:
+    return "data:image/png;base64," + base64.b64encode(png_bytes(rgb)).decode()
+
+
+@contextmanager
+def image_elsewhere(png: bytes) -> Iterator[str]:
+    """Another origin serving one PNG as an image embeddable anywhere (CORP cross-origin), without CORS."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(png)))
+            self.send_header("Cross-Origin-Resource-Policy", "cross-origin")
+            self.end_headers()
+            self.wfile.write(png)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/cells.png"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_an_image_by_url_and_a_window_plugin_by_source(app: Page) -> None:
@@ -219,6 +324,24 @@ def test_an_image_by_url_and_a_window_plugin_by_source(app: Page) -> None:
     assert call(app, "showFromSource") == "LOUD"
     inline = frame_where(app, "document.querySelector('p.inline')")
     assert inline.evaluate("document.querySelector('p.inline').textContent") == "inline hello"
+
+
+def test_an_image_of_another_origin_shows_without_its_values(app: Page) -> None:
+    # From the opaque-origin sandbox every http(s) image is another origin's: its pixels cannot
+    # be read (nor handed to the viewer's worker), so the image element itself is shown.
+    with image_elsewhere(png_bytes(np.full((150, 192, 3), 90, dtype=np.uint8))) as url:
+        assert call(app, "showSrcImage", url) is True
+    frame = frame_where(app, "document.querySelector('img.source')?.naturalWidth === 192")
+    assert frame.evaluate("document.querySelector('canvas.image').hidden") is True
+    box = frame.locator("img.source").bounding_box()
+    assert box["width"] > 100 and box["height"] == pytest.approx(box["width"] * 150 / 192)  # fitted to the view
+    scale = call(app, "image", "src", "getView")["scale"]
+    app.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    app.mouse.wheel(0, -300)
+    frame.wait_for_function(f"document.querySelector('img.source').getBoundingClientRect().width > {box['width']} * 1.5")
+    assert call(app, "image", "src", "getView")["scale"] == pytest.approx(scale * np.exp(300 / 500), rel=1e-6)
+    assert call(app, "image", "src", "getPixelValue", 5, 5) is None  # values unknown
+    assert frame.evaluate("document.querySelector('.readout').textContent") == ""
 
 
 def test_touch_pans_and_pinches_the_image(app: Page) -> None:

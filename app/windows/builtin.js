@@ -79,7 +79,7 @@ const WINDOWS = {
       else if (data?.src) await viewer.setSource(data.src);
       else if (data && Object.keys(data).length) throw new TypeError("imjoy/image: data needs an ndarray (data.image) or an image URL (data.src)");
       else return; // an empty viewer, as ImJoy opens one without data
-      if (data?.labels) viewer.addLayer({ type: "labels", data: data.labels });
+      if (data?.labels) await viewer.addLayer({ type: "labels", data: data.labels });
     };
     return { show, methods: viewer };
   },

@@ -5,16 +5,21 @@
 //   viewer.setImage(array, {contrast_limits: [lo, hi], name});  // 2-D/3-D grey, RGB(A)
 //   viewer.addLayer({type: "labels", data: labelsArray});         // a label overlay
 //   viewer.setSlice(3); viewer.setContrastLimits(0, 1000); viewer.getView();
+//   await viewer.autoContrast(0.1, 99.9); await viewer.getPixelValue(x, y);
 //
 // Shapes: [h, w] grey; [h, w, 3|4] colour; [d, h, w] a stack of grey; [d, h, w, 3|4] a
 // stack of colour; a slider picks the slice of a stack. The canvas has one pixel per image
 // pixel; zoom and pan are a CSS transform on it (wheel, drag, two-finger pinch: pointer
-// events), so zooming redraws nothing.
+// events), so zooming and panning redraw nothing: the compositor moves the canvas.
 // Contrast: each value v becomes floor((v - lo) * 255 / (hi - lo) + 0.5), clamped to
-// 0..255; the limits default to 0..255 for uint8 and to the array's min..max otherwise.
-// The conversion runs in a worker of this sandbox (pixels.js), so this frame's thread only
-// shows the result; setImage, setContrastLimits and setSlice resolve once it is shown, and
-// the image canvas has a data-drawing attribute while a draw is on its way.
+// 0..255; the limits default to 0..255 for uint8 and to the array's min..max otherwise
+// ("auto": percentiles of the values, autoContrast).
+// The array's buffer moves to a worker of this sandbox (pixels.js), which computes the
+// range, maps slices and draws them on this canvas (handed over to it, as is the label
+// layer's, whose values move there too) and answers the pixel readout, so this frame's
+// thread only asks. setImage, setContrastLimits, setSlice, autoContrast and addLayer
+// resolve once the pixels are on screen; a canvas has a data-drawing attribute while a
+// draw is on its way, and the image canvas data-shown-slice: the slice shown.
 import { pixelRenderer } from "./pixels.js";
 
 const DTYPES = {
@@ -28,8 +33,13 @@ export function readArray(array) {
   const Type = DTYPES[array._rdtype];
   if (!Type) throw new TypeError(`imjoy/image: cannot show an ndarray of _rdtype ${JSON.stringify(array._rdtype)}; expected one of ${Object.keys(DTYPES).join(", ")}`);
   const shape = [...array._rshape].map(Number);
-  const buffer = ArrayBuffer.isView(array._rvalue) ? array._rvalue.buffer.slice(array._rvalue.byteOffset, array._rvalue.byteOffset + array._rvalue.byteLength) : array._rvalue;
-  const values = new Type(buffer);
+  const given = array._rvalue;
+  if (!(given instanceof ArrayBuffer) && !ArrayBuffer.isView(given)) throw new TypeError("imjoy/image: an ndarray's _rvalue should be an ArrayBuffer or a typed array");
+  // A view of another type or alignment is copied; otherwise its memory is used as it is.
+  const view = ArrayBuffer.isView(given);
+  const aligned = !view || (given.byteOffset % Type.BYTES_PER_ELEMENT === 0 && given.byteLength % Type.BYTES_PER_ELEMENT === 0);
+  const values = !view ? new Type(given) : aligned ? new Type(given.buffer, given.byteOffset, given.byteLength / Type.BYTES_PER_ELEMENT)
+    : new Type(given.buffer.slice(given.byteOffset, given.byteOffset + given.byteLength));
   const colour = shape.length >= 3 && [3, 4].includes(shape.at(-1));
   const spatial = colour ? shape.slice(0, -1) : shape;
   if (spatial.length < 2 || spatial.length > 3) throw new TypeError(`imjoy/image: cannot show shape [${shape}]; expected [h, w], [h, w, 3|4], [d, h, w] or [d, h, w, 3|4]`);
@@ -37,17 +47,6 @@ export function readArray(array) {
   const channels = colour ? shape.at(-1) : 1;
   if (values.length !== depth * height * width * channels) throw new TypeError(`imjoy/image: shape [${shape}] does not fit ${values.length} values`);
   return { values, shape, dtype: array._rdtype, depth, height, width, channels };
-}
-
-// One label id -> an opaque colour; 0 is transparent (background).
-function labelColour(id) {
-  const hue = (id * 137.508) % 360;
-  const c = 0.9 * 0.5 * (1 - Math.abs(2 * 0.5 - 1));
-  const h = hue / 60;
-  const x = c * (1 - Math.abs((h % 2) - 1));
-  const [r, g, b] = h < 1 ? [c, x, 0] : h < 2 ? [x, c, 0] : h < 3 ? [0, c, x] : h < 4 ? [0, x, c] : h < 5 ? [x, 0, c] : [c, 0, x];
-  const m = 0.5 - c / 2;
-  return [r + m, g + m, b + m].map((v) => Math.round(v * 255));
 }
 
 export function imageViewer(root) {
@@ -59,27 +58,30 @@ export function imageViewer(root) {
       .pj-image .bar input[type=number] { width: 6em; }
       .pj-image .view { position: relative; flex: 1; overflow: hidden; background: #222; touch-action: none; cursor: grab; }
       .pj-image .stage { position: absolute; left: 0; top: 0; transform-origin: 0 0; }
-      .pj-image canvas { position: absolute; left: 0; top: 0; image-rendering: pixelated; }
+      .pj-image canvas, .pj-image img.source { position: absolute; left: 0; top: 0; image-rendering: pixelated; }
       .pj-image .error { color: #b00; padding: 6px; }
     </style>
     <div class="pj-image">
       <div class="bar">
         <label>min <input type="number" class="lo" step="any"></label>
         <label>max <input type="number" class="hi" step="any"></label>
+        <button type="button" class="auto" title="contrast from the 0.1 and 99.9 percentiles">auto</button>
         <label class="slice" hidden>slice <input type="range" class="slider" min="0" value="0"> <span class="index"></span></label>
         <span class="readout" aria-live="polite"></span>
       </div>
       <div class="view"><div class="stage"><canvas class="image" width="1" height="1"></canvas><canvas class="labels" width="1" height="1"></canvas></div></div>
     </div>`;
   const $ = (selector) => root.querySelector(selector);
-  const [view, stage, canvas, labelCanvas] = [$(".view"), $(".stage"), $("canvas.image"), $("canvas.labels")];
+  const [view, stage] = [$(".view"), $(".stage")];
   const [loInput, hiInput, slider, readout] = [$(".lo"), $(".hi"), $(".slider"), $(".readout")];
-  let image = null; // readArray()'s result, or {width, height} of a URL's image
-  let labels = null;
+  // readArray()'s result (its values moved to the worker: `array` says there is one), or
+  // {width, height} of a URL's image whose values are unknown
+  let image = null;
   let limits = [0, 255];
   let slice = 0;
   let transform = { scale: 1, x: 0, y: 0 };
-  const pixels = pixelRenderer(canvas);
+  const pixels = pixelRenderer($("canvas.image"), $("canvas.labels"));
+  const canvas = () => pixels.canvas; // the image canvas (a new one if the worker failed)
 
   function applyTransform() {
     stage.style.transform = `translate(${transform.x}px, ${transform.y}px) scale(${transform.scale})`;
@@ -93,36 +95,31 @@ export function imageViewer(root) {
     applyTransform();
   }
 
-  // The image's current slice with the current limits, then a stack's labels of that slice
-  // (a 2-D label layer stays as addLayer drew it; a new image's size cleared it).
+  // The image's current slice with the current limits (and a stack of labels' slice; a 2-D
+  // label layer stays as addLayer drew it; a new image cleared it).
   let drawing = 0;
   async function draw() {
-    if (!image?.values) return;
-    canvas.toggleAttribute("data-drawing", ++drawing > 0);
+    if (!image?.array) return;
+    const target = canvas();
+    target.toggleAttribute("data-drawing", ++drawing > 0);
     try {
-      await pixels.draw({ slice, lo: limits[0], hi: limits[1] });
-      if (labels?.depth > 1) drawLabels();
+      const drawn = await pixels.draw({ slice, lo: limits[0], hi: limits[1] });
+      if (drawn) target.dataset.shownSlice = String(drawn.slice);
     } finally {
-      canvas.toggleAttribute("data-drawing", --drawing > 0);
+      target.toggleAttribute("data-drawing", --drawing > 0);
     }
   }
 
-  function drawLabels() {
-    const context = labelCanvas.getContext("2d");
-    context.clearRect(0, 0, labelCanvas.width, labelCanvas.height);
-    if (!labels || !image) return;
-    const { width, height } = labels;
-    const pixels = new ImageData(width, height);
-    const start = (labels.depth > 1 ? slice : 0) * width * height;
-    const colours = new Map();
-    for (let p = 0; p < width * height; p++) {
-      const id = labels.values[start + p];
-      if (!id) continue;
-      if (!colours.has(id)) colours.set(id, labelColour(id));
-      const [r, g, b] = colours.get(id);
-      pixels.data.set([r, g, b, 128], p * 4);
+  // The labels canvas has data-drawing until the layer is on screen.
+  let drawingLabels = 0;
+  async function labelsDrawn(drawing) {
+    const target = pixels.labelCanvas;
+    target.toggleAttribute("data-drawing", ++drawingLabels > 0);
+    try {
+      await drawing;
+    } finally {
+      target.toggleAttribute("data-drawing", --drawingLabels > 0);
     }
-    context.putImageData(pixels, 0, 0);
   }
 
   function showLimits() {
@@ -130,17 +127,23 @@ export function imageViewer(root) {
     hiInput.value = String(limits[1]);
   }
 
-  function setSize(width, height) {
-    for (const c of [canvas, labelCanvas]) Object.assign(c, { width, height });
+  // An <img> in the canvas's place (null: the canvas again).
+  function showElement(element) {
+    stage.querySelector("img.source")?.remove();
+    canvas().hidden = Boolean(element);
+    if (!element) return;
+    element.className = "source";
+    element.alt = "";
+    stage.prepend(element);
   }
 
   const viewer = {
     async setImage(array, options = {}) {
-      image = readArray(array);
-      labels = null;
+      const read = readArray(array);
+      showElement(null);
+      image = { ...read, values: null, array: true }; // the values go to the worker
       slice = 0;
-      setSize(image.width, image.height);
-      const range = await pixels.load(image);
+      const range = await pixels.load(read);
       limits = options.contrast_limits ? options.contrast_limits.map(Number) : image.dtype === "uint8" ? [0, 255] : range;
       slider.max = String(image.depth - 1);
       slider.value = "0";
@@ -158,7 +161,6 @@ export function imageViewer(root) {
         element.src = String(src);
       });
       const [width, height] = [element.naturalWidth, element.naturalHeight];
-      setSize(width, height);
       const reader = new OffscreenCanvas(width, height).getContext("2d");
       reader.drawImage(element, 0, 0);
       let data = null;
@@ -169,24 +171,23 @@ export function imageViewer(root) {
         await viewer.setImage({ _rtype: "ndarray", _rvalue: data.buffer, _rshape: [height, width, 4], _rdtype: "uint8" }, { contrast_limits: [0, 255] });
         return;
       }
+      // Another origin's image (every http(s) one, from this opaque-origin sandbox, unless it
+      // allows CORS): no canvas can pass it to the worker, so the element itself is shown.
       image = { width, height, channels: 4, depth: 1 };
-      labels = null;
-      pixels.forget();
-      canvas.getContext("2d").drawImage(element, 0, 0);
+      showElement(element);
       fit();
+      await viewer.removeLayers();
     },
-    addLayer(layer) {
+    async addLayer(layer) {
       const array = layer?._rtype === "ndarray" ? layer : layer?.data;
       const read = readArray(array);
-      if (!image || read.width !== image.width || read.height !== image.height || read.channels !== 1) {
-        throw new TypeError(`imjoy/image: a label layer must be one integer value per pixel of the image (${image?.height}x${image?.width}), not shape [${read.shape}]`);
+      if (!image || read.width !== image.width || read.height !== image.height || read.channels !== 1 || (read.depth > 1 && read.depth !== image.depth)) {
+        throw new TypeError(`imjoy/image: a label layer must be one integer value per pixel of the image (${image?.depth > 1 ? `${image.depth}x` : ""}${image?.height}x${image?.width}, or one slice of it), not shape [${read.shape}]`);
       }
-      labels = read;
-      drawLabels();
+      await labelsDrawn(pixels.setLabels(read, slice)); // its values go to the worker
     },
-    removeLayers() {
-      labels = null;
-      drawLabels();
+    async removeLayers() {
+      await labelsDrawn(pixels.setLabels(null, slice));
     },
     async setContrastLimits(lo, hi) {
       if (!Number.isFinite(Number(lo)) || !Number.isFinite(Number(hi))) throw new TypeError(`imjoy/image: contrast limits must be numbers, not ${lo}, ${hi}`);
@@ -202,11 +203,19 @@ export function imageViewer(root) {
       $(".index").textContent = `${index} / ${depth - 1}`;
       await draw();
     },
-    /** The value at image pixel (x, y) of the current slice: a number, or [r, g, b(, a)]. */
-    getPixelValue(x, y) {
-      if (!image?.values || x < 0 || y < 0 || x >= image.width || y >= image.height) return null;
-      const i = ((slice * image.height + y) * image.width + x) * image.channels;
-      return image.channels === 1 ? image.values[i] : [...image.values.slice(i, i + image.channels)];
+    /** The value at image pixel (x, y) of the current slice: a number, or [r, g, b(, a)]; null outside. */
+    async getPixelValue(x, y) {
+      if (!image?.array || !Number.isInteger(x) || !Number.isInteger(y)) return null;
+      return pixels.value(x, y, slice);
+    },
+    /** Contrast limits at percentiles of the values (default 0.1 and 99.9), computed by the worker. */
+    async autoContrast(low = 0.1, high = 99.9) {
+      if (!Number.isFinite(Number(low)) || !Number.isFinite(Number(high)) || !(Number(low) < Number(high))) {
+        throw new TypeError(`imjoy/image: autoContrast needs two percentiles, low < high, not ${low}, ${high}`);
+      }
+      const found = image?.array ? await pixels.limits(Number(low), Number(high)) : null;
+      if (found) await viewer.setContrastLimits(...found);
+      return [...limits];
     },
     getView: () => ({ ...transform, slice, contrast_limits: [...limits], shape: image?.shape ?? null }),
     zoom(factor, cx = view.clientWidth / 2, cy = view.clientHeight / 2) {
@@ -219,6 +228,7 @@ export function imageViewer(root) {
   };
 
   const report = (error) => console.error(error);
+  $(".auto").addEventListener("click", () => viewer.autoContrast().catch(report));
   loInput.addEventListener("change", () => viewer.setContrastLimits(loInput.value, limits[1]).catch(report));
   hiInput.addEventListener("change", () => viewer.setContrastLimits(limits[0], hiInput.value).catch(report));
   slider.addEventListener("input", () => viewer.setSlice(Number(slider.value)).catch(report));
@@ -246,13 +256,33 @@ export function imageViewer(root) {
   };
   view.addEventListener("pointerup", release);
   view.addEventListener("pointercancel", release);
-  view.addEventListener("pointermove", (event) => {
-    const box = canvas.getBoundingClientRect();
-    if (image && box.width) {
-      const x = Math.floor(((event.clientX - box.left) * image.width) / box.width);
-      const y = Math.floor(((event.clientY - box.top) * image.height) / box.height);
-      const value = viewer.getPixelValue(x, y);
+  // The readout asks the worker for the value under the pointer: one question at a time,
+  // the newest position next.
+  let asking = false;
+  let nextPosition = null;
+  async function showValue() {
+    if (asking || !nextPosition) return;
+    asking = true;
+    const { x, y } = nextPosition;
+    nextPosition = null;
+    try {
+      const value = await viewer.getPixelValue(x, y);
       readout.textContent = value === null ? "" : `x=${x} y=${y} value=${Array.isArray(value) ? value.join(",") : value}`;
+    } catch (error) {
+      report(error);
+    } finally {
+      asking = false;
+      showValue();
+    }
+  }
+  view.addEventListener("pointermove", (event) => {
+    const box = canvas().getBoundingClientRect();
+    if (image?.array && box.width) {
+      nextPosition = {
+        x: Math.floor(((event.clientX - box.left) * image.width) / box.width),
+        y: Math.floor(((event.clientY - box.top) * image.height) / box.height),
+      };
+      showValue();
     }
     const last = pointers.get(event.pointerId);
     if (!last) return;

@@ -1,32 +1,46 @@
-// The image viewer's pixels (image.js): an array's contrast mapping to RGBA, done in a
-// worker of the window's sandbox, so a 4096x4096 image or a stack's slices never hold up
-// the window's own thread (its zoom, pan, readout and slider).
+// The image viewer's pixels (image.js), drawn by a worker of the window's sandbox on the
+// viewer's own canvas (transferControlToOffscreen), so that neither opening a 4096x4096
+// image or a 64-slice stack, nor a contrast change, nor a slice dragged through, holds up
+// the window's thread (its zoom, pan, readout and slider): that thread only asks.
 //
-//   const pixels = pixelRenderer(canvas);            // canvas: the viewer's <canvas class="image">
-//   const [lo, hi] = await pixels.load(image);         // image: readArray()'s; the min..max of its values
-//   await pixels.draw({ slice, lo, hi });               // on the canvas once this resolves
+//   const pixels = pixelRenderer(canvas, labelCanvas); // the viewer's fresh <canvas class="image"> and "labels"
+//   const [lo, hi] = await pixels.load(image);     // image: readArray()'s; its values MOVE to the worker
+//   await pixels.draw({ slice, lo, hi });           // on screen once this resolves, to the state drawn
+//   await pixels.setLabels(labels, slice);          // a label layer (readArray()'s, moved too) or null
+//   await pixels.value(x, y, slice);                // the value at a pixel: a number or [r, g, b(, a)]
+//   await pixels.limits(0.5, 99.5);                 // [lo, hi]: percentiles of the values, by a histogram
+//   pixels.canvas, pixels.labelCanvas               // the canvases shown (replaced if the worker fails)
 //
-// The worker keeps the image (a copy: the window keeps its own, for the pixel readout),
-// maps one slice to RGBA and moves the bytes back (transferred, not copied, and sent back
-// with the next request to be filled again: 64 MB for 4096x4096 is not allocated, and
-// collected, on each draw); this thread only puts them on the canvas (putImageData, the
-// floor bench/image_viewer.py measures; an OffscreenCanvas the worker drew on itself would
-// save that too, but its frames reach the canvas here later, with no event saying when).
+// A label layer is drawn there too, over the image, the current slice's for a stack of labels.
+// The worker holds the only copy of the values: the array's buffer is transferred to it, not
+// copied (a 128 MiB stack copied on the window's thread was a long task), so the pixel
+// readout asks the worker too. It maps one slice to RGBA (a lookup table for 8- and 16-bit
+// values), puts it on its OffscreenCanvas and answers after its next animation frame, when
+// the frame has gone to the compositor; this thread then waits until the canvas element
+// (the placeholder) has the new size and one frame more, so that what resolves is on screen
+// and readable (drawImage of the canvas shows it: answering at once after putImageData, the
+// element still showed the old frame in most readbacks; after both frames, in none of 60,
+// Chromium 156). Each wait is bounded (FRAME_WAIT_MS): a
+// window out of view gets no animation frames, and must not hang its caller.
 // Draws are coalesced: while one is being made, later requests replace each other and only
-// the newest is drawn (a slider dragged across 64 slices draws what it stops on, not all
-// 64), and each request's promise resolves once a draw at least as new is on the canvas.
+// the newest is drawn (a slider dragged across 64 slices draws what it stops on, at most one
+// slice a frame), and each request's promise resolves once a draw at least as new is shown.
 // The worker is a classic blob: worker (an opaque-origin sandbox may start one, not a module
-// worker from blob:). Where none can start, or it fails, the same functions run here.
+// worker from blob:). Where none can start, or a canvas cannot be transferred, the same
+// functions run on this thread (putImageData), as they did before the worker.
+
+/** How long a draw waits for an animation frame before going on (a hidden window has none). */
+const FRAME_WAIT_MS = 200;
 
 /**
  * One slice of the image as RGBA ImageData, by the contrast mapping: each value v becomes
  * floor((v - lo) * 255 / (hi - lo) + 0.5), clamped to 0..255 (with lo == hi: 255 above lo,
  * else 0); one channel is grey, 3 are RGB (opaque), 4 RGBA.
- * `into`: an ArrayBuffer of width * height * 4 bytes to fill, reused rather than allocated.
+ * `into`: an ImageData of the right size to fill, reused rather than allocated.
  * It refers to nothing outside itself: its source is also the worker's.
  */
 export function sliceData({ values, width, height, channels }, slice, lo, hi, into = null) {
-  const pixels = into?.byteLength === width * height * 4 ? new ImageData(new Uint8ClampedArray(into), width, height) : new ImageData(width, height);
+  const pixels = into?.width === width && into?.height === height ? into : new ImageData(width, height);
   const out = pixels.data;
   const count = width * height;
   const start = slice * count * channels;
@@ -75,7 +89,7 @@ export function sliceData({ values, width, height, channels }, slice, lo, hi, in
   return pixels;
 }
 
-/** [min, max] of the values ([0, 1] when there are none). Self-contained, as sliceData. */
+/** [min, max] of the values, NaN left out ([0, 1] when there are none). Self-contained, as sliceData. */
 export function rangeOf(values) {
   let lo = Infinity;
   let hi = -Infinity;
@@ -87,18 +101,170 @@ export function rangeOf(values) {
   return lo <= hi ? [lo, hi] : [0, 1];
 }
 
+/**
+ * [lo, hi]: for each percentile p of [low, high], the least value v with at least p% of
+ * the values <= v. Integers of 8 and 16 bits are counted exactly (a bin a value); other
+ * types in 4096 bins over [min, max], a bin standing for its lower edge (its upper one for
+ * `high`). NaN is left out. Self-contained, as sliceData.
+ */
+export function percentiles(values, low, high) {
+  const name = values.constructor.name;
+  const exact = { Uint8Array: [256, 0], Int8Array: [256, -128], Uint16Array: [65536, 0], Int16Array: [65536, -32768] }[name];
+  let bins;
+  let first;
+  let width;
+  if (exact) {
+    [bins, first] = exact;
+    width = 1;
+  } else {
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    if (!(lo <= hi)) return [0, 1];
+    if (lo === hi) return [lo, hi];
+    bins = 4096;
+    first = lo;
+    width = (hi - lo) / bins;
+  }
+  const counts = new Float64Array(bins);
+  let total = 0;
+  if (exact) {
+    for (let i = 0; i < values.length; i++) counts[values[i] - first]++;
+    total = values.length;
+  } else {
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      if (v !== v) continue; // NaN
+      counts[Math.min(bins - 1, Math.floor((v - first) / width))]++;
+      total++;
+    }
+  }
+  const at = (percent, upper) => {
+    const needed = Math.max(1, Math.ceil((Math.min(100, Math.max(0, percent)) / 100) * total));
+    let seen = 0;
+    for (let b = 0; b < bins; b++) {
+      seen += counts[b];
+      if (seen >= needed) return exact ? b + first : first + (b + (upper ? 1 : 0)) * width;
+    }
+    return exact ? bins - 1 + first : first + bins * width;
+  };
+  return [at(low, false), at(high, true)];
+}
+
+/**
+ * One slice of a label layer as RGBA ImageData: each label id its own colour (golden-angle
+ * hues), half transparent; 0, the background, transparent. `into` as in sliceData.
+ * Self-contained, as sliceData.
+ */
+export function labelData({ values, width, height, depth }, slice, into = null) {
+  const pixels = into?.width === width && into?.height === height ? into : new ImageData(width, height);
+  const out = pixels.data;
+  const start = (depth > 1 ? slice : 0) * width * height;
+  const colours = new Map();
+  const colour = (id) => {
+    const hue = (id * 137.508) % 360;
+    const c = 0.9 * 0.5 * (1 - Math.abs(2 * 0.5 - 1));
+    const h = hue / 60;
+    const x = c * (1 - Math.abs((h % 2) - 1));
+    const [r, g, b] = h < 1 ? [c, x, 0] : h < 2 ? [x, c, 0] : h < 3 ? [0, c, x] : h < 4 ? [0, x, c] : h < 5 ? [x, 0, c] : [c, 0, x];
+    const m = 0.5 - c / 2;
+    return [r + m, g + m, b + m].map((v) => Math.round(v * 255));
+  };
+  for (let p = 0, o = 0; p < width * height; p++, o += 4) {
+    const id = values[start + p];
+    if (!id) {
+      out[o] = out[o + 1] = out[o + 2] = out[o + 3] = 0;
+      continue;
+    }
+    let rgb = colours.get(id);
+    if (!rgb) colours.set(id, (rgb = colour(id)));
+    out[o] = rgb[0];
+    out[o + 1] = rgb[1];
+    out[o + 2] = rgb[2];
+    out[o + 3] = 128;
+  }
+  return pixels;
+}
+
+/** The value at pixel (x, y) of a slice: a number, or [r, g, b(, a)]; null outside. */
+export function valueAt({ values, width, height, channels }, x, y, slice) {
+  if (!(x >= 0 && y >= 0 && x < width && y < height)) return null;
+  const i = ((slice * height + y) * width + x) * channels;
+  return channels === 1 ? values[i] : Array.from(values.subarray(i, i + channels));
+}
+
+// The worker: its image, the canvas it draws on, the ImageData it fills again each draw.
 const WORKER_SOURCE = `"use strict";
 const sliceData = ${sliceData};
 const rangeOf = ${rangeOf};
+const percentiles = ${percentiles};
+const valueAt = ${valueAt};
+const labelData = ${labelData};
 let image = null;
-onmessage = ({ data }) => {
-  if (data.image) {
-    image = data.image;
-    postMessage({ id: data.id, range: rangeOf(image.values) });
-    return;
+let canvas = null;
+let context = null;
+let rgba = null;
+let labels = null; // a label layer, drawn on its own canvas
+let labelCanvas = null;
+let labelContext = null;
+let labelRgba = null;
+const frame = () => new Promise((resolve) => {
+  const timer = setTimeout(resolve, ${FRAME_WAIT_MS});
+  requestAnimationFrame(() => { clearTimeout(timer); resolve(); });
+});
+function size(target, width, height) {
+  if (target.width !== width || target.height !== height) Object.assign(target, { width, height });
+}
+function drawLabels(slice) {
+  if (!labels) return labelContext.clearRect(0, 0, labelCanvas.width, labelCanvas.height);
+  size(labelCanvas, labels.width, labels.height);
+  labelRgba = labelData(labels, slice, labelRgba);
+  labelContext.putImageData(labelRgba, 0, 0);
+}
+const handlers = {
+  canvas({ canvas: given, labelCanvas: givenLabels }) {
+    canvas = given;
+    context = canvas.getContext("2d");
+    labelCanvas = givenLabels;
+    labelContext = labelCanvas.getContext("2d");
+  },
+  load({ image: given }) {
+    const values = new self[given.type](given.buffer); // the name of a typed array, from readArray
+    image = { ...given, values, buffer: undefined };
+    rgba = null;
+    labels = null;
+    size(labelCanvas, image.width, image.height); // cleared
+    return { range: rangeOf(values) };
+  },
+  async draw({ slice, lo, hi }) {
+    if (!image) return {};
+    size(canvas, image.width, image.height);
+    rgba = sliceData(image, slice, lo, hi, rgba);
+    context.putImageData(rgba, 0, 0);
+    if (labels?.depth > 1) drawLabels(slice);
+    await frame();
+    return { width: image.width, height: image.height };
+  },
+  async labels({ labels: given, slice }) {
+    labels = given && { ...given, values: new self[given.type](given.buffer), buffer: undefined };
+    labelRgba = null;
+    drawLabels(slice);
+    await frame();
+    return { width: labelCanvas.width, height: labelCanvas.height };
+  },
+  value: ({ x, y, slice }) => ({ value: image ? valueAt(image, x, y, slice) : null }),
+  limits: ({ low, high }) => ({ limits: image ? percentiles(image.values, low, high) : null }),
+};
+onmessage = async ({ data }) => {
+  try {
+    postMessage({ id: data.id, ...(await handlers[data.kind](data)) });
+  } catch (error) {
+    postMessage({ id: data.id, error: String(error && error.message || error) });
   }
-  const pixels = sliceData(image, data.slice, data.lo, data.hi, data.spare);
-  postMessage({ id: data.id, rgba: pixels.data.buffer, width: pixels.width, height: pixels.height }, [pixels.data.buffer]);
 };`;
 
 function startWorker() {
@@ -112,36 +278,130 @@ function startWorker() {
   }
 }
 
-export function pixelRenderer(canvas) {
-  let worker = startWorker();
-  let image = null;
-  let spare = null; // the last draw's bytes, for the worker to fill next
+// An animation frame of this thread, or FRAME_WAIT_MS without one.
+const nextFrame = () => new Promise((resolve) => {
+  const timer = setTimeout(resolve, FRAME_WAIT_MS);
+  requestAnimationFrame(() => {
+    clearTimeout(timer);
+    resolve();
+  });
+});
+
+/** The worker's half: the canvas handed over, requests answered by id. Null where it cannot be. */
+function workerRenderer(canvas, labelCanvas, onFail) {
+  if (typeof canvas.transferControlToOffscreen !== "function") return null;
+  const worker = startWorker();
+  if (!worker) return null;
   let serial = 0;
   const replies = new Map(); // request id -> {resolve, reject}
-
   const ask = (message, transfer = []) => new Promise((resolve, reject) => {
     const id = ++serial;
     replies.set(id, { resolve, reject });
     worker.postMessage({ ...message, id }, transfer);
   });
-  // A worker that fails is dropped: what it was asked fails, and the next load works here.
-  const dropWorker = (reason) => {
-    worker?.terminate();
-    worker = null;
-    for (const { reject } of replies.values()) reject(new Error(`imjoy/image: the pixel worker failed (${reason}); try again`));
-    replies.clear();
+  worker.onmessage = ({ data }) => {
+    const reply = replies.get(data.id);
+    replies.delete(data.id);
+    if (data.error) reply?.reject(new Error(`imjoy/image: ${data.error}`));
+    else reply?.resolve(data);
   };
-  if (worker) {
-    worker.onmessage = ({ data }) => {
-      const reply = replies.get(data.id);
-      replies.delete(data.id);
-      reply?.resolve(data);
-    };
-    worker.onerror = (event) => {
-      event.preventDefault();
-      dropWorker(event.message || "error");
-    };
+  worker.onerror = (event) => {
+    event.preventDefault();
+    worker.terminate();
+    const error = new Error(`imjoy/image: the pixel worker failed (${event.message || "error"}); show the image again`);
+    for (const { reject } of replies.values()) reject(error);
+    replies.clear();
+    onFail();
+  };
+  try {
+    const offscreen = canvas.transferControlToOffscreen();
+    const labelOffscreen = labelCanvas.transferControlToOffscreen();
+    worker.postMessage({ kind: "canvas", canvas: offscreen, labelCanvas: labelOffscreen }, [offscreen, labelOffscreen]);
+  } catch {
+    worker.terminate();
+    return null;
   }
+  // Until the canvas element has the size drawn (its frames come from the worker, later than
+  // its answer) and one frame more; bounded, as each wait here.
+  const shown = async ({ width, height }, target = canvas) => {
+    const until = performance.now() + FRAME_WAIT_MS;
+    while (width && (target.width !== width || target.height !== height) && performance.now() < until) await nextFrame();
+    await nextFrame();
+  };
+  // An array for the worker: its buffer moves there; one shared with other data is copied first.
+  const moved = ({ values, width, height, depth, channels }) => {
+    const whole = values.byteOffset === 0 && values.byteLength === values.buffer.byteLength;
+    const buffer = whole ? values.buffer : values.slice().buffer;
+    return [{ buffer, type: values.constructor.name, width, height, depth, channels }, [buffer]];
+  };
+  return {
+    async load(image) {
+      const [given, transfer] = moved(image);
+      return (await ask({ kind: "load", image: given }, transfer)).range;
+    },
+    async setLabels(labels, slice) {
+      const [given, transfer] = labels ? moved(labels) : [null, []];
+      await shown(await ask({ kind: "labels", labels: given, slice }, transfer), labelCanvas);
+    },
+    // {shown}: the next draw may start once the worker has answered, while this one shows.
+    draw: async (state) => ({ shown: shown(await ask({ kind: "draw", ...state })) }),
+    value: async (x, y, slice) => (await ask({ kind: "value", x, y, slice })).value,
+    limits: async (low, high) => (await ask({ kind: "limits", low, high })).limits,
+  };
+}
+
+/** The same on this thread, where no worker can draw: the values stay here. */
+function localRenderer(canvas, labelCanvas) {
+  let image = null;
+  let labels = null;
+  const size = (target, width, height) => {
+    if (target.width !== width || target.height !== height) Object.assign(target, { width, height });
+  };
+  const drawLabels = (slice) => {
+    const context = labelCanvas.getContext("2d");
+    if (!labels) return context.clearRect(0, 0, labelCanvas.width, labelCanvas.height);
+    size(labelCanvas, labels.width, labels.height);
+    context.putImageData(labelData(labels, slice), 0, 0);
+  };
+  return {
+    async load(next) {
+      image = next;
+      labels = null;
+      size(labelCanvas, next.width, next.height);
+      drawLabels(0);
+      return rangeOf(next.values);
+    },
+    async setLabels(next, slice) {
+      labels = next;
+      drawLabels(slice);
+    },
+    async draw({ slice, lo, hi }) {
+      if (image) {
+        size(canvas, image.width, image.height);
+        canvas.getContext("2d").putImageData(sliceData(image, slice, lo, hi), 0, 0);
+        if (labels?.depth > 1) drawLabels(slice);
+      }
+      return { shown: Promise.resolve() };
+    },
+    value: async (x, y, slice) => (image ? valueAt(image, x, y, slice) : null),
+    limits: async (low, high) => (image ? percentiles(image.values, low, high) : null),
+  };
+}
+
+export function pixelRenderer(canvas, labelCanvas) {
+  let renderer = null;
+  // A worker that failed took the canvases with it: fresh ones take their place for the next image.
+  const replaceCanvases = () => {
+    const fresh = [canvas, labelCanvas].map((old) => {
+      const copy = old.cloneNode(false);
+      old.replaceWith(copy);
+      return copy;
+    });
+    [canvas, labelCanvas] = fresh;
+    renderer = null;
+  };
+  const current = () => (renderer ??= workerRenderer(canvas, labelCanvas, replaceCanvases) ?? localRenderer(canvas, labelCanvas));
+  current();
 
   // Coalesced draws: `wanted` is the newest request not yet started, with everyone waiting for it.
   let wanted = null;
@@ -151,39 +411,29 @@ export function pixelRenderer(canvas) {
     drawing = true;
     const { state, waiters } = wanted;
     wanted = null;
+    const settle = (error, drawn) => {
+      for (const waiter of waiters) error ? waiter.reject(error) : waiter.resolve(drawn);
+    };
     try {
-      await drawNow(state);
-      for (const waiter of waiters) waiter.resolve();
+      const { shown } = await current().draw(state);
+      shown.then(() => settle(null, state), settle);
     } catch (error) {
-      for (const waiter of waiters) waiter.reject(error);
+      settle(error);
     } finally {
       drawing = false;
       pump();
     }
   }
 
-  async function drawNow({ slice, lo, hi }) {
-    if (!image) return;
-    let pixels;
-    if (worker) {
-      const given = spare;
-      spare = null;
-      const { rgba, width, height } = await ask({ slice, lo, hi, spare: given }, given ? [given] : []);
-      pixels = new ImageData(new Uint8ClampedArray(rgba), width, height);
-      spare = rgba;
-    } else pixels = sliceData(image, slice, lo, hi);
-    canvas.getContext("2d").putImageData(pixels, 0, 0);
-  }
-
   return {
-    /** Takes the image ({values, width, height, channels, depth}); resolves to its [min, max]. */
-    async load(next) {
-      image = next;
-      if (!worker) return rangeOf(next.values);
-      const values = next.values.slice(); // the worker's copy; this one stays for the readout
-      const { range } = await ask({ image: { ...next, values } }, [values.buffer]);
-      return range;
+    get canvas() {
+      return canvas;
     },
+    get labelCanvas() {
+      return labelCanvas;
+    },
+    /** Takes the image ({values, width, height, channels, depth}); resolves to its [min, max]. */
+    load: (image) => current().load(image),
     draw(state) {
       return new Promise((resolve, reject) => {
         if (wanted) {
@@ -193,9 +443,8 @@ export function pixelRenderer(canvas) {
         pump();
       });
     },
-    /** No array to draw: what is on the canvas (a URL's image) stays. */
-    forget() {
-      image = null;
-    },
+    setLabels: (labels, slice) => current().setLabels(labels, slice),
+    value: (x, y, slice) => current().value(x, y, slice),
+    limits: (low, high) => current().limits(low, high),
   };
 }
