@@ -205,3 +205,24 @@ def test_a_plugin_cannot_change_the_package_index(page: Page, site: dict) -> Non
     assert len(report) == 5 and all(": refused (" in line for line in report), report
     assert page.evaluate("pyjoy.packageIndex()") == site["index"]
     assert page.evaluate("localStorage.getItem('pyjoy:package-index')") is None
+
+
+def test_the_asset_port_serves_only_wheels_under_the_chosen_index(page: Page, site: dict) -> None:
+    """The page fetches wheels at the package index for sandboxes (so that they are cached):
+    a plugin posting onto its asset port gets those, and nothing else of that server."""
+    (site["mirror"] / "secret.json").write_text('{"secret": 1}')
+    (site["mirror"] / "full" / "notes.txt").write_text("not a wheel")
+    open_app(page, site["url"])
+    with mirror(site["mirror"]) as (url, asked):
+        page.evaluate("(url) => pyjoy.setPackageIndex(url)", url)
+        source = (HOSTILE / "sandbox_asset_prober.imjoy.html").read_text()
+        page.evaluate("(text) => pyjoy.loadPlugin(text).then(() => true)", source)
+        wheel = f"{url}{PROBE}-1.0-py3-none-any.whl"
+        refused = [url + "../secret.json", url + "notes.txt", url + "%2e%2e/secret.json", wheel + "?v=1",
+                   url.replace("/full/", "/") + f"{PROBE}-1.0-py3-none-any.whl", f"http://127.0.0.1:{free_port()}/x.whl"]
+        replies = page.evaluate("([allowed, urls]) => pyjoy.getPlugin('Sandbox Asset Prober').then((p) => p.probe(allowed, urls))",
+                                [site["url"] + "models.json", [*refused, wheel]])
+    assert replies[wheel]["status"] == 200, replies[wheel]
+    for each in refused:
+        assert "error" in replies[each], (each, replies[each])
+    assert not [path for path in asked if not path.endswith(".whl")], asked
