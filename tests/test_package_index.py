@@ -165,6 +165,31 @@ def test_a_mirror_set_in_the_dialog_serves_plugins_and_the_console_then_offline(
     assert load(page) == "from the mirror"
 
 
+WINDOW = """<config lang="json">{"name": "Mirror Window", "type": "web-python-window", "version": "0.1.0",
+  "api_version": "0.1.8", "requirements": ["pyjoy-mirror-probe"]}</config>
+<window lang="html"><div id="output">waiting</div></window>
+<script lang="python">
+class ImJoyPlugin():
+    def setup(self):
+        pass
+
+    def value(self):
+        import pyjoy_mirror_probe
+        return pyjoy_mirror_probe.VALUE
+
+api.export(ImJoyPlugin())
+</script>"""
+
+
+def test_a_python_window_gets_its_requirement_from_the_mirror(page: Page, site: dict) -> None:
+    open_app(page, site["url"])
+    with mirror(site["mirror"]) as (url, asked):
+        page.evaluate("(url) => pyjoy.setPackageIndex(url)", url)
+        value = page.evaluate("(text) => pyjoy.loadPlugin(text).then((p) => p.value(), (e) => `${e.code}: ${e.message}`)", WINDOW)
+    assert value == "from the mirror"
+    assert f"/full/{PROBE}-1.0-py3-none-any.whl" in asked
+
+
 def test_a_wrong_url_is_refused_a_closed_or_wrong_mirror_is_named_and_reset_goes_back(page: Page, site: dict) -> None:
     open_app(page, site["url"])
     refused = page.evaluate("pyjoy.setPackageIndex('ftp://127.0.0.1/pyodide/').then(() => 'set', (e) => e.message)")
