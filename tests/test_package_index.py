@@ -17,6 +17,7 @@ import http.server
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -188,6 +189,26 @@ def test_a_python_window_gets_its_requirement_from_the_mirror(page: Page, site: 
         value = page.evaluate("(text) => pyjoy.loadPlugin(text).then((p) => p.value(), (e) => `${e.code}: ${e.message}`)", WINDOW)
     assert value == "from the mirror"
     assert f"/full/{PROBE}-1.0-py3-none-any.whl" in asked
+
+
+def test_a_python_booted_ahead_is_not_used_once_the_index_changed(page: Page, site: dict) -> None:
+    """The host boots a spare Python for the next web-python plugin (plugins/host.js): one
+    booted before the index changed must not serve the next plugin from the old index."""
+    open_app(page, site["url"])
+    with mirror(site["mirror"]) as (url, _asked):
+        page.evaluate("(url) => pyjoy.setPackageIndex(url)", url)
+        workers = len(page.workers)
+        assert load(page) == "from the mirror"
+        # The spare starts when the page is idle: a worker more than the plugin's.
+        deadline = time.monotonic() + 30
+        while len(page.workers) < workers + 2:
+            assert time.monotonic() < deadline, "no spare Python was booted"
+            page.wait_for_timeout(200)
+        closed = f"http://127.0.0.1:{free_port()}/closed-mirror/"
+        page.evaluate("(url) => pyjoy.setPackageIndex(url)", closed)
+        message = page.evaluate("""(text) => pyjoy.loadPlugin(text.replace('"Mirror User"', '"Mirror User 2"'))
+            .then((p) => p.value(), (e) => e.message)""", PLUGIN)
+    assert f"could not be fetched from {closed} (pyjoy-mirror-probe)" in message, message
 
 
 def test_a_wrong_url_is_refused_a_closed_or_wrong_mirror_is_named_and_reset_goes_back(page: Page, site: dict) -> None:
