@@ -60,7 +60,10 @@ const workbenchReady = painted.then(() => Promise.all([
   const builtinManifest = new URL("plugins/manifest.imjoy.json", document.baseURI).href;
   workbench = await Workbench.start({ ui, host, workspace: params.get("w"), builtinManifest });
   enginesUI = mountEngines(document, { workbench, engines, dialogs, status });
-  mountManager(document, { workbench, status, dialogs, windows, show: showView, builtinManifest, actions: { engines: () => enginesUI.dialog() } });
+  mountManager(document, { workbench, status, dialogs, windows, show: showView, builtinManifest, actions: {
+    engines: () => enginesUI.dialog(),
+    "package-index": () => import("./workbench/package-index.js").then(({ packageIndexDialog }) => packageIndexDialog({ build, dialogs, status })),
+  } });
   window.pyjoy.timings.workbenchReady = Math.round(performance.now());
   workbench.restoreWindows();
   // ?engine=URL connects first, so that ?plugin= can be a native-python plugin.
@@ -180,6 +183,14 @@ window.pyjoy = {
   },
   /** [{url (without its token), state, reason, info}] of the engines this page knows. */
   engines: async () => (await enginesReady).list(),
+  /** The Pyodide package index Python workers started from now on use (ends in "/"). */
+  packageIndex: () => import("./python/package-index.js").then(({ packageIndex }) => packageIndex(build)),
+  /**
+   * Sets the package index (an http(s) URL of a mirror of the build's; null: the build's)
+   * for Python workers started from now on, app-wide; resolves to it. The page's own API:
+   * plugins have no way to call it.
+   */
+  setPackageIndex: (url) => import("./python/package-index.js").then(({ setPackageIndex }) => setPackageIndex(build, url)),
   /** The open workspace's name. */
   workspace: async () => (await workbenchReady).workspace.name,
   /** The API the host gives plugins, callable from the page: each call returns a promise. */

@@ -37,6 +37,7 @@ import { formCallback, uiFields } from "../workbench/forms.js";
 import { resolvePlugins, splitTag } from "../workbench/install.js";
 import { parsePlugin } from "./format.js";
 import { hostApiFor } from "./host-api.js";
+import { packageIndex } from "../python/package-index.js";
 import { Sandbox } from "./sandbox.js";
 
 const CONSOLE_LINES_PER_SECOND = 100;
@@ -107,7 +108,7 @@ export class PluginHost {
   #windows = new Map(); // window id -> Plugin (an instance made by createWindow)
   #listeners = new Map(); // event -> Set of {plugin, handler}
   #services = new Map(); // service id -> {...service, id, provider, providerId}
-  #spare = null; // a booted Python sandbox, waiting for the next web-python plugin
+  #spare = null; // {sandbox, index}: a booted Python sandbox, waiting for the next web-python plugin
   #changeListeners = new Set();
   #windowSerial = 0;
   #builtinScript = null; // the text of windows/builtin.js, fetched once
@@ -534,16 +535,20 @@ export class PluginHost {
   }
 
   // Python takes a second or more to boot: keep one sandbox booted for the next plugin.
+  // A spare booted before the person set another package index would fetch from the old one.
   async #takePython() {
-    const spare = this.#spare ?? this.#bootPython();
+    const spare = this.#spare;
     this.#spare = null;
-    return spare;
+    if (spare && spare.index === packageIndex(this.build)) return spare.sandbox;
+    spare?.sandbox.then((sandbox) => sandbox.terminate(), () => {});
+    return this.#bootPython().sandbox;
   }
 
   #bootPython() {
+    const index = packageIndex(this.build); // what Sandbox.create gives the worker
     const sandbox = Sandbox.create({ build: this.build, kind: "web-python", container: this.hiddenContainer, onOutput: (output) => console.log(output.text) });
     sandbox.catch(() => {});
-    return sandbox;
+    return { sandbox, index };
   }
 
   #prepareSpare() {

@@ -19,6 +19,7 @@
 // away or was taken out of the page, even before it loaded, or it reported itself failed)
 // is ended at once and its pending calls fail; one ended while it starts fails its start.
 import { pythonConfig } from "../python/config.js";
+import { packageIndex } from "../python/package-index.js";
 import { Session } from "../rpc/session.js";
 import { FRAME_CHUNK_BYTES, PostMessageTransport } from "../rpc/transport.js";
 import { ASSET_PREFIXES, FRAME_HANDSHAKE, PORTS, STATUS, WORKER_HANDSHAKE } from "../sandbox/contract.js";
@@ -99,11 +100,17 @@ export function readableURL(url, base = document.baseURI) {
   return new URL(segments.map(encodeURIComponent).join("/") + target.search, root).href;
 }
 
-function serveAssets(port) {
+// index: the package index of the sandbox's Python (python/package-index.js, read as it
+// started): its wheels are fetched here, through the service worker, which keeps them for
+// offline use (service_worker/sw.js). The person chose it; a plugin cannot.
+function serveAssets(port, index) {
   port.addEventListener("message", async ({ data }) => {
     const { id, url, integrity } = data ?? {};
     try {
-      const response = await fetch(readableURL(url), typeof integrity === "string" && integrity ? { integrity } : {});
+      const wanted = typeof integrity === "string" && integrity ? integrity : "";
+      const response = indexWheel(url, index)
+        ? await fetchWheel(url, index, wanted)
+        : await fetch(readableURL(url), wanted ? { integrity: wanted } : {});
       const body = await response.arrayBuffer();
       const contentType = response.headers.get("Content-Type") ?? "";
       port.postMessage({ id, status: response.status, statusText: response.statusText, contentType, body }, [body]);
@@ -113,6 +120,38 @@ function serveAssets(port) {
   });
   port.start();
 }
+
+function indexWheel(url, index) {
+  if (!index || typeof url !== "string") return false;
+  try {
+    const target = new URL(url); // normalised: no "..", so it stays under the index
+    return target.href.startsWith(index) && target.pathname.endsWith(".whl") && !target.search && !target.hash;
+  } catch {
+    return false;
+  }
+}
+
+async function sri(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return `sha256-${btoa(String.fromCharCode(...digest))}`;
+}
+
+// The hash is checked here rather than by fetch's integrity option so that a mismatch can
+// say what it means: the lock is the build's, and a mirror must serve the build's wheels.
+async function fetchWheel(url, index, integrity) {
+  const response = await fetch(url);
+  if (!response.ok || !integrity) return response;
+  const bytes = await response.arrayBuffer();
+  if ((await sri(bytes)) !== integrity) {
+    await caches.open(PACKAGES_CACHE).then((cache) => cache.delete(url)).catch(() => {}); // never served again
+    const name = url.slice(url.lastIndexOf("/") + 1);
+    throw new Error(`${name} from ${index} does not match the build's lock (sha256): a package index must serve the same wheels as the build's (${PACKAGE_INDEX_HINT})`);
+  }
+  return new Response(bytes, { status: response.status, statusText: response.statusText, headers: response.headers });
+}
+
+const PACKAGES_CACHE = "pyjoy-packages"; // service_worker/sw.js
+const PACKAGE_INDEX_HINT = "mirror the build's index, or set the build's back in the workspace menu's Package index…";
 
 function escapeScript(text) {
   return text.replace(/<\/script/gi, "<\\/script");
@@ -177,7 +216,7 @@ export class Sandbox {
     const channels = { rpc: new MessageChannel(), status: new MessageChannel(), assets: new MessageChannel() };
     if (kind === "window") channels.media = new MessageChannel();
     this.#ports = Object.values(channels).map((channel) => channel.port1);
-    serveAssets(channels.assets.port1);
+    serveAssets(channels.assets.port1, packageIndex(build));
     // A frame is another process: big buffers go to it in pieces (rpc/transport.js), except
     // to a Python window, whose Python transport takes no pieces (PROTOCOL.md, "Chunks").
     const chunkBytes = (kind === "window" && !python) || isolated ? FRAME_CHUNK_BYTES : 0;

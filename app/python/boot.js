@@ -5,7 +5,8 @@
 //   const { pyodide, via, phases } = await bootPython({ config, fetch, importModule, importAsm, post });
 //
 // config: {indexURL, lockFileURL, packageBaseUrl, snapshotURL, snapshotBytes,
-// snapshotIntegrity, runtimeURL, runtimeIntegrity, appURL} with absolute URLs. post(message)
+// snapshotIntegrity, runtimeURL, runtimeIntegrity, appURL, buildIndex, packageIndex} with
+// absolute URLs. post(message)
 // reports {type: "progress" | "notice" | "stdout" | "stderr"} to whoever shows them;
 // output is batched and bounded on the way (output.js).
 
@@ -48,6 +49,15 @@ async function download(fetchAsset, url, { expectedBytes = 0, integrity, post })
   post?.({ type: "progress", phase: "download", loaded, total: loaded });
   if (checkHere && (await sri(bytes)) !== integrity) throw new Error(`${url} is damaged: its sha256 does not match the build's`);
   return bytes;
+}
+
+// A mirror (python/package-index.js) serves the build's wheels from another place: the
+// lock's URLs at the build's index are pointed at it; their sha256 stay the build's.
+function pointLockAt(pyodide, from, to) {
+  if (!from || !to || from === to) return;
+  for (const entry of Object.values(pyodide.lockfile.packages)) {
+    if (entry.file_name.startsWith(from)) entry.file_name = to + entry.file_name.slice(from.length);
+  }
 }
 
 export async function bootPython({ config, fetch: fetchAsset, importModule, importAsm = false, post }) {
@@ -99,6 +109,7 @@ export async function bootPython({ config, fetch: fetchAsset, importModule, impo
     pyodide = await loadPyodide(options);
     via = "cold";
   }
+  pointLockAt(pyodide, config.buildIndex, config.packageIndex);
   // The snapshot holds pyjoy's modules already imported; their files back tracebacks
   // and anything imported later.
   const sitePackages = pyodide.runPython("import sysconfig; sysconfig.get_path('purelib')");

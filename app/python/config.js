@@ -4,6 +4,8 @@
 //
 //   worker.postMessage({..., config: pythonConfig(build)});
 
+import { buildIndex, packageIndex } from "./package-index.js";
+
 function absolute(url) {
   return new URL(url, document.baseURI).href;
 }
@@ -22,5 +24,9 @@ export function pythonConfig(build) {
     runtimeIntegrity: pyodide.runtimeIntegrity,
     appURL: absolute("."), // Python's PYJOY_APP_URL: what relative URLs of PyJoy's files are relative to (pyjoy.onnx)
     version: pyodide.version,
+    // Where the lock's packages that dist/ does not vendor come from: the build's index, or
+    // the person's mirror (package-index.js), read as each worker starts.
+    buildIndex: buildIndex(build),
+    packageIndex: packageIndex(build),
   };
 }

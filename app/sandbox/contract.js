@@ -38,7 +38,9 @@
 // assets: sandbox -> page requests for PyJoy's own files, which a sandbox cannot fetch
 // itself (opaque origin, no service worker): {id, url, integrity?} -> {id, status,
 // statusText, contentType, body: ArrayBuffer} or {id, error}. The page answers only for
-// paths under ASSET_PREFIXES, decided after decoding the path (plugins/sandbox.js).
+// paths under ASSET_PREFIXES, decided after decoding the path (plugins/sandbox.js), and for
+// .whl files under the package index the person chose (python/package-index.js), which it
+// checks against the integrity given.
 //
 // media: window frames only: getUserMedia answered by the page (plugins/media.js,
 // sandbox/media.js); video and audio are constraints, or false.

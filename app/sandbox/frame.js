@@ -118,7 +118,7 @@ async function loadWindow(htmlParts, styles) {
 function startWindow(ports, hostOrigin, python) {
   boundNativeDialogs();
   const [rpcPort, statusPort, assetPort, mediaPort] = [ports[PORTS.rpc], ports[PORTS.status], ports[PORTS.assets], ports[PORTS.media]];
-  self.fetch = assetFetcher(assetPort, hostOrigin);
+  self.fetch = assetFetcher(assetPort, hostOrigin, python?.config?.packageIndex);
   installMedia(mediaPort);
   // Errors in the plugin's own scripts surface where the page shows them.
   let lastError = null;

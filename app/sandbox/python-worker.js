@@ -21,7 +21,7 @@ self.addEventListener("message", function boot({ data, ports }) {
   // {type: "stdout" | "stderr", text} among them: Python's output (boot.js).
   const post = (message) => statusPort.postMessage(message);
   // Pyodide fetches its files with the global fetch: route ours through the page.
-  const fetchAsset = assetFetcher(assetPort, data.hostOrigin);
+  const fetchAsset = assetFetcher(assetPort, data.hostOrigin, data.config?.packageIndex);
   self.fetch = fetchAsset;
   // This is a classic worker (what a data: URL script starts as), which Pyodide refuses
   // by probing importScripts. It needs nothing a module worker has
