@@ -26,8 +26,8 @@ const enginesReady = painted.then(() => import("./engine.js")).then(({ Engines }
 let enginesUI = null; // workbench/engines.js, once the workbench is up
 const workbenchReady = painted.then(() => Promise.all([
   import("./workbench/workbench.js"), import("./workbench/manager.js"), import("./ui/windows.js"),
-  import("./ui/dialog.js"), import("./ui/files.js"), import("./workbench/engines.js"), enginesReady,
-])).then(async ([{ Workbench }, { mountManager }, { createWindowArea }, { dialogs }, { chooseFiles, download }, { mountEngines }, engines]) => {
+  import("./ui/dialog.js"), import("./ui/files.js"), import("./workbench/engines.js"), enginesReady, import("./workbench/workflow-panel.js"),
+])).then(async ([{ Workbench }, { mountManager }, { createWindowArea }, { dialogs }, { chooseFiles, download }, { mountEngines }, engines, { mountWorkflows }]) => {
   const ui = {
     toast: (text, kind, duration, action, source) => status.toast(text, kind, duration, action, source),
     status: (text) => status.show(text),
@@ -61,6 +61,7 @@ const workbenchReady = painted.then(() => Promise.all([
   workbench = await Workbench.start({ ui, host, workspace: params.get("w"), builtinManifest });
   enginesUI = mountEngines(document, { workbench, engines, dialogs, status });
   mountManager(document, { workbench, status, dialogs, windows, show: showView, builtinManifest, actions: { engines: () => enginesUI.dialog() } });
+  mountWorkflows(document, { workbench, tools: workflowTools, api, status, dialogs, chooseFiles, download });
   window.pyjoy.timings.workbenchReady = Math.round(performance.now());
   workbench.restoreWindows();
   // ?engine=URL connects first, so that ?plugin= can be a native-python plugin.

@@ -162,3 +162,37 @@ def test_a_workflow_saved_shared_by_url_into_a_fresh_profile_installs_after_aski
         finally:
             for profile in profiles:
                 shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_the_workflows_panel_builds_runs_shows_progress_and_a_failing_steps_error(page: Page, base_url: str) -> None:
+    page.set_viewport_size({"width": 1400, "height": 900})
+    open_app(page, f"{base_url}?w=workflows-panel")
+    assert page.evaluate("(text) => pyjoy.installPlugin(text).then(() => 'ok', (e) => e.message)", PLUGIN.read_text()) == "ok"
+    panel = page.locator("#workflows-panel")
+    expect(panel).to_be_visible()
+    panel.get_by_label("Workflow name").fill("Panel chain")
+    panel.get_by_label("Set input op").select_option(label="Ramp (Pixel Ops)")
+    panel.get_by_role("button", name="Set input op").click()
+    panel.locator('[data-step="0"]').get_by_label("Size").fill("2")
+    for op in ("Add", "Break"):
+        panel.get_by_label("Add step").select_option(label=f"{op} (Pixel Ops)")
+        panel.get_by_role("button", name="Add step").click()
+    panel.locator('[data-step="1"]').get_by_label("Amount").fill("10")
+
+    # The failing step shows its error; the steps before it are done and their outputs shown.
+    panel.get_by_role("button", name="Run workflow").click()
+    expect(panel.locator('[data-step="2"] [data-role=state]')).to_have_text(" failed: ValueError: this step fails: broken", timeout=20_000)
+    expect(panel.locator('[data-step="0"] [data-role=state]')).to_have_text(" done")
+    expect(panel.locator('[data-step="1"] [data-role=state]')).to_have_text(" done")
+    expect(page.locator(".toast", has_text="Step 3 (Break of plugin Pixel Ops) failed")).to_be_visible()
+
+    # Without it, the run finishes and each step's output opens in an image viewer.
+    panel.locator('[data-step="2"]').get_by_role("button", name="Remove").click()
+    panel.get_by_role("button", name="Save").click()
+    expect(page.locator(".toast", has_text='Workflow "Panel chain" saved')).to_be_visible()
+    saved = page.evaluate("pyjoy.workflows()")
+    assert saved == [{"name": "Panel chain", "version": "1", "input": {"plugin": "Pixel Ops", "op": "Ramp", "params": {"size": 2}},
+                      "steps": [{"plugin": "Pixel Ops", "op": "Add", "params": {"amount": 10}}]}]
+    panel.get_by_role("button", name="Run workflow").click()
+    expect(page.locator(".toast", has_text='Workflow "Panel chain": 2 steps done')).to_be_visible(timeout=20_000)
+    expect(page.locator(".plugin-window h2", has_text="Panel chain: 1. Add")).to_be_visible()
