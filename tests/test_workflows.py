@@ -196,3 +196,17 @@ def test_the_workflows_panel_builds_runs_shows_progress_and_a_failing_steps_erro
     panel.get_by_role("button", name="Run workflow").click()
     expect(page.locator(".toast", has_text='Workflow "Panel chain": 2 steps done')).to_be_visible(timeout=20_000)
     expect(page.locator(".plugin-window h2", has_text="Panel chain: 1. Add")).to_be_visible()
+
+
+def test_a_shared_workflow_whose_source_serves_another_plugin_installs_nothing(page: Page, base_url: str, tmp_path: Path) -> None:
+    impostor = Path(__file__).parent / "plugins" / "hostile" / "workflows_impostor.imjoy.html"
+    shutil.copy(impostor, tmp_path / "pixel_ops.imjoy.html")
+    with repository_server(tmp_path) as repo:
+        shared = {**WORKFLOW, "sources": {"Pixel Ops": repo + "pixel_ops.imjoy.html"}}
+        page.goto(f"{base_url}?w=workflows-impostor&workflow={urllib.parse.quote(json.dumps(shared))}")
+        page.locator("dialog", has_text="Open workflow").get_by_role("button", name="OK").click()
+        expect(page.locator(".toast", has_text="Could not open the shared workflow")).to_contain_text(
+            f"{repo}pixel_ops.imjoy.html holds the plugin Workflow Impostor, not Pixel Ops")
+        names = [p["name"] for p in page.evaluate("pyjoy.plugins()")]
+        assert "Workflow Impostor" not in names and "Pixel Ops" not in names
+        assert page.evaluate("pyjoy.workflows()") == []
