@@ -6,6 +6,7 @@ offline; malformed workflow URLs."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import struct
@@ -20,6 +21,9 @@ from conftest import open_offline, repository_server, wait_for_service_worker
 from pyjoy.devtools import launch_options
 
 PLUGIN = Path(__file__).parent / "plugins" / "workflows" / "pixel_ops.imjoy.html"
+
+# A 2x1 RGBA PNG: (10, 20, 30, 255), (40, 50, 60, 255).
+PNG_2X1 = "iVBORw0KGgoAAAANSUhEUgAAAAIAAAABCAYAAAD0In+KAAAAEUlEQVR4nGPgEpH7r2Fk8x8ACUEC0RSI/0oAAAAASUVORK5CYII="
 
 WORKFLOW = {
     "name": "Pixel chain",
@@ -194,8 +198,41 @@ def test_the_workflows_panel_builds_runs_shows_progress_and_a_failing_steps_erro
     assert saved == [{"name": "Panel chain", "version": "1", "input": {"plugin": "Pixel Ops", "op": "Ramp", "params": {"size": 2}},
                       "steps": [{"plugin": "Pixel Ops", "op": "Add", "params": {"amount": 10}}]}]
     panel.get_by_role("button", name="Run workflow").click()
-    expect(page.locator(".toast", has_text='Workflow "Panel chain": 2 steps done')).to_be_visible(timeout=20_000)
+    expect(page.locator(".toast", has_text='Workflow "Panel chain" done: 2 steps')).to_be_visible(timeout=20_000)
     expect(page.locator(".plugin-window h2", has_text="Panel chain: 1. Add")).to_be_visible()
+
+    # Exported as a .pyjoy-workflow.json file, and imported back under another name.
+    with page.expect_download() as download:
+        panel.get_by_role("button", name="Export").click()
+    assert download.value.suggested_filename == "Panel_chain.pyjoy-workflow.json"
+    exported = json.loads(Path(download.value.path()).read_text())
+    assert exported == saved[0]
+    renamed = json.dumps({**exported, "name": "Imported chain"}).encode()
+    with page.expect_file_chooser() as chooser:
+        panel.get_by_role("button", name="Import").click()
+    chooser.value.set_files({"name": "x.pyjoy-workflow.json", "mimeType": "application/json", "buffer": renamed})
+    expect(panel.get_by_label("Workflow name")).to_have_value("Imported chain")
+    panel.get_by_role("button", name="Save").click()
+    expect(page.locator(".toast", has_text='Workflow "Imported chain" saved')).to_be_visible()
+    assert [w["name"] for w in page.evaluate("pyjoy.workflows()")] == ["Panel chain", "Imported chain"]
+
+    # A malformed file: a clear error, nothing lost.
+    with page.expect_file_chooser() as chooser:
+        panel.get_by_role("button", name="Import").click()
+    chooser.value.set_files({"name": "bad.pyjoy-workflow.json", "mimeType": "application/json", "buffer": b'{"name": "x", "steps": "all"}'})
+    expect(page.locator(".toast", has_text="Not a valid workflow: steps must be a non-empty list")).to_be_visible()
+    assert len(page.evaluate("pyjoy.workflows()")) == 2
+
+    # An image file as the input (2x1 RGBA): the steps run on its pixels.
+    panel.get_by_label("Input", exact=True).select_option("file")
+    with page.expect_file_chooser() as chooser:
+        panel.get_by_role("button", name="Choose an image…").click()
+    chooser.value.set_files({"name": "two.png", "mimeType": "image/png", "buffer": base64.b64decode(PNG_2X1)})
+    expect(panel.get_by_role("button", name="Image: two.png")).to_be_visible()
+    panel.get_by_role("button", name="Run workflow").click()
+    expect(page.locator(".toast", has_text='Workflow "Imported chain" done: 1 step')).to_be_visible(timeout=20_000)
+    expect(panel.locator('[data-step="1"] [data-role=state]')).to_have_text(" done")
+    expect(page.locator(".plugin-window h2", has_text="Imported chain: 1. Add")).to_be_visible()
 
 
 def test_a_shared_workflow_whose_source_serves_another_plugin_installs_nothing(page: Page, base_url: str, tmp_path: Path) -> None:

@@ -185,7 +185,7 @@ export function mountWorkflows(doc, { workbench, tools, api, status, chooseFiles
     for (const [index, output] of outputs.entries()) {
       if (output.image) await api.createWindow({ name: `${workflow.name}: ${index + offset}. ${output.op}`, type: "imjoy/image", data: { image: output.image } });
     }
-    status.toast(`Workflow "${workflow.name}": ${outputs.length} steps done`);
+    status.toast(`Workflow "${workflow.name}" done: ${outputs.length} ${outputs.length === 1 ? "step" : "steps"}`);
   }
 
   function act(work) {
