@@ -2,7 +2,7 @@
 A workflow of pure-Python ops (plugins/workflows/pixel_ops.imjoy.html: PyJoy's NDArray, no
 numpy) run from the page with every step's output checked against values computed here; a
 failing step; saved, shared by URL into a fresh profile, installed after asking, reopened
-offline; malformed workflow URLs."""
+offline; malformed workflow URLs; the Workflows panel with an op, a file and the camera as input."""
 
 from __future__ import annotations
 
@@ -247,3 +247,20 @@ def test_a_shared_workflow_whose_source_serves_another_plugin_installs_nothing(p
         names = [p["name"] for p in page.evaluate("pyjoy.plugins()")]
         assert "Workflow Impostor" not in names and "Pixel Ops" not in names
         assert page.evaluate("pyjoy.workflows()") == []
+
+
+def test_the_camera_as_a_workflows_input(playwright, base_url: str) -> None:
+    browser = playwright.chromium.launch(**launch_options(args=["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]))
+    try:
+        page = open_app(browser.new_context().new_page(), f"{base_url}?w=workflows-camera")
+        assert page.evaluate("(text) => pyjoy.installPlugin(text).then(() => 'ok', (e) => e.message)", PLUGIN.read_text()) == "ok"
+        panel = page.locator("#workflows-panel")
+        panel.get_by_label("Workflow name").fill("Camera chain")
+        panel.get_by_label("Add step").select_option(label="Invert (Pixel Ops)")
+        panel.get_by_role("button", name="Add step").click()
+        panel.get_by_label("Input", exact=True).select_option("camera")
+        panel.get_by_role("button", name="Run workflow").click()
+        expect(page.locator(".toast", has_text='Workflow "Camera chain" done: 1 step')).to_be_visible(timeout=30_000)
+        expect(page.locator(".plugin-window h2", has_text="Camera chain: 1. Invert")).to_be_visible()
+    finally:
+        browser.close()

@@ -1,6 +1,6 @@
 // The Workflows panel: build a workflow from the ops plugins register (workflows.js), set
-// each step's parameters from its form (forms.js), choose its input (an image file, or an
-// op whose output is the input: a sample), run it with progress per step, each step's
+// each step's parameters from its form (forms.js), choose its input (an image file, one
+// frame from the camera, or an op whose output is the input: a sample), run it with progress per step, each step's
 // output opened in an imjoy/image window; save it in the workspace, export/import it as a
 // .pyjoy-workflow.json file, and copy a ?workflow= link that shares it.
 //
@@ -13,7 +13,7 @@ export function mountWorkflows(doc, { workbench, tools, api, status, chooseFiles
   const body = doc.getElementById("workflows-body");
   // The workflow being edited: steps as {plugin, op, params}, read back from their forms on use.
   let draft = { name: "My workflow", version: "1", input: null, steps: [] };
-  let inputKind = "op"; // "op": draft.input's op; "file": an image file
+  let inputKind = "op"; // "op": draft.input's op; "file": an image file; "camera": one frame
   let inputFile = null;
   const forms = []; // per step (and the input op first, when used): () => params
 
@@ -28,7 +28,8 @@ export function mountWorkflows(doc, { workbench, tools, api, status, chooseFiles
   /** The draft with each form's current values as its steps' params. */
   function current() {
     const steps = draft.steps.map((step, index) => ({ ...step, params: forms[index + 1]?.() ?? step.params }));
-    const input = inputKind === "op" && draft.input ? { ...draft.input, params: forms[0]?.() ?? draft.input.params } : null;
+    // The input op is kept while a file or the camera is the input (a given image takes its place).
+    const input = draft.input ? { ...draft.input, params: (inputKind === "op" && forms[0]?.()) || draft.input.params } : null;
     return { ...draft, name: body.querySelector("[data-role=name]")?.value.trim() || draft.name, input, steps };
   }
 
@@ -120,7 +121,8 @@ export function mountWorkflows(doc, { workbench, tools, api, status, chooseFiles
     const inputRow = el("div", "workflow-input");
     const kind = el("select");
     kind.setAttribute("aria-label", "Input");
-    kind.append(new Option("Input from an op (a sample)", "op"), new Option("Input from an image file", "file"));
+    kind.append(new Option("Input from an op (a sample)", "op"), new Option("Input from an image file", "file"),
+      new Option("Input from the camera (one frame)", "camera"));
     kind.value = inputKind;
     kind.addEventListener("change", () => {
       draft = current();
@@ -133,7 +135,7 @@ export function mountWorkflows(doc, { workbench, tools, api, status, chooseFiles
         inputFile = (await chooseFiles({ accept: "image/*" })) ?? inputFile;
         render();
       }), "small"));
-    } else {
+    } else if (inputKind === "op") {
       inputRow.append(...opChooser(known, "Set input op", (step) => {
         draft = current();
         draft.input = step;
@@ -166,8 +168,8 @@ export function mountWorkflows(doc, { workbench, tools, api, status, chooseFiles
   async function runDraft() {
     const { module, findOp } = await tools();
     const workflow = module.parseWorkflow(current());
-    const image = inputKind === "file" ? await imageOf(inputFile) : null;
-    if (inputKind === "op" && !workflow.input) throw new Error("Set an input op, or choose an image file as the input");
+    const image = inputKind === "file" ? await imageOf(inputFile) : inputKind === "camera" ? await cameraFrame() : null;
+    if (!image && !workflow.input) throw new Error("Set an input op, or choose an image file as the input");
     // Progress rows: the input op's row is 0; steps' rows follow (runWorkflow numbers from its first op).
     const offset = image ? 1 : 0;
     const stateOf = (index) => body.querySelector(`[data-step="${index + offset}"] [data-role=state]`);
@@ -203,15 +205,34 @@ export function mountWorkflows(doc, { workbench, tools, api, status, chooseFiles
   return { render };
 }
 
-/** An image file's pixels as an RGBA uint8 ndarray (ImJoy's form, as codec.js sends ImageData). */
+/** An image file's (or a bitmap's) pixels as an RGBA uint8 ndarray (ImJoy's form, as codec.js sends ImageData). */
 async function imageOf(file) {
   if (!file) throw new Error("Choose an image file as the workflow's input first");
-  const bitmap = await createImageBitmap(file);
+  const bitmap = file instanceof ImageBitmap ? file : await createImageBitmap(file);
   const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
   const context = canvas.getContext("2d");
   context.drawImage(bitmap, 0, 0);
   const pixels = context.getImageData(0, 0, bitmap.width, bitmap.height);
   return { _rtype: "ndarray", _rvalue: pixels.data.buffer, _rshape: [bitmap.height, bitmap.width, 4], _rdtype: "uint8" };
+}
+
+/**
+ * One frame from the camera as an RGBA uint8 ndarray. The page asks the browser itself
+ * (PyJoy's origin is the person's own, as for plugins' camera relay, plugins/media.js),
+ * and stops the camera once the frame is taken.
+ */
+async function cameraFrame() {
+  const stream = await navigator.mediaDevices.getUserMedia({ video: true });
+  try {
+    const video = document.createElement("video");
+    video.muted = true;
+    video.srcObject = stream;
+    await video.play();
+    if (!video.videoWidth) await new Promise((resolve) => video.addEventListener("loadeddata", resolve, { once: true }));
+    return imageOf(await createImageBitmap(video));
+  } finally {
+    for (const track of stream.getTracks()) track.stop();
+  }
 }
 
 function el(tag, className = "", text = null) {
