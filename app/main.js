@@ -235,10 +235,11 @@ window.pyjoy = {
    * Runs a workflow ({name, version, steps: [{plugin, op, params}], input}) on `input` (an
    * ndarray, or null for the workflow's input op); resolves to [{plugin, op, output, image}]
    * per step. A failing step rejects with a WorkflowStepError: .step, .plugin, .op, .outputs.
+   * onProgress({step, of, state, output, error}) as each step starts, ends or fails.
    */
-  runWorkflow: async (workflow, input = null) => {
+  runWorkflow: async (workflow, input = null, { onProgress } = {}) => {
     const { module, findOp } = await workflowTools();
-    return module.runWorkflow(module.parseWorkflow(workflow), input, { findOp });
+    return module.runWorkflow(module.parseWorkflow(workflow), input, { findOp, onProgress });
   },
   /** Saves a workflow in the open workspace (by its name); resolves to it, validated. */
   saveWorkflow: async (workflow) => {

@@ -40,8 +40,10 @@ WORKFLOW = {
 RUN = """async ([workflow, input]) => {
   const asList = (outputs) => outputs.map(({ op, image }) => ({ op, shape: image._rshape, values: [...new Float64Array(image._rvalue)] }));
   const given = input && { _rtype: "ndarray", _rvalue: new Float64Array(input.values).buffer, _rshape: input.shape, _rdtype: "float64" };
+  const progress = [];
   try {
-    return { outputs: asList(await pyjoy.runWorkflow(workflow, given)) };
+    const outputs = await pyjoy.runWorkflow(workflow, given, { onProgress: ({ step, of, state }) => progress.push([step, of, state]) });
+    return { outputs: asList(outputs), progress };
   } catch (error) {
     return { error: error.message, name: error.name, step: error.step, plugin: error.plugin, op: error.op, outputs: asList(error.outputs ?? []) };
   }
@@ -74,6 +76,7 @@ def test_a_workflow_of_python_ops_runs_each_step_on_the_last_ones_output_and_a_f
     assert "error" not in result, result
     ramp = [float(i) for i in range(9)]
     assert [o["op"] for o in result["outputs"]] == ["Ramp", "Add", "Scale", "Invert"]
+    assert result["progress"] == [[i, 4, state] for i in range(4) for state in ("running", "done")]
     assert result["outputs"][0]["values"] == ramp
     for output, values in zip(result["outputs"][1:], expected(ramp, WORKFLOW["steps"])):
         assert output["shape"] == [3, 3]

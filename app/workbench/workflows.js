@@ -140,6 +140,7 @@ export function outputImage(result) {
  * Resolves to [{plugin, op, output, image}] per step (the input op's first, when used).
  */
 export async function runWorkflow(workflow, input, { findOp, onProgress = () => {} }) {
+  onProgress ??= () => {};
   const steps = input === null || input === undefined
     ? (workflow.input ? [workflow.input, ...workflow.steps] : null)
     : workflow.steps;
