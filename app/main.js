@@ -115,13 +115,14 @@ async function openSharedPlugin(workbench, dialogs, spec) {
 
 // Workflows (workbench/workflows.js): the open workspace's saved ones, and a runner whose
 // ops start their installed plugin when it is not running (so a saved workflow runs offline).
+// The host is started only when a workflow runs (findOp), as for any plugin's first start.
 async function workflowTools() {
-  const [workbench, host, module] = await Promise.all([workbenchReady, pluginHost(), import("./workbench/workflows.js")]);
-  const find = module.opFinder(host);
+  const [workbench, module] = await Promise.all([workbenchReady, import("./workbench/workflows.js")]);
   const findOp = async (plugin, op) => {
+    const host = await workbench.host();
     const id = host.idOf(plugin);
     if (!id || !host.plugin(id)) await workbench.getPlugin(plugin);
-    return find(plugin, op);
+    return module.opFinder(host)(plugin, op);
   };
   return { module, workbench, findOp, shelf: module.workflowShelf(workbench.workspaces.store, workbench.workspace.name) };
 }
