@@ -26,8 +26,8 @@ const enginesReady = painted.then(() => import("./engine.js")).then(({ Engines }
 let enginesUI = null; // workbench/engines.js, once the workbench is up
 const workbenchReady = painted.then(() => Promise.all([
   import("./workbench/workbench.js"), import("./workbench/manager.js"), import("./ui/windows.js"),
-  import("./ui/dialog.js"), import("./ui/files.js"), import("./workbench/engines.js"), enginesReady,
-])).then(async ([{ Workbench }, { mountManager }, { createWindowArea }, { dialogs }, { chooseFiles, download }, { mountEngines }, engines]) => {
+  import("./ui/dialog.js"), import("./ui/files.js"), import("./workbench/engines.js"), enginesReady, import("./workbench/workflow-panel.js"),
+])).then(async ([{ Workbench }, { mountManager }, { createWindowArea }, { dialogs }, { chooseFiles, download }, { mountEngines }, engines, { mountWorkflows }]) => {
   const ui = {
     toast: (text, kind, duration, action, source) => status.toast(text, kind, duration, action, source),
     status: (text) => status.show(text),
@@ -64,6 +64,7 @@ const workbenchReady = painted.then(() => Promise.all([
     engines: () => enginesUI.dialog(),
     "package-index": () => import("./workbench/package-index.js").then(({ packageIndexDialog }) => packageIndexDialog({ build, dialogs, status })),
   } });
+  mountWorkflows(document, { workbench, tools: workflowTools, api, status, dialogs, chooseFiles, download });
   window.pyjoy.timings.workbenchReady = Math.round(performance.now());
   workbench.restoreWindows();
   // ?engine=URL connects first, so that ?plugin= can be a native-python plugin.
@@ -71,6 +72,7 @@ const workbenchReady = painted.then(() => Promise.all([
     ? enginesUI.connect(params.get("engine"), { keep: true }).catch((error) => status.toast(`Could not connect the engine: ${error.message}`, "error"))
     : null;
   if (params.has("plugin")) Promise.resolve(engineConnected).then(() => openSharedPlugin(workbench, dialogs, params.get("plugin")));
+  if (params.has("workflow")) Promise.resolve(engineConnected).then(() => openSharedWorkflow(workbench, dialogs, params.get("workflow")));
   return workbench;
 });
 workbenchReady.catch((error) => status.toast(`The workbench could not start: ${error.message}`, "error"));
@@ -111,6 +113,54 @@ async function openSharedPlugin(workbench, dialogs, spec) {
   } catch (error) {
     if (error === declined) return;
     status.toast(`Could not open the shared plugin ${spec}: ${error.message}`, "error");
+  }
+}
+
+// Workflows (workbench/workflows.js): the open workspace's saved ones, and a runner whose
+// ops start their installed plugin when it is not running (so a saved workflow runs offline).
+// The host is started only when a workflow runs (findOp), as for any plugin's first start.
+async function workflowTools() {
+  const [workbench, module] = await Promise.all([workbenchReady, import("./workbench/workflows.js")]);
+  const findOp = async (plugin, op) => {
+    const host = await workbench.host();
+    const id = host.idOf(plugin);
+    if (!id || !host.plugin(id)) await workbench.getPlugin(plugin);
+    return module.opFinder(host)(plugin, op);
+  };
+  return { module, workbench, findOp, shelf: module.workflowShelf(workbench.workspaces.store, workbench.workspace.name) };
+}
+
+// ?workflow=JSON: a shared workflow, untrusted: validated (a clear error names what is
+// wrong), and the plugins it needs that are not installed are installed from its sources
+// only once the person agrees; then it is saved in the open workspace. It runs no code itself.
+async function openSharedWorkflow(workbench, dialogs, param) {
+  try {
+    const { module, shelf } = await workflowTools();
+    const workflow = module.decodeWorkflow(param);
+    const missing = module.pluginsOf(workflow).filter((name) => !workbench.workspace.pluginNamed(name));
+    const unknown = missing.filter((name) => !workflow.sources?.[name]);
+    if (unknown.length) throw new Error(`it needs the plugins ${unknown.join(", ")}, which are not installed and it says not where to get them from`);
+    const needs = missing.length
+      ? ` It needs plugins that are not installed: ${missing.map((name) => `${name} (from ${workflow.sources[name]})`).join(", ")}. They will be installed into workspace "${workbench.workspace.name}". Plugins run in a sandbox, but only install plugins you trust.`
+      : " Every plugin it needs is installed.";
+    const steps = workflow.steps.map((step) => `${step.op} (${step.plugin})`).join(" → ");
+    if (!(await dialogs.confirm("Open workflow", `Open the shared workflow "${workflow.name}": ${steps}?${needs}`))) return;
+    const { fetchPluginText } = await import("./workbench/install.js");
+    for (const name of missing) {
+      const fetched = await fetchPluginText(workflow.sources[name]);
+      await workbench.install(fetched.text, {
+        url: fetched.url,
+        start: false,
+        approve(config) {
+          if (config.name !== name) throw new Error(`${workflow.sources[name]} holds the plugin ${config.name}, not ${name}`);
+        },
+      });
+    }
+    await shelf.save(workflow);
+    window.dispatchEvent(new CustomEvent("pyjoy-workflows"));
+    status.toast(`Workflow "${workflow.name}" opened and saved in workspace "${workbench.workspace.name}"`);
+  } catch (error) {
+    status.toast(`Could not open the shared workflow: ${error.message}`, "error");
   }
 }
 
@@ -193,6 +243,26 @@ window.pyjoy = {
   setPackageIndex: (url) => import("./python/package-index.js").then(({ setPackageIndex }) => setPackageIndex(build, url)),
   /** The open workspace's name. */
   workspace: async () => (await workbenchReady).workspace.name,
+  /**
+   * Runs a workflow ({name, version, steps: [{plugin, op, params}], input}) on `input` (an
+   * ndarray, or null for the workflow's input op); resolves to [{plugin, op, output, image}]
+   * per step. A failing step rejects with a WorkflowStepError: .step, .plugin, .op, .outputs.
+   * onProgress({step, of, state, output, error}) as each step starts, ends or fails.
+   */
+  runWorkflow: async (workflow, input = null, { onProgress } = {}) => {
+    const { module, findOp } = await workflowTools();
+    return module.runWorkflow(module.parseWorkflow(workflow), input, { findOp, onProgress });
+  },
+  /** Saves a workflow in the open workspace (by its name); resolves to it, validated. */
+  saveWorkflow: async (workflow) => {
+    const saved = await (await workflowTools()).shelf.save(workflow);
+    window.dispatchEvent(new CustomEvent("pyjoy-workflows"));
+    return saved;
+  },
+  /** The open workspace's saved workflows. */
+  workflows: async () => (await workflowTools()).shelf.list(),
+  /** A URL that opens this page with the workflow (?workflow=). */
+  workflowURL: async (workflow) => `${location.origin}${location.pathname}?workflow=${(await workflowTools()).module.encodeWorkflow(workflow)}`,
   /** The API the host gives plugins, callable from the page: each call returns a promise. */
   api,
 };
