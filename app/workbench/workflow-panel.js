@@ -62,10 +62,17 @@ export function mountWorkflows(doc, { workbench, tools, api, status, chooseFiles
     return item;
   }
 
+  // What each chooser has selected, by its label: a render (plugins starting or stopping
+  // change the ops on offer) makes new choosers, which keep the person's choice.
+  const chosen = new Map();
+
   function opChooser(known, label, onChoose) {
     const select = el("select");
     select.setAttribute("aria-label", label);
     known.forEach((op, index) => select.append(new Option(`${op.name} (${op.provider})`, String(index))));
+    const kept = [...select.options].find((option) => option.text === chosen.get(label));
+    if (kept) select.value = kept.value;
+    select.addEventListener("change", () => chosen.set(label, select.selectedOptions[0]?.text));
     return [select, button(label, () => {
       const op = known[Number(select.value)];
       if (op) onChoose({ plugin: op.provider, op: op.name, params: {} });
