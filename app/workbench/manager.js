@@ -8,6 +8,7 @@
 import { fetchManifest, isNewer } from "./install.js";
 import { opForm } from "./forms.js";
 import { openEditorWindow } from "./editor-window.js";
+import { button, el } from "../ui/dom.js";
 
 export function mountManager(doc, { workbench, status, dialogs, windows, builtinManifest, show, actions = {} }) {
   const list = doc.getElementById("plugin-list");
@@ -347,19 +348,6 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
   return { render, installFiles };
 }
 
-function el(tag, className = "", text = null) {
-  const element = document.createElement(tag);
-  if (className) element.className = className;
-  if (text !== null) element.textContent = text;
-  return element;
-}
-
-function button(label, onClick, className = "") {
-  const element = el("button", className, label);
-  element.type = "button";
-  element.addEventListener("click", onClick);
-  return element;
-}
 
 function iconFor(plugin) {
   const holder = el("span", "plugin-icon");

@@ -7,6 +7,7 @@
 //   mountWorkflows(document, { workbench, tools, api, status, dialogs, chooseFiles, download });
 //   // tools() -> {module, shelf, findOp} (main.js's workflowTools); api: pyjoy.api
 import { fieldsElement, opFields, readFields } from "./forms.js";
+import { button, el } from "../ui/dom.js";
 
 export function mountWorkflows(doc, { workbench, tools, api, status, chooseFiles, download }) {
   const panel = doc.getElementById("workflows-panel");
@@ -240,18 +241,4 @@ async function cameraFrame() {
   } finally {
     for (const track of stream.getTracks()) track.stop();
   }
-}
-
-function el(tag, className = "", text = null) {
-  const element = document.createElement(tag);
-  if (className) element.className = className;
-  if (text !== null) element.textContent = text;
-  return element;
-}
-
-function button(label, onClick, className = "") {
-  const element = el("button", className, label);
-  element.type = "button";
-  element.addEventListener("click", onClick);
-  return element;
 }
