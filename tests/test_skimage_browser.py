@@ -59,6 +59,12 @@ def test_as_web_python_without_its_packages_it_names_them_where_from_and_the_eng
     assert "requirements numpy, scikit-image could not be installed" in message, message
     assert re.search(rf"\d+ packages could not be fetched from {re.escape(index)} \(numpy, scikit-image, ", message), message
     assert 'connect it (Engines…) and load "Threshold@native-python"' in message, message
+    # Every other analysis plugin the same way: its own name, its packages, the index, the engine.
+    for file in sorted(PLUGINS.glob("skimage-*.imjoy.html")):
+        name = json.loads(re.search(r'<config lang="json">(.*?)</config>', file.read_text(), re.S).group(1))["name"]
+        message = page.evaluate("(text) => pyjoy.loadPlugin(text).then(() => 'loaded', (e) => e.message)", file.read_text())
+        assert f"plugin {name} failed to load" in message and re.search(r"requirements numpy, .*scikit-image", message), message
+        assert f"could not be fetched from {index}" in message and f'load "{name}@native-python"' in message, message
     # The built-in copy in the workspace says the same when run, and the app goes on.
     row = page.locator(".plugin-item", has_text="Count Objects")
     row.get_by_role("button", name="Run").click()
