@@ -65,6 +65,7 @@ def test_as_web_python_without_its_packages_it_names_them_where_from_and_the_eng
         message = page.evaluate("(text) => pyjoy.loadPlugin(text).then(() => 'loaded', (e) => e.message)", file.read_text())
         assert f"plugin {name} failed to load" in message and re.search(r"requirements numpy, .*scikit-image", message), message
         assert f"could not be fetched from {index}" in message and f'load "{name}@native-python"' in message, message
+        assert re.search(r"more they need\): Failed to fetch\. A PyJoy engine", message), message  # one reason, not one a wheel
     # The built-in copy in the workspace says the same when run, and the app goes on.
     row = page.locator(".plugin-item", has_text="Count Objects")
     row.get_by_role("button", name="Run").click()

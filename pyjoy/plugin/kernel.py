@@ -66,6 +66,7 @@ async def load_packages(names: list[str], code: str | None = None) -> list[str]:
 
 # Pyodide's loader reports each package it could not load as a line naming it, then the error.
 _FAILED_PACKAGE = re.compile(r"error occurred while loading (\S+?):?\s*$")
+_WHEEL_URL_PREFIX = re.compile(r"^\S+\.whl: ")
 
 
 def describe_failures(messages: list[str], wheel_url: Callable[[str], str]) -> str:
@@ -81,7 +82,9 @@ def describe_failures(messages: list[str], wheel_url: Callable[[str], str]) -> s
             package = named.group(1)
             failed.setdefault(package, [])
         elif package is not None and message.strip():
-            failed[package].append(message.strip())
+            # A wheel fetched through the sandbox's asset port fails as "URL: reason"; the
+            # sentence names the place, so the reason alone (else one per wheel).
+            failed[package].append(_WHEEL_URL_PREFIX.sub("", message.strip()))
     if not failed:
         return "; ".join(messages)
     places: dict[str, list[str]] = {}
