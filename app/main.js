@@ -24,6 +24,7 @@ const enginesReady = painted.then(() => import("./engine.js")).then(({ Engines }
   onNotice: (engine, text) => status.log(`Engine ${engine.label}: ${text}`, "error"),
 }));
 let enginesUI = null; // workbench/engines.js, once the workbench is up
+let windowArea = null; // ui/windows.js, once the workbench is up
 const workbenchReady = painted.then(() => Promise.all([
   import("./workbench/workbench.js"), import("./workbench/manager.js"), import("./ui/windows.js"),
   import("./ui/dialog.js"), import("./ui/files.js"), import("./workbench/engines.js"), enginesReady, import("./workbench/workflow-panel.js"),
@@ -42,7 +43,7 @@ const workbenchReady = painted.then(() => Promise.all([
     download,
   };
   let workbench;
-  const windows = createWindowArea(document.getElementById("windows"), {
+  const windows = windowArea = createWindowArea(document.getElementById("windows"), {
     onLayout: (layout) => workbench?.saveLayout(layout),
     onOpen: () => showView("windows"), // on a phone, a new window is what the person wants to see
   });
@@ -73,9 +74,18 @@ const workbenchReady = painted.then(() => Promise.all([
     : null;
   if (params.has("plugin")) Promise.resolve(engineConnected).then(() => openSharedPlugin(workbench, dialogs, params.get("plugin")));
   if (params.has("workflow")) Promise.resolve(engineConnected).then(() => openSharedWorkflow(workbench, dialogs, params.get("workflow")));
+  // ?docs=PAGE#HEADING opens the Docs view there.
+  if (params.has("docs")) docs().then((viewer) => viewer.open(params.get("docs") || null, decodeURIComponent(location.hash.slice(1)) || null)).catch(docsFailed);
   return workbench;
 });
 workbenchReady.catch((error) => status.toast(`The workbench could not start: ${error.message}`, "error"));
+
+// The Docs view (docs/viewer.js), loaded when first opened: the header's Docs button, ?docs=.
+let docsViewer = null;
+const docs = () => (docsViewer ??= Promise.all([workbenchReady, import("./docs/viewer.js")])
+  .then(([, module]) => module.docsViewer({ windows: windowArea, onOpen: () => showView("windows") })));
+const docsFailed = (error) => status.toast(`The docs could not be opened: ${error.message}`, "error");
+document.getElementById("docs-button").addEventListener("click", () => docs().then((viewer) => viewer.open()).catch(docsFailed));
 const pluginHost = () => workbenchReady.then((workbench) => workbench.host());
 
 // ?plugin=URL: install that plugin with its dependencies (asking first, naming them all,
@@ -265,6 +275,8 @@ window.pyjoy = {
   workflowURL: async (workflow) => `${location.origin}${location.pathname}?workflow=${(await workflowTools()).module.encodeWorkflow(workflow)}`,
   /** The API the host gives plugins, callable from the page: each call returns a promise. */
   api,
+  /** Opens the Docs view at a page (docs/index.json's names; default the first) and heading. */
+  openDocs: async (page = null, anchor = null) => (await docs()).open(page, anchor),
 };
 
 // Offline readiness: the service worker's caching as progress in the status bar, then

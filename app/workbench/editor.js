@@ -27,12 +27,7 @@
 
 import { closeBrackets, closeBracketsKeymap } from "@codemirror/autocomplete";
 import { defaultKeymap, history, historyKeymap, indentWithTab } from "@codemirror/commands";
-import { html } from "@codemirror/lang-html";
-import { javascript, javascriptLanguage } from "@codemirror/lang-javascript";
-import { json, jsonLanguage } from "@codemirror/lang-json";
-import { python, pythonLanguage } from "@codemirror/lang-python";
-import { bracketMatching, indentOnInput, indentUnit, StreamLanguage, syntaxHighlighting } from "@codemirror/language";
-import { yaml } from "@codemirror/legacy-modes/mode/yaml";
+import { bracketMatching, indentOnInput, indentUnit, syntaxHighlighting } from "@codemirror/language";
 import { highlightSelectionMatches, searchKeymap } from "@codemirror/search";
 import { Annotation, Compartment, EditorState, RangeSet, StateEffect, StateField } from "@codemirror/state";
 import {
@@ -41,30 +36,11 @@ import {
 } from "@codemirror/view";
 import { classHighlighter } from "@lezer/highlight";
 
+import { jsSupport, languageOf, pythonSupport } from "./languages.js";
+
 export { TEMPLATES } from "./templates.js";
 
 // --- languages -------------------------------------------------------------------------
-
-const yamlLanguage = StreamLanguage.define(yaml);
-// <docs> is markdown, shown as plain text: without a language of its own, the HTML parser
-// would read its "<" and "&" as markup.
-const plainText = StreamLanguage.define({ name: "text", token(stream) { stream.skipToEnd(); return null; } });
-
-const langIs = (...names) => (attrs) => names.includes(String(attrs.lang ?? "").toLowerCase());
-
-// The ImJoy plugin format. lang-html tries these before its own rules, so a
-// <script lang="python"> (which has no type, and would otherwise be JavaScript) is Python.
-const pluginLanguage = () => html({
-  nestedLanguages: [
-    { tag: "script", attrs: langIs("python", "py"), parser: pythonLanguage.parser },
-    { tag: "script", attrs: langIs("javascript", "js"), parser: javascriptLanguage.parser },
-    { tag: "config", attrs: langIs("yaml", "yml"), parser: yamlLanguage.parser },
-    { tag: "config", parser: jsonLanguage.parser }, // ImJoy reads a <config> without lang as JSON first
-    { tag: "docs", parser: plainText.parser },
-    { tag: "attachment", parser: plainText.parser },
-  ],
-  autoCloseTags: true,
-});
 
 // The file's own indentation (2 or 4 spaces, or a tab), so Tab and Enter indent as the
 // file already does: the templates use 4 in Python and 2 in JavaScript.
@@ -82,21 +58,6 @@ function languageFor(filename = "", text = "") {
   const script = language === pythonSupport || language === jsSupport ? null : /<script\b([^>]*)>([\s\S]*?)<\/script>/i.exec(text);
   const python = script ? /\blang\s*=\s*["']?py/i.test(script[1]) : language === pythonSupport;
   return [language, indentUnit.of(indentOf(script ? script[2] : text, python ? "    " : "  "))];
-}
-
-const pythonSupport = python();
-const jsSupport = javascript();
-
-function languageOf(filename, text) {
-  const name = filename.toLowerCase().split(/[?#]/)[0];
-  if (/\.html?$/.test(name)) return pluginLanguage();
-  if (name.endsWith(".py")) return pythonSupport;
-  if (/\.[cm]?js$/.test(name)) return jsSupport;
-  if (name.endsWith(".json")) return json();
-  if (/^\s*# ---/.test(text)) return pythonSupport;
-  if (/^\s*\/\/ ---/.test(text)) return jsSupport;
-  if (/<config[\s>]/i.test(text) || !name) return pluginLanguage();
-  return [];
 }
 
 // --- errors in the text ----------------------------------------------------------------
@@ -255,17 +216,7 @@ const theme = EditorView.theme({
     whiteSpace: "pre-wrap",
     overflowWrap: "anywhere",
   },
-  // Tokens (classHighlighter's names): few colours, each with enough contrast on white.
-  ".tok-keyword, .tok-operator.tok-keyword": { color: "#7a3e9d" },
-  ".tok-string, .tok-string2": { color: "#2f6b1f" },
-  ".tok-number, .tok-bool, .tok-atom": { color: "#a0511a" },
-  ".tok-comment": { color: "#6b746f", fontStyle: "italic" },
-  ".tok-typeName, .tok-className, .tok-namespace": { color: "#1f6f5c" },
-  ".tok-propertyName, .tok-attributeName": { color: "#2a5d8f" },
-  ".tok-variableName.tok-definition, .tok-propertyName.tok-definition": { color: "#1d4f8a" },
-  ".tok-macroName, .tok-meta": { color: "#6b746f" },
-  ".tok-heading": { fontWeight: "700" },
-  ".tok-invalid": { color: "var(--danger, #b3261e)", textDecoration: "underline wavy" },
+  // Tokens (classHighlighter's names) are coloured by style.css, as in the Docs view.
 }, { dark: false });
 
 // --- the editor --------------------------------------------------------------------------

@@ -65,7 +65,7 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
       )),
     );
     item.append(actions);
-    if (openDocs.has(plugin.id)) item.append(el("pre", "plugin-docs", docsOf(workbench.workspace.plugin(plugin.id)?.text ?? "")));
+    if (openDocs.has(plugin.id)) item.append(docsOf(workbench.workspace.plugin(plugin.id)));
     return item;
   }
 
@@ -365,9 +365,17 @@ function iconFor(plugin) {
   return holder;
 }
 
-function docsOf(text) {
-  const match = text.match(/<docs[^>]*>([\s\S]*?)<\/docs>/i);
-  return match ? match[1].trim() : "This plugin has no docs.";
+// A plugin's <docs> block (of the tag it loads), rendered as the Docs view renders its pages
+// (docs/markdown.js: sanitised; its heading ids prefixed, so that none takes an id of the
+// page's). Markdown and its highlighting load when docs are first opened.
+function docsOf(entry) {
+  const box = el("div", "plugin-docs markdown", "…");
+  Promise.all([import("../plugins/format.js"), import("../docs/markdown.js")]).then(([{ parsePlugin }, { renderMarkdown }]) => {
+    const docs = entry ? parsePlugin(entry.text, { filename: fileName(entry), tag: entry.tag ?? undefined }).docs : null;
+    if (docs?.markdown.trim()) box.replaceChildren(renderMarkdown(docs.markdown, { idPrefix: "user-content-" }));
+    else box.textContent = "This plugin has no docs.";
+  }).catch((error) => (box.textContent = `The docs could not be shown: ${error.message}`));
+  return box;
 }
 
 function fileName(entry) {

@@ -11,6 +11,7 @@ The pipeline, each step cached so that a build with nothing changed is a no-op:
     bundle         app/ through esbuild into hashed files
     site           pages, precache manifest, service worker, .gz copies
     plugins        py_plugins/ into plugins/, with their ImJoy manifest
+    docs           docs/*.md and the contracts into docs/, with an index, for the Docs view
 
 The site is assembled in a staging folder and swapped in whole, so a failed build leaves
 the previous dist/ as it was.
@@ -30,6 +31,7 @@ from pathlib import Path
 from pyjoy.build import site as site_files
 from pyjoy.build.builtin_plugins import place_builtin_plugins
 from pyjoy.build.bundle import bundle
+from pyjoy.build.docs import place_docs
 from pyjoy.build.errors import BuildError
 from pyjoy.build.fingerprint import digest_files, files_under
 from pyjoy.build.lockfile import package_set
@@ -93,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
 def input_fingerprint(options: Options) -> str:
     root = options.root
-    sources = files_under(root / "app", root / "service_worker", root / "static", root / "pyjoy", root / "py_plugins")
+    sources = files_under(root / "app", root / "service_worker", root / "static", root / "pyjoy", root / "py_plugins", root / "docs")
     sources += [root / "package.json", root / "package-lock.json"]
     extra = [options.package_index, model_inputs()]
     if options.pyodide_dist is not None:
@@ -133,6 +135,7 @@ def build(options: Options) -> Result:
         runtime = site_files.place_runtime(stage, sources, packages)
         site_files.place_models(stage, modules, model)
         place_builtin_plugins(stage, root / "py_plugins")
+        place_docs(stage, root)
         bundles = bundle(sources.app, modules, stage)
         templates = (sources.app / "index.html", sources.service_worker / "sw.js")
         build_id = site_files.build_id(site_files.file_entries(stage, packages), *templates)
