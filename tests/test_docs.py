@@ -1,0 +1,76 @@
+"""The docs against the repository, without a browser: every link between pages and to
+headings resolves, every block marked `cpython` runs under CPython, and the marks are ones
+the tests know (docs/writing-docs.md). The browser half is test_docs_browser.py."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from docs_pages import ROOT, anchors, blocks, links, page_paths
+
+MARKS = {"plugin", "page", "cpython", "engine"}
+
+
+def resolve(page: str, href: str) -> tuple[str, str]:
+    """(repository path, anchor) a relative link of `page` points at."""
+    path, _, anchor = href.partition("#")
+    if not path:
+        return page, anchor
+    target = (ROOT / page).parent / path
+    return target.resolve().relative_to(ROOT).as_posix(), anchor
+
+
+def test_every_internal_link_and_anchor_resolves() -> None:
+    pages = set(page_paths())
+    broken = []
+    for page in pages:
+        for href in links(page):
+            if href.startswith(("http://", "https://", "mailto:")):
+                continue
+            try:
+                path, anchor = resolve(page, href)
+            except ValueError:
+                broken.append(f"{page}: {href} points outside the repository")
+                continue
+            if not (ROOT / path).exists():
+                broken.append(f"{page}: {href} -> {path}, which does not exist")
+            elif anchor and path not in pages:
+                broken.append(f"{page}: {href} has an anchor into {path}, which is not a docs page")
+            elif anchor and anchor not in anchors(path):
+                broken.append(f"{page}: {href} -> no heading #{anchor} in {path}")
+    assert not broken, "\n".join(sorted(broken))
+
+
+def test_the_link_checker_sees_a_broken_link(tmp_path: Path) -> None:
+    # The reader itself: a heading with code and punctuation, a repeated one, a link in code.
+    page = "docs/getting-started.md"
+    assert resolve(page, "plugin-guide.md#requirements") == ("docs/plugin-guide.md", "requirements")
+    assert resolve(page, "../pyjoy/rpc/PROTOCOL.md") == ("pyjoy/rpc/PROTOCOL.md", "")
+    assert resolve(page, "#x") == (page, "x")
+    from docs_pages import slug
+    assert slug("`api.showDialog(config)`: a form or a window") == "apishowdialogconfig-a-form-or-a-window"
+    assert slug("The engine's `--grace`") == "the-engines---grace"
+
+
+def test_blocks_carry_only_known_marks_and_each_page_has_runnable_examples() -> None:
+    unknown = [f"{block.where()}: {block.marks}" for page in page_paths() for block in blocks(page)
+               if set(block.marks) - MARKS]
+    assert not unknown, "marks the tests do not know (docs/writing-docs.md lists them):\n" + "\n".join(unknown)
+    for page in ("docs/plugin-guide.md", "docs/api-reference.md"):
+        assert any(block.marks for block in blocks(page)), f"{page} has no runnable example"
+
+
+CPYTHON = [block for page in page_paths() for block in blocks(page) if "cpython" in block.marks]
+
+
+@pytest.mark.parametrize("block", CPYTHON, ids=[block.where() for block in CPYTHON])
+def test_python_examples_run_under_cpython(block, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", block.text], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, f"{block.where()} failed:\n{result.stdout}{result.stderr}"
