@@ -134,7 +134,8 @@ class PluginAPI:
 
     def __dir__(self) -> list[str]:
         host = self.__dict__.get("_host")
-        return ["export", *(host.keys() if host is not None else []), *self.__dict__.get("_local", {})]
+        own = ["export", "registerCodec", "register_codec", "disposeObject", "dispose_object"]
+        return [*own, *(host.keys() if host is not None else []), *self.__dict__.get("_local", {})]
 
 
 def _settle(future: asyncio.Future[Any], sent: asyncio.Future[Any]) -> None:
