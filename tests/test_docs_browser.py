@@ -64,8 +64,15 @@ def test_every_page_renders_with_its_anchors_and_its_links_resolve_in_the_app(ap
         assert drawn[entry["name"]]["page"] == entry["name"]
         # The app's anchors are those the repository's reader computes.
         assert set(drawn[entry["name"]]["ids"]) == anchors(entry["source"]), entry["source"]
+    # Search results lead to headings that exist (search splits the Markdown itself).
+    searched = []
+    for query in ("api", "engine window", "requirements", "offline"):
+        app.fill(".docs-search", query)
+        app.wait_for_selector(f".docs-results[data-query='{query}']:not([hidden]) li.docs-result")
+        searched += app.evaluate("() => [...document.querySelectorAll('.docs-result a')].map((a) => a.getAttribute('href'))")
+    assert len(searched) > 40
     broken = []
-    for name, seen in drawn.items():
+    for name, seen in [*drawn.items(), ("search", {"links": searched})]:
         for href in seen["links"]:
             if href.startswith("#"):
                 target, anchor = name, href[1:]

@@ -78,6 +78,7 @@ export function docsViewer({ windows, onOpen = () => {} }) {
       }
     });
     view = { win, nav, article, results, input };
+    win.maximize(true); // pages of prose and code want the room
     onOpen(win);
     return view;
   }
@@ -155,6 +156,7 @@ export function docsViewer({ windows, onOpen = () => {} }) {
       return item;
     }) : [el("li", "docs-none", `Nothing in the docs has all of: ${words.join(" ")}`)]));
     view.results.hidden = false;
+    view.results.dataset.query = query;
     view.article.hidden = true;
     return shown.map(({ page, section }) => ({ page: page.name, anchor: section.anchor, heading: section.heading }));
   }
