@@ -201,6 +201,7 @@ def test_a_plugins_hostile_docs_run_nothing_on_the_page(browser, base_url: str) 
         docs.locator("h1").wait_for(state="attached")
         assert docs.locator("h1").inner_text() == "Harmless title"
         page.wait_for_timeout(500)  # an image's error, a frame's load, a focus, a toggle would have fired
+        assert page.evaluate("window.__docsPwned") == []
         html = docs.inner_html()
         for left_out in ("<script", "<iframe", "<object", "<embed", "<form", "<base", "<meta", "<style", "<svg", "<math",
                          'id="docs-button"', 'name="pyjoy"'):
