@@ -74,3 +74,28 @@ def test_python_examples_run_under_cpython(block, tmp_path: Path) -> None:
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
     assert result.returncode == 0, f"{block.where()} failed:\n{result.stdout}{result.stderr}"
+
+
+def test_the_build_puts_the_pages_in_reading_order_and_names_a_page_without_a_title(tmp_path: Path) -> None:
+    from pyjoy.build.docs import CONTRACTS, place_docs
+    from pyjoy.build.errors import BuildError
+
+    root = tmp_path / "repo"
+    for path in CONTRACTS.values():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(f"# {path}\n")
+    (root / "docs").mkdir()
+    (root / "docs" / "zebra.md").write_text("# Zebra\n")
+    (root / "docs" / "plugin-guide.md").write_text("intro\n\n# The `guide`\n")
+    (root / "docs" / "getting-started.md").write_text("# Start\n")
+    site = tmp_path / "site"
+    site.mkdir()
+    pages = place_docs(site, root)
+    assert [page["name"] for page in pages] == ["getting-started", "plugin-guide", "zebra", "rpc-protocol", "engine-protocol"]
+    assert pages[1] == {"name": "plugin-guide", "title": "The guide", "url": "docs/plugin-guide.md", "source": "docs/plugin-guide.md"}
+    assert (site / "docs" / "rpc-protocol.md").read_text() == "# pyjoy/rpc/PROTOCOL.md\n"
+
+    (root / "docs" / "untitled.md").write_text("no heading here\n")
+    with pytest.raises(BuildError) as raised:
+        place_docs(site, root)
+    assert "docs/untitled.md" in str(raised.value) and "# Title" in str(raised.value)

@@ -41,6 +41,6 @@ def place_docs(site: Path, root: Path) -> list[dict]:
         url = f"docs/{name}.md"
         (site / "docs").mkdir(exist_ok=True)
         (site / url).write_text(text, encoding="utf-8")
-        pages.append({"name": name, "title": title.group(1).strip().strip("`"), "url": url, "source": source})
+        pages.append({"name": name, "title": title.group(1).replace("`", "").strip(), "url": url, "source": source})
     (site / "docs" / "index.json").write_text(json.dumps({"pages": pages}, indent=1))
     return pages
