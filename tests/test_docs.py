@@ -4,13 +4,14 @@ the tests know (docs/writing-docs.md). The browser half is test_docs_browser.py.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from docs_pages import ROOT, anchors, blocks, links, page_paths
+from docs_pages import ROOT, anchors, blocks, links, page_paths, read
 
 MARKS = {"plugin", "page", "cpython", "engine"}
 
@@ -99,3 +100,18 @@ def test_the_build_puts_the_pages_in_reading_order_and_names_a_page_without_a_ti
     with pytest.raises(BuildError) as raised:
         place_docs(site, root)
     assert "docs/untitled.md" in str(raised.value) and "# Title" in str(raised.value)
+
+
+def test_the_guide_describes_every_config_field_the_loader_knows() -> None:
+    # The fields from the loader's own source (app/plugins/config.js): its defaults, the
+    # fields that may vary by tag, and those it reads besides.
+    source = (ROOT / "app/plugins/config.js").read_text()
+    defaults = source[source.index("function defaults()"):]
+    fields = set(re.findall(r"^    (\w+):", defaults[:defaults.index("};")], re.MULTILINE))
+    fields |= set(re.findall(r'"(\w+)"', source[source.index("CONFIGURABLE_FIELDS = ["):source.index("];", source.index("CONFIGURABLE_FIELDS = ["))]))
+    fields |= {"name", "type", "passive"}
+    assert {"requirements", "base_frame", "runnable", "env"} <= fields
+    guide = read("docs/plugin-guide.md")
+    table = guide[guide.index("## Config fields"):guide.index("## Plugin types")]
+    described = {name for row in table.splitlines() if row.startswith("| `") for name in re.findall(r"`(\w+)`", row.split("|")[1])}
+    assert fields - described == set(), f"config fields the guide's table does not describe: {sorted(fields - described)}"

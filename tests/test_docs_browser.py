@@ -181,6 +181,14 @@ api.export(Names())
     entries = set(re.findall(r"^#{2,4} `api\.([\w.$]+)", reference, re.MULTILINE))
     missing = sorted(set(names) - entries)
     assert not missing, f"docs/api-reference.md has no '### `api.NAME...`' entry for: {', '.join(missing)}"
+    invented = sorted(entries - set(names))
+    assert not invented, f"docs/api-reference.md has entries for names a plugin does not get: {', '.join(invented)}"
+
+    # The embedding API likewise: window.pyjoy's own keys against the reference's pyjoy.* headings.
+    keys = set(app.evaluate("Object.keys(window.pyjoy)"))
+    documented = {name for heading in re.findall(r"^#{2,4} (`pyjoy\..*)$", reference, re.MULTILINE)
+                  for name in re.findall(r"`pyjoy\.(\w+)", heading)}
+    assert keys == documented, f"window.pyjoy without an entry: {sorted(keys - documented)}; entries for no key: {sorted(documented - keys)}"
 
 
 def test_a_plugins_hostile_docs_run_nothing_on_the_page(browser, base_url: str) -> None:
