@@ -58,7 +58,7 @@ def test_every_page_renders_with_its_anchors_and_its_links_resolve_in_the_app(ap
         drawn[entry["name"]] = app.evaluate("""() => {
           const article = document.querySelector('.docs-window .docs-page');
           return { page: article.dataset.page,
-                   ids: [...article.querySelectorAll('h1, h2, h3, h4, h5, h6')].map((h) => h.id),
+                   ids: [...article.querySelectorAll('h1, h2, h3, h4, h5, h6')].map((h) => h.id.replace(/^docs-/, '')),
                    links: [...article.querySelectorAll('a[href]')].map((a) => a.getAttribute('href')) };
         }""")
         assert drawn[entry["name"]]["page"] == entry["name"]
@@ -75,7 +75,8 @@ def test_every_page_renders_with_its_anchors_and_its_links_resolve_in_the_app(ap
     for name, seen in [*drawn.items(), ("search", {"links": searched})]:
         for href in seen["links"]:
             if href.startswith("#"):
-                target, anchor = name, href[1:]
+                assert href.startswith("#docs-"), f"{name}: {href} lacks the view's prefix"
+                target, anchor = name, href[len("#docs-"):]
             elif href.startswith("?docs="):
                 target, _, anchor = href[len("?docs="):].partition("#")
             else:
@@ -88,9 +89,9 @@ def test_every_page_renders_with_its_anchors_and_its_links_resolve_in_the_app(ap
 
 def test_links_search_highlighting_and_the_address(app: Page, base_url: str) -> None:
     app.goto(f"{base_url}?docs=plugin-guide#requirements")
-    app.wait_for_selector(".docs-window .docs-page[data-page='plugin-guide'] h2#requirements")
+    app.wait_for_selector(".docs-window .docs-page[data-page='plugin-guide'] h2#docs-requirements")
     # Opened at the heading: it is at the top of the view, not below the fold.
-    top = app.evaluate("""() => document.querySelector('#requirements').getBoundingClientRect().top
+    top = app.evaluate("""() => document.querySelector('#docs-requirements').getBoundingClientRect().top
                            - document.querySelector('.docs-main').getBoundingClientRect().top""")
     assert -5 < top < 60, top
     # Code is highlighted with the editor's token classes.
@@ -102,7 +103,7 @@ def test_links_search_highlighting_and_the_address(app: Page, base_url: str) -> 
     app.wait_for_selector(".docs-page[data-page='api-reference']")
     anchor = target.split("#", 1)[1]
     assert app.evaluate("() => location.search + location.hash").endswith(f"docs=api-reference#{anchor}")
-    assert app.evaluate("(id) => { const r = document.getElementById(id).getBoundingClientRect(); return r.top >= 0 && r.top < innerHeight; }", anchor)
+    assert app.evaluate("(id) => { const r = document.getElementById(`docs-${id}`).getBoundingClientRect(); return r.top >= 0 && r.top < innerHeight; }", anchor)
     # Search: the sections that hold every word, each leading to a heading that exists.
     app.fill(".docs-search", "registerCodec")
     app.wait_for_selector(".docs-results li.docs-result")

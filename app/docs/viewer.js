@@ -14,6 +14,9 @@ import { renderMarkdown, slug } from "./markdown.js";
 import { el } from "../ui/dom.js";
 
 const INDEX_URL = "docs/index.json";
+// The pages' heading ids are prefixed, so that none takes an id of the page's own ("windows",
+// "messages", ...); addresses and links carry the anchor as GitHub writes it, without it.
+const ID_PREFIX = "docs-";
 const REPOSITORY = "https://repository.invalid/"; // a base to resolve links between repository paths
 
 export function docsViewer({ windows, onOpen = () => {} }) {
@@ -69,8 +72,9 @@ export function docsViewer({ windows, onOpen = () => {} }) {
       const href = link.getAttribute("href");
       if (href.startsWith("#")) {
         event.preventDefault();
-        scrollTo(decodeURIComponent(href.slice(1)));
-        setAddress(current, decodeURIComponent(href.slice(1)));
+        const anchor = decodeURIComponent(href.slice(1)).slice(ID_PREFIX.length);
+        scrollTo(anchor);
+        setAddress(current, anchor);
       } else if (href.startsWith("?docs=")) {
         event.preventDefault();
         const url = new URL(href, location.href);
@@ -86,7 +90,7 @@ export function docsViewer({ windows, onOpen = () => {} }) {
   const showError = (error) => view?.article.replaceChildren(el("p", "docs-error", `The docs could not be shown: ${error.message}`));
 
   function scrollTo(anchor) {
-    const target = anchor && view.article.querySelector(`#${CSS.escape(anchor)}`);
+    const target = anchor && view.article.querySelector(`#${CSS.escape(ID_PREFIX + anchor)}`);
     if (target) target.scrollIntoView({ block: "start" });
     else view.article.scrollTop = 0;
     return Boolean(target);
@@ -116,7 +120,7 @@ export function docsViewer({ windows, onOpen = () => {} }) {
     view.win.element.querySelector(".window-bar h2").textContent = `Docs: ${page.title}`;
     view.results.hidden = true;
     view.article.hidden = false;
-    view.article.replaceChildren(renderMarkdown(await pageText(page.name), { resolveLink: resolverFor(page, known) }));
+    view.article.replaceChildren(renderMarkdown(await pageText(page.name), { idPrefix: ID_PREFIX, resolveLink: resolverFor(page, known) }));
     view.article.dataset.page = page.name;
     await drawNav();
     const found = scrollTo(anchor);
@@ -166,7 +170,7 @@ export function docsViewer({ windows, onOpen = () => {} }) {
 
 /** A page's sections: {heading, anchor, text}, split at its headings (not at "#" lines
  *  of code blocks), with the anchors renderMarkdown gives them. */
-export function sections(markdown) {
+function sections(markdown) {
   const out = [{ heading: "", anchor: null, text: "" }];
   const seen = new Map();
   let fence = null;

@@ -19,7 +19,7 @@
 // <script lang="python"> is Python, <script lang="javascript"> JavaScript, <config> JSON or
 // YAML, <style> CSS, <window> HTML and <docs> plain text; .py is Python, .js JavaScript,
 // .json JSON. Tokens carry stable class names (`tok-keyword`, `tok-typeName`, ...: Lezer's
-// classHighlighter), coloured by the theme below, so tests and the app's CSS can rely on them.
+// classHighlighter, workbench/languages.js), coloured by style.css as the Docs view's code is, so tests can rely on them.
 //
 // Keyboard: CodeMirror's defaults (undo, search with Ctrl/Cmd+F, bracket matching), Tab
 // indents; Escape then Tab moves focus out of the editor (CodeMirror's tab focus mode, so
@@ -40,7 +40,7 @@ import { jsSupport, languageOf, pythonSupport } from "./languages.js";
 
 export { TEMPLATES } from "./templates.js";
 
-// --- languages -------------------------------------------------------------------------
+// --- languages (languages.js) and indentation --------------------------------------
 
 // The file's own indentation (2 or 4 spaces, or a tab), so Tab and Enter indent as the
 // file already does: the templates use 4 in Python and 2 in JavaScript.
