@@ -21,14 +21,18 @@ HOSTILE = Path(__file__).parent / "plugins" / "hostile"
 
 # Runs a `js page` block: the body of an async function with `plugin` (the API of the page's
 # last `plugin` block) and `assert`.
-RUN_PAGE_BLOCK = """async ([code, where]) => {
+# Each is bounded: an example that never answers fails, naming itself, instead of hanging.
+BOUND_MS = 90_000
+RUN_PAGE_BLOCK = """async ([code, where, bound]) => {
   const assert = (condition, message) => { if (!condition) throw new Error(message ?? "assertion failed"); };
   const run = new Function("pyjoy", "plugin", "assert", `return (async () => {\\n${code}\\n})();`);
-  try { await run(window.pyjoy, window.__docsPlugin, assert); return null; }
+  const late = new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer in ${bound} ms`)), bound));
+  try { await Promise.race([run(window.pyjoy, window.__docsPlugin, assert), late]); return null; }
   catch (error) { return `${where}: ${error.name}: ${error.message}`; }
 }"""
-LOAD_PLUGIN_BLOCK = """async ([text, where]) => {
-  try { window.__docsPlugin = await pyjoy.loadPlugin(text); return null; }
+LOAD_PLUGIN_BLOCK = """async ([text, where, bound]) => {
+  const late = new Promise((_, reject) => setTimeout(() => reject(new Error(`not loaded in ${bound} ms`)), bound));
+  try { window.__docsPlugin = await Promise.race([pyjoy.loadPlugin(text), late]); return null; }
   catch (error) { window.__docsPlugin = null; return `${where}: ${error.name}: ${error.message}`; }
 }"""
 
@@ -135,9 +139,9 @@ def test_every_runnable_example_loads_and_answers(app: Page, base_url: str, tmp_
             app.evaluate("() => { window.__docsPlugin = null; }")
             for block in blocks(page):
                 if "plugin" in block.marks:
-                    failure = app.evaluate(LOAD_PLUGIN_BLOCK, [block.text, block.where()])
+                    failure = app.evaluate(LOAD_PLUGIN_BLOCK, [block.text, block.where(), BOUND_MS])
                 elif block.marks == ["page"] and block.language == "js":
-                    failure = app.evaluate(RUN_PAGE_BLOCK, [block.text, block.where()])
+                    failure = app.evaluate(RUN_PAGE_BLOCK, [block.text, block.where(), BOUND_MS])
                 else:
                     continue
                 ran += 1
