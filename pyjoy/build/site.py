@@ -40,7 +40,7 @@ from pyjoy.build.pins import (
 )
 
 PACKAGES_DIR = "pyodide/packages/"
-COMPRESSIBLE = {".html", ".js", ".mjs", ".css", ".json", ".webmanifest", ".svg", ".wasm", ".bin", ".map", ".txt"}
+COMPRESSIBLE = {".html", ".js", ".mjs", ".css", ".json", ".webmanifest", ".svg", ".wasm", ".bin", ".map", ".txt", ".md"}
 NOT_PRECACHED = {".map", ".gz"}
 SERVICE_WORKER = "sw.js"  # the browser fetches it itself to look for updates; never precached
 
