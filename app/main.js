@@ -86,6 +86,8 @@ const docs = () => (docsViewer ??= Promise.all([workbenchReady, import("./docs/v
   .then(([, module]) => module.docsViewer({ windows: windowArea, onOpen: () => showView("windows") })));
 const docsFailed = (error) => status.toast(`The docs could not be opened: ${error.message}`, "error");
 document.getElementById("docs-button").addEventListener("click", () => docs().then((viewer) => viewer.open()).catch(docsFailed));
+// Other parts of the page (the editor's Guide button) ask for a page: {detail: {page, anchor}}.
+window.addEventListener("pyjoy-docs", ({ detail }) => docs().then((viewer) => viewer.open(detail?.page ?? null, detail?.anchor ?? null)).catch(docsFailed));
 const pluginHost = () => workbenchReady.then((workbench) => workbench.host());
 
 // ?plugin=URL: install that plugin with its dependencies (asking first, naming them all,

@@ -124,6 +124,10 @@ def test_links_search_highlighting_and_the_address(app: Page, base_url: str) -> 
     app.wait_for_selector(".docs-page[data-page='getting-started'] h1")
     assert app.evaluate("pyjoy.openDocs('no-such-page')") is False
     assert "no docs page named" in app.inner_text(".docs-page")
+    # The editor's Guide button opens the plugin author's guide.
+    app.click("#new-plugin")
+    app.click(".editor-guide")
+    app.wait_for_selector(".docs-page[data-page='plugin-guide'] h1")
 
 
 def test_every_runnable_example_loads_and_answers(app: Page, base_url: str, tmp_path: Path) -> None:

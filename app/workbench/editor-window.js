@@ -92,6 +92,8 @@ export async function openEditorWindow({ windows, workbench, status, text = null
   };
   button("Save", () => save(editor.getText()), "secondary editor-save");
   button("Run", () => run(editor.getText()), "editor-run");
+  // The plugin author's guide, in the Docs view (main.js listens: the editor has no viewer of its own).
+  button("Guide", () => window.dispatchEvent(new CustomEvent("pyjoy-docs", { detail: { page: "plugin-guide" } })), "secondary editor-guide");
   onOpen();
   editor.focus();
   return { window: win, editor };
