@@ -1,5 +1,5 @@
 """The docs against the repository, without a browser: every link between pages and to
-headings resolves, every block marked `cpython` runs under CPython, and the marks are ones
+headings resolves (and the README's links into them), every block marked `cpython` runs under CPython, and the marks are ones
 the tests know (docs/writing-docs.md). The browser half is test_docs_browser.py."""
 
 from __future__ import annotations
@@ -25,28 +25,40 @@ def resolve(page: str, href: str) -> tuple[str, str]:
     return target.resolve().relative_to(ROOT).as_posix(), anchor
 
 
+def broken_links(page: str, pages: set[str]) -> list[str]:
+    """The relative links of `page` that lead nowhere: no such file, or no such heading."""
+    broken = []
+    for href in links(page):
+        if href.startswith(("http://", "https://", "mailto:")):
+            continue
+        try:
+            path, anchor = resolve(page, href)
+        except ValueError:
+            broken.append(f"{page}: {href} points outside the repository")
+            continue
+        if not (ROOT / path).exists():
+            broken.append(f"{page}: {href} -> {path}, which does not exist")
+        elif anchor and path not in pages:
+            broken.append(f"{page}: {href} has an anchor into {path}, which is not a docs page")
+        elif anchor and anchor not in anchors(path):
+            broken.append(f"{page}: {href} -> no heading #{anchor} in {path}")
+    return broken
+
+
 def test_every_internal_link_and_anchor_resolves() -> None:
     pages = set(page_paths())
-    broken = []
-    for page in pages:
-        for href in links(page):
-            if href.startswith(("http://", "https://", "mailto:")):
-                continue
-            try:
-                path, anchor = resolve(page, href)
-            except ValueError:
-                broken.append(f"{page}: {href} points outside the repository")
-                continue
-            if not (ROOT / path).exists():
-                broken.append(f"{page}: {href} -> {path}, which does not exist")
-            elif anchor and path not in pages:
-                broken.append(f"{page}: {href} has an anchor into {path}, which is not a docs page")
-            elif anchor and anchor not in anchors(path):
-                broken.append(f"{page}: {href} -> no heading #{anchor} in {path}")
+    broken = [problem for page in pages for problem in broken_links(page, pages)]
     assert not broken, "\n".join(sorted(broken))
 
 
-def test_the_link_checker_sees_a_broken_link(tmp_path: Path) -> None:
+def test_the_readmes_links_into_the_docs_resolve() -> None:
+    # The README is short and links into docs/ for the rest: those links must lead somewhere.
+    broken = broken_links("README.md", set(page_paths()))
+    assert not broken, "\n".join(broken)
+    assert sum(href.startswith("docs/") for href in links("README.md")) >= 5
+
+
+def test_the_link_checker_sees_a_broken_link(tmp_path: Path, monkeypatch) -> None:
     # The reader itself: a heading with code and punctuation, a repeated one, a link in code.
     page = "docs/getting-started.md"
     assert resolve(page, "plugin-guide.md#requirements") == ("docs/plugin-guide.md", "requirements")
@@ -55,6 +67,13 @@ def test_the_link_checker_sees_a_broken_link(tmp_path: Path) -> None:
     from docs_pages import slug
     assert slug("`api.showDialog(config)`: a form or a window") == "apishowdialogconfig-a-form-or-a-window"
     assert slug("The engine's `--grace`") == "the-engines---grace"
+    # broken_links on the README's links as a page's: a missing file, a missing heading, a good one.
+    hrefs = ["docs/nowhere.md", "docs/plugin-guide.md#no-such-heading", "docs/plugin-guide.md#requirements", "https://imjoy.io"]
+    monkeypatch.setattr(sys.modules[__name__], "links", lambda page: hrefs)
+    assert broken_links("README.md", set(page_paths())) == [
+        "README.md: docs/nowhere.md -> docs/nowhere.md, which does not exist",
+        "README.md: docs/plugin-guide.md#no-such-heading -> no heading #no-such-heading in docs/plugin-guide.md",
+    ]
 
 
 def test_blocks_carry_only_known_marks_and_each_page_has_runnable_examples() -> None:
