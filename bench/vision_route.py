@@ -2,17 +2,21 @@
 
     python bench/vision_route.py [--runs N] [--dist DIR] [--json PATH]
 
-In one Chromium page on one build, on scikit-image's `chelsea`:
+In one Chromium, a fresh page for each route, on one build, on scikit-image's `chelsea`:
 
-1. The JavaScript plugin (the build's py_plugins/image-recognition): from loadPlugin to the
-   first classify() answered, then timings() (inside its worker, WASM, its threads).
-2. The shape proposed for the Python version: a web-python plugin (its own Python worker,
-   booted from the snapshot) that loads the frame model with pyjoy.onnx from models.json
-   and runs it: from loadPlugin to the first top 1 answered; then model.run alone (timed
-   in Python) on a 256x256 RGBA frame (what a window would draw: the shorter side scaled
-   to 256, the centre square), on the whole 451x300 frame, and classify() from the page.
-3. Both opened at once (the window and its Python part started together): until both
-   answered.
+1. `js`: the JavaScript plugin (the build's py_plugins/image-recognition): from loadPlugin
+   to the first classify() answered; then timings() (inside its worker: WASM, its threads)
+   and classify() from the page.
+2. The shape proposed for the Python version: a web-python plugin (its own Python, booted
+   from the snapshot) that loads the frame model with pyjoy.onnx from models.json and runs
+   it; from loadPlugin to the first top 1 answered; then model.run alone (timed in Python)
+   on a 256x256 RGBA frame (what a window would draw: the shorter side scaled to 256, the
+   centre square) and on the whole 451x300 frame, and top 1 of the 256x256 frame from the
+   page. `py-page`: in the page's worker (not cross-origin isolated: one thread);
+   `py-isolated`: `"isolated": true` (a frame's worker: a thread per core);
+   `py-isolated-spare`: the same, once a spare Python was booted (another isolated plugin
+   loaded first, then 10 s idle), as it would be if the host kept one from the start.
+3. `both`: the JavaScript plugin and the isolated Python part opened at once: until each answered.
 
 Prints the figures and writes every sample to bench/results/vision_route.json.
 """
@@ -50,11 +54,17 @@ class Core:
         self.loading = None
 
     async def _load(self):
+        marks = [time.perf_counter()]
         catalog = json.loads(await read_url("models.json"))
         entry = catalog["models"]["efficientnet-lite0-frame"]
         self.labels = json.loads(await read_url(entry["labels"], entry["labelsIntegrity"]))
+        marks.append(time.perf_counter())
         self.model = await load_model(entry["url"], integrity=entry["integrity"], name="frame")
+        marks.append(time.perf_counter())
         await self.model.run({"image": self.blank})
+        marks.append(time.perf_counter())
+        # ms: the catalog and labels, load_model (fetch, runtime, session), the first run
+        self.phases = {name: (b - a) * 1000 for name, a, b in zip(("catalog", "load_model", "first_run"), marks, marks[1:])}
 
     async def ready(self, blank):
         if self.loading is None:
@@ -62,7 +72,7 @@ class Core:
             self.blank = blank
             self.loading = asyncio.ensure_future(self._load())
         await self.loading
-        return self.model.info()
+        return {**self.model.info(), "phases": self.phases}
 
     async def top1(self, frame):
         await self.loading
@@ -73,19 +83,19 @@ class Core:
 
     async def timings(self, frame, runs):
         out = []
-        for _ in range(runs):
+        for _ in range(runs + 3):  # 3 warm-up runs, left out
             started = time.perf_counter()
             await self.model.run({"image": frame})
             out.append((time.perf_counter() - started) * 1000)
-        return out
+        return out[3:]
 
 
 api.export(Core())
 '''
 
 
-def core_source() -> str:
-    config = {"name": "Recognition Core", "type": "web-python", "version": "0.1.0", "api_version": "0.1.8"}
+def core_source(isolated: bool, name: str = "Recognition Core") -> str:
+    config = {"name": name, "type": "web-python", "version": "0.1.0", "api_version": "0.1.8", "isolated": isolated}
     return f'<config lang="json">\n{json.dumps(config)}\n</config>\n<script lang="python">{CORE}</script>\n'
 
 
@@ -119,10 +129,14 @@ def main() -> int:
     results: dict = {}
     with served(args.dist) as url, sync_playwright() as p:
         chromium = p.chromium.launch(**launch_options())
-        for order in ("js", "python", "both"):
+        for order in ("js", "py-page", "py-isolated", "py-isolated-spare", "both"):
             page = chromium.new_page()
             page.goto(url)
             page.evaluate("pyjoy.ready")
+            if order == "py-isolated-spare":
+                page.evaluate("(text) => pyjoy.loadPlugin(text)", core_source(True, "Another Python"))
+                page.wait_for_timeout(10_000)  # the host boots a spare Python once the page is idle
+            core = core_source(order != "py-page")
             results[order] = page.evaluate(f"""async ([order, core, full, square, blank, runs]) => {{ {ARRAY}
               const t0 = performance.now();
               const out = {{}};
@@ -139,26 +153,29 @@ def main() -> int:
                 out.py_open_ms = performance.now() - t0;
               }};
               if (order === 'js') await js();
-              else if (order === 'python') await py();
-              else await Promise.all([js(), py()]);
-              out.both_ms = performance.now() - t0;
+              else if (order === 'both') await Promise.all([js(), py()]);
+              else await py();
               if (order === 'js') {{
                 const plugin = await pyjoy.getPlugin('Image Recognition');
-                const t = await plugin.timings(array(full), runs);
-                out.js_infer_ms = t.infer; out.js_preprocess_ms = t.preprocess;
+                const t = await plugin.timings(array(full), runs + 3);
+                out.js_infer_ms = t.infer.slice(3); out.js_preprocess_ms = t.preprocess.slice(3);
                 out.js_classify_ms = [];
-                for (let i = 0; i < runs; i++) {{ const a = array(full); const s = performance.now(); await plugin.classify(a); out.js_classify_ms.push(performance.now() - s); }}
-              }}
-              if (order === 'python') {{
+                for (let i = 0; i < runs + 3; i++) {{ const a = array(full); const s = performance.now(); await plugin.classify(a); out.js_classify_ms.push(performance.now() - s); }}
+                out.js_classify_ms = out.js_classify_ms.slice(3);
+              }} else if (order !== 'both') {{
                 const plugin = await pyjoy.getPlugin('Recognition Core');
-                out.py_run_256_ms = await plugin.timings(array(square), runs);
                 out.py_run_full_ms = await plugin.timings(array(full), runs);
+                out.py_run_256_ms = await plugin.timings(array(square), runs);
                 out.py_top1_256_ms = [];
-                for (let i = 0; i < runs; i++) {{ const a = array(square); const s = performance.now(); await plugin.top1(a); out.py_top1_256_ms.push(performance.now() - s); }}
+                for (let i = 0; i < runs + 3; i++) {{ const a = array(square); const s = performance.now(); await plugin.top1(a); out.py_top1_256_ms.push(performance.now() - s); }}
+                out.py_top1_256_ms = out.py_top1_256_ms.slice(3);
               }}
-              return out; }}""", [order, core_source(), full, square, blank, args.runs])
+              return out; }}""", [order, core, full, square, blank, args.runs])
             page.close()
-            print(order, {k: (round(statistics.median(v), 1) if isinstance(v, list) else v) for k, v in results[order].items()}, file=sys.stderr, flush=True)
+            shown = {k: (round(statistics.median(v), 1) if isinstance(v, list) else v) for k, v in results[order].items()}
+            shown.pop("py_info", None)
+            info = results[order].get("py_info", {})
+            print(order, shown, info.get("threads"), info.get("phases"), file=sys.stderr, flush=True)
         version = chromium.version
         chromium.close()
     record = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine_facts(version, load_before), "results": results}
