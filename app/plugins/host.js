@@ -108,7 +108,7 @@ export class PluginHost {
   #windows = new Map(); // window id -> Plugin (an instance made by createWindow)
   #listeners = new Map(); // event -> Set of {plugin, handler}
   #services = new Map(); // service id -> {...service, id, provider, providerId}
-  #spare = null; // {sandbox, index}: a booted Python sandbox, waiting for the next web-python plugin
+  #spare = null; // {sandbox, index, isolated}: a booted Python sandbox, waiting for the next web-python plugin
   #changeListeners = new Set();
   #windowSerial = 0;
   #builtinScript = null; // the text of windows/builtin.js, fetched once
@@ -344,7 +344,7 @@ export class PluginHost {
     // A plugin's print() and stderr reach Messages under its name (ImJoy showed them too).
     const onOutput = (output) => this.log(plugin, output.type === "stderr" ? "error" : "info", output.text);
     const sandbox = plugin.type === "native-python" ? await this.#startOnEngine(plugin, onOutput)
-      : kind === "web-python" ? await this.#takePython()
+      : kind === "web-python" ? await this.#takePython(plugin.config.isolated === true)
       : await Sandbox.create({
         build: this.build, kind, container: container ?? this.hiddenContainer,
         permissions: plugin.config.permissions ?? [], onOutput, python: kind === "window" && plugin.config.lang === "python",
@@ -534,26 +534,37 @@ export class PluginHost {
     for (const plugin of again) this.reload(plugin.id).catch((error) => this.ui.toast(`${plugin.name} could not start again: ${error.message}`, "error"));
   }
 
-  // Python takes a second or more to boot: keep one sandbox booted for the next plugin.
-  // A spare booted before the person set another package index would fetch from the old one.
-  async #takePython() {
+  // Python takes a second or more to boot: keep one sandbox booted for the next plugin, of
+  // the kind (in the page, or isolated in a frame) the last web-python plugin asked for.
+  // A spare booted before the person set another package index would fetch from the old
+  // one; a spare that failed to boot, or died while it waited, is never handed out: the
+  // plugin gets a fresh sandbox instead (its own boot's error, if that fails too).
+  async #takePython(isolated) {
     const spare = this.#spare;
     this.#spare = null;
-    if (spare && spare.index === packageIndex(this.build)) return spare.sandbox;
-    spare?.sandbox.then((sandbox) => sandbox.terminate(), () => {});
-    return this.#bootPython().sandbox;
+    this.#spareKind = isolated;
+    if (spare && spare.index === packageIndex(this.build) && spare.isolated === isolated) {
+      const sandbox = await spare.sandbox.catch(() => null);
+      if (sandbox?.state === "running") return sandbox;
+      sandbox?.terminate("a spare that died while it waited");
+    } else {
+      spare?.sandbox.then((sandbox) => sandbox.terminate(), () => {});
+    }
+    return this.#bootPython(isolated).sandbox;
   }
 
-  #bootPython() {
+  #spareKind = false; // isolated or not: what the last web-python plugin asked for
+
+  #bootPython(isolated) {
     const index = packageIndex(this.build); // what Sandbox.create gives the worker
-    const sandbox = Sandbox.create({ build: this.build, kind: "web-python", container: this.hiddenContainer, onOutput: (output) => console.log(output.text) });
+    const sandbox = Sandbox.create({ build: this.build, kind: "web-python", isolated, container: this.hiddenContainer, onOutput: (output) => console.log(output.text) });
     sandbox.catch(() => {});
-    return { sandbox, index };
+    return { sandbox, index, isolated };
   }
 
   #prepareSpare() {
     if (this.#spare || ![...this.#plugins.values()].some((plugin) => plugin.type === "web-python")) return;
-    const boot = () => (this.#spare ??= this.#bootPython());
+    const boot = () => (this.#spare ??= this.#bootPython(this.#spareKind));
     if ("requestIdleCallback" in window) requestIdleCallback(boot, { timeout: 5000 });
     else setTimeout(boot, 500);
   }

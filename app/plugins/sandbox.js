@@ -11,7 +11,11 @@
 //   price: every message is copied between processes);
 // - web-python plugins in a data: URL worker in the page's process: Python's memory is its
 //   WASM heap, whose limit is a MemoryError in Python rather than a crash, and the 20 MB of
-//   Python a sandbox boots from would cross processes too.
+//   Python a sandbox boots from would cross processes too. One whose config says
+//   `"isolated": true` runs in a hidden frame's worker instead, as web-worker plugins do:
+//   that worker (from a blob: URL of the frame) is cross-origin isolated, which a data: URL
+//   worker in the page is not (measured, Chromium 156), so onnxruntime-web gets threads
+//   there (pyjoy.onnx: one per core).
 // The page and a sandbox talk over MessagePorts, one per channel: RPC (app/rpc), status
 // (boot, output, failure), assets (our own files, which this side answers, offline
 // included) and, for window frames, cameras and microphones (plugins/media.js); sandbox/contract.js
@@ -185,11 +189,11 @@ export class Sandbox {
    * consent(what): resolves to whether the person lets the plugin use "camera" or
    * "microphone" (asked when it opens one, plugins/media.js); by default no.
    * isolated: a worker in a hidden sandboxed frame (in container), in another process;
-   * by default web-worker plugins are, web-python ones are not (see the top of this file).
+   * by default web-worker plugins are, web-python ones are not unless asked (see the top of this file).
    * Resolves once the sandbox's kernel is reachable (for Python: once booted).
    */
   static async create({ build, kind, container, permissions = [], onOutput = () => {}, consent = async () => false, isolated = kind === "web-worker", python = false }) {
-    if (isolated && kind !== "web-worker") throw new Error(`only web-worker sandboxes can be isolated in a frame, not ${kind}`);
+    if (isolated && kind === "window") throw new Error("only worker sandboxes (web-worker, web-python) can be isolated in a frame, not window");
     if (python && kind !== "window") throw new Error(`only window sandboxes run Python with PyScript, not ${kind}`);
     const sandbox = new Sandbox();
     await sandbox.#start({ build, kind, container, permissions, onOutput, consent, isolated, python });
@@ -218,8 +222,9 @@ export class Sandbox {
     this.#ports = Object.values(channels).map((channel) => channel.port1);
     serveAssets(channels.assets.port1, packageIndex(build));
     // A frame is another process: big buffers go to it in pieces (rpc/transport.js), except
-    // to a Python window, whose Python transport takes no pieces (PROTOCOL.md, "Chunks").
-    const chunkBytes = (kind === "window" && !python) || isolated ? FRAME_CHUNK_BYTES : 0;
+    // to Python (a Python window, an isolated web-python worker), whose transport takes no
+    // pieces (PROTOCOL.md, "Chunks").
+    const chunkBytes = (kind === "window" && !python) || (isolated && kind === "web-worker") ? FRAME_CHUNK_BYTES : 0;
     this.session = new Session(new PostMessageTransport(channels.rpc.port1, { chunkBytes }));
     this.#crashed = new Promise((_resolve, reject) => (this.#rejectCrashed = reject));
     this.#crashed.catch(() => {});
@@ -237,7 +242,8 @@ export class Sandbox {
     } else {
       const source = await scriptText(kind === "web-python" ? build.sandbox["python-worker"] : build.sandbox["js-worker"]);
       if (isolated) {
-        const handshake = { type: FRAME_HANDSHAKE, hostOrigin: location.origin, worker: { source, chunkBytes } };
+        const worker = kind === "web-python" ? { source, chunkBytes, kind, config: pythonConfig(build) } : { source, chunkBytes, kind };
+        const handshake = { type: FRAME_HANDSHAKE, hostOrigin: location.origin, worker };
         await this.#startFrame(build, container, allowAttribute([]), ports, handshake);
       } else {
         const handshake = { type: WORKER_HANDSHAKE, hostOrigin: location.origin, chunkBytes };

@@ -13,11 +13,13 @@
 //     worker.postMessage({type: WORKER_HANDSHAKE, hostOrigin, chunkBytes, config?}, [rpc, status, assets])
 //   config: Python's boot configuration (python/config.js), for Python workers only;
 //   chunkBytes: the RPC transport's chunk size (0 in the page's process).
-// - a web-worker plugin isolated in a hidden frame: the frame gets
-//     {type: FRAME_HANDSHAKE, hostOrigin, worker: {source, chunkBytes}} with [rpc, status, assets],
-//   starts the worker from source (a data: URL) and hands rpc and assets through to it in
-//   the worker handshake; it keeps status and relays the worker's status messages there,
-//   adding {type: "error"} for the worker's own error events.
+// - a web-worker plugin isolated in a hidden frame, or a web-python one that asked to be
+//   (`"isolated": true`): the frame gets
+//     {type: FRAME_HANDSHAKE, hostOrigin, worker: {source, chunkBytes, kind, config?}} with [rpc, status, assets],
+//   starts the worker from source (a data: URL; for kind "web-python" a blob: URL, which
+//   keeps the frame's cross-origin isolation) and hands rpc and assets (and config) through
+//   to it in the worker handshake; it keeps status and relays the worker's status messages
+//   there, adding {type: "error"} for the worker's own error events.
 // Each side listens for its handshake once and ignores every other message on its global
 // channel; the page listens on no global channel at all, so nothing a plugin posts to
 // `parent` reaches the host.

@@ -11,9 +11,10 @@
 //   runs Python with PyScript instead, and Python's kernel serves the page
 //   (python-window.js), with this file's loaders for requirements, HTML and scripts.
 // - the hidden host of a web-worker plugin ({worker: {source, chunkBytes}}; ports: RPC,
-//   status, assets): it starts the plugin's worker from a data: URL, hands it the RPC and
-//   asset ports, and relays its status. The worker lives in this frame's process, so a
-//   plugin that exhausts memory takes that process down, not the page's.
+//   status, assets), or of an isolated web-python plugin ({worker: {kind: "web-python",
+//   config, ...}}): it starts the plugin's worker, hands it the RPC and asset ports, and
+//   relays its status. The worker lives in this frame's process, so a plugin that exhausts
+//   memory takes that process down, not the page's.
 // Either way it keeps the empty child frame the page watches to know it is alive.
 import { Session } from "../rpc/session.js";
 import { FRAME_CHUNK_BYTES, PostMessageTransport } from "../rpc/transport.js";
@@ -147,17 +148,21 @@ function startWindow(ports, hostOrigin, python) {
   });
 }
 
-function startWorker(ports, hostOrigin, { source, chunkBytes }) {
+function startWorker(ports, hostOrigin, { source, chunkBytes, kind = "web-worker", config }) {
   const status = ports[PORTS.status];
   const relay = new MessageChannel();
   relay.port1.onmessage = ({ data }) => status.postMessage(data);
-  const worker = new Worker(`data:text/javascript;charset=utf-8,${encodeURIComponent(source)}`, { name: "web-worker" });
+  // Python's worker from a blob: URL of this frame: it shares the frame's cross-origin
+  // isolation (threads for onnxruntime-web), which a data: URL worker does not (measured);
+  // both have this frame's opaque origin.
+  const url = kind === "web-python" ? URL.createObjectURL(new Blob([source], { type: "text/javascript" })) : `data:text/javascript;charset=utf-8,${encodeURIComponent(source)}`;
+  const worker = new Worker(url, { name: kind });
   worker.addEventListener("error", (event) => status.postMessage({ type: STATUS.error, message: event.message || "the plugin's worker failed" }));
   const handed = [];
   handed[PORTS.rpc] = ports[PORTS.rpc];
   handed[PORTS.status] = relay.port2;
   handed[PORTS.assets] = ports[PORTS.assets];
-  worker.postMessage({ type: WORKER_HANDSHAKE, hostOrigin, chunkBytes }, handed);
+  worker.postMessage(config ? { type: WORKER_HANDSHAKE, hostOrigin, chunkBytes, config } : { type: WORKER_HANDSHAKE, hostOrigin, chunkBytes }, handed);
 }
 
 window.addEventListener("message", function init(event) {

@@ -192,6 +192,9 @@ export async function load({ appURL, model, provider = "auto", threads = null, n
     chosen = "wasm";
     why.push(provider === "wasm" ? "WASM, as asked for" : `WASM: WebGPU is ${gpu.state}`);
   }
+  // The runtime (its files fetched, its WASM compiled, its threads started) loads while the
+  // model's bytes come, not after: both are megabytes through the page (bench/vision_route.py).
+  runtime(appURL, chosen, threads).catch(() => {}); // its error, if any, is create()'s below
   let bytes;
   if (model.url) {
     bytes = new Uint8Array(await fetchBytes(model.url, model.integrity, `the model ${name}`));
