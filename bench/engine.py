@@ -182,7 +182,7 @@ def cpu_ms(pids: list[int]) -> float:
 
 
 async def measure(echo_url: str, engine_url: str, rounds: int, echo_pid: int, engine_pid: int) -> dict[str, Any]:
-    client = await EngineClient.connect(engine_url)
+    client = await EngineClient.connect(engine_url, direct=True)  # as the page: the direct socket
     http = aiohttp.ClientSession()
     try:
         plugin = await client.load_plugin(BENCH_PLUGIN)

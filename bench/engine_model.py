@@ -105,7 +105,7 @@ async def model_throughput(url: str, model: Path, integrity: str, images: int = 
     node, provider = session.get_inputs()[0], session.get_providers()[0]
     del session
     inputs = tensors(images, [dim if isinstance(dim, int) else 1 for dim in node.shape])
-    client = await EngineClient.connect(url, origin=origin)
+    client = await EngineClient.connect(url, origin=origin, direct=True)  # as the page: the direct socket
     try:
         models = (await client.model_service()).api
         sink = (await client.load_plugin(SINK)).api

@@ -22,6 +22,10 @@
 // A socket that drops then leaves the channels open (`resumable`; onClose says so): while
 // it is down, messages are kept and not written; `resume(ws, engineReceived)` goes on on a
 // new socket, sending what the engine missed, or `fail(reason)` ends every channel.
+//
+// A plugin's direct socket (ENGINE.md, "The direct socket") is a ChannelSocket too, with the
+// one channel "plugin"; `new SplitChannel(direct.channel("plugin"), socket.channel(id))`
+// sends on it and hears both (the engine's own `close` for the plugin comes on the main one).
 import { RPCError } from "./codec.js";
 import { Inbox } from "./transport.js";
 
@@ -79,6 +83,37 @@ class Channel {
     this.closed = true;
     this.#inbox.clear();
     this.#socket.forget(this.name, this);
+  }
+}
+
+/** A plugin's channel carried by its direct socket: sends there, receives from both sockets. */
+export class SplitChannel {
+  constructor(direct, relay) {
+    this.direct = direct;
+    this.relay = relay;
+    this.name = relay.name;
+  }
+
+  get closed() {
+    return this.direct.closed && this.relay.closed;
+  }
+
+  get onMessage() {
+    return this.relay.onMessage;
+  }
+
+  set onMessage(handler) {
+    this.direct.onMessage = handler;
+    this.relay.onMessage = handler;
+  }
+
+  send(message, transfer = []) {
+    return this.direct.send(message, transfer);
+  }
+
+  close() {
+    this.direct.close();
+    this.relay.close();
   }
 }
 

@@ -201,6 +201,30 @@ class Outgoing:
         self._room.set()
 
 
+class SplitTransport:
+    """A plugin's channel carried by its direct socket (ENGINE.md, The direct socket): sends on
+    `direct`, hears both (the engine's own `close` for the plugin comes on the main socket)."""
+
+    def __init__(self, direct: ChannelTransport, relay: ChannelTransport) -> None:
+        self.direct, self.relay = direct, relay
+        self.channel = relay.channel
+
+    @property
+    def closed(self) -> bool:
+        return self.direct.closed and self.relay.closed
+
+    def send(self, message: Message, transfer: list[Buffer]) -> None:
+        self.direct.send(message, transfer)
+
+    def on_message(self, handler: Handler) -> None:
+        self.direct.on_message(handler)
+        self.relay.on_message(handler)
+
+    def close(self) -> None:
+        self.direct.close()
+        self.relay.close()
+
+
 class ChannelTransport:
     """The pyjoy.rpc Transport of one channel."""
 
