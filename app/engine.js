@@ -323,6 +323,7 @@ export class Engine {
         return;
       }
       const direct = new ChannelSocket(ws, {
+        endsChannels: false,
         onNotice: (text) => this.#listeners.notice(this, text),
         onHello: () => answer(direct),
         onClose: (event, resumable) => {
@@ -337,7 +338,8 @@ export class Engine {
   // grace period ends; the main socket may be down too (it resumes first). Given up, the
   // plugin's channel fails.
   async #reopenDirect(id, socket, until) {
-    for (let attempt = 0; Date.now() < until && !this.#removed; attempt += 1) {
+    const main = this.#socket;
+    for (let attempt = 0; Date.now() < until && !this.#removed && this.#socket === main; attempt += 1) {
       if (this.state === "connected" && this.api) {
         try {
           if (await this.#openDirect(id, socket)) return;

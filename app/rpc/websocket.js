@@ -126,6 +126,7 @@ export class ChannelSocket {
   #onNotice;
   #onHello;
   #onClose;
+  #endsChannels;
   resumeKey = null; // from the engine's hello: a secret, as the token
   grace = 0; // seconds
   received = 0; // the engine's messages read whole
@@ -140,8 +141,11 @@ export class ChannelSocket {
    * @param {{onNotice?: (text: string) => void, onClose?: (event: CloseEvent, resumable: boolean) => void,
    *   onHello?: (hello: object) => void}} [options]
    *   onNotice: the engine's {"error"} notices and frames that fit no call
+   *   endsChannels: false for a plugin's direct socket, which its process closes when it ends:
+   *   the engine's `close` on the main socket then says why (with its exit status)
    */
-  constructor(ws, { onNotice = () => {}, onClose = () => {}, onHello = () => {} } = {}) {
+  constructor(ws, { onNotice = () => {}, onClose = () => {}, onHello = () => {}, endsChannels = true } = {}) {
+    this.#endsChannels = endsChannels;
     this.#onNotice = onNotice;
     this.#onHello = onHello;
     this.#onClose = onClose;
@@ -159,7 +163,7 @@ export class ChannelSocket {
       if (this.#incoming.reading) this.received -= 1; // cut short: the engine sends it again
       this.#incoming = new Incoming();
       this.resumable = this.resumeKey !== null && !FINAL_CODES.has(event.code);
-      if (!this.resumable) this.fail(`the engine's connection closed (code ${event.code}${event.reason ? `: ${event.reason}` : ""})`);
+      if (!this.resumable && this.#endsChannels) this.fail(`the engine's connection closed (code ${event.code}${event.reason ? `: ${event.reason}` : ""})`);
       this.#onClose(event, this.resumable);
     });
   }
