@@ -124,6 +124,17 @@ class _Socket(asyncio.Protocol):
             if self.closed:
                 raise ConnectionError("the direct socket is closed")
 
+    def write_nowait(self, frame: str | bytes | memoryview) -> bool:
+        """Sends a frame now if the transport has room (mux.Outgoing's fast path); else False."""
+        if self.closed or self._ws.state is not State.OPEN or (self._room is not None and not self._room.done()):
+            return False
+        if isinstance(frame, str):
+            self._ws.send_text(frame.encode())
+        else:
+            self._ws.send_binary(frame)
+        self._flush()
+        return True
+
     async def send_str(self, text: str) -> None:
         await self._room_to_send()
         self._ws.send_text(text.encode())

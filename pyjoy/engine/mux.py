@@ -72,6 +72,7 @@ class Outgoing:
         self._kept: collections.deque[_Kept] = collections.deque()
         self._kept_bytes = 0
         self._task: asyncio.Task[None] | None = None  # none until a socket is attached
+        self._writing = False  # the writer task is sending frames (a direct write would overtake them)
         if ws is not None:
             self._task = asyncio.get_running_loop().create_task(self._write(ws))
 
@@ -85,9 +86,24 @@ class Outgoing:
                 frame = self._keep(frame, size)
             self._queue.append(frame)
             self._queued_bytes += len(frame)
+        if not self._writing and self._ws is not None and hasattr(self._ws, "write_nowait"):
+            self._write_now()
         if self._queued_bytes > HIGH_WATER_BYTES:
             self._room.clear()
-        self._wake.set()
+        if self._queue:
+            self._wake.set()
+        else:
+            self._room.set()
+
+    def _write_now(self) -> None:
+        """Writes what is queued at once on a socket that can (`write_nowait`, direct.py's): no
+        turn of the event loop per message. What it cannot take yet waits for the writer task."""
+        while self._queue:
+            frame = self._queue[0]
+            if not self._ws.write_nowait(frame):
+                return
+            self._queue.popleft()
+            self._queued_bytes -= len(frame)
 
     def send(self, channel: str, message: Message) -> None:
         tree, buffers = wire.split(message)
@@ -168,8 +184,10 @@ class Outgoing:
     async def _write(self, ws: Any) -> None:
         try:
             while True:
+                self._writing = False
                 await self._wake.wait()
                 self._wake.clear()
+                self._writing = True
                 while self._queue:
                     frame = self._queue.popleft()
                     self._queued_bytes -= len(frame)
