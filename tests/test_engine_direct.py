@@ -146,6 +146,18 @@ def test_a_killed_plugin_process_fails_its_pending_direct_call_at_once(page: Pag
     wait_until(page, "pyjoy.plugins().then((all) => all.find((p) => p.name === 'Arrays')?.state === 'crashed')")
 
 
+def test_a_plugin_that_cannot_take_its_direct_socket_stays_on_the_relay(page: Page, base_url: str,
+                                                                       tmp_path) -> None:
+    # PYJOY_ENGINE_RELAY_ONLY=1: each plugin process closes the passed socket before any hello.
+    with engine_running(tmp_path, "--app", base_url, env={"PYJOY_ENGINE_TOKEN": TOKEN, "PYJOY_ENGINE_RELAY_ONLY": "1"}) \
+            as (url, process):
+        open_connected(page, base_url, url)
+        assert load(page, DROPPER) == "ok"
+        assert page.evaluate("pyjoy.getPlugin('Dropper').then((p) => p.sockets())") == 0
+        assert page.evaluate("pyjoy.getPlugin('Dropper').then((p) => p.later('relayed', 0))") == "relayed"
+        assert any("cannot take the direct socket: PYJOY_ENGINE_RELAY_ONLY=1" in line for line in process.output)
+
+
 # -- the Python client: the handshake's checks, the relay's counter, bad frames ----------------
 
 def test_direct_sockets_are_checked_as_the_main_one_plus_a_one_time_ticket_for_one_plugin(engine: dict) -> None:

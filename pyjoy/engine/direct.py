@@ -20,6 +20,7 @@ This module never imports aiohttp: a plugin process imports it.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -41,8 +42,15 @@ CLOSE_RESUME_REFUSED = 4410
 HIGH_WATER_BYTES = 16 * 2**20
 
 
+#: Set (to 1) in the engine's environment, its plugin processes take no direct socket: every
+#: channel stays on the relay (a way to compare the two paths, and to test the fallback).
+RELAY_ONLY_VARIABLE = "PYJOY_ENGINE_RELAY_ONLY"
+
+
 def available() -> str | None:
     """Why this process cannot take a direct socket, or None when it can."""
+    if os.environ.get(RELAY_ONLY_VARIABLE) == "1":
+        return f"{RELAY_ONLY_VARIABLE}=1"
     return None if ServerProtocol is not None else "this plugin's Python has no `websockets` package"
 
 
