@@ -1,6 +1,7 @@
-"""Many RPC sessions over one WebSocket, either end (the engine's, or client.py's).
+"""Many RPC sessions over one WebSocket, either end (the engine's, client.py's, or a plugin
+process's direct socket: direct.py).
 
-    outgoing = Outgoing(ws)                       # ws: aiohttp's, server or client side
+    outgoing = Outgoing(ws)                       # ws: aiohttp's, server or client side; or direct.py's
     transport = ChannelTransport(outgoing, "engine")
     session = Session(transport)                  # a pyjoy.rpc session on that channel
     transport.deliver(message)                    # what the reader got for the channel
@@ -10,6 +11,7 @@
     outgoing = Outgoing(ws, keep=True)            # keeps recent messages for a resume
     outgoing.resend_problem(received)             # None when it can resend all after message `received`
     outgoing.attach(new_ws, received, first)      # after a drop: `first` (unnumbered), then those
+    SplitTransport(direct, relay)                 # a plugin's channel on its direct socket (sent there, heard on both)
 
 Frames go out in the order they were queued, one writer task per socket, so that a
 message's frames are never split by another's (ENGINE.md, Frames). `send` is synchronous,
