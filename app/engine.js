@@ -324,6 +324,7 @@ export class Engine {
       }
       const direct = new ChannelSocket(ws, {
         endsChannels: false,
+        only: "plugin",
         onNotice: (text) => this.#listeners.notice(this, text),
         onHello: () => answer(direct),
         onClose: (event, resumable) => {

@@ -17,7 +17,9 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp
 import numpy as np
 import pytest
-from playwright.sync_api import Page
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
 
 from conftest import wait_until
 from pyjoy.devtools import engine_running, run_async
@@ -27,6 +29,7 @@ from pyjoy.rpc import RemoteError
 from test_engine import ARRAYS as CLIENT_ARRAYS
 from test_engine_browser import ARRAYS, CASES, ROUND_TRIPS, load, numpy_of, open_connected, plugin
 
+HOSTILE = Path(__file__).parent / "plugins" / "hostile"
 TOKEN = "direct-test-token-" + "d" * 30
 APP = "http://127.0.0.1:8000"
 
@@ -144,6 +147,22 @@ def test_a_killed_plugin_process_fails_its_pending_direct_call_at_once(page: Pag
     assert time.monotonic() - started < 5
     assert "Arrays" in failure and "SIGKILL" in failure, failure
     wait_until(page, "pyjoy.plugins().then((all) => all.find((p) => p.name === 'Arrays')?.state === 'crashed')")
+
+
+def test_a_plugin_writing_other_channels_on_its_direct_socket_reaches_nothing(page: Page, base_url: str,
+                                                                               engine: dict) -> None:
+    open_connected(page, base_url, engine["url"])
+    assert load(page, DROPPER) == "ok"
+    assert load(page, (HOSTILE / "enginedirect_other_channels.imjoy.html").read_text()) == "ok"
+    # 1,500 messages for the engine's channel and other plugins' ids, as raw frames on its socket.
+    assert page.evaluate("pyjoy.getPlugin('Direct Channel Forger').then((p) => p.forge(3, 500))") == "forged"
+    notices = page.locator("#message-log li").filter(has_text="carries only its own channel")
+    expect(notices.first).to_be_attached()  # said, a few times at most, and dropped: none kept, none delivered
+    expect(notices.filter(has_text="further ones dropped without a word")).to_have_count(1)
+    assert notices.count() <= 3
+    # Its forged `stop` calls reached no session: the other plugin runs on, and it answers still.
+    assert page.evaluate("pyjoy.getPlugin('Dropper').then((p) => p.later('still here', 0))") == "still here"
+    assert page.evaluate("pyjoy.getPlugin('Direct Channel Forger').then((p) => p.forge(0, 0))") == "forged"
 
 
 def test_a_plugin_that_cannot_take_its_direct_socket_stays_on_the_relay(page: Page, base_url: str,

@@ -127,6 +127,8 @@ export class ChannelSocket {
   #onHello;
   #onClose;
   #endsChannels;
+  #only; // the one channel a plugin's direct socket carries; null: any
+  #refused = 0; // messages for other channels, dropped (the first few said in a notice)
   resumeKey = null; // from the engine's hello: a secret, as the token
   grace = 0; // seconds
   received = 0; // the engine's messages read whole
@@ -141,11 +143,14 @@ export class ChannelSocket {
    * @param {{onNotice?: (text: string) => void, onClose?: (event: CloseEvent, resumable: boolean) => void,
    *   onHello?: (hello: object) => void}} [options]
    *   onNotice: the engine's {"error"} notices and frames that fit no call
+   *   only: the one channel name this socket carries (a plugin's direct socket: "plugin"); a
+   *   message for another is dropped, never kept nor delivered (a plugin writes this socket's frames)
    *   endsChannels: false for a plugin's direct socket, which its process closes when it ends:
    *   the engine's `close` on the main socket then says why (with its exit status)
    */
-  constructor(ws, { onNotice = () => {}, onClose = () => {}, onHello = () => {}, endsChannels = true } = {}) {
+  constructor(ws, { onNotice = () => {}, onClose = () => {}, onHello = () => {}, endsChannels = true, only = null } = {}) {
     this.#endsChannels = endsChannels;
+    this.#only = only;
     this.#onNotice = onNotice;
     this.#onHello = onHello;
     this.#onClose = onClose;
@@ -304,6 +309,9 @@ export class ChannelSocket {
         const target = typeof item.channel === "string" ? this.#channels.get(item.channel) : null;
         if (target && item.message && typeof item.message === "object") target.deliver(item.message, new RPCError(item.error));
         else this.#onNotice(`the engine sent a frame that could not be read: ${item.error}`);
+      } else if (this.#only !== null && item.channel !== this.#only) {
+        this.#refused += 1;
+        if (this.#refused <= 3) this.#onNotice(`a plugin's direct socket sent a message for channel ${JSON.stringify(String(item.channel).slice(0, 40))}: it carries only its own channel; dropped${this.#refused === 3 ? " (further ones dropped without a word)" : ""}`);
       } else if (this.#ended.has(item.channel)) {
         continue; // e.g. the `close` of a plugin this page stopped
       } else {
