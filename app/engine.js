@@ -38,8 +38,6 @@ import { Session } from "./rpc/session.js";
 
 const CLOSE_WRONG_TOKEN = 4401;
 const CLOSE_RESUME_REFUSED = 4410;
-/** How long a direct socket may take to say hello before the channel stays on the relay. */
-const DIRECT_HELLO_MS = 10000;
 /** Waits between tries to reconnect, then the last one again and again. */
 const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000, 15000];
 /** How long before its connection drops a stopping engine may end its plugins. */
@@ -304,10 +302,10 @@ export class Engine {
       const answer = (value) => {
         if (answered) return;
         answered = true;
-        clearTimeout(timer);
         resolve(value);
       };
-      const timer = setTimeout(() => { ws.close(1000, "no hello"); answer(null); }, DIRECT_HELLO_MS);
+      // No time limit: a process that has not said hello is not ready for its root either
+      // (and giving up while its hello travels would leave the two sides on different paths).
       if (socket) {
         ws.addEventListener("message", ({ data }) => {
           if (answered) return;
