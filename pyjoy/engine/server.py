@@ -29,6 +29,7 @@ import platform
 import re
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -543,6 +544,8 @@ class Control:
     def direct(self, plugin_id: str) -> dict[str, Any]:
         """A one-time ticket for the page to open the plugin's direct socket (ENGINE.md, The
         direct socket): `{ticket, path}`, valid TICKET_SECONDS, for this plugin alone."""
+        if not hasattr(socket, "SCM_RIGHTS"):  # Windows: the page stays on the relay
+            raise EngineError("direct: this platform cannot pass a socket to another process")
         plugin = self._connection.plugins.get(plugin_id) if isinstance(plugin_id, str) else None
         if plugin is None or plugin.status is not None:
             raise EngineError(f"direct: no running plugin {plugin_id!r} on this connection")
