@@ -25,7 +25,15 @@
 // the other missed, so the plugins run on, their calls in flight complete, and no
 // `onReconnect` listener runs. Refused (the period passed, what was missed is no longer
 // kept, the engine restarted), the plugins' sessions end and the page connects afresh, as above.
-import { ChannelSocket } from "./rpc/websocket.js";
+//
+// A plugin's channel moves to a direct socket once the plugin runs (ENGINE.md, "The direct
+// socket"): a second WebSocket, `/plugin?token=&plugin=&ticket=`, with a one-time ticket the
+// engine's direct(id) hands this connection, which the engine passes to the plugin's process.
+// Until the process's hello comes on it the channel is not used; a socket that closes before
+// (a plugin that cannot take it) leaves the channel on the main socket (the relay). One that
+// drops later is re-opened with a new ticket and `received=`, and each side sends what the
+// other missed, as a main socket's resume does.
+import { ChannelSocket, SplitChannel } from "./rpc/websocket.js";
 import { Session } from "./rpc/session.js";
 
 const CLOSE_WRONG_TOKEN = 4401;
@@ -269,8 +277,76 @@ export class Engine {
       output: (line) => sandbox.onOutput({ type: line?.stream === "stderr" ? "stderr" : "stdout", text: String(line?.text ?? "") }),
       exited: (event) => sandbox.crash(String(event?.reason ?? "its process exited")),
     });
-    sandbox.attach(info, new Session(socket.channel(info.id)));
+    const direct = await this.#openDirect(info.id, null).catch(() => null);
+    const channel = direct ? new SplitChannel(direct.channel("plugin"), socket.channel(info.id)) : socket.channel(info.id);
+    sandbox.direct = direct;
+    sandbox.attach(info, new Session(channel));
     return sandbox;
+  }
+
+  // The plugin's direct socket, once its process said hello on it; null where it cannot be
+  // had (the channel then stays on the relay). `socket`: the one to resume (after a drop).
+  async #openDirect(id, socket) {
+    const api = this.api;
+    if (!api) return null;
+    const { ticket, path } = await api.direct(id);
+    const url = new URL(this.url);
+    url.pathname = path;
+    url.searchParams.set("plugin", id);
+    url.searchParams.set("ticket", ticket);
+    if (socket) url.searchParams.set("received", String(socket.received));
+    const ws = new WebSocket(url.href);
+    ws.binaryType = "arraybuffer";
+    return new Promise((resolve) => {
+      let answered = false;
+      const answer = (value) => {
+        if (answered) return;
+        answered = true;
+        resolve(value);
+      };
+      // No time limit: a process that has not said hello is not ready for its root either
+      // (and giving up while its hello travels would leave the two sides on different paths).
+      if (socket) {
+        ws.addEventListener("message", ({ data }) => {
+          if (answered) return;
+          let hello = null;
+          try {
+            hello = JSON.parse(data).hello;
+          } catch { /* not a hello */ }
+          const problem = Number.isSafeInteger(hello?.received) ? socket.resume(ws, hello.received) : "the plugin did not answer with its hello";
+          if (problem) ws.close(1000, "could not resume");
+          answer(problem ? null : socket);
+        });
+        ws.addEventListener("close", () => answer(null));
+        return;
+      }
+      const direct = new ChannelSocket(ws, {
+        endsChannels: false,
+        only: "plugin",
+        onNotice: (text) => this.#listeners.notice(this, text),
+        onHello: () => answer(direct),
+        onClose: (event, resumable) => {
+          if (!answered) answer(null);
+          else if (resumable) this.#reopenDirect(id, direct, Date.now() + Math.max(direct.grace, 1) * 1000);
+        },
+      });
+    });
+  }
+
+  // A direct socket dropped: opened again (a new ticket, and what each side missed) until the
+  // grace period ends; the main socket may be down too (it resumes first). Given up, the
+  // plugin's channel fails.
+  async #reopenDirect(id, socket, until) {
+    const main = this.#socket;
+    for (let attempt = 0; Date.now() < until && !this.#removed && this.#socket === main; attempt += 1) {
+      if (this.state === "connected" && this.api) {
+        try {
+          if (await this.#openDirect(id, socket)) return;
+        } catch { /* the plugin is gone, or the engine refused: tried again until the period ends */ }
+      }
+      await new Promise((resolve) => setTimeout(resolve, BACKOFF_MS[Math.min(attempt, 3)]));
+    }
+    socket.fail(`the plugin's direct socket dropped and could not be opened again`);
   }
 }
 
@@ -279,6 +355,7 @@ class EngineSandbox {
   session = null;
   kernel = null;
   info = null;
+  direct = null; // the plugin's direct socket (a ChannelSocket), or null: its channel is on the relay
   state = "starting";
   crashedAt = null;
   onOutput = () => {};
@@ -304,6 +381,7 @@ class EngineSandbox {
     this.state = "crashed";
     this.crashedAt = Date.now();
     this.session?.close(message);
+    this.direct?.close(1000, "the plugin ended");
     for (const listener of this.#onCrash) listener(message);
   }
 
@@ -315,6 +393,7 @@ class EngineSandbox {
     if (this.state === "crashed" || this.state === "terminated") return;
     this.state = "terminated";
     this.session?.close(reason);
+    this.direct?.close(1000, reason.slice(0, 100));
     if (this.info && this.engine.api) this.engine.api.stop(this.info.id).catch(() => {});
   }
 }

@@ -17,14 +17,15 @@ that other load on the machine falls on all of them alike:
   page, calls and float32 ndarray round trips (`{_rtype: "ndarray", _rvalue: ArrayBuffer,
   ...}`, a fresh buffer each time, made untimed: a sent buffer is moved), beside a raw
   WebSocket of the same page (binaryType arraybuffer) to the echo server;
-- the Python client (`pyjoy/engine/client.py`, aiohttp, the same library as its floor's
+- the Python client (`pyjoy/engine/client.py` with `direct=True`, aiohttp, the same library as its floor's
   client), with the CPU time each path cost all its processes (client, engine and plugin,
   or client and echo server): on a machine that other work loads, wall times swing with
   it, and CPU time is what a path costs wherever it runs.
 
 1. Call latency, microseconds, median and p90 of many calls, each timed alone:
-   `await plugin.noop()` through the engine (client -> engine -> plugin process -> engine ->
-   client), beside one small text frame echoed by the bare server (the floor); from the
+   `await plugin.noop()` on the engine's plugin (client -> plugin process -> client, on the
+   plugin's direct socket that the engine passed to its process, as the page and the client
+   use it: ENGINE.md, The direct socket), beside one small text frame echoed by the bare server (the floor); from the
    page also `await plugin.call_back(f)`, the plugin calling the page's `f` before it
    answers, beside two echoes one after the other. Goal: within 1.5x of the floor (medians).
 2. Array round trips, milliseconds, median of several: a float32 array of 1, 16 and 64 MB
@@ -182,7 +183,7 @@ def cpu_ms(pids: list[int]) -> float:
 
 
 async def measure(echo_url: str, engine_url: str, rounds: int, echo_pid: int, engine_pid: int) -> dict[str, Any]:
-    client = await EngineClient.connect(engine_url)
+    client = await EngineClient.connect(engine_url, direct=True)  # as the page: the direct socket
     http = aiohttp.ClientSession()
     try:
         plugin = await client.load_plugin(BENCH_PLUGIN)

@@ -11,7 +11,7 @@ Alternating R times so that the machine's other work falls on both alike: direct
 `onnxruntime.InferenceSession` in this process (the providers the service would ask for)
 running N images one after the other; then the engine, the same N images as `run_batch`
 calls of B images each with up to K calls in flight (the next batch travels while one
-runs), through pyjoy/engine/client.py. Both warmed up first; the model is [1, 3, 224, 224],
+runs), through pyjoy/engine/client.py on the service's direct socket (as the page uses it). Both warmed up first; the model is [1, 3, 224, 224],
 so an image is one run either way. The goal (issue 11): the engine at least 0.9x of direct.
 Beside them, what the engine's transfer alone allows: the same batches, the same way, to a
 plugin that only counts them (`SINK`), so that the engine's share of the time shows apart
@@ -105,7 +105,7 @@ async def model_throughput(url: str, model: Path, integrity: str, images: int = 
     node, provider = session.get_inputs()[0], session.get_providers()[0]
     del session
     inputs = tensors(images, [dim if isinstance(dim, int) else 1 for dim in node.shape])
-    client = await EngineClient.connect(url, origin=origin)
+    client = await EngineClient.connect(url, origin=origin, direct=True)  # as the page: the direct socket
     try:
         models = (await client.model_service()).api
         sink = (await client.load_plugin(SINK)).api

@@ -22,6 +22,10 @@
 // A socket that drops then leaves the channels open (`resumable`; onClose says so): while
 // it is down, messages are kept and not written; `resume(ws, engineReceived)` goes on on a
 // new socket, sending what the engine missed, or `fail(reason)` ends every channel.
+//
+// A plugin's direct socket (ENGINE.md, "The direct socket") is a ChannelSocket too, with the
+// one channel "plugin"; `new SplitChannel(direct.channel("plugin"), socket.channel(id))`
+// sends on it and hears both (the engine's own `close` for the plugin comes on the main one).
 import { RPCError } from "./codec.js";
 import { Inbox } from "./transport.js";
 
@@ -82,6 +86,37 @@ class Channel {
   }
 }
 
+/** A plugin's channel carried by its direct socket: sends there, receives from both sockets. */
+export class SplitChannel {
+  constructor(direct, relay) {
+    this.direct = direct;
+    this.relay = relay;
+    this.name = relay.name;
+  }
+
+  get closed() {
+    return this.direct.closed && this.relay.closed;
+  }
+
+  get onMessage() {
+    return this.relay.onMessage;
+  }
+
+  set onMessage(handler) {
+    this.direct.onMessage = handler;
+    this.relay.onMessage = handler;
+  }
+
+  send(message, transfer = []) {
+    return this.direct.send(message, transfer);
+  }
+
+  close() {
+    this.direct.close();
+    this.relay.close();
+  }
+}
+
 export class ChannelSocket {
   #ws;
   #channels = new Map(); // name -> Channel
@@ -91,6 +126,9 @@ export class ChannelSocket {
   #onNotice;
   #onHello;
   #onClose;
+  #endsChannels;
+  #only; // the one channel a plugin's direct socket carries; null: any
+  #refused = 0; // messages for other channels, dropped (the first few said in a notice)
   resumeKey = null; // from the engine's hello: a secret, as the token
   grace = 0; // seconds
   received = 0; // the engine's messages read whole
@@ -105,8 +143,14 @@ export class ChannelSocket {
    * @param {{onNotice?: (text: string) => void, onClose?: (event: CloseEvent, resumable: boolean) => void,
    *   onHello?: (hello: object) => void}} [options]
    *   onNotice: the engine's {"error"} notices and frames that fit no call
+   *   only: the one channel name this socket carries (a plugin's direct socket: "plugin"); a
+   *   message for another is dropped, never kept nor delivered (a plugin writes this socket's frames)
+   *   endsChannels: false for a plugin's direct socket, which its process closes when it ends:
+   *   the engine's `close` on the main socket then says why (with its exit status)
    */
-  constructor(ws, { onNotice = () => {}, onClose = () => {}, onHello = () => {} } = {}) {
+  constructor(ws, { onNotice = () => {}, onClose = () => {}, onHello = () => {}, endsChannels = true, only = null } = {}) {
+    this.#endsChannels = endsChannels;
+    this.#only = only;
     this.#onNotice = onNotice;
     this.#onHello = onHello;
     this.#onClose = onClose;
@@ -124,7 +168,7 @@ export class ChannelSocket {
       if (this.#incoming.reading) this.received -= 1; // cut short: the engine sends it again
       this.#incoming = new Incoming();
       this.resumable = this.resumeKey !== null && !FINAL_CODES.has(event.code);
-      if (!this.resumable) this.fail(`the engine's connection closed (code ${event.code}${event.reason ? `: ${event.reason}` : ""})`);
+      if (!this.resumable && this.#endsChannels) this.fail(`the engine's connection closed (code ${event.code}${event.reason ? `: ${event.reason}` : ""})`);
       this.#onClose(event, this.resumable);
     });
   }
@@ -265,6 +309,9 @@ export class ChannelSocket {
         const target = typeof item.channel === "string" ? this.#channels.get(item.channel) : null;
         if (target && item.message && typeof item.message === "object") target.deliver(item.message, new RPCError(item.error));
         else this.#onNotice(`the engine sent a frame that could not be read: ${item.error}`);
+      } else if (this.#only !== null && item.channel !== this.#only) {
+        this.#refused += 1;
+        if (this.#refused <= 3) this.#onNotice(`a plugin's direct socket sent a message for channel ${JSON.stringify(String(item.channel).slice(0, 40))}: it carries only its own channel; dropped${this.#refused === 3 ? " (further ones dropped without a word)" : ""}`);
       } else if (this.#ended.has(item.channel)) {
         continue; // e.g. the `close` of a plugin this page stopped
       } else {

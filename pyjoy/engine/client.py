@@ -13,6 +13,10 @@ within the engine's grace period (ENGINE.md, A page that drops): its pending cal
 complete. With `auto_resume=False` it waits for `await client.resume()` instead (tests);
 a refused resume (EngineRefused, code 4410) ends its sessions with the reason. Notices the engine sends outside any call (`{"error": ...}`, ENGINE.md) land in
 `client.notices` (an asyncio.Queue of their texts).
+
+With `direct=True` a plugin's channel goes over its own direct socket (ENGINE.md, The
+direct socket), as the page's does; the client does not re-open one that drops (the
+plugin's session then ends), so tests of the relay leave it off (the default).
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from typing import Any
 import aiohttp
 
 from pyjoy.engine import wire
-from pyjoy.engine.mux import ChannelTransport, Outgoing
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from pyjoy.engine.mux import ChannelTransport, Outgoing, SplitTransport
 from pyjoy.rpc import Session
 from pyjoy.rpc.codec import dotdict
 
@@ -46,11 +52,13 @@ class RemotePlugin:
 
 class EngineClient:
     def __init__(self, http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse, url: str,
-                 origin: str | None, auto_resume: bool = True) -> None:
+                 origin: str | None, auto_resume: bool = True, direct: bool = False) -> None:
         self._http = http
         self.ws = ws
         self._url, self._origin = url, origin
         self.auto_resume = auto_resume
+        self.direct = direct
+        self._direct: list[tuple[aiohttp.ClientWebSocketResponse, Outgoing, asyncio.Task[None]]] = []
         self.outgoing = Outgoing(ws, keep=True)  # until the engine's hello says it keeps no connection
         self.notices: asyncio.Queue[str] = asyncio.Queue()
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -69,7 +77,8 @@ class EngineClient:
         self._reader = asyncio.get_running_loop().create_task(self._read(ws))
 
     @classmethod
-    async def connect(cls, url: str, origin: str | None = None, auto_resume: bool = True) -> EngineClient:
+    async def connect(cls, url: str, origin: str | None = None, auto_resume: bool = True,
+                      direct: bool = False) -> EngineClient:
         http = aiohttp.ClientSession()
         try:
             ws = await http.ws_connect(url, headers={"Origin": origin} if origin else None,
@@ -80,7 +89,7 @@ class EngineClient:
         except BaseException:
             await http.close()
             raise
-        client = cls(http, ws, url, origin, auto_resume)
+        client = cls(http, ws, url, origin, auto_resume, direct)
         root = asyncio.ensure_future(client.engine_session.remote_root())
         await asyncio.wait([root, client.closed], return_when=asyncio.FIRST_COMPLETED)
         if not root.done() or root.exception() is not None:
@@ -91,12 +100,13 @@ class EngineClient:
         client.engine = root.result()
         return client
 
-    def open_session(self, channel: str) -> Session:
-        """A pyjoy.rpc session on `channel` (messages that came for it before are kept for it)."""
+    def open_session(self, channel: str, direct: ChannelTransport | None = None) -> Session:
+        """A pyjoy.rpc session on `channel` (messages that came for it before are kept for it);
+        with `direct`, the channel is carried by that plugin's direct socket."""
         transport = self._channels.get(channel)
         if transport is None:
             transport = self._channels[channel] = ChannelTransport(self.outgoing, channel)
-        session = Session(transport)
+        session = Session(transport if direct is None else SplitTransport(direct, transport))
         self._sessions.append(session)
         return session
 
@@ -114,13 +124,51 @@ class EngineClient:
 
     async def open_plugin(self, info: Any, host: Any = None) -> RemotePlugin:
         """Loads a plugin the engine started (`info`: what start() answered) on its channel."""
-        session = self.open_session(info["id"])
+        session = self.open_session(info["id"], await self._open_direct(info["id"]) if self.direct else None)
         session.set_root(host if host is not None else {"log": print, "showMessage": print, "alert": print})
         kernel = await session.remote_root()
         api = await kernel.load_plugin()
         if isinstance(api, dict) and callable(api.get("setup")):
             await api["setup"]()
         return RemotePlugin(info, session, api)
+
+    async def _open_direct(self, plugin_id: str) -> ChannelTransport | None:
+        """The plugin's direct socket once its process said hello on it; None where it cannot."""
+        try:
+            answer = await self.engine.direct(plugin_id)
+            parts = urlsplit(self._url)
+            query = urlencode({"token": dict(pair.split("=", 1) for pair in parts.query.split("&") if "=" in pair).get("token", ""),
+                               "plugin": plugin_id, "ticket": answer["ticket"]})
+            ws = await self._http.ws_connect(urlunsplit((parts.scheme, parts.netloc, answer["path"], query, "")),
+                                             headers={"Origin": self._origin} if self._origin else None,
+                                             max_msg_size=wire.CLOSE_FRAME_BYTES, autoping=True)
+        except Exception:
+            return None
+        first = await ws.receive()
+        items = wire.Incoming().feed(first.data) if first.type is aiohttp.WSMsgType.TEXT else []
+        if not items or not isinstance(items[0], wire.Hello):
+            await ws.close()
+            return None
+        outgoing = Outgoing(ws)
+        transport = ChannelTransport(outgoing, "plugin")
+
+        async def read() -> None:
+            incoming = wire.Incoming()
+            async for received in ws:
+                if received.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                    break
+                for item in incoming.feed(received.data):
+                    if isinstance(item, wire.Complete):
+                        try:
+                            transport.deliver(wire.restore(item.header["message"], item.buffers))
+                        except Exception as error:
+                            transport.deliver(item.header["message"], error)
+                    elif isinstance(item, (wire.Notice, wire.FrameError)):
+                        self.notices.put_nowait(str(getattr(item, "text", item)))
+            transport.deliver({"type": "close", "reason": f"the plugin's direct socket closed ({ws.close_code})"})
+
+        self._direct.append((ws, outgoing, asyncio.get_running_loop().create_task(read())))
+        return transport
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         try:
@@ -227,6 +275,10 @@ class EngineClient:
         if self._resuming is not None:
             self._resuming.cancel()
         await self.outgoing.close()
+        for ws, outgoing, reader in self._direct:
+            await outgoing.close()
+            await ws.close()
+            reader.cancel()
         await self.ws.close()
         self._reader.cancel()
         await asyncio.gather(self._reader, return_exceptions=True)

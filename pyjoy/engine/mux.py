@@ -1,6 +1,7 @@
-"""Many RPC sessions over one WebSocket, either end (the engine's, or client.py's).
+"""Many RPC sessions over one WebSocket, either end (the engine's, client.py's, or a plugin
+process's direct socket: direct.py).
 
-    outgoing = Outgoing(ws)                       # ws: aiohttp's, server or client side
+    outgoing = Outgoing(ws)                       # ws: aiohttp's, server or client side; or direct.py's
     transport = ChannelTransport(outgoing, "engine")
     session = Session(transport)                  # a pyjoy.rpc session on that channel
     transport.deliver(message)                    # what the reader got for the channel
@@ -10,6 +11,7 @@
     outgoing = Outgoing(ws, keep=True)            # keeps recent messages for a resume
     outgoing.resend_problem(received)             # None when it can resend all after message `received`
     outgoing.attach(new_ws, received, first)      # after a drop: `first` (unnumbered), then those
+    SplitTransport(direct, relay)                 # a plugin's channel on its direct socket (sent there, heard on both)
 
 Frames go out in the order they were queued, one writer task per socket, so that a
 message's frames are never split by another's (ENGINE.md, Frames). `send` is synchronous,
@@ -72,6 +74,7 @@ class Outgoing:
         self._kept: collections.deque[_Kept] = collections.deque()
         self._kept_bytes = 0
         self._task: asyncio.Task[None] | None = None  # none until a socket is attached
+        self._writing = False  # the writer task is sending frames (a direct write would overtake them)
         if ws is not None:
             self._task = asyncio.get_running_loop().create_task(self._write(ws))
 
@@ -85,9 +88,24 @@ class Outgoing:
                 frame = self._keep(frame, size)
             self._queue.append(frame)
             self._queued_bytes += len(frame)
+        if not self._writing and self._ws is not None and hasattr(self._ws, "write_nowait"):
+            self._write_now()
         if self._queued_bytes > HIGH_WATER_BYTES:
             self._room.clear()
-        self._wake.set()
+        if self._queue:
+            self._wake.set()
+        else:
+            self._room.set()
+
+    def _write_now(self) -> None:
+        """Writes what is queued at once on a socket that can (`write_nowait`, direct.py's): no
+        turn of the event loop per message. What it cannot take yet waits for the writer task."""
+        while self._queue:
+            frame = self._queue[0]
+            if not self._ws.write_nowait(frame):
+                return
+            self._queue.popleft()
+            self._queued_bytes -= len(frame)
 
     def send(self, channel: str, message: Message) -> None:
         tree, buffers = wire.split(message)
@@ -168,8 +186,10 @@ class Outgoing:
     async def _write(self, ws: Any) -> None:
         try:
             while True:
+                self._writing = False
                 await self._wake.wait()
                 self._wake.clear()
+                self._writing = True
                 while self._queue:
                     frame = self._queue.popleft()
                     self._queued_bytes -= len(frame)
@@ -199,6 +219,30 @@ class Outgoing:
         self._queue.clear()
         self._kept.clear()
         self._room.set()
+
+
+class SplitTransport:
+    """A plugin's channel carried by its direct socket (ENGINE.md, The direct socket): sends on
+    `direct`, hears both (the engine's own `close` for the plugin comes on the main socket)."""
+
+    def __init__(self, direct: ChannelTransport, relay: ChannelTransport) -> None:
+        self.direct, self.relay = direct, relay
+        self.channel = relay.channel
+
+    @property
+    def closed(self) -> bool:
+        return self.direct.closed and self.relay.closed
+
+    def send(self, message: Message, transfer: list[Buffer]) -> None:
+        self.direct.send(message, transfer)
+
+    def on_message(self, handler: Handler) -> None:
+        self.direct.on_message(handler)
+        self.relay.on_message(handler)
+
+    def close(self) -> None:
+        self.direct.close()
+        self.relay.close()
 
 
 class ChannelTransport:

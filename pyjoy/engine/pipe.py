@@ -3,13 +3,17 @@
     pipe = Pipe(sock, on_frame, on_close, place=incoming.reserve)
     pipe.write(frame)          # str (TEXT) or bytes-like (BINARY), queued as it is: no copy
     pipe.write_abort()         # ABORT: drop the message being read
+    pipe.write_direct(text, fd)  # DIRECT: a note about the direct socket, with a socket passed (SCM_RIGHTS)
+    Pipe(sock, ..., receive_fds=True); pipe.fds.popleft()   # the receiver's side of a passed socket
     on_frame(kind, payload)    # called for each frame received: (TEXT, str), (BINARY, buffer), (ABORT, b"")
     pipe.pause_reading(); pipe.resume_reading()   # backpressure: the reader waits for its consumer
     pipe.unsent                # bytes queued, not yet taken by the socket
     pipe.close()               # on_close(None) at the end of the stream, on_close(error) on a broken one
 
-Each frame is 1 byte of kind (TEXT, BINARY, ABORT), 4 bytes of length (little-endian) and
-the payload, at most wire.MAX_FRAME_BYTES. A big array crosses this pipe twice per round
+Each frame is 1 byte of kind (TEXT, BINARY, ABORT, DIRECT), 4 bytes of length (little-endian) and
+the payload, at most wire.MAX_FRAME_BYTES. DIRECT frames (JSON text) are outside the
+messages: the engine hands a plugin process the page's direct socket with one (the file
+descriptor travels with its first byte), and the process says with one when it closed. A big array crosses this pipe twice per round
 trip, so it moves no byte more than the kernel must: a binary payload is received straight
 into its destination (`place(length)`: a view into the buffer its message is joined into,
 or a new bytearray), and a frame to send waits in the queue as it is, not copied into a
@@ -24,8 +28,10 @@ This module never imports aiohttp: a plugin process imports it too.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import collections
+import os
 import socket
 import struct
 import sys
@@ -34,7 +40,7 @@ from typing import Any
 
 from pyjoy.engine.wire import MAX_FRAME_BYTES, FrameError
 
-TEXT, BINARY, ABORT = 0, 1, 2
+TEXT, BINARY, ABORT, DIRECT = 0, 1, 2, 3
 _HEAD = struct.Struct("<BI")
 #: The scratch buffer small frames are read through; a payload larger than this fraction of
 #: it is received into its own buffer instead.
@@ -44,6 +50,8 @@ _DIRECT_BYTES = 64 * 1024
 _SEND_BATCH = 64
 #: Reads in a row in one callback while a big payload comes (then other work runs).
 _READS_PER_WAKE = 16
+#: Passed file descriptors one read takes (the engine passes one at a time).
+_FDS_PER_READ = 4
 
 #: What the pool keeps of received pieces that were sent on (recycled() below).
 POOL_BYTES = 32 * 2**20
@@ -54,7 +62,8 @@ Place = Callable[[int], "memoryview | None"]
 
 
 class Pipe:
-    def __init__(self, sock: socket.socket, on_frame: OnFrame, on_close: OnClose, place: Place | None = None) -> None:
+    def __init__(self, sock: socket.socket, on_frame: OnFrame, on_close: OnClose, place: Place | None = None,
+                 receive_fds: bool = False) -> None:
         sock.setblocking(False)
         self._sock = sock
         self._fd = sock.fileno()
@@ -75,6 +84,9 @@ class Pipe:
         self._paused = False
         self._ended = False  # nothing more is read
         self.closed = False
+        self._receive_fds = receive_fds
+        self.fds: collections.deque[int] = collections.deque()  # passed sockets, in the order they came
+        self._passing: dict[int, int] = {}  # id(view) -> the fd to send with its first byte (closed once sent)
         self._loop.add_reader(self._fd, self._readable)
 
     # -- sending -------------------------------------------------------------------------
@@ -94,6 +106,16 @@ class Pipe:
         if not self.closed:
             self._send([memoryview(_HEAD.pack(ABORT, 0))])
 
+    def write_direct(self, text: str, fd: int | None = None) -> None:
+        """A DIRECT frame; with `fd`, a duplicate of it goes along (the caller keeps its own)."""
+        if self.closed:
+            return
+        data = text.encode()
+        view = memoryview(_HEAD.pack(DIRECT, len(data)) + data)
+        if fd is not None:
+            self._passing[id(view)] = os.dup(fd)
+        self._send([view])
+
     def _send(self, views: list[memoryview]) -> None:
         waiting = bool(self._queue)
         for view in views:
@@ -108,14 +130,22 @@ class Pipe:
         queue = self._queue
         while queue:
             batch = [queue[i] for i in range(min(len(queue), _SEND_BATCH))]
+            passing = [at for at, view in enumerate(batch) if id(view) in self._passing]
+            ancillary = []
+            if passing:  # a passed socket goes alone, with its frame's first byte
+                batch = batch[:passing[0]] or batch[:1]
+                if passing[0] == 0:
+                    ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [self._passing[id(batch[0])]]))]
             try:
-                sent = self._sock.sendmsg(batch)
+                sent = self._sock.sendmsg(batch, ancillary)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as error:  # the process went away
                 self._end_with(None if isinstance(error, (BrokenPipeError, ConnectionResetError)) else error)
                 return
             self.unsent -= sent
+            if ancillary and sent:
+                os.close(self._passing.pop(id(batch[0])))
             while sent:
                 head = queue[0]
                 if sent >= head.nbytes:
@@ -152,11 +182,11 @@ class Pipe:
         try:
             for _ in range(_READS_PER_WAKE):
                 if self._payload is not None:
-                    n = self._sock.recv_into(self._payload[self._got:])
+                    n = self._recv_into(self._payload[self._got:])
                 else:
                     if self._end == len(self._scratch):
                         self._compact()
-                    n = self._sock.recv_into(self._view[self._end:])
+                    n = self._recv_into(self._view[self._end:])
                 if n == 0:
                     self._end_with(None)
                     return
@@ -178,6 +208,17 @@ class Pipe:
         except Exception as error:  # a broken frame (FrameError), or the consumer's failure
             self._end_with(error)
 
+    def _recv_into(self, view: memoryview) -> int:
+        if not self._receive_fds:
+            return self._sock.recv_into(view)
+        n, ancillary, _flags, _address = self._sock.recvmsg_into([view], socket.CMSG_SPACE(4 * _FDS_PER_READ))
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds = array.array("i")
+                fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+                self.fds.extend(fds)
+        return n
+
     def _parse_guarded(self) -> None:
         try:
             self._parse()
@@ -189,13 +230,13 @@ class Pipe:
         view = self._view
         while not self._paused and not self._ended and self._payload is None and self._end - self._start >= _HEAD.size:
             kind, length = _HEAD.unpack_from(self._scratch, self._start)
-            if kind not in (TEXT, BINARY, ABORT) or length > MAX_FRAME_BYTES or (kind == ABORT and length):
+            if kind not in (TEXT, BINARY, ABORT, DIRECT) or length > MAX_FRAME_BYTES or (kind == ABORT and length):
                 raise FrameError(f"a pipe frame of kind {kind} and {length} bytes (at most {MAX_FRAME_BYTES})")
             begin = self._start + _HEAD.size
             have = self._end - begin
             if have >= length:
                 self._start = begin + length
-                if kind == TEXT:
+                if kind in (TEXT, DIRECT):
                     try:
                         payload: Any = str(view[begin:begin + length], "utf-8")
                     except UnicodeDecodeError as error:
@@ -255,6 +296,12 @@ class Pipe:
         self._loop.remove_reader(self._fd)
         self._loop.remove_writer(self._fd)
         self._queue.clear()
+        for fd in self._passing.values():
+            os.close(fd)
+        self._passing.clear()
+        for fd in self.fds:
+            os.close(fd)
+        self.fds.clear()
         self.unsent = 0
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)

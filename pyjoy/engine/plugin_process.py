@@ -7,6 +7,8 @@ they came (pipe.py's frames). The process waits for the page's root (the plugin 
 its own, `{load_plugin}`, and `load_plugin()` runs the plugin's scripts as a web-python
 plugin's run in the browser (pyjoy/plugin/kernel.py: `api` a global, `from imjoy import
 api`, what `api.export` got returned), on CPython. It ends when the socket closes.
+Once the engine hands it the page's direct socket for its channel (a DIRECT frame with the
+socket passed along, direct.py), the session's messages go that way, and come from there.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import sys
 from typing import Any
 
 from pyjoy.engine import tuning, wire
-from pyjoy.engine.pipe import ABORT, TEXT, Pipe
+from pyjoy.engine.direct import Direct, available
+from pyjoy.engine.pipe import ABORT, DIRECT, TEXT, Pipe
 from pyjoy.plugin.api import api
 from pyjoy.plugin.kernel import start_plugin, user_frames
 from pyjoy.rpc import Session
@@ -31,7 +34,8 @@ from pyjoy.rpc.transport import Buffer, Handler, Message
 class PipeTransport:
     """A pyjoy.rpc Transport over the socket to the engine (pipe.py's frames). A message's
     buffers are received straight into the buffers it is joined into, and a message's own
-    buffers are sent from its memory (the transfer: no copy)."""
+    buffers are sent from its memory (the transfer: no copy). Once the page's direct socket
+    came, messages go and come there instead (direct.py)."""
 
     def __init__(self, sock: socket.socket) -> None:
         self._incoming = wire.Incoming()
@@ -39,11 +43,16 @@ class PipeTransport:
         self.closed = False
         self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.plugin: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pipe = Pipe(sock, self._frame, self._end, place=self._incoming.reserve)
+        self._pipe = Pipe(sock, self._frame, self._end, place=self._incoming.reserve, receive_fds=True)
+        self.direct = Direct(self._from_direct, self._direct_closed)
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def send(self, message: Message, transfer: list[Buffer]) -> None:
         if self.closed or self._pipe.closed:
             raise ConnectionError("the engine's pipe is closed")
+        if self.direct.attached:
+            self.direct.send(message)
+            return
         tree, buffers = wire.split(message)
         for frame in wire.frames("plugin", tree, buffers):  # the engine puts the plugin's channel in
             self._pipe.write(frame)
@@ -54,6 +63,7 @@ class PipeTransport:
 
     def close(self) -> None:
         self.closed = True
+        self.direct.close()
 
     def _end(self, error: Exception | None) -> None:
         if error is not None:
@@ -61,8 +71,39 @@ class PipeTransport:
         if not self.ended.done():
             self.ended.set_result(None)
 
+    def _from_direct(self, message: Message, problem: Exception | None) -> None:
+        if self._handler is not None and not self.closed:
+            self._handler(message, problem)
+
+    def _direct_closed(self, number: int) -> None:
+        self._pipe.write_direct(json.dumps({"closed": number}))
+
+    def _hand_over(self, note: Any) -> None:
+        """A DIRECT frame: the page's direct socket, passed with it; its end is reported back."""
+        fd = self._pipe.fds.popleft() if self._pipe.fds else None
+        if not isinstance(note, dict) or not isinstance(note.get("socket"), int) or fd is None:
+            if fd is not None:
+                os.close(fd)
+            raise wire.FrameError("the engine sent a direct socket note without its socket")
+        sock = socket.socket(fileno=fd)
+        why = available()
+        if why is not None or self._handler is None:
+            print(f"pyjoy plugin process: cannot take the direct socket: {why or 'not listening yet'}", file=sys.stderr)
+            sock.close()  # the page sees it close before any hello: it stays on the relay
+            self._direct_closed(note["socket"])
+            return
+        received = note.get("received")
+        task = asyncio.get_running_loop().create_task(
+            self.direct.attach(sock, note["socket"], received if isinstance(received, int) else None,
+                               float(note.get("grace") or 0)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _frame(self, kind: int, data: Any) -> None:
         """Each frame from the engine: the first is `{"start": plugin}`, then the session's messages."""
+        if kind == DIRECT:
+            self._hand_over(json.loads(data))
+            return
         if not self.plugin.done():
             start = json.loads(data) if kind == TEXT else None
             if not isinstance(start, dict) or not isinstance(start.get("start"), dict):
@@ -164,4 +205,5 @@ async def main(fd: int) -> None:
 if __name__ == "__main__":
     if len(sys.argv) != 2 or not sys.argv[1].isdigit():
         sys.exit("usage: python -m pyjoy.engine.plugin_process FD (the engine starts this)")
+    tuning.keep_freed_memory()  # a direct socket's frames come as fresh memory (websockets' bytes): reused
     tuning.run(main(int(sys.argv[1])))

@@ -4,6 +4,7 @@
     process.send(frame)                      # a frame from the page, relayed as it came (no copy)
     status = await process.exited            # the exit status (negative: killed by a signal)
     await process.stop()                     # SIGTERM, then SIGKILL after STOP_GRACE_S
+    await process.hand_over(fd, received, grace)   # the page's direct socket (a copy): until the process closed it
 
 The process is `PYTHON -P -m pyjoy.engine.plugin_process FD`: its messages go over one end
 of a socket pair (FD), never stdin/stdout (the plugin's print() would break them), as the
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import shutil
 import signal
@@ -32,7 +34,7 @@ from typing import Any
 from pyjoy.build.python_runtime import IMJOY_SHIM, runtime_files
 from pyjoy.engine import wire
 from pyjoy.engine.envs import child_environment
-from pyjoy.engine.pipe import ABORT, Pipe, recycled
+from pyjoy.engine.pipe import ABORT, DIRECT, Pipe, recycled
 
 STOP_GRACE_S = 3.0
 #: How much a plugin may leave unread on its pipe before a message to it fails instead of
@@ -45,7 +47,7 @@ OUTPUT_CHARACTERS_PER_INTERVAL = 16_384
 ROOT = Path(__file__).resolve().parents[2]
 # What a plugin process imports besides the browser's runtime (pyjoy.rpc, pyjoy.plugin).
 ENGINE_MODULES = ("pyjoy/engine/__init__.py", "pyjoy/engine/wire.py", "pyjoy/engine/pipe.py", "pyjoy/engine/tuning.py",
-                  "pyjoy/engine/plugin_process.py",
+                  "pyjoy/engine/plugin_process.py", "pyjoy/engine/direct.py", "pyjoy/engine/mux.py",
                   "pyjoy/engine/model_service.py")  # the model service runs as a built-in plugin
 _runtime_dirs: dict[Path, Path] = {}
 
@@ -104,6 +106,9 @@ class PluginProcess:
         # Held while they run (the loop keeps only weak references), dropped when done: a
         # plugin that runs for days waits on the page's socket many times.
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._handed = 0  # direct sockets handed over so far
+        self._direct: dict[int, asyncio.Future[None]] = {}  # by number: set when the process closed it
+        self.direct_sockets = 0  # direct sockets the process holds now
 
     @classmethod
     async def start(cls, plugin: dict[str, Any], python: str, workdir: Path, on_item: OnItem,
@@ -133,6 +138,12 @@ class PluginProcess:
         def on_frame(kind: int, data: Any) -> None:
             if kind == ABORT:
                 raise wire.FrameError("a plugin sends no ABORT")
+            if kind == DIRECT:  # {"closed": N}: it closed direct socket N
+                note = json.loads(data)
+                closed = self._direct.pop(note.get("closed") if isinstance(note, dict) else None, None)
+                if closed is not None and not closed.done():
+                    closed.set_result(None)
+                return
             for item in incoming.feed(data):
                 if isinstance(item, (wire.FrameError, wire.Notice)):
                     raise item if isinstance(item, wire.FrameError) else wire.FrameError("a plugin sends no notices")
@@ -174,6 +185,22 @@ class PluginProcess:
     def send(self, frame: str | bytes | memoryview) -> None:
         """Relays one WebSocket frame of the page's to the plugin, as it came."""
         self._pipe.write(frame)
+
+    async def hand_over(self, fd: int, received: int | None, grace: float) -> None:
+        """Passes the page's direct socket (ENGINE.md, The direct socket) to the process, and
+        returns once the process closed it, or exited: then the caller closes its own copy."""
+        if self.exited.done() or self._pipe.closed:
+            return
+        self._handed += 1
+        number = self._handed
+        closed = self._direct[number] = asyncio.get_running_loop().create_future()
+        self._pipe.write_direct(json.dumps({"socket": number, "received": received, "grace": grace}), fd)
+        self.direct_sockets += 1
+        try:
+            await asyncio.wait([closed, self.exited], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.direct_sockets -= 1
+            self._direct.pop(number, None)
 
     def abort(self) -> None:
         """Tells the plugin to drop the message it is reading (the engine failed it)."""

@@ -6,8 +6,11 @@
 A request is refused when its Origin is not allowed (HTTP 403) or its token is wrong
 (accepted, then closed with 4401 "wrong token", which a page can read); the token is
 compared with hmac.compare_digest and never logged (no access log). A connection gets the
-`engine` channel, an RPC session whose root is `Control` (start, models, stop, list, info), and
-one channel per plugin it started, relayed to that plugin's process without decoding. A
+`engine` channel, an RPC session whose root is `Control` (start, models, direct, stop, list,
+info), and one channel per plugin it started, relayed to that plugin's process without
+decoding; or, once the page opened a plugin's direct socket (`/plugin?token=&plugin=&ticket=`,
+a one-time ticket from `direct(id)`), carried by that socket, which the engine accepts and
+passes to the plugin's process (ENGINE.md, The direct socket). A
 malformed or oversized frame, or an unknown channel, is an error for its call (or an
 `{"error"}` notice); the connection stays. Its plugins end when it closes; the engine's
 end when it stops. ENGINE.md is the contract.
@@ -26,6 +29,7 @@ import platform
 import re
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -54,6 +58,10 @@ CLOSE_RESUME_REFUSED = 4410
 GRACE_SECONDS = 30.0
 #: Ended connections' key digests remembered, to say why a resume with one is refused.
 ENDED_KEYS = 1000
+#: A direct socket refused: its ticket is wrong, used, expired, or for another plugin.
+CLOSE_WRONG_TICKET = 4403
+#: How long a ticket from direct(id) may wait to be used.
+TICKET_SECONDS = 30.0
 #: Exited plugins a connection remembers (list() shows them, a message to one is answered
 #: with its exit); older ones are forgotten, so a page that starts plugins that crash, again
 #: and again, does not make the engine hold more and more.
@@ -73,10 +81,22 @@ class Plugin:
     started: dict[str, Any]  # what start() answered
     status: int | None = None
     reason: str | None = None
+    relayed: int = 0  # its messages the engine relayed, both ways (not those of its direct socket)
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "tag": self.tag,
-                "state": "running" if self.status is None else "exited", "status": self.status}
+                "state": "running" if self.status is None else "exited", "status": self.status,
+                "relayed": self.relayed, "direct": self.process.direct_sockets}
+
+
+@dataclass
+class Ticket:
+    """What direct(id) handed a connection: one use, for one plugin, until `expires`."""
+
+    secret: str
+    connection: Connection
+    plugin_id: str
+    expires: float
 
 
 class Engine:
@@ -91,19 +111,23 @@ class Engine:
         # key), then compared with compare_digest; and the digests of those that ended, why.
         self._resumable: dict[bytes, Connection] = {}
         self._ended: collections.OrderedDict[bytes, str] = collections.OrderedDict()
+        self._tickets: dict[bytes, Ticket] = {}  # by the ticket's SHA-256, as resume keys
         self.stopping = False
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/", self._handle)
+        app.router.add_get("/plugin", self._handle_plugin)
         return app
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def _open(self, request: web.Request, heartbeat: float | None) -> web.StreamResponse:
+        """The WebSocket of a request whose Origin is allowed and whose token is right; else
+        the answer that refuses it (HTTP 403, 426, or a socket closed with 4401)."""
         origin = request.headers.get("Origin")
         if origin is not None and origin.rstrip("/").lower() not in self.origins:
             return web.Response(status=403, text=f"origin {origin} is not allowed to use this engine; start it with "
                                                  f"--allow-origin {origin} to allow it")
-        ws = web.WebSocketResponse(max_msg_size=wire.CLOSE_FRAME_BYTES, compress=False, heartbeat=30)
+        ws = web.WebSocketResponse(max_msg_size=wire.CLOSE_FRAME_BYTES, compress=False, heartbeat=heartbeat)
         if not ws.can_prepare(request).ok:
             return web.Response(status=426, text="this is a PyJoy engine: connect with a WebSocket, "
                                                  "ws://HOST:PORT/?token=TOKEN")
@@ -111,6 +135,54 @@ class Engine:
         given = request.query.get("token", "").encode()
         if not hmac.compare_digest(given, self._token):
             await ws.close(code=CLOSE_WRONG_TOKEN, message=b"wrong token")
+        return ws
+
+    def ticket(self, connection: Connection, plugin_id: str) -> str:
+        now = asyncio.get_running_loop().time()
+        for digest in [digest for digest, ticket in self._tickets.items() if ticket.expires < now]:
+            del self._tickets[digest]
+        secret = secrets.token_urlsafe(32)
+        self._tickets[_digest(secret)] = Ticket(secret, connection, plugin_id, now + TICKET_SECONDS)
+        return secret
+
+    async def _handle_plugin(self, request: web.Request) -> web.StreamResponse:
+        """A page's direct socket for one plugin's channel (ENGINE.md, The direct socket):
+        checked as the main socket is, plus its ticket; then handed to the plugin's process.
+        Answered only once the process closed it (or exited): aiohttp must not write on it."""
+        ws = await self._open(request, heartbeat=None)  # no pings: the socket is the plugin's
+        if not isinstance(ws, web.WebSocketResponse) or ws.closed:
+            return ws
+        secret, plugin_id = request.query.get("ticket", ""), request.query.get("plugin", "")
+        ticket = self._tickets.pop(_digest(secret), None)
+        loop = asyncio.get_running_loop()
+        if (ticket is None or not hmac.compare_digest(secret.encode(), ticket.secret.encode())
+                or not hmac.compare_digest(plugin_id.encode(), ticket.plugin_id.encode()) or ticket.expires < loop.time()):
+            await ws.close(code=CLOSE_WRONG_TICKET, message=b"wrong ticket: ask direct(id) for one, and use it once")
+            return ws
+        received_text = request.query.get("received")
+        if received_text is not None and not re.fullmatch(r"[0-9]{1,18}", received_text):
+            await ws.close(code=CLOSE_RESUME_REFUSED, message=b"received= should be the number of messages received")
+            return ws
+        plugin = ticket.connection.plugins.get(plugin_id)
+        if plugin is None or plugin.status is not None or ticket.connection.ended:
+            await ws.close(code=CLOSE_RESUME_REFUSED, message=b"the plugin is not running")
+            return ws
+        transport = request.transport
+        assert transport is not None
+        transport.pause_reading()  # the page sends nothing before the plugin's hello: it is all the process's
+        while transport.get_write_buffer_size():  # the handshake's answer is out before the process writes
+            await asyncio.sleep(0.001)
+        sock = transport.get_extra_info("socket")
+        try:
+            await plugin.process.hand_over(sock.fileno(), None if received_text is None else int(received_text),
+                                           self.grace)
+        finally:
+            transport.abort()  # our copy; the process closed its own (or ended)
+        return ws
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        ws = await self._open(request, heartbeat=30)
+        if not isinstance(ws, web.WebSocketResponse) or ws.closed:
             return ws
         if "resume" in request.query:
             connection, received, why = await self._resume(request.query["resume"], request.query.get("received", ""))
@@ -302,6 +374,7 @@ class Connection:
                 self.report(wire.FrameError(f"plugin {plugin.name!r} ({plugin.id}): {error}", channel, message))
                 return None
             plugin.process.send(text)
+            plugin.relayed += 1
             return plugin.process
         return None
 
@@ -436,6 +509,8 @@ class Control:
             if isinstance(item, wire.Piece):
                 outgoing.send_frames([item.data])
             elif isinstance(item, wire.Start) or (isinstance(item, wire.Complete) and not item.started):
+                if plugin_id in connection.plugins:
+                    connection.plugins[plugin_id].relayed += 1
                 sizes = item.header.get("buffers", [])
                 outgoing.send_frames([wire.dumps({"channel": plugin_id, "message": item.header["message"],
                                                   "buffers": sizes})], sum(sizes))
@@ -465,6 +540,16 @@ class Control:
 
         process.exited.add_done_callback(on_exit)
         return started
+
+    def direct(self, plugin_id: str) -> dict[str, Any]:
+        """A one-time ticket for the page to open the plugin's direct socket (ENGINE.md, The
+        direct socket): `{ticket, path}`, valid TICKET_SECONDS, for this plugin alone."""
+        if not hasattr(socket, "SCM_RIGHTS"):  # Windows: the page stays on the relay
+            raise EngineError("direct: this platform cannot pass a socket to another process")
+        plugin = self._connection.plugins.get(plugin_id) if isinstance(plugin_id, str) else None
+        if plugin is None or plugin.status is not None:
+            raise EngineError(f"direct: no running plugin {plugin_id!r} on this connection")
+        return {"ticket": self._connection.engine.ticket(self._connection, plugin_id), "path": "/plugin"}
 
     async def stop(self, plugin_id: str) -> bool:
         plugin = self._connection.plugins.get(plugin_id) if isinstance(plugin_id, str) else None
