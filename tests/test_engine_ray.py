@@ -95,7 +95,14 @@ def test_the_engines_plugins_give_the_same_answers_as_ray_actors(engine: dict) -
             listed = await client.engine.list()
             assert [entry["runs"]["where"] for entry in listed] == ["cluster"]
 
-            slow = await client.load_plugin(SLOW)
+            lines: list[dict] = []
+            slow = await client.load_plugin(SLOW, output=lines.append)
+            assert await slow.api.shout("from the actor") is True
+            deadline = time.monotonic() + 10
+            while not any(line["text"] == "shout: from the actor" for line in lines):
+                assert time.monotonic() < deadline, lines
+                await asyncio.sleep(0.05)
+            assert {line["stream"] for line in lines} == {"stdout"}
             environment = await slow.api.environment()
             assert "PYJOY_ENGINE_TOKEN" not in environment["environ"]
             assert TOKEN not in json.dumps(environment)

@@ -1,7 +1,7 @@
 """The engine on a Ray cluster (`pyjoy engine --ray [ADDRESS]`): plugins as Ray actors.
 
     cluster = Cluster.connect(address, workdir, init_options)   # ray.init: a cluster, or a local Ray
-    process = await RayPluginProcess.start(plugin, cluster, workdir, on_item, progress)
+    process = await RayPluginProcess.start(plugin, cluster, workdir, on_item, on_output, progress)
     process.send(frame); process.abort(); process.check_room()  # as processes.PluginProcess
     status = await process.exited; await process.stop()
     results = await process.map("method", items, progress)      # over the plugin's replicas, in input order
@@ -35,7 +35,7 @@ from typing import Any
 
 from pyjoy.engine import wire
 from pyjoy.engine.envs import ENGINE_TOKEN_VARIABLE, RequirementError, classify
-from pyjoy.engine.processes import MAX_UNREAD_BYTES, OnItem, runtime_dir
+from pyjoy.engine.processes import MAX_UNREAD_BYTES, BoundedOutput, OnItem, OnOutput, runtime_dir
 
 #: The most replicas a plugin may ask for.
 MAX_REPLICAS = 64
@@ -170,13 +170,14 @@ class Replica:
 class RayPluginProcess:
     """A plugin's actors, with what processes.PluginProcess offers the server."""
 
-    def __init__(self, plugin: dict[str, Any], actor_class: Any, on_item: OnItem) -> None:
+    def __init__(self, plugin: dict[str, Any], actor_class: Any, on_item: OnItem, on_output: OnOutput) -> None:
         loop = asyncio.get_running_loop()
         self.pid = None
         self._plugin = plugin
         self._name = plugin["config"]["name"]
         self._actor_class = actor_class
         self._on_item = on_item
+        self._output = BoundedOutput(on_output)  # bounded as a plugin process's output is
         self.replicas: list[Replica] = []
         self.exited: asyncio.Future[int] = loop.create_future()
         self._why = ""
@@ -190,7 +191,7 @@ class RayPluginProcess:
 
     @classmethod
     async def start(cls, plugin: dict[str, Any], cluster: Cluster, workdir: Path, on_item: OnItem,
-                    progress: Progress) -> RayPluginProcess:
+                    on_output: OnOutput, progress: Progress) -> RayPluginProcess:
         import ray
 
         from pyjoy.engine.ray_worker import PluginActor
@@ -200,7 +201,7 @@ class RayPluginProcess:
         await cluster.check(options)
         runtime_env = cluster.runtime_env(config)
         actor_class = ray.remote(PluginActor).options(runtime_env=runtime_env, max_concurrency=1000, **options)
-        self = cls(plugin, actor_class, on_item)
+        self = cls(plugin, actor_class, on_item, on_output)
         if "pip" in runtime_env:
             progress({"stage": "install", "message": f"installing {', '.join(runtime_env['pip']['packages'])} on the "
                                                      "cluster's nodes (Ray runtime_env)"})
@@ -303,7 +304,10 @@ class RayPluginProcess:
 
         try:
             while True:
-                for tree, buffers in await _ray_call(self.replicas[0].actor.outbox):
+                messages, lines = await _ray_call(self.replicas[0].actor.outbox)
+                for stream, text in lines:
+                    self._output.write(stream, text)
+                for tree, buffers in messages:
                     await self._relay(tree, buffers)
         except ray.exceptions.RayError as error:
             self._end(1, f"its Ray actor (replica 0) died: {_cause(error)}")

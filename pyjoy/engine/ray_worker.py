@@ -3,7 +3,8 @@
     actor = ray.remote(PluginActor).options(...).remote(plugin, replica)
     await actor.ready.remote()          # where it runs: {node, ip, pid, resources}
     await actor.deliver.remote(batch)   # the page's messages for its session: [(tree, buffers), ...]
-    await actor.outbox.remote()         # waits for the session's messages to the page: [(tree, buffers), ...]
+    await actor.outbox.remote()         # waits for the session's messages to the page and its output lines:
+                                        # ([(tree, buffers), ...], [(stream, line), ...])
     await actor.load_console.remote()   # a replica past the first: loads the plugin with a console API
     await actor.call.remote(name, item) # calls the plugin's exported `name` with one item (map)
 
@@ -11,7 +12,9 @@ The plugin runs as in its own process (plugin_process.py): the same pyjoy.rpc se
 the page, the same `EngineKernel` and script runner, so the page cannot tell the two apart.
 Only the transport differs: the page's messages come as Ray calls (`deliver`, in order:
 the engine sends the next batch once the last was taken), the plugin's go back as the answer
-of `outbox`, which the engine keeps asking. Buffers travel as numpy uint8 arrays, which Ray
+of `outbox`, which the engine keeps asking, with the lines the plugin printed (its stdout
+and stderr, kept in the actor's log too), which the engine sends to the page as a plugin
+process's. Buffers travel as numpy uint8 arrays, which Ray
 moves through its object store (out of band, no pickling of their bytes). Replicas past the
 first have no page: they load the plugin with a console API (what it logs is printed, in
 the actor's output) and serve `call` only, the engine's `map`.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import sys
 from typing import Any
 
 from pyjoy.engine import wire
@@ -48,6 +52,7 @@ class ActorTransport:
         self._handler: Handler | None = None
         self._waiting: list[tuple[Any, list[Any]]] = []  # come before the session listened
         self._out: list[tuple[Any, list[Any]]] = []
+        self._lines: list[tuple[str, str]] = []
         self._has_out = asyncio.Event()
         self.closed = False
 
@@ -79,11 +84,37 @@ class ActorTransport:
         else:
             self._handler(message)
 
-    async def take_out(self) -> list[tuple[Any, list[Any]]]:
+    def line(self, stream: str, text: str) -> None:
+        self._lines.append((stream, text))
+        self._has_out.set()
+
+    async def take_out(self) -> tuple[list[tuple[Any, list[Any]]], list[tuple[str, str]]]:
         await self._has_out.wait()
-        out, self._out = self._out, []
+        out, self._out, lines, self._lines = self._out, [], self._lines, []
         self._has_out.clear()
-        return out
+        return out, lines
+
+
+class _Lines:
+    """sys.stdout or sys.stderr of the first replica: each line to the page too (outbox)."""
+
+    def __init__(self, stream: Any, name: str, transport: ActorTransport) -> None:
+        self._stream, self._name, self._transport = stream, name, transport
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        self._stream.write(text)
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._transport.line(self._name, line)
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 class PluginActor:
@@ -104,6 +135,8 @@ class PluginActor:
         if self._loaded is None:
             self._loaded = asyncio.Event()
         if self._replica == 0 and self._session is None:
+            sys.stdout = _Lines(sys.stdout, "stdout", self._transport)  # type: ignore[assignment]
+            sys.stderr = _Lines(sys.stderr, "stderr", self._transport)  # type: ignore[assignment]
             session = self._session = Session(self._transport)
             asyncio.get_running_loop().create_task(self._answer_root(session))
         context = ray.get_runtime_context()
@@ -124,7 +157,7 @@ class PluginActor:
         for tree, buffers in batch:
             self._transport.take(tree, buffers)
 
-    async def outbox(self) -> list[tuple[Any, list[Any]]]:
+    async def outbox(self) -> tuple[list[tuple[Any, list[Any]]], list[tuple[str, str]]]:
         return await self._transport.take_out()
 
     async def load_console(self) -> None:

@@ -462,7 +462,7 @@ class Control:
             from pyjoy.engine.ray_actors import RayPluginProcess
 
             process = await RayPluginProcess.start(plugin, connection.engine.cluster, connection.engine.workdir, relay,
-                                                   lambda event: _notify(progress, event))
+                                                   on_output, lambda event: _notify(progress, event))
             runs = process.where()
         else:
             process = await PluginProcess.start(plugin, python, connection.engine.workdir, relay, on_output)
