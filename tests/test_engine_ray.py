@@ -11,15 +11,11 @@ import json
 import os
 import signal
 import time
-from pathlib import Path
-from urllib.parse import quote
 
 import numpy as np
 import pytest
 
 pytest.importorskip("ray")
-
-from playwright.sync_api import Page, expect  # noqa: E402
 
 from pyjoy.devtools import engine_running, run_async  # noqa: E402
 from pyjoy.engine.client import EngineClient  # noqa: E402
@@ -52,14 +48,13 @@ api.export(Probed())
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory, base_url: str):
+def engine(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("ray-engine")
     wheels = root / "wheels"
     write_wheel(wheels)
     env = {"PYJOY_ENGINE_TOKEN": TOKEN, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels),
            "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    with engine_running(root / "work", "--app", base_url, "--allow-origin", APP, "--ray", "--ray-init", json.dumps(RAY_INIT),
-                        env=env) as (url, process):
+    with engine_running(root / "work", "--ray", "--ray-init", json.dumps(RAY_INIT), env=env) as (url, process):
         yield {"url": url, "process": process, "workdir": root / "work"}
 
 
@@ -215,26 +210,3 @@ def test_requirements_are_installed_on_the_node_through_ray_runtime_env(engine: 
 
     run_async(main())
 
-
-def test_the_page_maps_over_replicas_and_shows_where_its_engine_plugins_run(page: Page, base_url: str,
-                                                                            engine: dict) -> None:
-    page.goto(f"{base_url}?engine={quote(engine['url'], safe='')}")
-    expect(page.locator("#engine-status .engine-chip")).to_have_attribute("data-state", "connected", timeout=30_000)
-    loaded = page.evaluate("""(text) => pyjoy.installPlugin(text).then(() => pyjoy.reloadPlugin("Replicated"))
-      .then(() => 'ok', (e) => `${e.name}: ${e.message}`)""", REPLICATED)
-    assert loaded == "ok"
-    answer = page.evaluate("""async () => {
-      const progress = [];
-      const items = Array.from({length: 60}, (_, i) => i - 30);
-      const results = await pyjoy.mapOnEngine("Replicated", "square", items, {onProgress: (p) => progress.push(p)});
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      return {squares: results.map((r) => r.square), pids: [...new Set(results.map((r) => r.pid))], last: progress.at(-1)};
-    }""")
-    assert answer["squares"] == [(i - 30) ** 2 for i in range(60)]
-    assert len(answer["pids"]) == 2 and answer["last"] == {"done": 60, "total": 60}
-    refused = page.evaluate("pyjoy.mapOnEngine('Nobody', 'square', [1]).then(() => 'answered', (e) => e.message)")
-    assert refused == "map: no running engine plugin named Nobody"
-    # Where it runs, in the plugin list: the cluster, two actors, each one's node.
-    runs = page.locator(".plugin-item[data-name='Replicated'] .plugin-runs")
-    expect(runs).to_contain_text("Runs on the Ray cluster")
-    expect(runs).to_contain_text("2 actors")

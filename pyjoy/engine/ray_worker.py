@@ -30,7 +30,6 @@ from typing import Any
 
 from pyjoy.engine import wire
 from pyjoy.engine.plugin_process import EngineKernel, run_script
-from pyjoy.plugin.api import api
 from pyjoy.plugin.kernel import start_plugin
 from pyjoy.rpc import Session
 from pyjoy.rpc.transport import Buffer, Handler, Message, memory_pair
