@@ -124,6 +124,13 @@ def test_map_over_two_replicas_answers_two_hundred_items_in_order_with_progress(
             assert all(a["done"] <= b["done"] for a, b in zip(progress, progress[1:]))
             with pytest.raises(RemoteError, match="exports no function 'nothing'"):
                 await client.map(replicated, "nothing", [1])
+            three = await client.load_plugin(REPLICATED, replicas=3)  # a count chosen by the page, not the config's
+            assert len(three.info["runs"]["replicas"]) == 3
+            pids = {r["pid"] for r in await client.map(three, "square", list(range(30)))}
+            assert pids == {replica["pid"] for replica in three.info["runs"]["replicas"]}
+            with pytest.raises(RemoteError, match="replicas should be a whole number from 1 to 64"):
+                await client.engine.start(REPLICATED, replicas=0)
+            await client.engine.stop(three.id)
             arrays = await client.load_plugin(ARRAYS)
             stacked = [np.full((4, 4), i, dtype=np.float32) for i in range(10)]
             described = await client.map(arrays, "describe", stacked)

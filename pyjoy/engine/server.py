@@ -380,7 +380,7 @@ class Control:
         self._starting = 0  # plugins between their slot's reservation and their record (_slot)
 
     async def start(self, source: str, tag: str | None = None, progress: Any = None, output: Any = None,
-                    exited: Any = None) -> dict[str, Any]:
+                    exited: Any = None, replicas: int | None = None) -> dict[str, Any]:
         connection = self._connection
         if not isinstance(source, str):
             raise EngineError(f"start: source should be the plugin file's text, not {type(source).__name__}")
@@ -391,6 +391,11 @@ class Control:
         if config.get("type") != "native-python":
             raise EngineError(f"plugin {config['name']!r} is a {config.get('type')} plugin, which runs in the browser; "
                               "the engine runs native-python plugins")
+        if replicas is not None:  # the page's count, in place of the config's (ray_actors.actor_options checks it)
+            if connection.engine.cluster is None:
+                raise EngineError("start: replicas run on a Ray cluster (pyjoy engine --ray); this engine runs "
+                                  "each plugin as one local process")
+            config["replicas"] = replicas
         with self._slot():
             if connection.engine.cluster is not None:
                 return await self._launch(plugin, "", "cluster", output, exited, progress)
