@@ -87,6 +87,8 @@ def test_the_engines_plugins_give_the_same_answers_as_ray_actors(engine: dict) -
             add = await arrays.api.adder(5)
             assert await add(2) == 7
             assert await arrays.api.log_twice("twice") == "logged" and logged[-2:] == ["twice", "twice"]
+            cluster = (await client.engine.info())["cluster"]
+            assert cluster["address"] == "local" and cluster["nodes"] == 1 and cluster["resources"]["CPU"] == 2
             listed = await client.engine.list()
             assert [entry["runs"]["where"] for entry in listed] == ["cluster"]
 

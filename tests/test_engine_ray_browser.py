@@ -5,6 +5,7 @@ local Ray it starts (2 CPUs, a 500 MB object store), real Chromium; no mocks of 
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import quote
 
 import pytest
@@ -29,6 +30,9 @@ def test_the_page_maps_over_replicas_and_shows_where_its_engine_plugins_run(page
                                                                             engine: dict) -> None:
     page.goto(f"{base_url}?engine={quote(engine['url'], safe='')}")
     expect(page.locator("#engine-status .engine-chip")).to_have_attribute("data-state", "connected", timeout=30_000)
+    # The engine's chip says it runs plugins on a Ray cluster, and what the cluster holds.
+    expect(page.locator("#engine-status .engine-chip")).to_have_attribute(
+        "title", re.compile(r"Ray 2\.60\.0 cluster \(local\): 1 nodes, 2 CPUs, 0 GPUs"))
     loaded = page.evaluate("""(text) => pyjoy.installPlugin(text).then(() => pyjoy.reloadPlugin("Replicated"))
       .then(() => 'ok', (e) => `${e.name}: ${e.message}`)""", REPLICATED)
     assert loaded == "ok"

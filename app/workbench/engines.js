@@ -55,7 +55,7 @@ export function mountEngines(doc, { workbench, engines, dialogs, status }) {
       chip.dataset.url = engine.label;
       const why = engine.state === "refused" && engine.reason ? engine.reason : STATE_TEXT[engine.state] ?? engine.state;
       chip.textContent = `Engine ${hostOf(engine)}: ${why}`;
-      chip.title = `${engine.label}${engine.reason ? `\n${engine.reason}` : ""}${engine.info ? `\nPython ${engine.info.python}, ${engine.info.platform}` : ""}`;
+      chip.title = `${engine.label}${engine.reason ? `\n${engine.reason}` : ""}${engine.info ? `\nPython ${engine.info.python}, ${engine.info.platform}` : ""}${engine.info?.cluster ? `\nRay ${engine.info.cluster.ray} cluster (${engine.info.cluster.address}): ${engine.info.cluster.nodes} nodes, ${engine.info.cluster.resources?.CPU ?? 0} CPUs, ${engine.info.cluster.resources?.GPU ?? 0} GPUs` : ""}`;
       chip.addEventListener("click", () => forgetDialog(engine));
       return chip;
     }));

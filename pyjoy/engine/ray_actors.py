@@ -139,6 +139,17 @@ class Cluster:
 
         ray.shutdown()
 
+    async def describe(self) -> dict[str, Any]:
+        """The cluster, for info(): its address, live nodes and their resources together."""
+        import ray
+
+        nodes = [node for node in await asyncio.to_thread(ray.nodes) if node.get("Alive")]
+        totals: dict[str, float] = {}
+        for node in nodes:
+            for kind in ("CPU", "GPU", "memory"):
+                totals[kind] = totals.get(kind, 0) + node.get("Resources", {}).get(kind, 0)
+        return {"ray": ray.__version__, "address": self.address or "local", "nodes": len(nodes), "resources": totals}
+
     async def check(self, options: dict[str, Any]) -> None:
         import ray
 

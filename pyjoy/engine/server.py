@@ -518,10 +518,14 @@ class Control:
     def list(self) -> list[dict[str, Any]]:
         return [plugin.summary() for plugin in self._connection.plugins.values()]
 
-    def info(self) -> dict[str, Any]:
+    async def info(self) -> dict[str, Any]:
         from pyjoy import __version__
 
-        return {"engine": __version__, "python": platform.python_version(), "platform": platform.platform()}
+        facts = {"engine": __version__, "python": platform.python_version(), "platform": platform.platform()}
+        cluster = self._connection.engine.cluster
+        if cluster is not None:
+            facts["cluster"] = await cluster.describe()
+        return facts
 
 
 def loopback(host: str) -> bool:
