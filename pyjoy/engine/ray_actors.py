@@ -1,7 +1,7 @@
 """The engine on a Ray cluster (`pyjoy engine --ray [ADDRESS]`): plugins as Ray actors.
 
     cluster = Cluster.connect(address, workdir, init_options)   # ray.init: a cluster, or a local Ray
-    process = await RayPluginProcess.start(plugin, cluster, workdir, on_item, on_output, progress)
+    process = await RayPluginProcess.start(plugin, cluster, on_item, on_output, progress)
     process.send(frame); process.abort(); process.check_room()  # as processes.PluginProcess
     status = await process.exited; await process.stop()
     results = await process.map("method", items, progress)      # over the plugin's replicas, in input order
@@ -201,8 +201,8 @@ class RayPluginProcess:
         self._restarting: dict[int, asyncio.Task[Replica]] = {}
 
     @classmethod
-    async def start(cls, plugin: dict[str, Any], cluster: Cluster, workdir: Path, on_item: OnItem,
-                    on_output: OnOutput, progress: Progress) -> RayPluginProcess:
+    async def start(cls, plugin: dict[str, Any], cluster: Cluster, on_item: OnItem, on_output: OnOutput,
+                    progress: Progress) -> RayPluginProcess:
         import ray
 
         from pyjoy.engine.ray_worker import PluginActor

@@ -77,7 +77,8 @@ class Plugin:
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "tag": self.tag,
                 "state": "running" if self.status is None else "exited", "status": self.status,
-                "runs": self.started.get("runs")}
+                # where it runs now (a Ray replica started again is on a new actor)
+                "runs": self.process.where() if hasattr(self.process, "where") else self.started.get("runs")}
 
 
 class Engine:
@@ -466,8 +467,8 @@ class Control:
         if env == "cluster":
             from pyjoy.engine.ray_actors import RayPluginProcess
 
-            process = await RayPluginProcess.start(plugin, connection.engine.cluster, connection.engine.workdir, relay,
-                                                   on_output, lambda event: _notify(progress, event))
+            process = await RayPluginProcess.start(plugin, connection.engine.cluster, relay, on_output,
+                                                   lambda event: _notify(progress, event))
             runs = process.where()
         else:
             process = await PluginProcess.start(plugin, python, connection.engine.workdir, relay, on_output)
