@@ -219,3 +219,21 @@ def test_requirements_are_installed_on_the_node_through_ray_runtime_env(engine: 
 
     run_async(main())
 
+
+
+def test_without_ray_the_engine_refuses_replicas_and_map_saying_they_need_it(tmp_path) -> None:
+    async def main(url: str) -> None:
+        client = await EngineClient.connect(url, origin=APP)
+        try:
+            arrays = await client.load_plugin(ARRAYS)
+            assert arrays.info["runs"] == {"where": "local", "pid": arrays.info["runs"]["pid"]}
+            assert "cluster" not in await client.engine.info()
+            with pytest.raises(RemoteError, match="runs as a local process; map spreads calls .* --ray"):
+                await client.map(arrays, "describe", [np.zeros(2)])
+            with pytest.raises(RemoteError, match="replicas run on a Ray cluster"):
+                await client.engine.start(REPLICATED, replicas=2)
+        finally:
+            await client.close()
+
+    with engine_running(tmp_path, env={"PYJOY_ENGINE_TOKEN": TOKEN}) as (url, _):
+        run_async(main(url))
