@@ -243,6 +243,12 @@ window.pyjoy = {
     await workbenchReady;
     return (await enginesUI.connect(url)).describe();
   },
+  /**
+   * An engine plugin's `method(item)` for each of `items`, spread over its replicas on a Ray
+   * cluster (`pyjoy engine --ray`, config "replicas": N), results in input order;
+   * `onProgress({done, total})` as they come.
+   */
+  mapOnEngine: async (name, method, items, { onProgress } = {}) => (await pluginHost()).mapOnEngine(name, method, items, { onProgress }),
   /** [{url (without its token), state, reason, info}] of the engines this page knows. */
   engines: async () => (await enginesReady).list(),
   /** The Pyodide package index Python workers started from now on use (ends in "/"). */

@@ -4,6 +4,7 @@ native-python plugins for the app (pyjoy/engine/ENGINE.md)."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -35,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     engine.add_argument("--grace", type=float, default=30.0, metavar="SECONDS",
                         help="how long a page whose connection dropped may resume it, its plugins kept "
                              "(default: 30; 0: they end at once)")
+    engine.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help="run each plugin as a Ray actor: on the cluster at ADDRESS (auto, ray://host:port), "
+                             "or without one on a local Ray started here (needs the cluster extra)")
+    engine.add_argument("--ray-init", type=json.loads, default=None, metavar="JSON",
+                        help='keyword arguments for ray.init, e.g. \'{"num_cpus": 2, "object_store_memory": 500000000}\'')
 
     args = parser.parse_args(argv)
     if args.command == "build":
@@ -42,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "engine":
         from pyjoy.engine import server as engine_server
 
-        return engine_server.run(args.host, args.port, args.workdir, args.app, args.allow_origin, args.grace)
+        return engine_server.run(args.host, args.port, args.workdir, args.app, args.allow_origin, args.grace,
+                                 args.ray, args.ray_init)
     return server.run(args.dist, args.host, args.port)
 
 

@@ -96,8 +96,10 @@ def engine_running(workdir: Path, *args: str, env: dict[str, str] | None = None,
     )
     try:
         line = process.stdout.readline()
-        while line.startswith("warning:"):
-            line = process.stdout.readline()
+        before = ""  # warnings, and Ray's log lines with --ray
+        while line and not line.startswith("PyJoy engine at "):
+            before, line = before + line, process.stdout.readline()
+        line = line or before
         if not line.startswith("PyJoy engine at "):
             raise RuntimeError(f"pyjoy engine did not start: {line}{process.stdout.read()}")
         process.stdout.readline()  # the app link

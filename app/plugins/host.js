@@ -99,7 +99,9 @@ export class Plugin {
   }
 
   describe() {
-    return { id: this.id, name: this.name, type: this.type, version: this.config.version, state: this.state, error: this.error?.message ?? null };
+    // runs: where an engine plugin runs, as the engine's start() said (ENGINE.md): a local process or its Ray actors.
+    const runs = this.sandbox?.info?.runs ?? null;
+    return { id: this.id, name: this.name, type: this.type, version: this.config.version, state: this.state, error: this.error?.message ?? null, runs, engine: runs ? this.sandbox.engine?.label ?? null : null };
   }
 }
 
@@ -165,6 +167,20 @@ export class PluginHost {
   /** The loaded plugin with this id, or null. */
   plugin(id) {
     return this.#plugins.get(id) ?? null;
+  }
+
+  /**
+   * An engine plugin's `method(item)` for each of `items`, spread over its replicas on a Ray
+   * cluster (ENGINE.md, "On a Ray cluster": the engine's map), results in input order;
+   * onProgress({done, total}) as they come. Rejects for a plugin that is not on an engine.
+   */
+  async mapOnEngine(name, method, items, { onProgress = null } = {}) {
+    const plugin = this.plugin(this.idOf(name));
+    const sandbox = plugin?.sandbox;
+    if (!sandbox?.info?.id || !sandbox.engine?.api) throw new Error(`map: no running engine plugin named ${name}`);
+    if (!Array.isArray(items)) throw new TypeError("map: items should be an array");
+    const progress = onProgress ? (event) => onProgress({ done: event?.done ?? 0, total: event?.total ?? items.length }) : null;
+    return sandbox.engine.api.map(sandbox.info.id, method, items, { progress, _rkwargs: true });
   }
 
   /**

@@ -17,6 +17,27 @@ const STATE_TEXT = {
   disconnected: "disconnected",
 };
 
+/**
+ * Where an engine plugin runs, in words, from the engine's start() answer's `runs`: "a process
+ * (pid 123) on engine HOST", or "2 Ray actors on the cluster of engine HOST: node 10.0.0.5
+ * (1 GPU, 2 CPU), node ..." (each replica's node and the resources Ray gave it).
+ */
+export function describeRuns(runs, engineUrl = null) {
+  let on = "";
+  try {
+    on = engineUrl ? ` on engine ${new URL(engineUrl).host}` : "";
+  } catch {
+    on = "";
+  }
+  if (runs?.where !== "cluster") return `Runs as a local process${runs?.pid ? ` (pid ${runs.pid})` : ""}${on}`;
+  const replicas = Array.isArray(runs.replicas) ? runs.replicas : [];
+  const each = replicas.map((replica) => {
+    const held = Object.entries(replica?.resources ?? {}).map(([kind, amount]) => `${amount} ${kind}`).join(", ");
+    return `node ${replica?.ip ?? "?"} ${String(replica?.node ?? "").slice(0, 8)}${held ? ` (${held})` : ""}`;
+  });
+  return `Runs on the Ray cluster${on}: ${replicas.length} actor${replicas.length === 1 ? "" : "s"}, ${each.join("; ")}`;
+}
+
 function hostOf(engine) {
   return new URL(engine.label).host;
 }
@@ -34,7 +55,7 @@ export function mountEngines(doc, { workbench, engines, dialogs, status }) {
       chip.dataset.url = engine.label;
       const why = engine.state === "refused" && engine.reason ? engine.reason : STATE_TEXT[engine.state] ?? engine.state;
       chip.textContent = `Engine ${hostOf(engine)}: ${why}`;
-      chip.title = `${engine.label}${engine.reason ? `\n${engine.reason}` : ""}${engine.info ? `\nPython ${engine.info.python}, ${engine.info.platform}` : ""}`;
+      chip.title = `${engine.label}${engine.reason ? `\n${engine.reason}` : ""}${engine.info ? `\nPython ${engine.info.python}, ${engine.info.platform}` : ""}${engine.info?.cluster ? `\nRay ${engine.info.cluster.ray} cluster (${engine.info.cluster.address}): ${engine.info.cluster.nodes} nodes, ${engine.info.cluster.resources?.CPU ?? 0} CPUs, ${engine.info.cluster.resources?.GPU ?? 0} GPUs` : ""}`;
       chip.addEventListener("click", () => forgetDialog(engine));
       return chip;
     }));

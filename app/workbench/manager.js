@@ -9,6 +9,7 @@ import { fetchManifest, isNewer } from "./install.js";
 import { opForm } from "./forms.js";
 import { openEditorWindow } from "./editor-window.js";
 import { button, el } from "../ui/dom.js";
+import { describeRuns } from "./engines.js";
 
 export function mountManager(doc, { workbench, status, dialogs, windows, builtinManifest, show, actions = {} }) {
   const list = doc.getElementById("plugin-list");
@@ -41,6 +42,7 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
       if (tag === plugin.tag) Object.assign(chip, { title: "the tag it loads" }).setAttribute("aria-current", "true");
     }
     item.append(title, meta);
+    if (plugin.runs) item.append(el("p", "plugin-runs", describeRuns(plugin.runs, plugin.engine)));
     if (plugin.description) item.append(el("p", "plugin-description", plugin.description));
     if (plugin.error) item.append(el("p", "plugin-error", plugin.error));
     const actions = el("div", "plugin-actions");

@@ -177,7 +177,7 @@ export class Workbench {
       return {
         id: entry.id, name: entry.name, type: entry.type, version: entry.version, description: entry.description,
         tags: entry.tags, tag: entry.tag ?? null, icon: entry.icon, url: entry.url,
-        state: loaded?.state ?? "installed", error: loaded?.error ?? null,
+        state: loaded?.state ?? "installed", error: loaded?.error ?? null, runs: loaded?.runs ?? null, engine: loaded?.engine ?? null,
       };
     });
   }

@@ -4,6 +4,7 @@
     plugin = await client.load_plugin(source, host={"log": print})   # start, open, load_plugin, setup
     await plugin.api.process(numpy_array, on_progress)
     models = (await client.model_service()).api                        # ONNX models on the engine
+    results = await client.map(plugin, "process", items)             # over its replicas (--ray)
     await client.engine.list()
     await client.close()
 
@@ -114,6 +115,11 @@ class EngineClient:
         """Starts a plugin on the engine and loads it as the page does (ENGINE.md, A plugin's
         channel); `callbacks`: progress, output, exited (as start takes them)."""
         return await self.open_plugin(await self.engine.start(source, tag=tag, **callbacks), host)
+
+    async def map(self, plugin: RemotePlugin, name: str, items: list[Any], progress: Any = None) -> list[Any]:
+        """`name(item)` of the plugin's export for each item, spread over its replicas on a Ray
+        cluster (ENGINE.md, On a Ray cluster), results in input order; `progress({done, total})`."""
+        return await self.engine.map(plugin.id, name, items, progress=progress)
 
     async def model_service(self, **callbacks: Any) -> RemotePlugin:
         """This connection's model service (ENGINE.md, The model service), started and loaded;

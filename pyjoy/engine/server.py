@@ -86,7 +86,9 @@ class Plugin:
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "tag": self.tag,
                 "state": "running" if self.status is None else "exited", "status": self.status,
-                "relayed": self.relayed, "direct": self.process.direct_sockets}
+                "relayed": self.relayed, "direct": getattr(self.process, "direct_sockets", 0),
+                # where it runs now (a Ray replica started again is on a new actor)
+                "runs": self.process.where() if hasattr(self.process, "where") else self.started.get("runs")}
 
 
 @dataclass
@@ -100,8 +102,10 @@ class Ticket:
 
 
 class Engine:
-    def __init__(self, workdir: Path, token: str, origins: set[str], grace: float = GRACE_SECONDS) -> None:
+    def __init__(self, workdir: Path, token: str, origins: set[str], grace: float = GRACE_SECONDS,
+                 cluster: Any = None) -> None:
         self.workdir = workdir
+        self.cluster = cluster  # a ray_actors.Cluster (--ray): plugins run as Ray actors
         self.origins = {origin.rstrip("/").lower() for origin in origins}
         self.envs = Environments(workdir)
         self.grace = grace
@@ -308,7 +312,7 @@ class Connection:
             self.outgoing.detach()
         if self._incoming.reading:
             self.received -= 1
-            if isinstance(self._target, PluginProcess):
+            if _relaying(self._target):
                 self._target.abort()
         self._incoming.abort()
         self._target = None
@@ -330,7 +334,7 @@ class Connection:
                 self.take(item)
     def take(self, item: wire.Item) -> None:
         if isinstance(item, wire.FrameError):
-            if isinstance(self._target, PluginProcess):
+            if _relaying(self._target):
                 self._target.abort()  # it was reading this message: it drops it, the error is answered here
             self._target = None
             self.report(item)
@@ -341,7 +345,7 @@ class Connection:
             if self._target is None:  # answered already: its pieces are dropped quietly
                 self._incoming.abort()
         elif isinstance(item, wire.Piece):
-            if isinstance(self._target, PluginProcess):
+            if _relaying(self._target):
                 self._target.send(item.data)
             elif isinstance(self._target, list):
                 self._target.append(item.data)
@@ -423,6 +427,12 @@ class Connection:
 
 
 
+def _relaying(target: Any) -> bool:
+    """Whether a message's pieces go to a plugin (a PluginProcess, or a plugin's Ray actors),
+    not to the engine's own channel (a list) or nowhere (None)."""
+    return target is not None and not isinstance(target, list)
+
+
 def _notify(callback: Any, *args: Any) -> None:
     """Calls a page's callback without waiting; a page that went away is no error here."""
     if not callable(callback):
@@ -444,7 +454,7 @@ class Control:
         self._starting = 0  # plugins between their slot's reservation and their record (_slot)
 
     async def start(self, source: str, tag: str | None = None, progress: Any = None, output: Any = None,
-                    exited: Any = None) -> dict[str, Any]:
+                    exited: Any = None, replicas: int | None = None) -> dict[str, Any]:
         connection = self._connection
         if not isinstance(source, str):
             raise EngineError(f"start: source should be the plugin file's text, not {type(source).__name__}")
@@ -455,7 +465,14 @@ class Control:
         if config.get("type") != "native-python":
             raise EngineError(f"plugin {config['name']!r} is a {config.get('type')} plugin, which runs in the browser; "
                               "the engine runs native-python plugins")
+        if replicas is not None:  # the page's count, in place of the config's (ray_actors.actor_options checks it)
+            if connection.engine.cluster is None:
+                raise EngineError("start: replicas run on a Ray cluster (pyjoy engine --ray); this engine runs "
+                                  "each plugin as one local process")
+            config["replicas"] = replicas
         with self._slot():
+            if connection.engine.cluster is not None:
+                return await self._launch(plugin, "", "cluster", output, exited, progress)
             python, env = await connection.engine.envs.python_for(config, lambda event: _notify(progress, event))
             return await self._launch(plugin, python, env, output, exited)
 
@@ -493,8 +510,9 @@ class Control:
             self._starting -= 1
 
     async def _launch(self, plugin: dict[str, Any], python: str, env: str, output: Any,
-                      exited: Any) -> dict[str, Any]:
-        """Starts a parsed plugin's process on `python` and records it as this connection's."""
+                      exited: Any, progress: Any = None) -> dict[str, Any]:
+        """Starts a parsed plugin's process on `python` (env "cluster": its Ray actors) and
+        records it as this connection's."""
         connection = self._connection
         config = plugin["config"]
         plugin_id = "p" + secrets.token_hex(8)
@@ -520,17 +538,28 @@ class Control:
             print(f"[{name}] {text}", file=sys.stderr if stream == "stderr" else sys.stdout, flush=True)
             _notify(output, {"stream": stream, "text": text})
 
-        process = await PluginProcess.start(plugin, python, connection.engine.workdir, relay, on_output)
+        process: Any
+        if env == "cluster":
+            from pyjoy.engine.ray_actors import RayPluginProcess
+
+            process = await RayPluginProcess.start(plugin, connection.engine.cluster, relay, on_output,
+                                                   lambda event: _notify(progress, event))
+            runs = process.where()
+        else:
+            process = await PluginProcess.start(plugin, python, connection.engine.workdir, relay, on_output)
+            runs = {"where": "local", "pid": process.pid}
         if connection.ended:  # the page went away while the plugin was installed or started
             await process.stop()
             raise EngineError("the connection closed while the plugin started")
         started = {"id": plugin_id, "name": name, "type": config["type"], "tag": config.get("tag"),
-                   "version": config.get("version"), "env": env}
+                   "version": config.get("version"), "env": env, "runs": runs}
         record = connection.plugins[plugin_id] = Plugin(plugin_id, name, config.get("tag"), process, started)
 
         def on_exit(done: asyncio.Future[int]) -> None:
             record.status = done.result()
-            record.reason = f"plugin {name!r} ({plugin_id}) exited with status {describe_status(record.status)}"
+            why = process.describe_exit() if hasattr(process, "describe_exit") else ""
+            record.reason = (f"plugin {name!r} ({plugin_id}) {why}" if why else
+                             f"plugin {name!r} ({plugin_id}) exited with status {describe_status(record.status)}")
             if not connection.outgoing.closed:
                 connection.outgoing.send(plugin_id, {"type": "close", "reason": record.reason})
             _notify(exited, {"id": plugin_id, "name": name, "status": record.status, "reason": record.reason})
@@ -549,6 +578,8 @@ class Control:
         plugin = self._connection.plugins.get(plugin_id) if isinstance(plugin_id, str) else None
         if plugin is None or plugin.status is not None:
             raise EngineError(f"direct: no running plugin {plugin_id!r} on this connection")
+        if not hasattr(plugin.process, "hand_over"):  # Ray actors are on other nodes: the relay carries them
+            raise EngineError(f"direct: plugin {plugin.name!r} runs on the Ray cluster; its channel stays on this socket")
         return {"ticket": self._connection.engine.ticket(self._connection, plugin_id), "path": "/plugin"}
 
     async def stop(self, plugin_id: str) -> bool:
@@ -559,13 +590,30 @@ class Control:
         await plugin.process.stop()
         return True
 
+    async def map(self, plugin_id: str, name: str, items: list[Any], progress: Any = None) -> list[Any]:
+        """`name(item)` of a plugin's export for each of `items`, spread over its replicas (--ray),
+        the results in input order; `progress({done, total})` as they come."""
+        plugin = self._connection.plugins.get(plugin_id) if isinstance(plugin_id, str) else None
+        if plugin is None or plugin.status is not None:
+            raise EngineError(f"map: no running plugin {plugin_id!r} on this connection")
+        if not isinstance(name, str) or not isinstance(items, list):
+            raise EngineError("map: expected map(plugin_id, name, items): a function's name and a list of items")
+        if not hasattr(plugin.process, "map"):
+            raise EngineError(f"map: plugin {plugin.name!r} runs as a local process; map spreads calls over a "
+                              "plugin's replicas on a Ray cluster (pyjoy engine --ray)")
+        return await plugin.process.map(name, items, (lambda event: _notify(progress, event)) if progress else None)
+
     def list(self) -> list[dict[str, Any]]:
         return [plugin.summary() for plugin in self._connection.plugins.values()]
 
-    def info(self) -> dict[str, Any]:
+    async def info(self) -> dict[str, Any]:
         from pyjoy import __version__
 
-        return {"engine": __version__, "python": platform.python_version(), "platform": platform.platform()}
+        facts = {"engine": __version__, "python": platform.python_version(), "platform": platform.platform()}
+        cluster = self._connection.engine.cluster
+        if cluster is not None:
+            facts["cluster"] = await cluster.describe()
+        return facts
 
 
 def loopback(host: str) -> bool:
@@ -585,8 +633,10 @@ def allowed_origins(app_url: str, extra: list[str]) -> set[str]:
 
 
 def run(host: str, port: int, workdir: Path, app_url: str, extra_origins: list[str],
-        grace: float = GRACE_SECONDS) -> int:
-    """`pyjoy engine`: prints the URL and the app link, serves until Ctrl+C."""
+        grace: float = GRACE_SECONDS, ray: str | None = None, ray_init: dict[str, Any] | None = None) -> int:
+    """`pyjoy engine`: prints the URL and the app link, serves until Ctrl+C. `ray`: None runs
+    plugins as local processes; an address ("auto", "ray://host:port") or "" (a local Ray
+    started here, with `ray_init` for ray.init) runs them as Ray actors (ray_actors.py)."""
     import os
     from urllib.parse import quote
 
@@ -611,9 +661,25 @@ def run(host: str, port: int, workdir: Path, app_url: str, extra_origins: list[s
         print(f"PyJoy engine at {url}", flush=True)
         print(f"Open the app connected to it: {app_url}{separator}engine={quote(url, safe='')}", flush=True)
 
+    if ray is not None:
+        from pyjoy.engine.ray_actors import Cluster
+
+        try:
+            engine.cluster = Cluster.connect(ray or None, workdir, ray_init)
+        except Exception as error:  # no Ray installed, an address that does not answer
+            print(f"pyjoy engine: cannot use Ray{f' at {ray}' if ray else ''}: {error}", file=sys.stderr)
+            return 1
+
+    async def serve() -> None:
+        try:
+            await engine.serve(host, port, ready)
+        finally:
+            if engine.cluster is not None:
+                engine.cluster.shutdown()
+
     try:
         tuning.keep_freed_memory()
-        tuning.run(engine.serve(host, port, ready))
+        tuning.run(serve())
     except OSError as error:
         print(f"pyjoy engine: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
         return 1

@@ -1,0 +1,213 @@
+"""A native-python plugin as a Ray actor: the actor's own side (ray_actors.py is the engine's).
+
+    actor = ray.remote(PluginActor).options(...).remote(plugin, replica)
+    await actor.ready.remote()          # where it runs: {node, ip, pid, resources}
+    await actor.deliver.remote(batch)   # the page's messages for its session: [(tree, buffers), ...]
+    await actor.outbox.remote()         # waits for the session's messages to the page and its output lines:
+                                        # ([(tree, buffers), ...], [(stream, line), ...])
+    await actor.load_console.remote()   # a replica past the first: loads the plugin with a console API
+    await actor.call.remote(name, item) # calls the plugin's exported `name` with one item (map)
+
+The plugin runs as in its own process (plugin_process.py): the same pyjoy.rpc session with
+the page, the same `EngineKernel` and script runner, so the page cannot tell the two apart.
+Only the transport differs: the page's messages come as Ray calls (`deliver`, in order:
+the engine sends the next batch once the last was taken), the plugin's go back as the answer
+of `outbox`, which the engine keeps asking, with the lines the plugin printed (its stdout
+and stderr, kept in the actor's log too), which the engine sends to the page as a plugin
+process's. Buffers travel as numpy uint8 arrays, which Ray
+moves through its object store (out of band, no pickling of their bytes). Replicas past the
+first have no page: they load the plugin with a console API (what it logs is printed, in
+the actor's output) and serve `call` only, the engine's `map`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import sys
+from typing import Any
+
+from pyjoy.engine import wire
+from pyjoy.engine.plugin_process import EngineKernel, run_script
+from pyjoy.plugin.kernel import start_plugin
+from pyjoy.rpc import Session
+from pyjoy.rpc.transport import Buffer, Handler, Message, memory_pair
+
+# What a replica's console API prints: ImJoy's API functions that only report.
+CONSOLE_FUNCTIONS = ("log", "error", "alert", "showMessage", "showStatus", "showProgress", "showSnackbar")
+
+
+def _as_array(buffer: Any) -> Any:
+    import numpy as np
+
+    return np.frombuffer(buffer, dtype=np.uint8)
+
+
+class ActorTransport:
+    """A pyjoy.rpc Transport whose messages come from `deliver` and go out through `outbox`."""
+
+    def __init__(self) -> None:
+        self._handler: Handler | None = None
+        self._waiting: list[tuple[Any, list[Any]]] = []  # come before the session listened
+        self._out: list[tuple[Any, list[Any]]] = []
+        self._lines: list[tuple[str, str]] = []
+        self._has_out = asyncio.Event()
+        self.closed = False
+
+    def send(self, message: Message, transfer: list[Buffer]) -> None:
+        if self.closed:
+            raise ConnectionError("the engine went away")
+        tree, buffers = wire.split(message)
+        self._out.append((tree, [_as_array(buffer) for buffer in buffers]))
+        self._has_out.set()
+
+    def on_message(self, handler: Handler) -> None:
+        self._handler = handler
+        waiting, self._waiting = self._waiting, []
+        for tree, buffers in waiting:
+            self.take(tree, buffers)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def take(self, tree: Any, buffers: list[Any]) -> None:
+        if self._handler is None:
+            self._waiting.append((tree, buffers))
+            return
+        # Writable, as a plugin process's arrays are: what Ray's store hands out is read-only.
+        try:
+            message = wire.restore(tree, [bytearray(memoryview(buffer).cast("B")) for buffer in buffers])
+        except Exception as error:
+            self._handler(tree, error)
+        else:
+            self._handler(message)
+
+    def line(self, stream: str, text: str) -> None:
+        self._lines.append((stream, text))
+        self._has_out.set()
+
+    async def take_out(self) -> tuple[list[tuple[Any, list[Any]]], list[tuple[str, str]]]:
+        await self._has_out.wait()
+        out, self._out, lines, self._lines = self._out, [], self._lines, []
+        self._has_out.clear()
+        return out, lines
+
+
+class _Lines:
+    """sys.stdout or sys.stderr of the first replica: each line to the page too (outbox)."""
+
+    def __init__(self, stream: Any, name: str, transport: ActorTransport) -> None:
+        self._stream, self._name, self._transport = stream, name, transport
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        self._stream.write(text)
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._transport.line(self._name, line)
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class PluginActor:
+    """One plugin instance (ray.remote'd by ray_actors.py, with the plugin's resources)."""
+
+    def __init__(self, plugin: dict[str, Any], replica: int) -> None:
+        self._plugin = plugin
+        self._replica = replica
+        self._transport = ActorTransport()
+        self._session: Session | None = None
+        self._exported: Any = None
+        self._loaded = asyncio.Event() if _has_loop() else None
+
+    async def ready(self) -> dict[str, Any]:
+        """Starts the page's session (the first replica) and says where the actor runs."""
+        import ray
+
+        if self._loaded is None:
+            self._loaded = asyncio.Event()
+        if self._replica == 0 and self._session is None:
+            sys.stdout = _Lines(sys.stdout, "stdout", self._transport)  # type: ignore[assignment]
+            sys.stderr = _Lines(sys.stderr, "stderr", self._transport)  # type: ignore[assignment]
+            session = self._session = Session(self._transport)
+            asyncio.get_running_loop().create_task(self._answer_root(session))
+        context = ray.get_runtime_context()
+        return {"node": context.get_node_id(), "ip": ray.util.get_node_ip_address(), "pid": os.getpid(),
+                "resources": context.get_assigned_resources(), "replica": self._replica}
+
+    async def _answer_root(self, session: Session) -> None:
+        await session.remote_root()  # the page's root first: then it has opened this channel
+        if not session.closed:
+            session.set_root(_Kernel(self, session, self._plugin))
+
+    def loaded(self, exported: Any) -> None:
+        self._exported = exported
+        assert self._loaded is not None
+        self._loaded.set()
+
+    async def deliver(self, batch: list[tuple[Any, list[Any]]]) -> None:
+        for tree, buffers in batch:
+            self._transport.take(tree, buffers)
+
+    async def outbox(self) -> tuple[list[tuple[Any, list[Any]]], list[tuple[str, str]]]:
+        return await self._transport.take_out()
+
+    async def load_console(self) -> None:
+        """Loads the plugin without a page (a replica past the first): its API prints."""
+        host, plugin_end = memory_pair()
+        Session(host).set_root({name: _printer(name) for name in CONSOLE_FUNCTIONS})
+        exported = await start_plugin(self._plugin, Session(plugin_end), run_script)
+        await _setup(exported)
+        self.loaded(exported)
+
+    async def call(self, name: str, item: Any) -> Any:
+        """The plugin's exported function `name` on one item (the engine's map)."""
+        assert self._loaded is not None
+        await self._loaded.wait()
+        function = self._exported.get(name) if isinstance(self._exported, dict) else getattr(self._exported, name, None)
+        if not callable(function):
+            raise AttributeError(f"plugin {self._plugin['config']['name']!r} exports no function {name!r}")
+        result = function(item)
+        return await result if inspect.isawaitable(result) else result
+
+
+class _Kernel(EngineKernel):
+    """The page's kernel: loads the plugin as a plugin process does, and keeps what it exported for `call`."""
+
+    def __init__(self, actor: PluginActor, session: Session, plugin: dict[str, Any]) -> None:
+        super().__init__(session, plugin)
+        self._actor = actor
+
+    async def load_plugin(self, _plugin: Any = None) -> Any:
+        exported = await super().load_plugin(_plugin)
+        self._actor.loaded(exported)
+        return exported
+
+
+async def _setup(exported: Any) -> None:
+    setup = exported.get("setup") if isinstance(exported, dict) else getattr(exported, "setup", None)
+    if callable(setup):
+        result = setup()
+        if inspect.isawaitable(result):
+            await result
+
+
+def _printer(name: str) -> Any:
+    def report(*args: Any, **_kwargs: Any) -> None:
+        print(f"{name}:", *args, flush=True)
+    return report
+
+
+def _has_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+        return True
+    except RuntimeError:
+        return False

@@ -1,0 +1,239 @@
+"""The engine on a Ray cluster (`pyjoy engine --ray`), end to end: a real local Ray started by
+the engine this module runs (2 CPUs, a 500 MB object store, no dashboard), real actors, and
+the Python client connecting as a page would. No mocks of Ray. The requirement test installs
+a wheel this file's sibling writes, through Ray's runtime_env (pip, told --no-index and the
+wheel's folder by PIP_ variables the local Ray inherits from the engine)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ray")
+
+from pyjoy.devtools import engine_running, run_async  # noqa: E402
+from pyjoy.engine.client import EngineClient  # noqa: E402
+from pyjoy.rpc import ClosedError, RemoteError  # noqa: E402
+from tests.test_engine import APP, ARRAYS, PROBE, SLOW, TOKEN, plugin, write_wheel  # noqa: E402
+
+RAY_INIT = {"num_cpus": 2, "object_store_memory": 500 * 10**6}
+
+REPLICATED = plugin("Replicated", '''
+import os
+class Replicated:
+    def square(self, x):
+        return {"square": x * x, "pid": os.getpid()}
+    def pid(self):
+        return os.getpid()
+    def slow_square(self, x):
+        import time
+        time.sleep(0.05)
+        return x * x
+api.export(Replicated())
+''', replicas=2)
+
+PROBED = plugin("Probed", '''
+import pyjoy_engine_probe
+class Probed:
+    def value(self):
+        return pyjoy_engine_probe.VALUE
+api.export(Probed())
+''', requirements=[f"{PROBE}==0.1.0"])
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("ray-engine")
+    wheels = root / "wheels"
+    write_wheel(wheels)
+    env = {"PYJOY_ENGINE_TOKEN": TOKEN, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels),
+           "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    with engine_running(root / "work", "--ray", "--ray-init", json.dumps(RAY_INIT), env=env) as (url, process):
+        yield {"url": url, "process": process, "workdir": root / "work"}
+
+
+def connect(engine: dict):
+    return EngineClient.connect(engine["url"], origin=APP)
+
+
+def test_the_engines_plugins_give_the_same_answers_as_ray_actors(engine: dict) -> None:
+    async def main() -> None:
+        client = await connect(engine)
+        try:
+            logged: list[str] = []
+            arrays = await client.load_plugin(ARRAYS, host={"log": logged.append})
+            assert arrays.info["env"] == "cluster"
+            runs = arrays.info["runs"]
+            assert runs["where"] == "cluster" and len(runs["replicas"]) == 1
+            assert runs["replicas"][0]["pid"] != engine["process"].pid and runs["replicas"][0]["node"]
+            assert logged == ["arrays ready"]
+            for dtype in ("uint8", "int16", "float32", "float64", "bool"):
+                a = (np.arange(24).reshape(2, 3, 4) % 2).astype(dtype) if dtype == "bool" else \
+                    np.arange(24, dtype=dtype).reshape(2, 3, 4)
+                described = await arrays.api.describe(a)
+                assert described == {"dtype": dtype, "shape": [2, 3, 4], "sum": float(a.sum()), "is_numpy": True}
+                back = await arrays.api.plus_one(a)
+                expected = ~a if dtype == "bool" else a + np.ones(1, dtype=dtype)
+                assert back.dtype == a.dtype and np.array_equal(back, expected)
+            big = np.random.default_rng(1).random((1024, 1024), dtype=np.float32)  # 4 MiB: pieces both ways
+            assert np.array_equal(await arrays.api.plus_one(big), big + 1)
+            assert await arrays.api.through_page(lambda x: x + 10, np.arange(3)) == pytest.approx([11, 13, 15])
+            add = await arrays.api.adder(5)
+            assert await add(2) == 7
+            assert await arrays.api.log_twice("twice") == "logged" and logged[-2:] == ["twice", "twice"]
+            cluster = (await client.engine.info())["cluster"]
+            assert cluster["address"] == "local" and cluster["nodes"] == 1 and cluster["resources"]["CPU"] == 2
+            listed = await client.engine.list()
+            assert [entry["runs"]["where"] for entry in listed] == ["cluster"]
+
+            lines: list[dict] = []
+            slow = await client.load_plugin(SLOW, output=lines.append)
+            assert await slow.api.shout("from the actor") is True
+            deadline = time.monotonic() + 10
+            while not any(line["text"] == "shout: from the actor" for line in lines):
+                assert time.monotonic() < deadline, lines
+                await asyncio.sleep(0.05)
+            assert {line["stream"] for line in lines} == {"stdout"}
+            environment = await slow.api.environment()
+            assert "PYJOY_ENGINE_TOKEN" not in environment["environ"]
+            assert TOKEN not in json.dumps(environment)
+        finally:
+            await client.close()
+
+    run_async(main())
+
+
+def test_map_over_two_replicas_answers_two_hundred_items_in_order_with_progress(engine: dict) -> None:
+    async def main() -> None:
+        client = await connect(engine)
+        try:
+            replicated = await client.load_plugin(REPLICATED)
+            replicas = replicated.info["runs"]["replicas"]
+            assert len(replicas) == 2 and len({replica["pid"] for replica in replicas}) == 2
+            progress: list[dict] = []
+            items = [int(x) for x in np.random.default_rng(7).integers(-1000, 1000, 200)]
+            results = await client.map(replicated, "square", items, progress=progress.append)
+            assert [result["square"] for result in results] == [x * x for x in items]
+            assert {result["pid"] for result in results} == {replica["pid"] for replica in replicas}
+            await asyncio.sleep(0.2)  # the last progress call is not awaited by map's answer
+            assert progress[-1] == {"done": 200, "total": 200}
+            assert all(a["done"] <= b["done"] for a, b in zip(progress, progress[1:]))
+            with pytest.raises(RemoteError, match="exports no function 'nothing'"):
+                await client.map(replicated, "nothing", [1])
+            three = await client.load_plugin(REPLICATED, replicas=3)  # a count chosen by the page, not the config's
+            assert len(three.info["runs"]["replicas"]) == 3
+            pids = {r["pid"] for r in await client.map(three, "square", list(range(30)))}
+            assert pids == {replica["pid"] for replica in three.info["runs"]["replicas"]}
+            with pytest.raises(RemoteError, match="replicas should be a whole number from 1 to 64"):
+                await client.engine.start(REPLICATED, replicas=0)
+            await client.engine.stop(three.id)
+            arrays = await client.load_plugin(ARRAYS)
+            stacked = [np.full((4, 4), i, dtype=np.float32) for i in range(10)]
+            described = await client.map(arrays, "describe", stacked)
+            assert [d["sum"] for d in described] == [16.0 * i for i in range(10)]
+        finally:
+            await client.close()
+
+    run_async(main())
+
+
+def test_a_request_no_node_can_satisfy_is_refused_at_once(engine: dict) -> None:
+    async def main() -> None:
+        client = await connect(engine)
+        try:
+            for resources, expected in (({"gpus": 1}, "no node in the cluster has a GPU"),
+                                        ({"cpus": 64}, "no node in the cluster has 64 CPUs"),
+                                        ({"memory": "4TB"}, "no node in the cluster has 4e\\+12 bytes of memory"),
+                                        ({"gpu": 1}, "unknown 'gpu'")):
+                started = time.monotonic()
+                with pytest.raises(RemoteError, match=expected):
+                    await client.engine.start(plugin("Greedy", "api.export({})", resources=resources))
+                assert time.monotonic() - started < 5
+            assert await client.engine.list() == []
+        finally:
+            await client.close()
+
+    run_async(main())
+
+
+def test_an_actor_killed_mid_call_fails_its_calls_at_once_and_a_replica_is_started_again(engine: dict) -> None:
+    async def main() -> None:
+        client = await connect(engine)
+        try:
+            slow = await client.load_plugin(SLOW)
+            pid = await slow.api.pid()
+            waiting = asyncio.ensure_future(slow.api.wait())
+            await asyncio.sleep(0.3)
+            os.kill(pid, signal.SIGKILL)
+            started = time.monotonic()
+            with pytest.raises((ClosedError, RemoteError), match="Ray actor .*died"):
+                await waiting
+            assert time.monotonic() - started < 15
+            entry = next(e for e in await client.engine.list() if e["id"] == slow.id)
+            assert entry["state"] == "exited"
+            again = await client.load_plugin(SLOW)  # a new actor
+            assert await again.api.pid() != pid
+
+            replicated = await client.load_plugin(REPLICATED)
+            second = replicated.info["runs"]["replicas"][1]["pid"]
+            mapping = asyncio.ensure_future(client.map(replicated, "slow_square", list(range(400))))
+            await asyncio.sleep(1.0)
+            os.kill(second, signal.SIGKILL)
+            with pytest.raises(RemoteError, match="replica 1 of plugin 'Replicated' died .*started again"):
+                await mapping
+            deadline = time.monotonic() + 60
+            while True:  # the replica comes back: a later map uses two live actors again
+                try:
+                    results = await client.map(replicated, "square", list(range(40)))
+                    break
+                except RemoteError:
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.5)
+            assert [r["square"] for r in results] == [x * x for x in range(40)]
+            pids = {r["pid"] for r in results}
+            assert len(pids) == 2 and second not in pids
+        finally:
+            await client.close()
+
+    run_async(main())
+
+
+def test_requirements_are_installed_on_the_node_through_ray_runtime_env(engine: dict) -> None:
+    async def main() -> None:
+        client = await connect(engine)
+        try:
+            progress: list[dict] = []
+            probed = await client.load_plugin(PROBED, progress=progress.append)
+            assert await probed.api.value() == "probe 0.1.0"
+            assert any(PROBE in event["message"] and "runtime_env" in event["message"] for event in progress)
+            with pytest.raises(RemoteError, match="file: URLs"):
+                await client.engine.start(plugin("Local", "api.export({})", requirements=["x @ file:///etc"]))
+        finally:
+            await client.close()
+
+    run_async(main())
+
+
+
+def test_without_ray_the_engine_refuses_replicas_and_map_saying_they_need_it(tmp_path) -> None:
+    async def main(url: str) -> None:
+        client = await EngineClient.connect(url, origin=APP)
+        try:
+            arrays = await client.load_plugin(ARRAYS)
+            assert arrays.info["runs"] == {"where": "local", "pid": arrays.info["runs"]["pid"]}
+            assert "cluster" not in await client.engine.info()
+            with pytest.raises(RemoteError, match="runs as a local process; map spreads calls .* --ray"):
+                await client.map(arrays, "describe", [np.zeros(2)])
+            with pytest.raises(RemoteError, match="replicas run on a Ray cluster"):
+                await client.engine.start(REPLICATED, replicas=2)
+        finally:
+            await client.close()
+
+    with engine_running(tmp_path, env={"PYJOY_ENGINE_TOKEN": TOKEN}) as (url, _):
+        run_async(main(url))

@@ -1,0 +1,53 @@
+"""The engine on a Ray cluster from the page: `pyjoy.mapOnEngine` over a plugin's replicas,
+and the plugin list saying where an engine plugin runs. A real `pyjoy engine --ray` on a
+local Ray it starts (2 CPUs, a 500 MB object store), real Chromium; no mocks of Ray."""
+
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import quote
+
+import pytest
+from playwright.sync_api import Page, expect
+
+pytest.importorskip("ray")
+
+from pyjoy.devtools import engine_running  # noqa: E402
+from tests.test_engine import TOKEN  # noqa: E402
+from tests.test_engine_ray import RAY_INIT, REPLICATED  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory, base_url: str):
+    root = tmp_path_factory.mktemp("ray-engine-browser")
+    with engine_running(root / "work", "--app", base_url, "--ray", "--ray-init", json.dumps(RAY_INIT),
+                        env={"PYJOY_ENGINE_TOKEN": TOKEN}) as (url, process):
+        yield {"url": url, "process": process}
+
+
+def test_the_page_maps_over_replicas_and_shows_where_its_engine_plugins_run(page: Page, base_url: str,
+                                                                            engine: dict) -> None:
+    page.goto(f"{base_url}?engine={quote(engine['url'], safe='')}")
+    expect(page.locator("#engine-status .engine-chip")).to_have_attribute("data-state", "connected", timeout=30_000)
+    # The engine's chip says it runs plugins on a Ray cluster, and what the cluster holds.
+    expect(page.locator("#engine-status .engine-chip")).to_have_attribute(
+        "title", re.compile(r"Ray 2\.60\.0 cluster \(local\): 1 nodes, 2 CPUs, 0 GPUs"))
+    loaded = page.evaluate("""(text) => pyjoy.installPlugin(text).then(() => pyjoy.reloadPlugin("Replicated"))
+      .then(() => 'ok', (e) => `${e.name}: ${e.message}`)""", REPLICATED)
+    assert loaded == "ok"
+    answer = page.evaluate("""async () => {
+      const progress = [];
+      const items = Array.from({length: 60}, (_, i) => i - 30);
+      const results = await pyjoy.mapOnEngine("Replicated", "square", items, {onProgress: (p) => progress.push(p)});
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      return {squares: results.map((r) => r.square), pids: [...new Set(results.map((r) => r.pid))], last: progress.at(-1)};
+    }""")
+    assert answer["squares"] == [(i - 30) ** 2 for i in range(60)]
+    assert len(answer["pids"]) == 2 and answer["last"] == {"done": 60, "total": 60}
+    refused = page.evaluate("pyjoy.mapOnEngine('Nobody', 'square', [1]).then(() => 'answered', (e) => e.message)")
+    assert refused == "map: no running engine plugin named Nobody"
+    # Where it runs, in the plugin list: the cluster, two actors, each one's node.
+    runs = page.locator(".plugin-item[data-name='Replicated'] .plugin-runs")
+    expect(runs).to_contain_text("Runs on the Ray cluster")
+    expect(runs).to_contain_text("2 actors")
