@@ -129,8 +129,9 @@ class Cluster:
             job_env["env_vars"] = {"PYJOY_APP_URL": os.environ["PYJOY_APP_URL"]}
         options = {"include_dashboard": False, "namespace": "pyjoy", "logging_level": logging.WARNING,
                    "runtime_env": job_env, **(init_options or {})}
-        if address:
-            options["address"] = address
+        # Without an address, a Ray of the engine's own: "local" starts one even where another
+        # runs on this machine (ray.init() alone would join that one, as `auto` does).
+        options["address"] = address or "local"
         ray.init(**options)
         return cls(address)
 
