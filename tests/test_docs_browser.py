@@ -36,6 +36,13 @@ LOAD_PLUGIN_BLOCK = """async ([text, where, bound]) => {
   catch (error) { window.__docsPlugin = null; return `${where}: ${error.name}: ${error.message}`; }
 }"""
 
+# A `json workflow` block, through the validator every workflow from a link goes through
+# (pyjoy.workflowURL encodes only what parseWorkflow accepts).
+VALIDATE_WORKFLOW = """async ([text, where]) => {
+  try { await pyjoy.workflowURL(text); return null; }
+  catch (error) { return `${where}: ${error.name}: ${error.message}`; }
+}"""
+
 
 @pytest.fixture(scope="module")
 def app(browser, base_url: str):
@@ -144,8 +151,10 @@ def test_every_runnable_example_loads_and_answers(app: Page, base_url: str, tmp_
             for block in blocks(page):
                 if "plugin" in block.marks:
                     failure = app.evaluate(LOAD_PLUGIN_BLOCK, [block.text, block.where(), BOUND_MS])
-                elif block.marks == ["page"] and block.language == "js":
+                elif block.marks in (["page"], ["page", "engine"]) and block.language == "js":
                     failure = app.evaluate(RUN_PAGE_BLOCK, [block.text, block.where(), BOUND_MS])
+                elif block.marks == ["workflow"] and block.language == "json":
+                    failure = app.evaluate(VALIDATE_WORKFLOW, [block.text, block.where()])
                 else:
                     continue
                 ran += 1
@@ -153,6 +162,9 @@ def test_every_runnable_example_loads_and_answers(app: Page, base_url: str, tmp_
                     failures.append(failure)
     assert not failures, "\n".join(failures)
     assert ran >= 10
+    # The validator refuses what is not a workflow, naming what is wrong.
+    refused = app.evaluate(VALIDATE_WORKFLOW, ['{"name": "x", "steps": []}', "a bad one"])
+    assert refused and "Not a valid workflow: steps must be a non-empty list" in refused, refused
 
 
 class _nothing:
