@@ -13,7 +13,7 @@ import pytest
 
 from docs_pages import ROOT, anchors, blocks, links, page_paths, read
 
-MARKS = {"plugin", "page", "cpython", "engine", "app", "workflow"}
+MARKS = {"plugin", "page", "cpython", "engine", "app", "workflow", "person"}
 
 
 def resolve(page: str, href: str) -> tuple[str, str]:

@@ -25,9 +25,9 @@ HOSTILE = Path(__file__).parent / "plugins" / "hostile"
 BOUND_MS = 90_000
 RUN_PAGE_BLOCK = """async ([code, where, bound]) => {
   const assert = (condition, message) => { if (!condition) throw new Error(message ?? "assertion failed"); };
-  const run = new Function("pyjoy", "plugin", "assert", `return (async () => {\\n${code}\\n})();`);
+  const run = new Function("pyjoy", "plugin", "api", "assert", `return (async () => {\\n${code}\\n})();`);
   const late = new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer in ${bound} ms`)), bound));
-  try { await Promise.race([run(window.pyjoy, window.__docsPlugin, assert), late]); return null; }
+  try { await Promise.race([run(window.pyjoy, window.__docsPlugin, window.pyjoy.api, assert), late]); return null; }
   catch (error) { return `${where}: ${error.name}: ${error.message}`; }
 }"""
 LOAD_PLUGIN_BLOCK = """async ([text, where, bound]) => {
@@ -42,6 +42,33 @@ VALIDATE_WORKFLOW = """async ([text, where]) => {
   try { await pyjoy.workflowURL(text); return null; }
   catch (error) { return `${where}: ${error.name}: ${error.message}`; }
 }"""
+
+# A `js page person` block waits for a person: it is started, and the test answers as one
+# would, pressing each dialog's primary button (OK, Save, Choose…) and giving the file
+# chooser a file, until the block ends.
+START_PAGE_BLOCK = f"""(args) => {{
+  window.__docsDone = undefined;
+  ({RUN_PAGE_BLOCK})(args).then((failure) => {{ window.__docsDone = failure ?? "ok"; }});
+}}"""
+
+
+def run_answering(app: Page, block, chosen: Path) -> str | None:
+    def choose(chooser) -> None:
+        chooser.set_files(str(chosen))
+    app.on("filechooser", choose)
+    try:
+        app.evaluate(START_PAGE_BLOCK, [block.text, block.where(), BOUND_MS])
+        for _ in range(BOUND_MS // 100):
+            done = app.evaluate("window.__docsDone")
+            if done is not None:
+                return None if done == "ok" else done
+            primary = app.locator("dialog[open] .dialog-buttons button:not(.secondary)")
+            if primary.count():
+                primary.last.click()
+            app.wait_for_timeout(100)
+        return f"{block.where()}: not done after the person answered"
+    finally:
+        app.remove_listener("filechooser", choose)
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +166,8 @@ def test_links_search_highlighting_and_the_address(app: Page, base_url: str) -> 
 
 def test_every_runnable_example_loads_and_answers(app: Page, base_url: str, tmp_path: Path) -> None:
     failures = []
+    chosen = tmp_path / "cells.png"  # what the person chooses when a block asks for a file
+    chosen.write_bytes(bytes(range(16)))
     engine_blocks = any("engine" in block.marks for page in page_paths() for block in blocks(page))
     with engine_running(tmp_path, "--app", base_url) if engine_blocks else _nothing() as engine:
         app.goto(base_url)
@@ -153,6 +182,8 @@ def test_every_runnable_example_loads_and_answers(app: Page, base_url: str, tmp_
                     failure = app.evaluate(LOAD_PLUGIN_BLOCK, [block.text, block.where(), BOUND_MS])
                 elif block.marks in (["page"], ["page", "engine"]) and block.language == "js":
                     failure = app.evaluate(RUN_PAGE_BLOCK, [block.text, block.where(), BOUND_MS])
+                elif block.marks == ["page", "person"] and block.language == "js":
+                    failure = run_answering(app, block, chosen)
                 elif block.marks == ["workflow"] and block.language == "json":
                     failure = app.evaluate(VALIDATE_WORKFLOW, [block.text, block.where()])
                 else:
