@@ -51,13 +51,40 @@ START_PAGE_BLOCK = f"""(args) => {{
   ({RUN_PAGE_BLOCK})(args).then((failure) => {{ window.__docsDone = failure ?? "ok"; }});
 }}"""
 
+# A `python person` block is a Python plugin's code (`api`, top-level `await`): this plugin
+# runs it as Pyodide would a cell, given the text.
+PYTHON_RUNNER = """<config lang="json">
+{"name": "Docs Python Runner", "type": "web-python", "version": "0.1.0"}
+</config>
+<script lang="python">
+import ast
+from imjoy import api
+
+class Runner:
+    async def run(self, text):
+        code = compile(text, "<docs example>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        done = eval(code, {"api": api, "__name__": "__main__"})
+        if done is not None:
+            await done
+
+api.export(Runner())
+</script>"""
+START_PYTHON_BLOCK = """async ([runner, code, where]) => {
+  window.__docsDone = undefined;
+  const plugin = await pyjoy.loadPlugin(runner);
+  plugin.run(code).then(() => { window.__docsDone = "ok"; }, (error) => { window.__docsDone = `${where}: ${error.name}: ${error.message}`; });
+}"""
+
 
 def run_answering(app: Page, block, chosen: Path) -> str | None:
     def choose(chooser) -> None:
         chooser.set_files(str(chosen))
     app.on("filechooser", choose)
     try:
-        app.evaluate(START_PAGE_BLOCK, [block.text, block.where(), BOUND_MS])
+        if block.language == "python":
+            app.evaluate(START_PYTHON_BLOCK, [PYTHON_RUNNER, block.text, block.where()])
+        else:
+            app.evaluate(START_PAGE_BLOCK, [block.text, block.where(), BOUND_MS])
         for _ in range(BOUND_MS // 100):
             done = app.evaluate("window.__docsDone")
             if done is not None:
@@ -182,7 +209,7 @@ def test_every_runnable_example_loads_and_answers(app: Page, base_url: str, tmp_
                     failure = app.evaluate(LOAD_PLUGIN_BLOCK, [block.text, block.where(), BOUND_MS])
                 elif block.marks in (["page"], ["page", "engine"]) and block.language == "js":
                     failure = app.evaluate(RUN_PAGE_BLOCK, [block.text, block.where(), BOUND_MS])
-                elif block.marks == ["page", "person"] and block.language == "js":
+                elif block.marks == ["person"] and block.language == "python" or block.marks == ["page", "person"] and block.language == "js":
                     failure = run_answering(app, block, chosen)
                 elif block.marks == ["workflow"] and block.language == "json":
                     failure = app.evaluate(VALIDATE_WORKFLOW, [block.text, block.where()])
