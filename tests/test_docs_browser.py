@@ -1,7 +1,8 @@
 """The docs in the app, in real Chromium: the Docs view renders every page with the headings'
 anchors the repository's reader computes (docs_pages.py, written apart), its links and
 search lead to headings that exist, code is highlighted, it works offline; every runnable
-example of the docs (docs/writing-docs.md) loads and answers; every name of the `api` a
+example of the docs (docs/writing-docs.md) loads and answers (those that wait for a
+person answered as one would, those of the image-analysis plugins on a real engine); every name of the `api` a
 running plugin gets has its entry in the API reference; and a plugin's hostile <docs> runs
 nothing on PyJoy's page."""
 
