@@ -1,5 +1,5 @@
 """The docs against the repository, without a browser: every link between pages and to
-headings resolves (and the README's links into them), every block marked `cpython` runs under CPython, and the marks are ones
+headings resolves (and the README's links into them), every block marked `cpython` runs under CPython (with `app`, against the served app), and the marks are ones
 the tests know (docs/writing-docs.md). The browser half is test_docs_browser.py."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from docs_pages import ROOT, anchors, blocks, links, page_paths, read
 
-MARKS = {"plugin", "page", "cpython", "engine"}
+MARKS = {"plugin", "page", "cpython", "engine", "app", "workflow", "person"}
 
 
 def resolve(page: str, href: str) -> tuple[str, str]:
@@ -85,15 +85,46 @@ def test_blocks_carry_only_known_marks_and_each_page_has_runnable_examples() -> 
 
 
 CPYTHON = [block for page in page_paths() for block in blocks(page) if "cpython" in block.marks]
+# A block runs as a script that may `await` at the top level, as Pyodide's runPythonAsync
+# runs a plugin's code: compiled so, and the coroutine that gives run to its end.
+TOP_LEVEL_AWAIT = """import ast, asyncio, sys
+code = compile(sys.argv[1], "<docs example>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+done = eval(code, {"__name__": "__main__"})
+if done is not None:
+    asyncio.run(done)
+"""
 
 
-@pytest.mark.parametrize("block", CPYTHON, ids=[block.where() for block in CPYTHON])
-def test_python_examples_run_under_cpython(block, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", block.text], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
-    )
+def run_cpython(block, tmp_path: Path, app_url: str = "") -> None:
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    if app_url:
+        env["PYJOY_APP_URL"] = app_url
+    result = subprocess.run([sys.executable, "-c", TOP_LEVEL_AWAIT, block.text], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, f"{block.where()} failed:\n{result.stdout}{result.stderr}"
+
+
+ALONE = [block for block in CPYTHON if "app" not in block.marks]
+WITH_APP = [block for block in CPYTHON if "app" in block.marks]
+
+
+@pytest.mark.parametrize("block", ALONE, ids=[block.where() for block in ALONE])
+def test_python_examples_run_under_cpython(block, tmp_path: Path) -> None:
+    run_cpython(block, tmp_path)
+
+
+@pytest.mark.parametrize("block", WITH_APP, ids=[block.where() for block in WITH_APP])
+def test_python_examples_run_under_cpython_against_the_app(block, tmp_path: Path, base_url: str) -> None:
+    # `app`: the built site is served on 127.0.0.1, and PYJOY_APP_URL is its address.
+    run_cpython(block, tmp_path, base_url)
+
+
+def test_the_runner_awaits_at_the_top_level_and_fails_a_failing_block(tmp_path: Path) -> None:
+    from docs_pages import Block
+
+    run_cpython(Block("x.md", 1, "python", ["cpython"], "import asyncio\nawait asyncio.sleep(0)\n"), tmp_path)
+    with pytest.raises(AssertionError, match="x.md:1 failed"):
+        run_cpython(Block("x.md", 1, "python", ["cpython"], "import asyncio\nawait asyncio.sleep(0)\nassert False\n"), tmp_path)
 
 
 def test_the_build_puts_the_pages_in_reading_order_and_names_a_page_without_a_title(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """The docs in the app, in real Chromium: the Docs view renders every page with the headings'
 anchors the repository's reader computes (docs_pages.py, written apart), its links and
 search lead to headings that exist, code is highlighted, it works offline; every runnable
-example of the docs (docs/writing-docs.md) loads and answers; every name of the `api` a
+example of the docs (docs/writing-docs.md) loads and answers (those that wait for a
+person answered as one would, those of the image-analysis plugins on a real engine); every name of the `api` a
 running plugin gets has its entry in the API reference; and a plugin's hostile <docs> runs
 nothing on PyJoy's page."""
 
@@ -25,9 +26,9 @@ HOSTILE = Path(__file__).parent / "plugins" / "hostile"
 BOUND_MS = 90_000
 RUN_PAGE_BLOCK = """async ([code, where, bound]) => {
   const assert = (condition, message) => { if (!condition) throw new Error(message ?? "assertion failed"); };
-  const run = new Function("pyjoy", "plugin", "assert", `return (async () => {\\n${code}\\n})();`);
+  const run = new Function("pyjoy", "plugin", "api", "assert", `return (async () => {\\n${code}\\n})();`);
   const late = new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer in ${bound} ms`)), bound));
-  try { await Promise.race([run(window.pyjoy, window.__docsPlugin, assert), late]); return null; }
+  try { await Promise.race([run(window.pyjoy, window.__docsPlugin, window.pyjoy.api, assert), late]); return null; }
   catch (error) { return `${where}: ${error.name}: ${error.message}`; }
 }"""
 LOAD_PLUGIN_BLOCK = """async ([text, where, bound]) => {
@@ -35,6 +36,67 @@ LOAD_PLUGIN_BLOCK = """async ([text, where, bound]) => {
   try { window.__docsPlugin = await Promise.race([pyjoy.loadPlugin(text), late]); return null; }
   catch (error) { window.__docsPlugin = null; return `${where}: ${error.name}: ${error.message}`; }
 }"""
+
+# A `json workflow` block, through the validator every workflow from a link goes through
+# (pyjoy.workflowURL encodes only what parseWorkflow accepts).
+VALIDATE_WORKFLOW = """async ([text, where]) => {
+  try { await pyjoy.workflowURL(text); return null; }
+  catch (error) { return `${where}: ${error.name}: ${error.message}`; }
+}"""
+
+# A `js page person` block waits for a person: it is started, and the test answers as one
+# would, pressing each dialog's primary button (OK, Save, Choose…) and giving the file
+# chooser a file, until the block ends.
+START_PAGE_BLOCK = f"""(args) => {{
+  window.__docsDone = undefined;
+  ({RUN_PAGE_BLOCK})(args).then((failure) => {{ window.__docsDone = failure ?? "ok"; }});
+}}"""
+
+# A `python person` block is a Python plugin's code (`api`, top-level `await`): this plugin
+# runs it as Pyodide would a cell, given the text.
+PYTHON_RUNNER = """<config lang="json">
+{"name": "Docs Python Runner", "type": "web-python", "version": "0.1.0"}
+</config>
+<script lang="python">
+import ast
+from imjoy import api
+
+class Runner:
+    async def run(self, text):
+        code = compile(text, "<docs example>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        done = eval(code, {"api": api, "__name__": "__main__"})
+        if done is not None:
+            await done
+
+api.export(Runner())
+</script>"""
+START_PYTHON_BLOCK = """async ([runner, code, where]) => {
+  window.__docsDone = undefined;
+  const plugin = await pyjoy.loadPlugin(runner);
+  plugin.run(code).then(() => { window.__docsDone = "ok"; }, (error) => { window.__docsDone = `${where}: ${error.name}: ${error.message}`; });
+}"""
+
+
+def run_answering(app: Page, block, chosen: Path) -> str | None:
+    def choose(chooser) -> None:
+        chooser.set_files(str(chosen))
+    app.on("filechooser", choose)
+    try:
+        if block.language == "python":
+            app.evaluate(START_PYTHON_BLOCK, [PYTHON_RUNNER, block.text, block.where()])
+        else:
+            app.evaluate(START_PAGE_BLOCK, [block.text, block.where(), BOUND_MS])
+        for _ in range(BOUND_MS // 100):
+            done = app.evaluate("window.__docsDone")
+            if done is not None:
+                return None if done == "ok" else done
+            primary = app.locator("dialog[open] .dialog-buttons button:not(.secondary)")
+            if primary.count():
+                primary.last.click()
+            app.wait_for_timeout(100)
+        return f"{block.where()}: not done after the person answered"
+    finally:
+        app.remove_listener("filechooser", choose)
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +194,8 @@ def test_links_search_highlighting_and_the_address(app: Page, base_url: str) -> 
 
 def test_every_runnable_example_loads_and_answers(app: Page, base_url: str, tmp_path: Path) -> None:
     failures = []
+    chosen = tmp_path / "cells.png"  # what the person chooses when a block asks for a file
+    chosen.write_bytes(bytes(range(16)))
     engine_blocks = any("engine" in block.marks for page in page_paths() for block in blocks(page))
     with engine_running(tmp_path, "--app", base_url) if engine_blocks else _nothing() as engine:
         app.goto(base_url)
@@ -144,8 +208,12 @@ def test_every_runnable_example_loads_and_answers(app: Page, base_url: str, tmp_
             for block in blocks(page):
                 if "plugin" in block.marks:
                     failure = app.evaluate(LOAD_PLUGIN_BLOCK, [block.text, block.where(), BOUND_MS])
-                elif block.marks == ["page"] and block.language == "js":
+                elif block.marks in (["page"], ["page", "engine"]) and block.language == "js":
                     failure = app.evaluate(RUN_PAGE_BLOCK, [block.text, block.where(), BOUND_MS])
+                elif block.marks == ["person"] and block.language == "python" or block.marks == ["page", "person"] and block.language == "js":
+                    failure = run_answering(app, block, chosen)
+                elif block.marks == ["workflow"] and block.language == "json":
+                    failure = app.evaluate(VALIDATE_WORKFLOW, [block.text, block.where()])
                 else:
                     continue
                 ran += 1
@@ -153,6 +221,9 @@ def test_every_runnable_example_loads_and_answers(app: Page, base_url: str, tmp_
                     failures.append(failure)
     assert not failures, "\n".join(failures)
     assert ran >= 10
+    # The validator refuses what is not a workflow, naming what is wrong.
+    refused = app.evaluate(VALIDATE_WORKFLOW, ['{"name": "x", "steps": []}', "a bad one"])
+    assert refused and "Not a valid workflow: steps must be a non-empty list" in refused, refused
 
 
 class _nothing:

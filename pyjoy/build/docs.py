@@ -18,7 +18,7 @@ from pathlib import Path
 from pyjoy.build.errors import BuildError
 
 # Reading order; other docs/*.md pages follow these, by name.
-ORDER = ("getting-started", "plugin-guide", "api-reference", "workbench", "image-analysis", "engine", "deploying", "deploying-cluster", "testing")
+ORDER = ("getting-started", "plugin-guide", "api-reference", "workbench", "image-analysis", "image-recognition", "engine", "deploying", "deploying-cluster", "testing")
 # The contracts, kept beside their code, and shown in the app as pages of their own.
 CONTRACTS = {"rpc-protocol": "pyjoy/rpc/PROTOCOL.md", "engine-protocol": "pyjoy/engine/ENGINE.md"}
 TITLE = re.compile(r"^# (.+)$", re.MULTILINE)
