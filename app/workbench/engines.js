@@ -54,8 +54,11 @@ export function mountEngines(doc, { workbench, engines, dialogs, status }) {
       chip.dataset.state = engine.state;
       chip.dataset.url = engine.label;
       const why = engine.state === "refused" && engine.reason ? engine.reason : STATE_TEXT[engine.state] ?? engine.state;
-      chip.textContent = `Engine ${hostOf(engine)}: ${why}`;
-      chip.title = `${engine.label}${engine.reason ? `\n${engine.reason}` : ""}${engine.info ? `\nPython ${engine.info.python}, ${engine.info.platform}` : ""}${engine.info?.cluster ? `\nRay ${engine.info.cluster.ray} cluster (${engine.info.cluster.address}): ${engine.info.cluster.nodes} nodes, ${engine.info.cluster.resources?.CPU ?? 0} CPUs, ${engine.info.cluster.resources?.GPU ?? 0} GPUs` : ""}`;
+      // A --ray engine whose cluster is lost serves on without it, trying it again (ENGINE.md, "A lost cluster").
+      const lost = engine.state === "connected" && engine.info?.cluster?.state === "lost";
+      chip.dataset.cluster = engine.info?.cluster?.state ?? "";
+      chip.textContent = `Engine ${hostOf(engine)}: ${why}${lost ? ", Ray cluster lost (reconnecting…)" : ""}`;
+      chip.title = `${engine.label}${engine.reason ? `\n${engine.reason}` : ""}${engine.info ? `\nPython ${engine.info.python}, ${engine.info.platform}` : ""}${lost ? `\n${engine.info.cluster.reason}` : ""}${engine.info?.cluster && !lost ? `\nRay ${engine.info.cluster.ray} cluster (${engine.info.cluster.address}): ${engine.info.cluster.nodes} nodes, ${engine.info.cluster.resources?.CPU ?? 0} CPUs, ${engine.info.cluster.resources?.GPU ?? 0} GPUs` : ""}`;
       chip.addEventListener("click", () => forgetDialog(engine));
       return chip;
     }));

@@ -20,6 +20,16 @@ in input order. A replica that dies during a map fails that map, saying so, and 
 again; the first dying is the plugin exiting, as a crashed process is (its pending calls
 fail at once with the reason). A request no node can satisfy is refused before any actor is
 made, naming what is missing.
+
+A lost cluster (ENGINE.md, "A lost cluster"): Ray's driver cannot outlive its cluster in one
+process (its core worker exits, or aborts when a new head answers, and ray.init cannot be
+called again cleanly), so a `--ray` engine runs under a supervisor (server.supervise). The
+engine watches the head's GCS port (`Cluster.watch`); when it stops answering, the Ray
+plugins end with the reason naming the cluster (their pending calls fail with it) and the
+engine exits with CLUSTER_LOST_STATUS. The supervisor then runs it without Ray (`LostCluster`:
+info() says the cluster is lost, start refuses saying so) while it tries the head again with
+backoff; once the head answers, it exits with CLUSTER_BACK_STATUS and the supervisor starts
+the engine connected again (same port and token: the page reconnects on its own).
 """
 
 from __future__ import annotations
@@ -29,6 +39,9 @@ import json
 import logging
 import os
 import re
+import socket
+import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -44,6 +57,16 @@ IN_FLIGHT_PER_REPLICA = 2
 #: How long an actor may take to be placed and start (its requirements installed) before its start fails.
 READY_TIMEOUT_S = 600.0
 PROGRESS_INTERVAL_S = 0.1
+#: The exit statuses by which a `--ray` engine tells its supervisor the cluster was lost, or answers again.
+CLUSTER_LOST_STATUS = 75
+CLUSTER_BACK_STATUS = 76
+#: The head's GCS port is tried this often; this many failures in a row is a lost cluster.
+WATCH_INTERVAL_S = 1.0
+LOST_AFTER_FAILURES = 3
+#: The waits between tries of a lost cluster's head.
+RETRY_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+#: Where the engine keeps, in its workdir, the head's GCS address and why the cluster was lost.
+STATE_FILE = "ray-cluster.json"
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 Progress = Callable[[dict[str, Any]], None]
@@ -108,11 +131,66 @@ def infeasible(options: dict[str, Any], nodes: list[dict[str, Any]]) -> str | No
                                                                    wanted.items() if amount)
 
 
+def gcs_answers(gcs: str, timeout: float = 1.0) -> bool:
+    """Whether the head's GCS port (host:port) accepts a connection (no Ray call: a Ray call
+    blocks while the GCS is down)."""
+    host, _, port = gcs.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def read_state(workdir: Path) -> dict[str, Any]:
+    try:
+        state = json.loads((workdir / STATE_FILE).read_text())
+        return state if isinstance(state, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def write_state(workdir: Path, **state: Any) -> None:
+    (workdir / STATE_FILE).write_text(json.dumps({**read_state(workdir), **state}))
+
+
 class Cluster:
     """The engine's connection to Ray (one per engine)."""
 
-    def __init__(self, address: str | None) -> None:
+    def __init__(self, address: str | None, gcs: str = "", workdir: Path | None = None) -> None:
         self.address = address
+        self.gcs = gcs  # the head's GCS host:port, watched
+        self.workdir = workdir
+        self.processes: set[RayPluginProcess] = set()  # the plugins running on it, ended if it is lost
+
+    @property
+    def name(self) -> str:
+        return f"the Ray cluster at {self.address or self.gcs or 'local'}"
+
+    def lost_reason(self) -> str | None:
+        """Why the cluster is lost, when its head does not answer; None while it does."""
+        if not self.gcs or gcs_answers(self.gcs):
+            return None
+        return f"{self.name} was lost: its head (GCS {self.gcs}) does not answer"
+
+    async def watch(self) -> None:
+        """Tries the head every WATCH_INTERVAL_S; once lost, ends the Ray plugins saying so and
+        exits for the supervisor to run the engine without Ray until the head answers."""
+        failures = 0
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            answers = await asyncio.to_thread(gcs_answers, self.gcs)
+            failures = 0 if answers else failures + 1
+            if failures < LOST_AFTER_FAILURES:
+                continue
+            why = f"{self.name} was lost: its head (GCS {self.gcs}) has not answered for {failures:g} s"
+            for process in list(self.processes):
+                process.lose(why)
+            if self.workdir is not None:
+                write_state(self.workdir, lost=why)
+            print(f"pyjoy engine: {why}; its plugins were ended; trying it again", file=sys.stderr, flush=True)
+            await asyncio.sleep(1.0)  # the plugins' exits reach the pages
+            os._exit(CLUSTER_LOST_STATUS)  # not ray.shutdown: it blocks on the lost head
 
     @classmethod
     def connect(cls, address: str | None, workdir: Path, init_options: dict[str, Any] | None = None) -> Cluster:
@@ -133,7 +211,9 @@ class Cluster:
         # runs on this machine (ray.init() alone would join that one, as `auto` does).
         options["address"] = address or "local"
         ray.init(**options)
-        return cls(address)
+        gcs = ray.get_runtime_context().gcs_address
+        write_state(workdir, gcs=gcs, lost="")
+        return cls(address, gcs, workdir)
 
     def shutdown(self) -> None:
         import ray
@@ -149,7 +229,8 @@ class Cluster:
         for node in nodes:
             for kind in ("CPU", "GPU", "memory"):
                 totals[kind] = totals.get(kind, 0) + node.get("Resources", {}).get(kind, 0)
-        return {"ray": ray.__version__, "address": self.address or "local", "nodes": len(nodes), "resources": totals}
+        return {"ray": ray.__version__, "state": "connected", "address": self.address or "local", "nodes": len(nodes),
+                "resources": totals}
 
     async def check(self, options: dict[str, Any]) -> None:
         import ray
@@ -165,6 +246,39 @@ class Cluster:
             raise RequirementError("conda requirements and env are not run on a Ray cluster yet; give the plugin "
                                    "pip: requirements, or run it on an engine without --ray")
         return {"pip": {"packages": pip, "pip_check": False}} if pip else {}
+
+
+class LostCluster:
+    """The engine's cluster while it is lost (run by the supervisor without Ray): info() says
+    so, start refuses saying so, and its head is tried again with backoff."""
+
+    def __init__(self, address: str | None, reason: str, gcs: str) -> None:
+        self.address, self.reason, self.gcs = address, reason, gcs
+        self.processes: set[RayPluginProcess] = set()
+        self.since = time.time()
+        self.next_try = 0.0
+
+    async def describe(self) -> dict[str, Any]:
+        return {"state": "lost", "address": self.address or "local", "reason": self.reason, "since": self.since,
+                "next_try_s": max(0.0, round(self.next_try - time.time(), 1))}
+
+    async def check(self, options: dict[str, Any]) -> None:
+        raise ClusterError(f"{self.reason}; the engine is trying to reconnect to it (see its info()); start the "
+                           "plugin again once it is back")
+
+    async def watch(self) -> None:
+        """Tries the head with backoff; once it answers, exits for the supervisor to start the
+        engine connected again. A local Ray (no address) is started again at once."""
+        tries = 0
+        while True:
+            wait = RETRY_BACKOFF_S[min(tries, len(RETRY_BACKOFF_S) - 1)]
+            self.next_try = time.time() + wait
+            await asyncio.sleep(wait)
+            tries += 1
+            if not self.gcs or await asyncio.to_thread(gcs_answers, self.gcs):
+                print(f"pyjoy engine: the Ray cluster at {self.address or self.gcs or 'local'} answers again: "
+                      "reconnecting", file=sys.stderr, flush=True)
+                os._exit(CLUSTER_BACK_STATUS)
 
 
 def describe(options: dict[str, Any]) -> str:
@@ -191,6 +305,7 @@ class RayPluginProcess:
         self._on_item = on_item
         self._output = BoundedOutput(on_output)  # bounded as a plugin process's output is
         self.replicas: list[Replica] = []
+        self._cluster: Any = None  # the Cluster it runs on (set by start)
         self.exited: asyncio.Future[int] = loop.create_future()
         self._why = ""
         self._header: dict[str, Any] | None = None  # the page's message being read
@@ -214,6 +329,7 @@ class RayPluginProcess:
         runtime_env = cluster.runtime_env(config)
         actor_class = ray.remote(PluginActor).options(runtime_env=runtime_env, max_concurrency=1000, **options)
         self = cls(plugin, actor_class, on_item, on_output)
+        self._cluster = cluster
         if "pip" in runtime_env:
             progress({"stage": "install", "message": f"installing {', '.join(runtime_env['pip']['packages'])} on the "
                                                      "cluster's nodes (Ray runtime_env)"})
@@ -224,6 +340,8 @@ class RayPluginProcess:
                 ray.kill(replica.actor)
             raise
         progress({"stage": "ready", "message": f"{count} Ray actor{'s' if count > 1 else ''} ready"})
+        cluster.processes.add(self)
+        self.exited.add_done_callback(lambda _: cluster.processes.discard(self))
         self._hold(asyncio.get_running_loop().create_task(self._read()))
         self._hold(asyncio.get_running_loop().create_task(self._write()))
         return self
@@ -322,7 +440,11 @@ class RayPluginProcess:
                 for tree, buffers in messages:
                     await self._relay(tree, buffers)
         except ray.exceptions.RayError as error:
-            self._end(1, f"its Ray actor (replica 0) died: {_cause(error)}")
+            lost = await asyncio.to_thread(self._cluster.lost_reason)
+            if lost is not None:
+                self.lose(lost)
+            else:
+                self._end(1, f"its Ray actor (replica 0) died: {_cause(error)}")
         except asyncio.CancelledError:
             raise
 
@@ -413,13 +535,18 @@ class RayPluginProcess:
     def describe_exit(self) -> str:
         return self._why
 
-    def _end(self, status: int, why: str) -> None:
+    def lose(self, why: str) -> None:
+        """The cluster was lost: the plugin ends saying so (its actors are not asked to end: a
+        Ray call blocks while the head is down)."""
+        self._end(1, why, kill=False)
+
+    def _end(self, status: int, why: str, kill: bool = True) -> None:
         if self.exited.done():
             return
         self._why = why
         import ray
 
-        for replica in self.replicas:
+        for replica in self.replicas if kill else []:
             ray.kill(replica.actor)
         for task in list(self._tasks):
             task.cancel()

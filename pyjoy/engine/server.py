@@ -661,20 +661,29 @@ def run(host: str, port: int, workdir: Path, app_url: str, extra_origins: list[s
         print(f"PyJoy engine at {url}", flush=True)
         print(f"Open the app connected to it: {app_url}{separator}engine={quote(url, safe='')}", flush=True)
 
+    if ray is not None and os.environ.get(RAY_CHILD_VARIABLE) != "1":
+        return supervise(token, ray, workdir)
     if ray is not None:
-        from pyjoy.engine.ray_actors import Cluster
+        from pyjoy.engine import ray_actors
 
-        try:
-            engine.cluster = Cluster.connect(ray or None, workdir, ray_init)
-        except Exception as error:  # no Ray installed, an address that does not answer
-            print(f"pyjoy engine: cannot use Ray{f' at {ray}' if ray else ''}: {error}", file=sys.stderr)
-            return 1
+        lost = os.environ.get(RAY_LOST_VARIABLE, "")
+        if lost:  # run by the supervisor while the cluster is lost: without Ray, trying its head
+            engine.cluster = ray_actors.LostCluster(ray or None, lost, ray_actors.read_state(workdir).get("gcs", ""))
+        else:
+            try:
+                engine.cluster = ray_actors.Cluster.connect(ray or None, workdir, ray_init)
+            except Exception as error:  # no Ray installed, an address that does not answer
+                print(f"pyjoy engine: cannot use Ray{f' at {ray}' if ray else ''}: {error}", file=sys.stderr)
+                return CANNOT_CONNECT_STATUS
 
     async def serve() -> None:
+        watching = asyncio.get_running_loop().create_task(engine.cluster.watch()) if engine.cluster else None
         try:
             await engine.serve(host, port, ready)
         finally:
-            if engine.cluster is not None:
+            if watching is not None:
+                watching.cancel()
+            if hasattr(engine.cluster, "shutdown"):
                 engine.cluster.shutdown()
 
     try:
@@ -684,3 +693,53 @@ def run(host: str, port: int, workdir: Path, app_url: str, extra_origins: list[s
         print(f"pyjoy engine: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
         return 1
     return 0
+
+
+#: The supervised `--ray` engine's environment: it runs the engine (not a supervisor), and why
+#: the cluster is lost when it is to run without Ray.
+RAY_CHILD_VARIABLE = "PYJOY_ENGINE_RAY_CHILD"
+RAY_LOST_VARIABLE = "PYJOY_ENGINE_RAY_LOST"
+CANNOT_CONNECT_STATUS = 3
+
+
+def supervise(token: str, ray: str, workdir: Path) -> int:
+    """`pyjoy engine --ray`: runs the engine as a child process (same arguments, port and
+    token), and again when its cluster was lost (ray_actors.py: a Ray driver cannot reconnect
+    within one process): without Ray, saying the cluster is lost, until its head answers; then
+    connected again. The page reconnects to the same URL each time."""
+    import os
+    import signal
+    import subprocess
+
+    from pyjoy.engine import ray_actors
+    from pyjoy.engine.envs import ENGINE_TOKEN_VARIABLE
+
+    env = {**os.environ, ENGINE_TOKEN_VARIABLE: token, RAY_CHILD_VARIABLE: "1"}
+    lost, connected_once = "", False
+    where = f"the Ray cluster at {ray or 'local'}"
+    while True:
+        child = subprocess.Popen([sys.executable, "-m", "pyjoy.cli", *sys.argv[1:]], env={**env, RAY_LOST_VARIABLE: lost})
+        try:
+            status = child.wait()
+        except KeyboardInterrupt:  # Ctrl+C: the engine ends as it would unsupervised
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+            try:
+                return child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                return 1
+        if status == ray_actors.CLUSTER_BACK_STATUS:
+            lost = ""
+            continue
+        if status == CANNOT_CONNECT_STATUS and not connected_once:
+            return 1  # as unsupervised: the first connection failing is the command failing
+        if status in (0, 2) or (lost and status != ray_actors.CLUSTER_LOST_STATUS):
+            return status
+        connected_once = connected_once or status != CANNOT_CONNECT_STATUS
+        told = ray_actors.read_state(workdir).get("lost")
+        lost = told if status == ray_actors.CLUSTER_LOST_STATUS and told else (
+            f"{where} was lost: the engine's Ray driver ended (status {status})" if status != CANNOT_CONNECT_STATUS
+            else f"{where} does not answer")
+        print(f"pyjoy engine: {lost}; serving without it, trying it again", file=sys.stderr, flush=True)
+
