@@ -91,7 +91,8 @@ TOP_LEVEL_AWAIT = """import ast, asyncio, sys
 code = compile(sys.argv[1], "<docs example>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
 done = eval(code, {"__name__": "__main__"})
 if done is not None:
-    asyncio.run(done)
+    with asyncio.Runner() as runner:  # a subprocess of its own: no event loop of Playwright's here
+        runner.run(done)
 """
 
 

@@ -219,12 +219,7 @@ class Direct:
             self.received += 1
         for item in self._incoming.feed(frame):
             if isinstance(item, wire.Complete):
-                try:
-                    message = wire.restore(item.header["message"], item.buffers)
-                except Exception as error:
-                    self._deliver(item.header["message"], error)
-                else:
-                    self._deliver(message, None)
+                self._deliver(*item.message())
             elif isinstance(item, wire.FrameError) and isinstance(item.message, dict):
                 self._deliver(item.message, item)
                 if wire.error_answer(item.message, "") is None:  # no call to fail: the page hears of it

@@ -117,12 +117,7 @@ class PipeTransport:
         assert self._handler is not None
         for item in self._incoming.feed(data):
             if isinstance(item, wire.Complete):
-                try:
-                    message = wire.restore(item.header["message"], item.buffers)
-                except Exception as error:
-                    self._handler(item.header["message"], error)
-                else:
-                    self._handler(message)
+                self._handler(*item.message())
             elif isinstance(item, wire.FrameError) and isinstance(item.message, dict):
                 self._handler(item.message, item)
 

@@ -258,15 +258,17 @@ class BoundedOutput:
         if self._dropped:
             self._post("stderr", f"... {self._dropped} lines of output dropped: more than "
                                  f"{OUTPUT_CHARACTERS_PER_INTERVAL} characters in {int(OUTPUT_INTERVAL_S * 1000)} ms")
-        self._messages += len(self._waiting) + (1 if self._dropped else 0)
+        # What waited goes out now, so it counts in the interval that starts now: within any
+        # 100 ms at most 8 batches, these included.
+        self._started, self._characters = asyncio.get_running_loop().time(), 0
+        self._messages = len(self._waiting) + (1 if self._dropped else 0)
         self._waiting, self._dropped = [], 0
 
     def write(self, stream: str, text: str) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
         if now - self._started >= OUTPUT_INTERVAL_S:
-            self._send()  # what waited belongs to the interval that just ended
-            self._started, self._messages, self._characters = now, 0, 0
+            self._send()  # what waited goes first, and starts the new interval
         if len(text) > OUTPUT_CHARACTERS_PER_INTERVAL:
             cut = len(text) - OUTPUT_CHARACTERS_PER_INTERVAL
             text = f"{text[:OUTPUT_CHARACTERS_PER_INTERVAL]}... ({cut} more characters cut)"

@@ -128,6 +128,14 @@ class Complete:
     buffers: list[Any] = field(default_factory=list)
     started: bool = False
 
+    def message(self) -> tuple[Any, Exception | None]:
+        """The message with its buffers put back, and None; or, when they cannot be, the
+        message as it came and why (the receiver answers its call with the error)."""
+        try:
+            return restore(self.header["message"], self.buffers), None
+        except Exception as error:
+            return self.header["message"], error
+
 
 @dataclass
 class Start:
