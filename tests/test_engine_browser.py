@@ -137,6 +137,20 @@ def numpy_of(dtype: str, values: list) -> np.ndarray:
     return np.array([int(v) for v in values] if dtype == "int64" else values, dtype=dtype)
 
 
+def check_round_trips(results: list[dict]) -> None:
+    """ROUND_TRIPS' answers for CASES against numpy: what the plugin saw, its array plus one
+    (not for bool: inverted), and the array it made."""
+    for (dtype, shape, values), result in zip(CASES, results, strict=True):
+        reference = numpy_of(dtype, values).reshape(shape)
+        assert result["described"] == {"dtype": dtype, "shape": shape, "sum": float(reference.sum()), "numpy": True}
+        expected = ~reference if dtype == "bool" else reference + np.ones(1, dtype=dtype)
+        plus = result["plus"]
+        assert (plus["dtype"], plus["shape"]) == (dtype, shape)
+        assert np.array_equal(numpy_of(dtype, plus["values"]).astype(bool if dtype == "bool" else dtype), expected.ravel())
+        made = np.arange(int(np.prod(shape))).astype(dtype)
+        assert np.array_equal(numpy_of(dtype, result["made"]["values"]).astype(bool if dtype == "bool" else dtype), made)
+
+
 PROBE = plugin("Probe", '''
 import pyjoy_engine_probe
 class Probe:
@@ -187,16 +201,7 @@ def test_engine_in_the_url_connects_and_arrays_go_both_ways(page: Page, base_url
     assert facts["engine"]["info"]["python"]
     assert "api.getFileManager" in facts["files"] and "has no file service yet" in facts["files"]
 
-    results = page.evaluate(ROUND_TRIPS, [CASES])
-    for (dtype, shape, values), result in zip(CASES, results):
-        reference = numpy_of(dtype, values).reshape(shape)
-        assert result["described"] == {"dtype": dtype, "shape": shape, "sum": float(reference.sum()), "numpy": True}
-        expected = ~reference if dtype == "bool" else reference + np.ones(1, dtype=dtype)
-        plus = result["plus"]
-        assert (plus["dtype"], plus["shape"]) == (dtype, shape)
-        assert np.array_equal(numpy_of(dtype, plus["values"]).astype(bool if dtype == "bool" else dtype), expected.ravel())
-        made = np.arange(int(np.prod(shape))).astype(dtype)
-        assert np.array_equal(numpy_of(dtype, result["made"]["values"]).astype(bool if dtype == "bool" else dtype), made)
+    check_round_trips(page.evaluate(ROUND_TRIPS, [CASES]))
 
     # Callbacks both ways: the plugin calls the page's function with an array; the page calls
     # a function the plugin returned.
