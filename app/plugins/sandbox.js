@@ -162,8 +162,11 @@ function escapeScript(text) {
 }
 
 // Frames cannot say that they died: the page watches each one's child count (contract.js,
-// "Liveness"), which drops to 0 when its process dies or it navigates away.
+// "Liveness"), which drops to 0 when its process dies or it navigates away. A navigation
+// also drops it while the next document loads, and that load names the cause; so a frame
+// is called dead only once it has stayed childless for DEATH_CONFIRM_MS.
 const LIVENESS_MS = 250;
+const DEATH_CONFIRM_MS = 1000;
 const watched = new Set(); // sandboxes with a frame
 let watching = null;
 
@@ -215,6 +218,7 @@ export class Sandbox {
   #rejectCrashed;
   #ports = [];
   #frameLoaded = false;
+  #childlessSince = null; // when the liveness watch first saw the loaded frame without its child
 
   async #start({ build, kind, container, permissions, onOutput, consent, isolated, python }) {
     const channels = { rpc: new MessageChannel(), status: new MessageChannel(), assets: new MessageChannel() };
@@ -311,8 +315,11 @@ export class Sandbox {
   checkAlive() {
     const frame = this.frame;
     if (!frame || this.state === "crashed" || this.state === "terminated") return;
-    if (!frame.isConnected) this.crash("its frame was taken out of the page");
-    else if (this.#frameLoaded && frame.contentWindow?.length === 0) { // its liveness child comes with its document
+    if (!frame.isConnected) return this.crash("its frame was taken out of the page");
+    const childless = this.#frameLoaded && frame.contentWindow?.length === 0; // its liveness child comes with its document
+    if (!childless) this.#childlessSince = null;
+    else if (this.#childlessSince === null) this.#childlessSince = performance.now();
+    else if (performance.now() - this.#childlessSince >= DEATH_CONFIRM_MS) {
       this.crash("its frame died: the sandbox's process crashed (out of memory?) or the plugin replaced its document");
     }
   }

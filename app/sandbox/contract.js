@@ -62,8 +62,9 @@
 // (LIVENESS_FRAME); the page sees the child count as contentWindow.length, which Chromium
 // keeps in the page's own process and resets to 0 when the frame's process dies or its
 // document is replaced, so the page polls it without asking the frame anything (and a
-// busy frame is not taken for a dead one). A plugin that removes it is ended as crashed:
-// that harms only itself.
+// busy frame is not taken for a dead one). The page calls a frame dead once it stays
+// childless for a second (a navigation is named by its next load before that). A plugin
+// that removes the child is ended as crashed: that harms only itself.
 
 export const FRAME_HANDSHAKE = "pyjoy:sandbox";
 export const WORKER_HANDSHAKE = "pyjoy:boot";
