@@ -248,6 +248,21 @@ export class Engine {
   }
 
   /**
+   * The engine's file service (ENGINE.md, "Files"): op (url, upload_url, path, list,
+   * remove) with ImJoy's args; pluginId: the asking native-python plugin's id on this
+   * engine (its relative paths are its folder's), else null. URLs come back as paths.
+   */
+  async files(op, args, pluginId = null) {
+    if (this.state !== "connected" || !this.api) throw new EngineError(`engine ${this.label} is ${this.state}${this.reason ? ` (${this.reason})` : ""}`);
+    return this.api.files(op, args, pluginId);
+  }
+
+  /** A path on this engine's HTTP server (its files' URLs) as a URL the browser can fetch. */
+  httpUrl(path) {
+    return new URL(path, this.url.replace(/^ws/, "http")).href;
+  }
+
+  /**
    * Starts a native-python plugin here (ENGINE.md, "A plugin's channel"): resolves to what
    * plugins/host.js runs a plugin in, once its process is up; its kernel's load_plugin()
    * runs the plugin. onProgress({stage, message}): install progress; onOutput({type, text}):
@@ -462,7 +477,10 @@ export class Engines {
 
   /** The engine known by this URL (with or without its token), or null. */
   find(url) {
-    return this.all().find((engine) => engine.url === url || engine.label === url) ?? null;
+    // ImJoy's file_manager URLs name an engine by its http:// address: the same host and port.
+    const host = (text) => { try { return new URL(text).host; } catch { return null; } };
+    return this.all().find((engine) => engine.url === url || engine.label === url)
+      ?? this.all().find((engine) => /^(http|ws)s?:/.test(url) && host(url) === host(engine.url)) ?? null;
   }
 
   /** The first connected engine, or null. */

@@ -195,11 +195,11 @@ def test_engine_in_the_url_connects_and_arrays_go_both_ways(page: Page, base_url
     expect(log.filter(has_text=f"Arrays: arrays ready on {label}")).to_have_count(1)
     assert page.evaluate("pyjoy.getPlugin('Arrays').then((p) => p.engine_url())") == label
     # ImJoy's getEngine answers with the engine it runs on (imjoy-core: the engine by its URL);
-    # the file service is not built, and says so.
+    # getFileManager answers with the engine's file manager (test_engine_files_browser.py).
     facts = page.evaluate("pyjoy.getPlugin('Arrays').then((p) => p.engine_facts())")
     assert facts["engine"]["url"] == label and facts["engine"]["state"] == "connected"
     assert facts["engine"]["info"]["python"]
-    assert "api.getFileManager" in facts["files"] and "has no file service yet" in facts["files"]
+    assert facts["files"] == "answered"
 
     check_round_trips(page.evaluate(ROUND_TRIPS, [CASES]))
 

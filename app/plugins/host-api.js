@@ -48,19 +48,17 @@ export const MAX_CLOSE_HANDLERS = 100;
 // ImJoy's calls that need its Python engine. Without a connected engine they say so. With
 // one, getEngine answers as imjoy-core's pluginManager.getEngine (the engine registered
 // under that URL, else "engine with url ... not found"): here {url, state, info}, the URL
-// without its token (a plugin never gets the token); PyJoy has no engine factories; and
-// the engine has no file service yet, so the file calls say that.
-const FILE_CALLS = ["getFileManager", "getFileUrl", "requestUploadUrl", "getFilePath"];
+// without its token (a plugin never gets the token); PyJoy has no engine factories.
 function notConnected(call) {
   return new PluginError(`api.${call}: PyJoy's engine is not connected, so there is no engine or file manager to ask (ImJoy answers ${call} only through a Python engine)`, { code: CODES.notFound });
 }
-function engineCalls(host) {
+function engineCalls(host, plugin, ask) {
   const connected = (call) => {
     const engine = host.engines?.connected();
     if (!engine) throw notConnected(call);
     return engine;
   };
-  const calls = {
+  return {
     getEngine: async (url) => {
       connected("getEngine");
       const engine = url === undefined || url === null ? host.engines.connected() : host.engines.find(String(url));
@@ -71,14 +69,78 @@ function engineCalls(host) {
       connected("getEngineFactory");
       throw new PluginError(`api.getEngineFactory: engine factory with name ${name} not found: PyJoy's engines are connected by the person (Engines… in the workspace menu), not made by plugins`, { code: CODES.notFound });
     },
+    ...fileCalls(host, plugin, ask, connected),
   };
-  for (const call of FILE_CALLS) {
-    calls[call] = async () => {
-      const engine = connected(call);
-      throw new PluginError(`api.${call}: PyJoy's engine (${engine.label}) has no file service yet`, { code: CODES.notFound });
-    };
-  }
-  return calls;
+}
+
+// ImJoy's file calls (imjoy-core pluginManager.js getFileUrl/requestUploadUrl, deprecated
+// there for getFileManager(url), whose manager has the same calls; its engine's
+// file_server.py), answered by the engine's file service (ENGINE.md, "Files"): a URL of a
+// file on the engine, a URL to upload one to, listings, removal, inside the engine's file
+// area. A native-python plugin uses its own engine's files unasked (it runs there, and
+// its relative paths are its folder's); a plugin in the browser is asked about once per
+// engine, as it reaches past its sandbox onto the person's machine.
+function fileCalls(host, plugin, ask, connected) {
+  const granted = new Set(); // engines the person let this plugin use the files of
+  const home = plugin.type === "native-python" ? plugin.engine ?? null : null; // the engine it runs on
+  const engineFor = (call, where) => {
+    if (where === undefined || where === null || where === "") return home ?? connected(call);
+    const engine = host.engines?.find(String(where));
+    if (!engine) throw new PluginError(`api.${call}: file manager ${where} not found; connected engines: ${host.engines?.list().map((known) => known.url).join(", ") || "none"}`, { code: CODES.notFound });
+    return engine;
+  };
+  const use = async (call, where, op, args) => {
+    const engine = engineFor(call, where);
+    const own = home === engine ? plugin.sandbox?.info?.id ?? null : null;
+    if (own === null && !granted.has(engine)) {
+      await ask("Engine files", `${plugin.name} wants to use files on the engine ${engine.label}: get links to them, upload, list and remove files in its file area. Allow it?`, "Allow");
+      granted.add(engine);
+    }
+    const answer = await engine.files(op, args, own);
+    return typeof answer === "string" && answer.startsWith("/") ? engine.httpUrl(answer) : answer;
+  };
+  const configOf = (call, config, needsPath = true) => {
+    if (!config || typeof config !== "object" || (needsPath && typeof config.path !== "string")) {
+      throw new TypeError(`api.${call}: give an object with a path (and file_manager: the engine's URL, if more than one is connected), not ${JSON.stringify(config)}`);
+    }
+    return config;
+  };
+  const where = (config) => config.file_manager ?? config.engine;
+  const getFileUrl = (config, manager) => use("getFileUrl", manager ?? where(configOf("getFileUrl", config)), "url", { path: config.path });
+  const requestUploadUrl = (config, manager) => {
+    configOf("requestUploadUrl", config, false);
+    return use("requestUploadUrl", manager ?? where(config), "upload_url", { path: config.path ?? null, dir: config.dir ?? null, overwrite: Boolean(config.overwrite) });
+  };
+  const getFilePath = (config, manager) => use("getFilePath", manager ?? config?.file_manager, "path", { url: typeof config === "string" ? config : config?.url });
+  return {
+    getFileUrl: (config) => getFileUrl(config),
+    requestUploadUrl: (config) => requestUploadUrl(config),
+    getFilePath: (config) => getFilePath(config),
+    // The manager of imjoy-core's serviceSpec "file-manager": its calls bound to one engine.
+    getFileManager: async (url) => {
+      const engine = engineFor("getFileManager", url);
+      const at = engine.httpUrl("/");
+      return {
+        name: `PyJoy engine ${engine.label}`, type: "file-manager", url: at,
+        getFileUrl: (config) => getFileUrl(configOf("getFileUrl", config), at),
+        requestUploadUrl: (config) => requestUploadUrl(config ?? {}, at),
+        getFilePath: (config) => getFilePath(config, at),
+        listFiles: (root = null, type = null, recursive = false) => use("listFiles", at, "list", { path: root, type, recursive }),
+        removeFile: (path, type = "file", recursive = false) => use("removeFile", at, "remove", { path, type, recursive }),
+        // ImageAnnotator's fm.putFile(file, path): a File or Blob, written (replaced) at path.
+        putFile: async (file, path, overwrite = true) => {
+          if (!(file instanceof Blob)) throw new TypeError(`putFile: give a File or Blob, not ${typeof file}`);
+          const target = await requestUploadUrl({ path: path ?? file.name, overwrite }, at);
+          const form = new FormData();
+          form.append("file", file, file.name ?? "file");
+          const response = await fetch(target, { method: "POST", body: form });
+          if (!response.ok) throw new PluginError(`putFile: the engine refused the upload: ${await response.text()}`);
+          return response.json();
+        },
+        heartbeat: async () => engine.state === "connected",
+      };
+    },
+  };
 }
 
 // ImJoy's utils for the File System Access API: a plugin's sandbox cannot open the person's
@@ -171,8 +233,8 @@ export function hostApiFor(plugin, host, { asPerson = false } = {}) {
     // The engine a native-python plugin runs on (imjoy-core: its engine's url), without its
     // token; ImJoy leaves it unset for plugins that run in the browser.
     ENGINE_URL: plugin.engine?.label ?? null,
-    FILE_MANAGER_URL: null,
-    ...engineCalls(host),
+    FILE_MANAGER_URL: plugin.type === "native-python" ? plugin.engine?.httpUrl("/") ?? null : null,
+    ...engineCalls(host, plugin, ask),
     engineStatus: (onChange) => host.engineStatus(plugin, onChange),
     engineModel: (model) => {
       if (!model || typeof model !== "object") throw new TypeError("api.engineModel: give {data, integrity, name}: the ONNX file's bytes, its sha256- integrity and a name");

@@ -40,9 +40,10 @@ from aiohttp import WSMsgType, web
 
 from pyjoy.engine import model_service, tuning, wire
 from pyjoy.engine.envs import Environments
+from pyjoy.engine.files import FileError, FileService
 from pyjoy.engine.mux import ChannelTransport, Outgoing
 from pyjoy.engine.plugin_file import parse_plugin
-from pyjoy.engine.processes import PluginProcess, describe_status
+from pyjoy.engine.processes import PluginProcess, describe_status, plugin_dir
 from pyjoy.rpc import Session
 
 #: The most plugins one connection runs at once: each is an OS process.
@@ -108,6 +109,7 @@ class Engine:
         self.cluster = cluster  # a ray_actors.Cluster (--ray): plugins run as Ray actors
         self.origins = {origin.rstrip("/").lower() for origin in origins}
         self.envs = Environments(workdir)
+        self.files = FileService(workdir)
         self.grace = grace
         self._token = token.encode()
         self._connections: set[Connection] = set()
@@ -122,6 +124,7 @@ class Engine:
         app = web.Application()
         app.router.add_get("/", self._handle)
         app.router.add_get("/plugin", self._handle_plugin)
+        app.router.add_routes(self.files.routes())
         return app
 
     async def _open(self, request: web.Request, heartbeat: float | None) -> web.StreamResponse:
@@ -602,6 +605,35 @@ class Control:
             raise EngineError(f"map: plugin {plugin.name!r} runs as a local process; map spreads calls over a "
                               "plugin's replicas on a Ray cluster (pyjoy engine --ray)")
         return await plugin.process.map(name, items, (lambda event: _notify(progress, event)) if progress else None)
+
+    def files(self, op: str, args: dict[str, Any] | None = None, plugin_id: str | None = None) -> Any:
+        """The file service (files.py; ENGINE.md, "Files"): `op` one of url, upload_url,
+        path, list, remove, with ImJoy's arguments in `args`; relative paths are relative to
+        the folder of `plugin_id` (a native-python plugin of this connection asking for
+        itself), else to WORKDIR/files. URLs come back as paths on this engine's server."""
+        args = args if isinstance(args, dict) else {}
+        base = None
+        if plugin_id is not None:
+            plugin = self._connection.plugins.get(plugin_id) if isinstance(plugin_id, str) else None
+            if plugin is None:
+                raise EngineError(f"files: no plugin {plugin_id!r} on this connection")
+            if hasattr(plugin.process, "hand_over"):  # a local process; a Ray actor's folder is on its node
+                base = plugin_dir(self._connection.engine.workdir, plugin.name)
+        service = self._connection.engine.files
+        try:
+            if op == "url":
+                return service.file_url(args.get("path"), base)
+            if op == "upload_url":
+                return service.upload_url(args.get("path"), args.get("dir"), bool(args.get("overwrite", False)), base)
+            if op == "path":
+                return service.path_of(args.get("url"))
+            if op == "list":
+                return service.listing(args.get("path"), args.get("type"), bool(args.get("recursive", False)), base)
+            if op == "remove":
+                return service.remove(args.get("path"), args.get("type"), bool(args.get("recursive", False)), base)
+        except (FileError, OSError) as error:
+            raise EngineError(f"files: {error}") from None
+        raise EngineError(f"files: unknown operation {op!r} (url, upload_url, path, list, remove)")
 
     def list(self) -> list[dict[str, Any]]:
         return [plugin.summary() for plugin in self._connection.plugins.values()]
