@@ -86,6 +86,7 @@ function fileCalls(host, plugin, ask, connected) {
   const engineFor = (call, where) => {
     if (where === undefined || where === null || where === "") return home ?? connected(call);
     const engine = host.engines?.find(String(where));
+    if (!engine) connected(call); // none at all: say that first
     if (!engine) throw new PluginError(`api.${call}: file manager ${where} not found; connected engines: ${host.engines?.list().map((known) => known.url).join(", ") || "none"}`, { code: CODES.notFound });
     return engine;
   };
