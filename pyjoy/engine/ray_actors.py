@@ -52,8 +52,14 @@ from pyjoy.engine.processes import MAX_UNREAD_BYTES, BoundedOutput, OnItem, OnOu
 
 #: The most replicas a plugin may ask for.
 MAX_REPLICAS = 64
-#: Calls a map keeps in flight per replica: the next item is on its way while one runs.
+#: Calls a map keeps in flight per replica: the next chunk is on its way while one runs.
 IN_FLIGHT_PER_REPLICA = 2
+#: A map's items go to the actors in chunks (one Ray call each), each a share of the items
+#: left: 1 / (replicas * CHUNKS_PER_REPLICA) of them (guided self-scheduling), so that the
+#: chunks shrink towards the end and the replicas finish together, progress comes in steps,
+#: and at most MAX_CHUNK items are in one (a chunk's items are in the object store at once).
+CHUNKS_PER_REPLICA = 4
+MAX_CHUNK = 64
 #: How long an actor may take to be placed and start (its requirements installed) before its start fails.
 READY_TIMEOUT_S = 600.0
 PROGRESS_INTERVAL_S = 0.1
@@ -129,6 +135,11 @@ def infeasible(options: dict[str, Any], nodes: list[dict[str, Any]]) -> str | No
                     f"(the most one has is {largest:g})")
     return "no single node in the cluster has all of " + ", ".join(f"{amount:g} {kind}" for kind, amount in
                                                                    wanted.items() if amount)
+
+
+def chunk_size(left: int, replicas: int) -> int:
+    """How many of a map's `left` items (not yet sent) go in the next actor call."""
+    return max(1, min(MAX_CHUNK, -(-left // (replicas * CHUNKS_PER_REPLICA))))
 
 
 def gcs_answers(gcs: str, timeout: float = 1.0) -> bool:
@@ -465,7 +476,7 @@ class RayPluginProcess:
     # -- map over the replicas -----------------------------------------------------------------
 
     async def map(self, name: str, items: list[Any], progress: Callable[[dict[str, Any]], Any] | None) -> list[Any]:
-        """`name(item)` for each item, spread over the replicas, results in input order."""
+        """`name(item)` for each item, spread over the replicas in chunks, results in input order."""
         import ray
 
         results: list[Any] = [None] * len(items)
@@ -481,19 +492,24 @@ class RayPluginProcess:
             while state["next"] < len(items):
                 if self.exited.done():
                     raise ClusterError(f"map: plugin {self._name!r} {self._why}")
-                index = state["next"]
-                state["next"] += 1
+                first = state["next"]
+                state["next"] = last = first + chunk_size(len(items) - first, len(self.replicas))
                 replica = self.replicas[slot % len(self.replicas)]
                 try:
-                    results[index] = await _ray_call(replica.actor.call, name, items[index])
+                    answers, failure = await _ray_call(replica.actor.call_chunk, name, items[first:last])
                 except ray.exceptions.RayTaskError as error:
-                    raise ClusterError(f"map: {name}(item {index}) failed on replica {replica.index}: "
+                    raise ClusterError(f"map: {name}(item {first}) failed on replica {replica.index}: "
                                        f"{_cause(error)}") from None
                 except ray.exceptions.RayError as error:
                     self._restart(replica)
                     raise ClusterError(f"map: replica {replica.index} of plugin {self._name!r} died during "
-                                       f"{name}(item {index}): {_cause(error)}; it is being started again") from None
-                state["done"] += 1
+                                       f"{name}(items {first} to {last - 1}): {_cause(error)}; it is being started "
+                                       "again") from None
+                if failure is not None:
+                    offset, why = failure
+                    raise ClusterError(f"map: {name}(item {first + offset}) failed on replica {replica.index}: {why}")
+                results[first:last] = answers
+                state["done"] += last - first
                 report()
 
         workers = [loop.create_task(work(slot)) for slot in range(len(self.replicas) * IN_FLIGHT_PER_REPLICA)]

@@ -6,7 +6,8 @@
     await actor.outbox.remote()         # waits for the session's messages to the page and its output lines:
                                         # ([(tree, buffers), ...], [(stream, line), ...])
     await actor.load_console.remote()   # a replica past the first: loads the plugin with a console API
-    await actor.call.remote(name, item) # calls the plugin's exported `name` with one item (map)
+    await actor.call_chunk.remote(name, items)  # the plugin's exported `name` on each item (map):
+                                                # (results, None or (offset, "Type: message"))
 
 The plugin runs as in its own process (plugin_process.py): the same pyjoy.rpc session with
 the page, the same `EngineKernel` and script runner, so the page cannot tell the two apart.
@@ -167,15 +168,28 @@ class PluginActor:
         await _setup(exported)
         self.loaded(exported)
 
-    async def call(self, name: str, item: Any) -> Any:
-        """The plugin's exported function `name` on one item (the engine's map)."""
+    async def call_chunk(self, name: str, items: list[Any]) -> tuple[list[Any], tuple[int, str] | None]:
+        """The plugin's exported function `name` on each of a chunk of items (the engine's map):
+        their results, and the first failure as (its offset in the chunk, "Type: message"), the
+        items after it not run. One Ray call per chunk, not per item: a call's own cost (the
+        gateway's, the raylet's, this worker's) is most of a small item's."""
+        function = await self._function(name)
+        results: list[Any] = []
+        for offset, item in enumerate(items):
+            try:
+                result = function(item)
+                results.append(await result if inspect.isawaitable(result) else result)
+            except Exception as error:
+                return results, (offset, f"{type(error).__name__}: {error}")
+        return results, None
+
+    async def _function(self, name: str) -> Any:
         assert self._loaded is not None
         await self._loaded.wait()
         function = self._exported.get(name) if isinstance(self._exported, dict) else getattr(self._exported, name, None)
         if not callable(function):
             raise AttributeError(f"plugin {self._plugin['config']['name']!r} exports no function {name!r}")
-        result = function(item)
-        return await result if inspect.isawaitable(result) else result
+        return function
 
 
 class _Kernel(EngineKernel):
