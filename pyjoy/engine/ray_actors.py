@@ -326,6 +326,7 @@ class RayPluginProcess:
         self._has_queue = asyncio.Event()
         self._tasks: set[asyncio.Future[Any]] = set()
         self._restarting: dict[int, asyncio.Task[Replica]] = {}
+        self._failed: set[int] = set()  # replicas whose start again failed (a map's failure tries again)
 
     @classmethod
     async def start(cls, plugin: dict[str, Any], cluster: Cluster, on_item: OnItem, on_output: OnOutput,
@@ -353,9 +354,35 @@ class RayPluginProcess:
         progress({"stage": "ready", "message": f"{count} Ray actor{'s' if count > 1 else ''} ready"})
         cluster.processes.add(self)
         self.exited.add_done_callback(lambda _: cluster.processes.discard(self))
-        self._hold(asyncio.get_running_loop().create_task(self._read()))
-        self._hold(asyncio.get_running_loop().create_task(self._write()))
+        loop = asyncio.get_running_loop()
+        self._hold(loop.create_task(self._read()))
+        self._hold(loop.create_task(self._write()))
+        if count > 1:
+            await self._tell_peers()
+        for replica in self.replicas[1:]:
+            self._hold(loop.create_task(self._watch(replica)))
         return self
+
+    async def _tell_peers(self) -> None:
+        """Gives the first replica the others' handles (it spreads the page's calls over them)."""
+        import ray
+
+        peers = [None if replica.index in self._restarting or replica.index in self._failed else replica.actor
+                 for replica in self.replicas[1:]]
+        try:
+            await _ray_call(self.replicas[0].actor.set_peers, peers)
+        except ray.exceptions.RayError:
+            pass  # the first replica died: _read says so
+
+    async def _watch(self, replica: Replica) -> None:
+        """A replica past the first that dies, whenever (not only in a map), is started again."""
+        import ray
+
+        try:
+            await _ray_call(replica.actor.until_ended)
+        except ray.exceptions.RayError:
+            if self.replicas[replica.index] is replica:
+                self._restart(replica)
 
     async def _new_replica(self, index: int) -> Replica:
         """An actor placed, started and (past the first) loaded; ClusterError if it cannot be."""
@@ -528,8 +555,11 @@ class RayPluginProcess:
         """A replica past the first that died is replaced by a new actor, loaded as it was."""
         if replica.index == 0 or replica.index in self._restarting or self.exited.done():
             return
+        if self.replicas[replica.index] is not replica:
+            return  # started again already (a map that began before still held the old one)
 
         async def restart() -> Replica:
+            await self._tell_peers()  # the first replica stops sending it calls
             new = await self._new_replica(replica.index)
             if self.exited.done():
                 import ray
@@ -537,10 +567,21 @@ class RayPluginProcess:
                 ray.kill(new.actor)
             else:
                 self.replicas[replica.index] = new
+                self._hold(asyncio.get_running_loop().create_task(self._watch(new)))
             return new
 
-        task = self._restarting[replica.index] = asyncio.get_running_loop().create_task(restart())
-        task.add_done_callback(lambda _: self._restarting.pop(replica.index, None))
+        def restarted(task: asyncio.Task[Replica]) -> None:
+            self._restarting.pop(replica.index, None)
+            if task.cancelled() or task.exception() is not None:
+                self._failed.add(replica.index)
+            else:
+                self._failed.discard(replica.index)
+            if not self.exited.done():
+                self._hold(asyncio.get_running_loop().create_task(self._tell_peers()))
+
+        loop = asyncio.get_running_loop()
+        task = self._restarting[replica.index] = loop.create_task(restart())
+        task.add_done_callback(restarted)
 
     async def restarted(self) -> None:
         """Waits for replicas being started again (tests, benchmarks)."""

@@ -37,6 +37,9 @@ from pyjoy.rpc.transport import Buffer, Handler, Message, memory_pair
 
 # What a replica's console API prints: ImJoy's API functions that only report.
 CONSOLE_FUNCTIONS = ("log", "error", "alert", "showMessage", "showStatus", "showProgress", "showSnackbar")
+# Exported functions the page's calls always run on the first replica: setup() ran on each
+# replica as it loaded (the page calls the first's).
+KEPT_ON_FIRST = ("setup",)
 
 
 def _as_array(buffer: Any) -> Any:
@@ -127,6 +130,11 @@ class PluginActor:
         self._session: Session | None = None
         self._exported: Any = None
         self._loaded = asyncio.Event() if _has_loop() else None
+        # The first replica's view of the others (set_peers), for spreading the page's calls:
+        # each replica's actor handle (None while it is started again) and calls in flight.
+        self._peers: list[Any] = []
+        self._in_flight: list[int] = [0]
+        self._turn = 0
 
     async def ready(self) -> dict[str, Any]:
         """Starts the page's session (the first replica) and says where the actor runs."""
@@ -183,6 +191,82 @@ class PluginActor:
                 return results, (offset, f"{type(error).__name__}: {error}")
         return results, None
 
+    async def call_one(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        """The plugin's exported function `name` with the page's arguments, on a replica past
+        the first (the first spreads the page's calls, `spread`); a result holding functions
+        cannot go back (they would live here, the page's session is on the first replica)."""
+        function = await self._function(name)
+        result = function(*args, **kwargs)
+        result = await result if inspect.isawaitable(result) else result
+        if _holds_functions(result):
+            raise TypeError(f"{name}() returned functions from replica {self._replica}: on a plugin with replicas, "
+                            "a call is spread over them and its result must be values; give the function a "
+                            "function argument (such calls run on the first replica), or run one replica")
+        return result
+
+    async def set_peers(self, peers: list[Any]) -> None:
+        """(The first replica) the other replicas' actor handles, by index from 1; None for one
+        being started again."""
+        self._peers = peers
+        self._in_flight = (self._in_flight + [0] * len(peers))[:1 + len(peers)]
+
+    async def until_ended(self) -> None:
+        """Never answers: the engine waits on it to learn at once that this actor died."""
+        await asyncio.Event().wait()
+
+    def spread(self, exported: Any) -> Any:
+        """What the first replica gives the page for a plugin with replicas: the exported
+        members, each function a call spread over the replicas (ENGINE.md, On a Ray cluster:
+        "Calls on replicas"); the plugin's own export (for `map`) stays as it is."""
+        if int(self._plugin["config"].get("replicas") or 1) <= 1:
+            return exported
+        if isinstance(exported, dict):
+            members = dict(exported)
+        else:  # as pyjoy.rpc's codec encodes an object: its public attributes
+            members = {name: getattr(exported, name) for name in dir(exported) if not name.startswith("_")}
+        return {name: self._spreading(name, member) if callable(member) and name not in KEPT_ON_FIRST else member
+                for name, member in members.items()}
+
+    def _spreading(self, name: str, function: Any) -> Any:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            index = self._least_busy() if not _holds_functions([args, kwargs]) else 0
+            self._in_flight[index] += 1
+            try:
+                if index == 0:
+                    result = function(*args, **kwargs)
+                    return await result if inspect.isawaitable(result) else result
+                return await self._call_peer(index, name, list(args), kwargs)
+            finally:
+                if index < len(self._in_flight):
+                    self._in_flight[index] -= 1
+        call.__name__ = name
+        call.__doc__ = getattr(function, "__doc__", None)
+        return call
+
+    def _least_busy(self) -> int:
+        """The replica with the fewest calls in flight; among those, the next in turn (calls
+        made one after another go round the replicas)."""
+        live = [0] + [index for index, peer in enumerate(self._peers, 1) if peer is not None]
+        self._turn += 1
+        start = self._turn % len(live)
+        order = live[start:] + live[:start]
+        return min(order, key=lambda index: self._in_flight[index])
+
+    async def _call_peer(self, index: int, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        import ray
+
+        peer = self._peers[index - 1]
+        try:
+            return await peer.call_one.remote(name, args, kwargs)
+        except ray.exceptions.RayTaskError as error:
+            cause = getattr(error, "cause", None)
+            raise cause if isinstance(cause, Exception) else RuntimeError(str(error)) from None
+        except ray.exceptions.RayError as error:
+            if self._peers[index - 1] is peer:
+                self._peers[index - 1] = None  # until the engine sends the replica started again
+            raise RuntimeError(f"replica {index} of plugin {self._plugin['config']['name']!r} died during {name}(): "
+                               f"{type(error).__name__}; it is being started again") from None
+
     async def _function(self, name: str) -> Any:
         assert self._loaded is not None
         await self._loaded.wait()
@@ -202,7 +286,7 @@ class _Kernel(EngineKernel):
     async def load_plugin(self, _plugin: Any = None) -> Any:
         exported = await super().load_plugin(_plugin)
         self._actor.loaded(exported)
-        return exported
+        return self._actor.spread(exported)
 
 
 async def _setup(exported: Any) -> None:
@@ -211,6 +295,20 @@ async def _setup(exported: Any) -> None:
         result = setup()
         if inspect.isawaitable(result):
             await result
+
+
+def _holds_functions(value: Any, depth: int = 0) -> bool:
+    """Whether a value holds a function (a page's callback, a made closure) anywhere a
+    message would carry it."""
+    if callable(value) and not isinstance(value, type):
+        return True
+    if depth > 32:
+        return False
+    if isinstance(value, dict):
+        return any(_holds_functions(item, depth + 1) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_functions(item, depth + 1) for item in value)
+    return False
 
 
 def _printer(name: str) -> Any:
