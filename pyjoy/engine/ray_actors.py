@@ -58,7 +58,7 @@ IN_FLIGHT_PER_REPLICA = 2
 #: left: 1 / (replicas * CHUNKS_PER_REPLICA) of them (guided self-scheduling), so that the
 #: chunks shrink towards the end and the replicas finish together, progress comes in steps,
 #: and at most MAX_CHUNK items are in one (a chunk's items are in the object store at once).
-CHUNKS_PER_REPLICA = 4
+CHUNKS_PER_REPLICA = 2
 MAX_CHUNK = 64
 #: How long an actor may take to be placed and start (its requirements installed) before its start fails.
 READY_TIMEOUT_S = 600.0
