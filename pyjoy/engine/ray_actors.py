@@ -15,10 +15,12 @@ through Ray's `runtime_env` (pip), and the engine's runtime (pyjoy, imjoy) shipp
 come back from `outbox`; their buffers go through Ray's object store as numpy arrays.
 
 `"replicas": N` starts N actors: the first is the plugin the page loads (its channel, its
-state, its callbacks); `map` spreads one function over items across all of them, results
-in input order. A replica that dies during a map fails that map, saying so, and is started
-again; the first dying is the plugin exiting, as a crashed process is (its pending calls
-fail at once with the reason). A request no node can satisfy is refused before any actor is
+callbacks); it spreads the page's calls over all of them (ray_worker.py, `spread`: it is
+given the others' handles, `set_peers`); `map` spreads one function over items across all
+of them in chunks (one Ray call per chunk), results in input order. A replica past the first
+that dies (the engine waits on its `until_ended`) fails what it was running, saying so, and
+is started again; the first dying is the plugin exiting, as a crashed process is (its
+pending calls fail at once with the reason). A request no node can satisfy is refused before any actor is
 made, naming what is missing.
 
 A lost cluster (ENGINE.md, "A lost cluster"): Ray's driver cannot outlive its cluster in one

@@ -6,6 +6,9 @@
     await actor.outbox.remote()         # waits for the session's messages to the page and its output lines:
                                         # ([(tree, buffers), ...], [(stream, line), ...])
     await actor.load_console.remote()   # a replica past the first: loads the plugin with a console API
+    await actor.set_peers.remote([handle, ...])   # the first: the others, over which it spreads the page's calls
+    await actor.call_one.remote(name, args, kwargs)   # a page's call spread to a replica past the first
+    actor.until_ended.remote()          # never answers: the engine learns of the actor's death
     await actor.call_chunk.remote(name, items)  # the plugin's exported `name` on each item (map):
                                                 # (results, None or (offset, "Type: message"))
 
@@ -18,7 +21,9 @@ and stderr, kept in the actor's log too), which the engine sends to the page as 
 process's. Buffers travel as numpy uint8 arrays, which Ray
 moves through its object store (out of band, no pickling of their bytes). Replicas past the
 first have no page: they load the plugin with a console API (what it logs is printed, in
-the actor's output) and serve `call` only, the engine's `map`.
+the actor's output) and serve the page's calls the first spreads to them (`call_one`) and
+the engine's `map` (`call_chunk`). With replicas, what the first gives the page for the
+plugin's export is `spread(exported)` (ENGINE.md, "Calls on replicas").
 """
 
 from __future__ import annotations
@@ -277,7 +282,7 @@ class PluginActor:
 
 
 class _Kernel(EngineKernel):
-    """The page's kernel: loads the plugin as a plugin process does, and keeps what it exported for `call`."""
+    """The page's kernel: loads the plugin as a plugin process does, keeps what it exported (map), and gives the page its spread calls."""
 
     def __init__(self, actor: PluginActor, session: Session, plugin: dict[str, Any]) -> None:
         super().__init__(session, plugin)
