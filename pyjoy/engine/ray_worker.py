@@ -282,7 +282,8 @@ class PluginActor:
 
 
 class _Kernel(EngineKernel):
-    """The page's kernel: loads the plugin as a plugin process does, keeps what it exported (map), and gives the page its spread calls."""
+    """The page's kernel: loads the plugin as a plugin process does, keeps what it exported
+    (for map), and gives the page its calls spread over the replicas."""
 
     def __init__(self, actor: PluginActor, session: Session, plugin: dict[str, Any]) -> None:
         super().__init__(session, plugin)
