@@ -266,10 +266,12 @@ export class Engine {
    * Starts a native-python plugin here (ENGINE.md, "A plugin's channel"): resolves to what
    * plugins/host.js runs a plugin in, once its process is up; its kernel's load_plugin()
    * runs the plugin. onProgress({stage, message}): install progress; onOutput({type, text}):
-   * its stdout and stderr lines.
+   * its stdout and stderr lines. replicas: its count of Ray actors in place of its config's
+   * (a --ray engine only; ENGINE.md, "On a Ray cluster").
    */
-  async startPlugin(text, { tag = null, onProgress = () => {}, onOutput = () => {} } = {}) {
-    return this.#launch(onOutput, (api, callbacks) => api.start(text, { tag, progress: (event) => onProgress(event ?? {}), ...callbacks, _rkwargs: true }));
+  async startPlugin(text, { tag = null, replicas = null, onProgress = () => {}, onOutput = () => {} } = {}) {
+    const count = replicas === null ? {} : { replicas };
+    return this.#launch(onOutput, (api, callbacks) => api.start(text, { tag, ...count, progress: (event) => onProgress(event ?? {}), ...callbacks, _rkwargs: true }));
   }
 
   /**

@@ -38,6 +38,20 @@ class Replicated:
 api.export(Replicated())
 ''', replicas=2)
 
+SPREAD = plugin("Spread", '''
+import os
+class Spread:
+    def setup(self):
+        self.model = f"loaded in {os.getpid()}"  # what setup() makes is on every replica
+    def where(self, x):
+        return {"pid": os.getpid(), "model": self.model, "double": 2 * x}
+    async def through_page(self, f):
+        return {"pid": os.getpid(), "value": await f(3)}
+    def maker(self):
+        return lambda: os.getpid()
+api.export(Spread())
+''', replicas=2)
+
 PROBED = plugin("Probed", '''
 import pyjoy_engine_probe
 class Probed:
@@ -126,6 +140,10 @@ def test_map_over_two_replicas_answers_two_hundred_items_in_order_with_progress(
             assert all(a["done"] <= b["done"] for a, b in zip(progress, progress[1:]))
             with pytest.raises(RemoteError, match="exports no function 'nothing'"):
                 await client.map(replicated, "nothing", [1])
+            bad = [*range(37), "seven", *range(38, 80)]  # items go in chunks: the failing one is still named
+            with pytest.raises(RemoteError, match=r"map: square\(item 37\) failed on replica [01]: TypeError: can't "
+                                                  "multiply sequence"):
+                await client.map(replicated, "square", bad)
             three = await client.load_plugin(REPLICATED, replicas=3)  # a count chosen by the page, not the config's
             assert len(three.info["runs"]["replicas"]) == 3
             pids = {r["pid"] for r in await client.map(three, "square", list(range(30)))}
@@ -137,6 +155,47 @@ def test_map_over_two_replicas_answers_two_hundred_items_in_order_with_progress(
             stacked = [np.full((4, 4), i, dtype=np.float32) for i in range(10)]
             described = await client.map(arrays, "describe", stacked)
             assert [d["sum"] for d in described] == [16.0 * i for i in range(10)]
+        finally:
+            await client.close()
+
+    run_async(main())
+
+
+def test_ordinary_calls_are_spread_over_the_replicas_and_calls_with_callbacks_stay_on_the_first(engine: dict) -> None:
+    async def main() -> None:
+        client = await connect(engine)
+        try:
+            spread = await client.load_plugin(SPREAD)
+            first, second = (replica["pid"] for replica in spread.info["runs"]["replicas"])
+            answers = [await spread.api.where(i) for i in range(6)]  # one after another: round the replicas
+            assert [answer["double"] for answer in answers] == [2 * i for i in range(6)]
+            assert {answer["pid"] for answer in answers} == {first, second}
+            assert all(answer["model"] == f"loaded in {answer['pid']}" for answer in answers)
+            answers = await asyncio.gather(*(spread.api.where(i) for i in range(40)))  # at once: the least busy
+            assert [answer["double"] for answer in answers] == [2 * i for i in range(40)]
+            assert {answer["pid"] for answer in answers} == {first, second}
+            # A callback is the page's, reached through the first replica's session: such calls run there.
+            for _ in range(4):
+                assert await spread.api.through_page(lambda x: x + 1) == {"pid": first, "value": 4}
+            # A function made on another replica cannot come back: the call says so (the first's can).
+            outcomes = []
+            for _ in range(2):
+                try:
+                    outcomes.append(await (await spread.api.maker())())
+                except RemoteError as error:
+                    outcomes.append(str(error))
+            assert first in outcomes and any("returned functions from replica 1" in str(o) for o in outcomes), outcomes
+
+            os.kill(second, signal.SIGKILL)  # outside any map: the replica is started again
+            deadline, pids = time.monotonic() + 60, set()
+            while len(pids - {second}) < 2:
+                assert time.monotonic() < deadline, pids
+                try:
+                    pids |= {(await spread.api.where(1))["pid"]}
+                except RemoteError as error:
+                    assert "replica 1 of plugin 'Spread' died during where()" in str(error)
+                    await asyncio.sleep(0.2)
+            assert first in pids
         finally:
             await client.close()
 

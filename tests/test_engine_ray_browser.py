@@ -51,3 +51,27 @@ def test_the_page_maps_over_replicas_and_shows_where_its_engine_plugins_run(page
     runs = page.locator(".plugin-item[data-name='Replicated'] .plugin-runs")
     expect(runs).to_contain_text("Runs on the Ray cluster")
     expect(runs).to_contain_text("2 actors")
+    # Replica 1 and 2, each with its node and process: the processes that answered the map.
+    expect(runs).to_contain_text(re.compile(r"replica 1 on node [\d.]+ \w{8}, pid \d+; replica 2 on node [\d.]+ \w{8}, pid \d+$"))
+    shown = {int(pid) for pid in re.findall(r"pid (\d+)", runs.text_content())}
+    assert shown == set(answer["pids"])
+
+    # The person chooses 3 replicas in the plugin list: the plugin starts again as 3 actors, and
+    # a map spreads over 3 processes (the engine's answer, not the page's count).
+    choice = page.locator(".plugin-item[data-name='Replicated'] .plugin-replicas input")
+    expect(choice).to_have_value("2")
+    choice.fill("3")
+    choice.dispatch_event("change")
+    expect(runs).to_contain_text("3 actors", timeout=60_000)
+    pids = page.evaluate("""() => pyjoy.mapOnEngine("Replicated", "square", Array.from({length: 30}, (_, i) => i))
+      .then((results) => [...new Set(results.map((r) => r.pid))].length)""")
+    assert pids == 3
+    # Kept in the workspace: the next start runs 3 again.
+    assert page.evaluate("pyjoy.reloadPlugin('Replicated').then(() => 'ok', (e) => e.message)") == "ok"
+    expect(page.locator(".plugin-item[data-name='Replicated'] .plugin-runs")).to_contain_text("3 actors", timeout=60_000)
+    # A count out of range is refused, saying so; the plugin runs on as it was.
+    choice = page.locator(".plugin-item[data-name='Replicated'] .plugin-replicas input")
+    choice.fill("0")
+    choice.dispatch_event("change")
+    expect(page.get_by_text("replicas of Replicated: a whole number from 1 to 64, not 0", exact=True)).to_be_visible()
+    expect(page.locator(".plugin-item[data-name='Replicated'] .plugin-runs")).to_contain_text("3 actors")

@@ -22,7 +22,7 @@
 // The workbench gives it `settings` ({get(id, key?), set(id, [[key, value]]) (a null
 // value removes the key), workspace() -> its name}, the workspace's), `installer` ({install(source, {approve}) -> api, uninstall(name, {approve}),
 // installedId(name) -> id | null, installed(name) -> {id, name, text, url, tag} | null,
-// start(id) -> api}: what plugins' installPlugin and uninstallPlugin do, and which plugins
+// replicas(id) -> the person's replica count on a Ray engine | null, start(id) -> api}: what plugins' installPlugin and uninstallPlugin do, and which plugins
 // are installed, started when asked for or needed as a dependency) and
 // `windowLayout` (id -> where its window was). The page gives `codeEditor` ({text, title,
 // filename, approve, onClose} -> {window, editor}: the workbench's editor in a window,
@@ -529,8 +529,10 @@ export class PluginHost {
       this.ui.log?.(`${plugin.name}: ${text}`, "info");
     };
     const tag = typeof plugin.config.tag === "string" ? plugin.config.tag : null;
+    // The person's replica count for an installed plugin (the plugin list's "Replicas"), on a Ray engine only.
+    const replicas = engine.info?.cluster ? this.installer?.replicas?.(plugin.id) ?? null : null;
     try {
-      const sandbox = await engine.startPlugin(plugin.text, { tag, onProgress, onOutput });
+      const sandbox = await engine.startPlugin(plugin.text, { tag, replicas, onProgress, onOutput });
       if (progressed) this.ui.progress(`${plugin.name}: environment ready`, 1); // the bar ends full
       return sandbox;
     } catch (error) {

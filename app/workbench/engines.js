@@ -19,8 +19,9 @@ const STATE_TEXT = {
 
 /**
  * Where an engine plugin runs, in words, from the engine's start() answer's `runs`: "a process
- * (pid 123) on engine HOST", or "2 Ray actors on the cluster of engine HOST: node 10.0.0.5
- * (1 GPU, 2 CPU), node ..." (each replica's node and the resources Ray gave it).
+ * (pid 123) on engine HOST", or "Runs on the Ray cluster on engine HOST: 2 actors, replica 1
+ * on node 10.0.0.5 1a2b3c4d (1 GPU, 2 CPU), pid 123; replica 2 ..." (each replica's node, the
+ * resources Ray gave it, its process).
  */
 export function describeRuns(runs, engineUrl = null) {
   let on = "";
@@ -31,9 +32,9 @@ export function describeRuns(runs, engineUrl = null) {
   }
   if (runs?.where !== "cluster") return `Runs as a local process${runs?.pid ? ` (pid ${runs.pid})` : ""}${on}`;
   const replicas = Array.isArray(runs.replicas) ? runs.replicas : [];
-  const each = replicas.map((replica) => {
+  const each = replicas.map((replica, index) => {
     const held = Object.entries(replica?.resources ?? {}).map(([kind, amount]) => `${amount} ${kind}`).join(", ");
-    return `node ${replica?.ip ?? "?"} ${String(replica?.node ?? "").slice(0, 8)}${held ? ` (${held})` : ""}`;
+    return `replica ${index + 1} on node ${replica?.ip ?? "?"} ${String(replica?.node ?? "").slice(0, 8)}${held ? ` (${held})` : ""}${replica?.pid ? `, pid ${replica.pid}` : ""}`;
   });
   return `Runs on the Ray cluster${on}: ${replicas.length} actor${replicas.length === 1 ? "" : "s"}, ${each.join("; ")}`;
 }

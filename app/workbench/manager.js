@@ -10,6 +10,7 @@ import { opForm } from "./forms.js";
 import { openEditorWindow } from "./editor-window.js";
 import { button, el } from "../ui/dom.js";
 import { describeRuns } from "./engines.js";
+import { MAX_REPLICAS } from "./workspace.js";
 
 export function mountManager(doc, { workbench, status, dialogs, windows, builtinManifest, show, actions = {} }) {
   const list = doc.getElementById("plugin-list");
@@ -59,6 +60,7 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
       }),
       button("Remove", act(() => removePlugin(plugin))),
       ...((plugin.tags ?? []).length > 1 ? [tagChooser(plugin)] : []),
+      ...(plugin.runs?.where === "cluster" ? [replicasChooser(plugin)] : []),
       // The camera and microphone answers kept for this plugin (workbench.consent): changed
       // here; revoking also ends what the plugin has open.
       ...["camera", "microphone"].filter((device) => workbench.workspace.grant(plugin.id, device) !== null).map((device) => button(
@@ -69,6 +71,21 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
     item.append(actions);
     if (openDocs.has(plugin.id)) item.append(docsOf(workbench.workspace.plugin(plugin.id)));
     return item;
+  }
+
+  // How many Ray actors a plugin runs as on a --ray engine (ENGINE.md, "On a Ray cluster"):
+  // the person's count, kept in the workspace; the plugin starts again with it.
+  function replicasChooser(plugin) {
+    const label = el("label", "plugin-replicas", "Replicas ");
+    const running = Array.isArray(plugin.runs.replicas) ? plugin.runs.replicas.length : 1;
+    const count = label.appendChild(Object.assign(el("input"), { type: "number", min: "1", max: String(MAX_REPLICAS), step: "1", value: String(running) }));
+    count.title = plugin.replicas === null ? "as its config says; change it to run more or fewer actors" : "your choice, kept in this workspace";
+    count.addEventListener("change", act(async () => {
+      const chosen = Number(count.value);
+      await workbench.setReplicas(plugin.id, chosen);
+      status.toast(`${plugin.name} runs as ${chosen} Ray actor${chosen === 1 ? "" : "s"}`);
+    }));
+    return label;
   }
 
   // Which of its tags a plugin loads (ImJoy's switchTag): installed again with that tag.

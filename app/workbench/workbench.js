@@ -11,6 +11,7 @@
 //   await workbench.install(url, { approve: (config, url, installed, dependencies) => ... });
 //   await workbench.install("https://host/x.imjoy.html@GPU");  // or { tag: "GPU" }: one of its config `tags`, kept in its entry
 //   await workbench.switchTag(entry.id, "CPU");  // installs it again with another of its tags
+//   await workbench.setReplicas(entry.id, 3);   // its replica count on a Ray engine (null: its config's); started again
 //   workbench.list();                       // [{id, name, type, version, state, ...}]
 //
 // Installed plugins are known by their id (given at install, workspace.js); the host's
@@ -18,7 +19,7 @@
 import { CODES, PluginError } from "../errors.js";
 import { describe, fetchManifest, resolvePlugins } from "./install.js";
 import { memoryStore, openStore } from "./store.js";
-import { Workspaces } from "./workspace.js";
+import { MAX_REPLICAS, Workspaces } from "./workspace.js";
 
 export class Workbench {
   #host;
@@ -116,6 +117,7 @@ export class Workbench {
       },
       installedId: (name) => this.workspace.pluginNamed(name)?.id ?? null,
       installed: (name) => this.workspace.pluginNamed(name), // {id, name, text, url, tag}: what a plugin's loads resolve names with
+      replicas: (id) => this.workspace.replicas(id), // the person's replica count on a Ray engine, or null
       start: (id) => this.#apiOf(id),
     };
   }
@@ -178,6 +180,7 @@ export class Workbench {
         id: entry.id, name: entry.name, type: entry.type, version: entry.version, description: entry.description,
         tags: entry.tags, tag: entry.tag ?? null, icon: entry.icon, url: entry.url,
         state: loaded?.state ?? "installed", error: loaded?.error ?? null, runs: loaded?.runs ?? null, engine: loaded?.engine ?? null,
+        replicas: this.workspace.replicas(entry.id),
       };
     });
   }
@@ -220,6 +223,21 @@ export class Workbench {
     // A running plugin picks up the new version now; otherwise when it is next started.
     if (start || this.#hostNow?.plugin(entry.id)) await this.start(entry.id);
     return entry;
+  }
+
+  /**
+   * The replica count a plugin runs with on a Ray engine (ENGINE.md, "On a Ray cluster"): the
+   * person's choice (`count`, 1 to MAX_REPLICAS; null: the plugin's config's), kept in the
+   * workspace; a running plugin starts again with it.
+   */
+  async setReplicas(id, count) {
+    const entry = this.workspace.plugin(id);
+    if (!entry) throw new PluginError(`no plugin ${id} is installed in workspace "${this.workspace.name}"`, { code: CODES.notFound });
+    if (count !== null && !(Number.isInteger(count) && count >= 1 && count <= MAX_REPLICAS)) {
+      throw new PluginError(`replicas of ${entry.name}: a whole number from 1 to ${MAX_REPLICAS}, not ${JSON.stringify(count)}`, { code: CODES.loadFailed });
+    }
+    await this.workspace.setReplicas(id, count);
+    if (this.#hostNow?.plugin(id)) await this.start(id);
   }
 
   /** Installs an installed plugin again with another of its tags (the person's choice in its menu). */

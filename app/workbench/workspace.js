@@ -11,6 +11,7 @@
 //   ws.pluginNamed(name);  await ws.uninstall(entry.id);
 //   ws.getConfig(id, key);  await ws.setConfig(id, [[key, value]]);   // a null value removes the key
 //   ws.engines;  await ws.rememberEngine(url);  await ws.forgetEngine(url);   // engine URLs, with their tokens
+//   ws.replicas(id);  await ws.setReplicas(id, 2);   // the person's replica count on a Ray engine (null: the config's)
 //   await workspaces.switchTo("other");  await workspaces.rename(old, new);
 //   const undo = await workspaces.remove(name); await undo();
 //   workspaces.exportFile(name) -> Blob;  await workspaces.importFile(file)
@@ -19,6 +20,8 @@
 // leaves both the stored and the shown workspace as they were.
 
 export const DEFAULT_WORKSPACE = "default";
+/** The most replicas a plugin may run on a Ray engine (pyjoy/engine/ray_actors.py MAX_REPLICAS). */
+export const MAX_REPLICAS = 64;
 const EXPORT_FORMAT = "pyjoy-workspace";
 const EXPORT_VERSION = 2; // 2: plugins have ids, and settings and windows are kept by id (1: by name; still read)
 
@@ -131,6 +134,7 @@ export class Workspace {
       record.plugins = record.plugins.filter((plugin) => plugin.id !== id);
       delete record.settings[id];
       if (record.grants) delete record.grants[id];
+      if (record.replicas) delete record.replicas[id];
       record.windows = record.windows.filter((window) => window.key !== id);
     });
   }
@@ -172,6 +176,23 @@ export class Workspace {
       const grants = own(record.grants, id);
       if (answer === null) delete grants[what];
       else setOwn(grants, what, Boolean(answer));
+    });
+  }
+
+  /** The replica count the person chose for a plugin on a Ray engine (ENGINE.md, "On a Ray
+   * cluster"; the plugin list's "Replicas"), or null: its config's. A value that is not a
+   * whole number from 1 to MAX_REPLICAS (an edited workspace file) reads as null. */
+  replicas(id) {
+    const count = own(this.record.replicas ?? {}, id);
+    return Number.isInteger(count) && count >= 1 && count <= MAX_REPLICAS ? count : null;
+  }
+
+  /** Keeps the person's replica count for a plugin; null forgets it (its config's again). */
+  async setReplicas(id, count) {
+    await this.#change(`the replicas of "${this.plugin(id)?.name ?? id}"`, (record) => {
+      record.replicas ??= {};
+      if (count === null) delete record.replicas[id];
+      else setOwn(record.replicas, id, count);
     });
   }
 

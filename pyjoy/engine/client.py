@@ -9,7 +9,8 @@
     await client.close()
 
 `connect` raises EngineRefused with the reason (wrong Origin: HTTP 403; wrong token: closed
-with 4401). When the socket drops (not by close()), the client resumes the connection
+with 4401), and EngineTimeout naming the engine's address (not its token) when it does not
+answer within `timeout` seconds (30 by default). When the socket drops (not by close()), the client resumes the connection
 within the engine's grace period (ENGINE.md, A page that drops): its pending calls then
 complete. With `auto_resume=False` it waits for `await client.resume()` instead (tests);
 a refused resume (EngineRefused, code 4410) ends its sessions with the reason. Notices the engine sends outside any call (`{"error": ...}`, ENGINE.md) land in
@@ -36,8 +37,22 @@ from pyjoy.rpc import Session
 from pyjoy.rpc.codec import dotdict
 
 
+#: How long connect() waits for the engine's answer by default.
+CONNECT_TIMEOUT_S = 30.0
+
+
 class EngineRefused(ConnectionError):
     """The engine refused the connection; the message says why."""
+
+
+class EngineTimeout(TimeoutError):
+    """The engine did not answer connect() in time; the message names its address."""
+
+
+def address_of(url: str) -> str:
+    """The engine's URL without its query (the token is a secret: never in a message)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 @dataclass
@@ -79,7 +94,17 @@ class EngineClient:
 
     @classmethod
     async def connect(cls, url: str, origin: str | None = None, auto_resume: bool = True,
-                      direct: bool = False) -> EngineClient:
+                      direct: bool = False, timeout: float | None = CONNECT_TIMEOUT_S) -> EngineClient:
+        """Connects and waits for the engine's root; EngineTimeout naming the address (never the
+        token) when that takes more than `timeout` seconds (None: no limit)."""
+        try:
+            return await asyncio.wait_for(cls._connect(url, origin, auto_resume, direct), timeout)
+        except asyncio.TimeoutError:
+            raise EngineTimeout(f"the engine at {address_of(url)} did not answer within {timeout:g} s (is an engine "
+                                "running there, and is that its address?)") from None
+
+    @classmethod
+    async def _connect(cls, url: str, origin: str | None, auto_resume: bool, direct: bool) -> EngineClient:
         http = aiohttp.ClientSession()
         try:
             ws = await http.ws_connect(url, headers={"Origin": origin} if origin else None,
@@ -92,7 +117,12 @@ class EngineClient:
             raise
         client = cls(http, ws, url, origin, auto_resume, direct)
         root = asyncio.ensure_future(client.engine_session.remote_root())
-        await asyncio.wait([root, client.closed], return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait([root, client.closed], return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # cancelled (the timeout): nothing is left open
+            root.cancel()
+            await client.close()
+            raise
         if not root.done() or root.exception() is not None:
             root.cancel()
             reason = client.closed.result() if client.closed.done() else "closed"

@@ -15,10 +15,12 @@ through Ray's `runtime_env` (pip), and the engine's runtime (pyjoy, imjoy) shipp
 come back from `outbox`; their buffers go through Ray's object store as numpy arrays.
 
 `"replicas": N` starts N actors: the first is the plugin the page loads (its channel, its
-state, its callbacks); `map` spreads one function over items across all of them, results
-in input order. A replica that dies during a map fails that map, saying so, and is started
-again; the first dying is the plugin exiting, as a crashed process is (its pending calls
-fail at once with the reason). A request no node can satisfy is refused before any actor is
+callbacks); it spreads the page's calls over all of them (ray_worker.py, `spread`: it is
+given the others' handles, `set_peers`); `map` spreads one function over items across all
+of them in chunks (one Ray call per chunk), results in input order. A replica past the first
+that dies (the engine waits on its `until_ended`) fails what it was running, saying so, and
+is started again; the first dying is the plugin exiting, as a crashed process is (its
+pending calls fail at once with the reason). A request no node can satisfy is refused before any actor is
 made, naming what is missing.
 
 A lost cluster (ENGINE.md, "A lost cluster"): Ray's driver cannot outlive its cluster in one
@@ -52,8 +54,14 @@ from pyjoy.engine.processes import MAX_UNREAD_BYTES, BoundedOutput, OnItem, OnOu
 
 #: The most replicas a plugin may ask for.
 MAX_REPLICAS = 64
-#: Calls a map keeps in flight per replica: the next item is on its way while one runs.
+#: Calls a map keeps in flight per replica: the next chunk is on its way while one runs.
 IN_FLIGHT_PER_REPLICA = 2
+#: A map's items go to the actors in chunks (one Ray call each), each a share of the items
+#: left: 1 / (replicas * CHUNKS_PER_REPLICA) of them (guided self-scheduling), so that the
+#: chunks shrink towards the end and the replicas finish together, progress comes in steps,
+#: and at most MAX_CHUNK items are in one (a chunk's items are in the object store at once).
+CHUNKS_PER_REPLICA = 2
+MAX_CHUNK = 64
 #: How long an actor may take to be placed and start (its requirements installed) before its start fails.
 READY_TIMEOUT_S = 600.0
 PROGRESS_INTERVAL_S = 0.1
@@ -129,6 +137,11 @@ def infeasible(options: dict[str, Any], nodes: list[dict[str, Any]]) -> str | No
                     f"(the most one has is {largest:g})")
     return "no single node in the cluster has all of " + ", ".join(f"{amount:g} {kind}" for kind, amount in
                                                                    wanted.items() if amount)
+
+
+def chunk_size(left: int, replicas: int) -> int:
+    """How many of a map's `left` items (not yet sent) go in the next actor call."""
+    return max(1, min(MAX_CHUNK, -(-left // (replicas * CHUNKS_PER_REPLICA))))
 
 
 def gcs_answers(gcs: str, timeout: float = 1.0) -> bool:
@@ -315,6 +328,7 @@ class RayPluginProcess:
         self._has_queue = asyncio.Event()
         self._tasks: set[asyncio.Future[Any]] = set()
         self._restarting: dict[int, asyncio.Task[Replica]] = {}
+        self._failed: set[int] = set()  # replicas whose start again failed (a map's failure tries again)
 
     @classmethod
     async def start(cls, plugin: dict[str, Any], cluster: Cluster, on_item: OnItem, on_output: OnOutput,
@@ -342,9 +356,35 @@ class RayPluginProcess:
         progress({"stage": "ready", "message": f"{count} Ray actor{'s' if count > 1 else ''} ready"})
         cluster.processes.add(self)
         self.exited.add_done_callback(lambda _: cluster.processes.discard(self))
-        self._hold(asyncio.get_running_loop().create_task(self._read()))
-        self._hold(asyncio.get_running_loop().create_task(self._write()))
+        loop = asyncio.get_running_loop()
+        self._hold(loop.create_task(self._read()))
+        self._hold(loop.create_task(self._write()))
+        if count > 1:
+            await self._tell_peers()
+        for replica in self.replicas[1:]:
+            self._hold(loop.create_task(self._watch(replica)))
         return self
+
+    async def _tell_peers(self) -> None:
+        """Gives the first replica the others' handles (it spreads the page's calls over them)."""
+        import ray
+
+        peers = [None if replica.index in self._restarting or replica.index in self._failed else replica.actor
+                 for replica in self.replicas[1:]]
+        try:
+            await _ray_call(self.replicas[0].actor.set_peers, peers)
+        except ray.exceptions.RayError:
+            pass  # the first replica died: _read says so
+
+    async def _watch(self, replica: Replica) -> None:
+        """A replica past the first that dies, whenever (not only in a map), is started again."""
+        import ray
+
+        try:
+            await _ray_call(replica.actor.until_ended)
+        except ray.exceptions.RayError:
+            if self.replicas[replica.index] is replica:
+                self._restart(replica)
 
     async def _new_replica(self, index: int) -> Replica:
         """An actor placed, started and (past the first) loaded; ClusterError if it cannot be."""
@@ -465,7 +505,7 @@ class RayPluginProcess:
     # -- map over the replicas -----------------------------------------------------------------
 
     async def map(self, name: str, items: list[Any], progress: Callable[[dict[str, Any]], Any] | None) -> list[Any]:
-        """`name(item)` for each item, spread over the replicas, results in input order."""
+        """`name(item)` for each item, spread over the replicas in chunks, results in input order."""
         import ray
 
         results: list[Any] = [None] * len(items)
@@ -481,19 +521,24 @@ class RayPluginProcess:
             while state["next"] < len(items):
                 if self.exited.done():
                     raise ClusterError(f"map: plugin {self._name!r} {self._why}")
-                index = state["next"]
-                state["next"] += 1
+                first = state["next"]
+                state["next"] = last = first + chunk_size(len(items) - first, len(self.replicas))
                 replica = self.replicas[slot % len(self.replicas)]
                 try:
-                    results[index] = await _ray_call(replica.actor.call, name, items[index])
+                    answers, failure = await _ray_call(replica.actor.call_chunk, name, items[first:last])
                 except ray.exceptions.RayTaskError as error:
-                    raise ClusterError(f"map: {name}(item {index}) failed on replica {replica.index}: "
+                    raise ClusterError(f"map: {name}(item {first}) failed on replica {replica.index}: "
                                        f"{_cause(error)}") from None
                 except ray.exceptions.RayError as error:
                     self._restart(replica)
                     raise ClusterError(f"map: replica {replica.index} of plugin {self._name!r} died during "
-                                       f"{name}(item {index}): {_cause(error)}; it is being started again") from None
-                state["done"] += 1
+                                       f"{name}(items {first} to {last - 1}): {_cause(error)}; it is being started "
+                                       "again") from None
+                if failure is not None:
+                    offset, why = failure
+                    raise ClusterError(f"map: {name}(item {first + offset}) failed on replica {replica.index}: {why}")
+                results[first:last] = answers
+                state["done"] += last - first
                 report()
 
         workers = [loop.create_task(work(slot)) for slot in range(len(self.replicas) * IN_FLIGHT_PER_REPLICA)]
@@ -512,8 +557,11 @@ class RayPluginProcess:
         """A replica past the first that died is replaced by a new actor, loaded as it was."""
         if replica.index == 0 or replica.index in self._restarting or self.exited.done():
             return
+        if self.replicas[replica.index] is not replica:
+            return  # started again already (a map that began before still held the old one)
 
         async def restart() -> Replica:
+            await self._tell_peers()  # the first replica stops sending it calls
             new = await self._new_replica(replica.index)
             if self.exited.done():
                 import ray
@@ -521,10 +569,21 @@ class RayPluginProcess:
                 ray.kill(new.actor)
             else:
                 self.replicas[replica.index] = new
+                self._hold(asyncio.get_running_loop().create_task(self._watch(new)))
             return new
 
-        task = self._restarting[replica.index] = asyncio.get_running_loop().create_task(restart())
-        task.add_done_callback(lambda _: self._restarting.pop(replica.index, None))
+        def restarted(task: asyncio.Task[Replica]) -> None:
+            self._restarting.pop(replica.index, None)
+            if task.cancelled() or task.exception() is not None:
+                self._failed.add(replica.index)
+            else:
+                self._failed.discard(replica.index)
+            if not self.exited.done():
+                self._hold(asyncio.get_running_loop().create_task(self._tell_peers()))
+
+        loop = asyncio.get_running_loop()
+        task = self._restarting[replica.index] = loop.create_task(restart())
+        task.add_done_callback(restarted)
 
     async def restarted(self) -> None:
         """Waits for replicas being started again (tests, benchmarks)."""

@@ -6,7 +6,11 @@
     await actor.outbox.remote()         # waits for the session's messages to the page and its output lines:
                                         # ([(tree, buffers), ...], [(stream, line), ...])
     await actor.load_console.remote()   # a replica past the first: loads the plugin with a console API
-    await actor.call.remote(name, item) # calls the plugin's exported `name` with one item (map)
+    await actor.set_peers.remote([handle, ...])   # the first: the others, over which it spreads the page's calls
+    await actor.call_one.remote(name, args, kwargs)   # a page's call spread to a replica past the first
+    actor.until_ended.remote()          # never answers: the engine learns of the actor's death
+    await actor.call_chunk.remote(name, items)  # the plugin's exported `name` on each item (map):
+                                                # (results, None or (offset, "Type: message"))
 
 The plugin runs as in its own process (plugin_process.py): the same pyjoy.rpc session with
 the page, the same `EngineKernel` and script runner, so the page cannot tell the two apart.
@@ -17,7 +21,9 @@ and stderr, kept in the actor's log too), which the engine sends to the page as 
 process's. Buffers travel as numpy uint8 arrays, which Ray
 moves through its object store (out of band, no pickling of their bytes). Replicas past the
 first have no page: they load the plugin with a console API (what it logs is printed, in
-the actor's output) and serve `call` only, the engine's `map`.
+the actor's output) and serve the page's calls the first spreads to them (`call_one`) and
+the engine's `map` (`call_chunk`). With replicas, what the first gives the page for the
+plugin's export is `spread(exported)` (ENGINE.md, "Calls on replicas").
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ from pyjoy.rpc.transport import Buffer, Handler, Message, memory_pair
 
 # What a replica's console API prints: ImJoy's API functions that only report.
 CONSOLE_FUNCTIONS = ("log", "error", "alert", "showMessage", "showStatus", "showProgress", "showSnackbar")
+# Exported functions the page's calls always run on the first replica: setup() ran on each
+# replica as it loaded (the page calls the first's).
+KEPT_ON_FIRST = ("setup",)
 
 
 def _as_array(buffer: Any) -> Any:
@@ -126,6 +135,11 @@ class PluginActor:
         self._session: Session | None = None
         self._exported: Any = None
         self._loaded = asyncio.Event() if _has_loop() else None
+        # The first replica's view of the others (set_peers), for spreading the page's calls:
+        # each replica's actor handle (None while it is started again) and calls in flight.
+        self._peers: list[Any] = []
+        self._in_flight: list[int] = [0]
+        self._turn = 0
 
     async def ready(self) -> dict[str, Any]:
         """Starts the page's session (the first replica) and says where the actor runs."""
@@ -167,19 +181,109 @@ class PluginActor:
         await _setup(exported)
         self.loaded(exported)
 
-    async def call(self, name: str, item: Any) -> Any:
-        """The plugin's exported function `name` on one item (the engine's map)."""
+    async def call_chunk(self, name: str, items: list[Any]) -> tuple[list[Any], tuple[int, str] | None]:
+        """The plugin's exported function `name` on each of a chunk of items (the engine's map):
+        their results, and the first failure as (its offset in the chunk, "Type: message"), the
+        items after it not run. One Ray call per chunk, not per item: a call's own cost (the
+        gateway's, the raylet's, this worker's) is most of a small item's."""
+        function = await self._function(name)
+        results: list[Any] = []
+        for offset, item in enumerate(items):
+            try:
+                result = function(item)
+                results.append(await result if inspect.isawaitable(result) else result)
+            except Exception as error:
+                return results, (offset, f"{type(error).__name__}: {error}")
+        return results, None
+
+    async def call_one(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        """The plugin's exported function `name` with the page's arguments, on a replica past
+        the first (the first spreads the page's calls, `spread`); a result holding functions
+        cannot go back (they would live here, the page's session is on the first replica)."""
+        function = await self._function(name)
+        result = function(*args, **kwargs)
+        result = await result if inspect.isawaitable(result) else result
+        if _holds_functions(result):
+            raise TypeError(f"{name}() returned functions from replica {self._replica}: on a plugin with replicas, "
+                            "a call is spread over them and its result must be values; give the function a "
+                            "function argument (such calls run on the first replica), or run one replica")
+        return result
+
+    async def set_peers(self, peers: list[Any]) -> None:
+        """(The first replica) the other replicas' actor handles, by index from 1; None for one
+        being started again."""
+        self._peers = peers
+        self._in_flight = (self._in_flight + [0] * len(peers))[:1 + len(peers)]
+
+    async def until_ended(self) -> None:
+        """Never answers: the engine waits on it to learn at once that this actor died."""
+        await asyncio.Event().wait()
+
+    def spread(self, exported: Any) -> Any:
+        """What the first replica gives the page for a plugin with replicas: the exported
+        members, each function a call spread over the replicas (ENGINE.md, On a Ray cluster:
+        "Calls on replicas"); the plugin's own export (for `map`) stays as it is."""
+        if int(self._plugin["config"].get("replicas") or 1) <= 1:
+            return exported
+        if isinstance(exported, dict):
+            members = dict(exported)
+        else:  # as pyjoy.rpc's codec encodes an object: its public attributes
+            members = {name: getattr(exported, name) for name in dir(exported) if not name.startswith("_")}
+        return {name: self._spreading(name, member) if callable(member) and name not in KEPT_ON_FIRST else member
+                for name, member in members.items()}
+
+    def _spreading(self, name: str, function: Any) -> Any:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            index = self._least_busy() if not _holds_functions([args, kwargs]) else 0
+            self._in_flight[index] += 1
+            try:
+                if index == 0:
+                    result = function(*args, **kwargs)
+                    return await result if inspect.isawaitable(result) else result
+                return await self._call_peer(index, name, list(args), kwargs)
+            finally:
+                if index < len(self._in_flight):
+                    self._in_flight[index] -= 1
+        call.__name__ = name
+        call.__doc__ = getattr(function, "__doc__", None)
+        return call
+
+    def _least_busy(self) -> int:
+        """The replica with the fewest calls in flight; among those, the next in turn (calls
+        made one after another go round the replicas)."""
+        live = [0] + [index for index, peer in enumerate(self._peers, 1) if peer is not None]
+        self._turn += 1
+        start = self._turn % len(live)
+        order = live[start:] + live[:start]
+        return min(order, key=lambda index: self._in_flight[index])
+
+    async def _call_peer(self, index: int, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        import ray
+
+        peer = self._peers[index - 1]
+        try:
+            return await peer.call_one.remote(name, args, kwargs)
+        except ray.exceptions.RayTaskError as error:
+            cause = getattr(error, "cause", None)
+            raise cause if isinstance(cause, Exception) else RuntimeError(str(error)) from None
+        except ray.exceptions.RayError as error:
+            if self._peers[index - 1] is peer:
+                self._peers[index - 1] = None  # until the engine sends the replica started again
+            raise RuntimeError(f"replica {index} of plugin {self._plugin['config']['name']!r} died during {name}(): "
+                               f"{type(error).__name__}; it is being started again") from None
+
+    async def _function(self, name: str) -> Any:
         assert self._loaded is not None
         await self._loaded.wait()
         function = self._exported.get(name) if isinstance(self._exported, dict) else getattr(self._exported, name, None)
         if not callable(function):
             raise AttributeError(f"plugin {self._plugin['config']['name']!r} exports no function {name!r}")
-        result = function(item)
-        return await result if inspect.isawaitable(result) else result
+        return function
 
 
 class _Kernel(EngineKernel):
-    """The page's kernel: loads the plugin as a plugin process does, and keeps what it exported for `call`."""
+    """The page's kernel: loads the plugin as a plugin process does, keeps what it exported
+    (for map), and gives the page its calls spread over the replicas."""
 
     def __init__(self, actor: PluginActor, session: Session, plugin: dict[str, Any]) -> None:
         super().__init__(session, plugin)
@@ -188,7 +292,7 @@ class _Kernel(EngineKernel):
     async def load_plugin(self, _plugin: Any = None) -> Any:
         exported = await super().load_plugin(_plugin)
         self._actor.loaded(exported)
-        return exported
+        return self._actor.spread(exported)
 
 
 async def _setup(exported: Any) -> None:
@@ -197,6 +301,20 @@ async def _setup(exported: Any) -> None:
         result = setup()
         if inspect.isawaitable(result):
             await result
+
+
+def _holds_functions(value: Any, depth: int = 0) -> bool:
+    """Whether a value holds a function (a page's callback, a made closure) anywhere a
+    message would carry it."""
+    if callable(value) and not isinstance(value, type):
+        return True
+    if depth > 32:
+        return False
+    if isinstance(value, dict):
+        return any(_holds_functions(item, depth + 1) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_functions(item, depth + 1) for item in value)
+    return False
 
 
 def _printer(name: str) -> Any:

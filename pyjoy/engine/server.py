@@ -386,10 +386,7 @@ class Connection:
         return None
 
     def _to_engine(self, header: dict[str, Any], pieces: list[Any]) -> None:
-        data, buffers, offset = b"".join(pieces), [], 0
-        for size in header.get("buffers", []):
-            buffers.append(data[offset:offset + size])
-            offset += size
+        buffers = _buffers_of(header.get("buffers", []), pieces)
         try:
             message = wire.restore(header["message"], buffers)
         except Exception as error:
@@ -646,6 +643,35 @@ class Control:
         if cluster is not None:
             facts["cluster"] = await cluster.describe()
         return facts
+
+
+def _buffers_of(sizes: list[int], pieces: list[Any]) -> list[Any]:
+    """A message's buffers from its pieces: a buffer that came in one piece is that piece (no
+    copy: a map's items are many such buffers); one in several is joined; pieces that do not
+    follow the buffers' bounds (a sender's own cut) are joined whole and sliced."""
+    buffers, index = [], 0
+    for size in sizes:
+        taken, parts = 0, []
+        while taken < size and index < len(pieces):
+            parts.append(pieces[index])
+            taken += memoryview(pieces[index]).nbytes
+            index += 1
+        if taken != size:
+            view = memoryview(b"".join(pieces))
+            return [view[start:start + size] for start, size in zip(_offsets(sizes), sizes)]
+        buffers.append(parts[0] if len(parts) == 1 else b"".join(parts))
+    if index != len(pieces):  # more bytes than the header's buffers: as the join below would find
+        view = memoryview(b"".join(pieces))
+        return [view[start:start + size] for start, size in zip(_offsets(sizes), sizes)]
+    return buffers
+
+
+def _offsets(sizes: list[int]) -> list[int]:
+    starts, offset = [], 0
+    for size in sizes:
+        starts.append(offset)
+        offset += size
+    return starts
 
 
 def loopback(host: str) -> bool:
