@@ -31,6 +31,7 @@ import aiohttp
 from pyjoy.engine import wire
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from pyjoy.engine.masking import masked_frame
 from pyjoy.engine.mux import ChannelTransport, Outgoing, SplitTransport
 from pyjoy.rpc import Session
 from pyjoy.rpc.codec import dotdict
@@ -51,6 +52,41 @@ class RemotePlugin:
         return self.info["id"]
 
 
+class _Frames:
+    """An aiohttp client WebSocket as mux.Outgoing writes to it: `write_nowait` masks each
+    frame in one pass over its payload (masking.py; aiohttp copies a payload, masks the copy
+    and copies it again behind the header) and hands it to the transport whole, with no turn
+    of the event loop per message; while the transport has no room (or aiohttp has not the
+    internals this relies on), aiohttp's own send_str/send_bytes, which wait for it."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self._ws = ws
+        writer = getattr(ws, "_writer", None)
+        self._transport = getattr(writer, "transport", None)
+        self._protocol = getattr(writer, "protocol", None)
+        self._writer = writer
+        self._direct = (getattr(writer, "use_mask", False) and self._transport is not None
+                        and hasattr(self._protocol, "writing_paused"))
+
+    def write_nowait(self, frame: str | bytes | memoryview) -> bool:
+        """Writes the frame now if the socket is open and its transport has room; else False."""
+        transport = self._transport
+        if (not self._direct or self._ws.closed or getattr(self._writer, "_closing", True)
+                or transport.is_closing() or self._protocol.writing_paused):
+            return False
+        if isinstance(frame, str):
+            transport.write(masked_frame(frame.encode(), opcode=0x1))
+        else:
+            transport.write(masked_frame(frame))
+        return True
+
+    async def send_str(self, text: str) -> None:
+        await self._ws.send_str(text)
+
+    async def send_bytes(self, data: bytes | memoryview) -> None:
+        await self._ws.send_bytes(data)
+
+
 class EngineClient:
     def __init__(self, http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse, url: str,
                  origin: str | None, auto_resume: bool = True, direct: bool = False) -> None:
@@ -60,7 +96,7 @@ class EngineClient:
         self.auto_resume = auto_resume
         self.direct = direct
         self._direct: list[tuple[aiohttp.ClientWebSocketResponse, Outgoing, asyncio.Task[None]]] = []
-        self.outgoing = Outgoing(ws, keep=True)  # until the engine's hello says it keeps no connection
+        self.outgoing = Outgoing(_Frames(ws), keep=True)  # until the engine's hello says it keeps no connection
         self.notices: asyncio.Queue[str] = asyncio.Queue()
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.resume_key: str | None = None  # from the engine's hello: a secret, as the token
@@ -155,7 +191,7 @@ class EngineClient:
         if not items or not isinstance(items[0], wire.Hello):
             await ws.close()
             return None
-        outgoing = Outgoing(ws)
+        outgoing = Outgoing(_Frames(ws))
         transport = ChannelTransport(outgoing, "plugin")
 
         async def read() -> None:
@@ -266,7 +302,7 @@ class EngineClient:
             raise EngineRefused(f"the engine refused to resume the connection: {why}")
         self.ws = ws
         self.dropped.clear()
-        self.outgoing.attach(ws, items[0].info["received"], [])
+        self.outgoing.attach(_Frames(ws), items[0].info["received"], [])
         self._reader = asyncio.get_running_loop().create_task(self._read(ws))
 
     def drop(self) -> None:
