@@ -80,6 +80,9 @@ class _Frames:
             transport.write(masked_frame(frame))
         return True
 
+    def flush(self) -> None:
+        """(Each frame was written whole: nothing waits.)"""
+
     async def send_str(self, text: str) -> None:
         await self._ws.send_str(text)
 

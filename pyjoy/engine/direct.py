@@ -46,6 +46,8 @@ HIGH_WATER_BYTES = 16 * 2**20
 IN_PLACE_BYTES = 64 * 2**10
 #: What other frames are read through, many per system call.
 SCRATCH_BYTES = 256 * 2**10
+#: Frames to send smaller than this are joined into one write (copied: a few bytes of each).
+JOIN_BYTES = 64 * 2**10
 
 
 #: Set (to 1) in the engine's environment, its plugin processes take no direct socket: every
@@ -195,15 +197,26 @@ class _Socket(asyncio.BufferedProtocol):
             self._room.set_result(None)
 
     def _flush(self) -> None:
+        """Writes what `websockets` has to send: small frames joined (a message's header and
+        small buffers in one system call), big ones as they are (no copy)."""
         transport = self._transport
         if transport is None or transport.is_closing():
             return
+        small: list[bytes] = []
         for data in self._ws.data_to_send():
+            if data and len(data) < JOIN_BYTES:
+                small.append(data)
+                continue
+            if small:
+                transport.write(b"".join(small))
+                small = []
             if data:
                 transport.write(data)
             else:  # the closing handshake is over: the end of the stream
                 transport.close()
                 return
+        if small:
+            transport.write(b"".join(small))
         if self._ws.state is State.CLOSED:
             transport.close()
 
@@ -216,15 +229,18 @@ class _Socket(asyncio.BufferedProtocol):
                 raise ConnectionError("the direct socket is closed")
 
     def write_nowait(self, frame: str | bytes | memoryview) -> bool:
-        """Sends a frame now if the transport has room (mux.Outgoing's fast path); else False."""
+        """Takes a frame to send if the transport has room (mux.Outgoing's fast path; it calls
+        flush() after the frames it has); else False."""
         if self.closed or self._ws.state is not State.OPEN or (self._room is not None and not self._room.done()):
             return False
         if isinstance(frame, str):
             self._ws.send_text(frame.encode())
         else:
             self._ws.send_binary(frame)
-        self._flush()
         return True
+
+    def flush(self) -> None:
+        self._flush()
 
     async def send_str(self, text: str) -> None:
         await self._room_to_send()
