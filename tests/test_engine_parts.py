@@ -548,7 +548,7 @@ def test_masking_in_one_pass_matches_websockets_and_a_client_frame_parses_with_a
     from websockets.frames import Frame, apply_mask
     from websockets.streams import StreamReader
 
-    from pyjoy.engine.masking import mask_into, masked_frame
+    from pyjoy.engine.masking import FRAME_EXTRA_BYTES, mask_into, masked_frame
 
     for n in (0, 1, 3, 4, 5, 125, 126, 4095, 4096, 4099, 65_535, 65_536, 70_001):
         payload, key = os.urandom(n), os.urandom(4)
@@ -558,9 +558,11 @@ def test_masking_in_one_pass_matches_websockets_and_a_client_frame_parses_with_a
         same = bytearray(payload)
         mask_into(memoryview(same), same, key)  # in place
         assert same == out
-        for opcode in (1, 2):
+        for opcode, memory in ((1, None), (2, None), (2, bytearray(n + FRAME_EXTRA_BYTES))):
+            frame = masked_frame(payload, opcode, memory)
+            assert memory is None or frame.obj is memory  # written into the buffer given
             reader = StreamReader()
-            reader.feed_data(bytes(masked_frame(payload, opcode)))
+            reader.feed_data(bytes(frame))
             parse = Frame.parse(reader.read_exact, mask=True)
             with pytest.raises(StopIteration) as done:
                 next(parse)

@@ -23,6 +23,7 @@ plugin's session then ends), so tests of the relay leave it off (the default).
 from __future__ import annotations
 
 import asyncio
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,7 @@ import aiohttp
 from pyjoy.engine import wire
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from pyjoy.engine.masking import masked_frame
+from pyjoy.engine.masking import FRAME_EXTRA_BYTES, masked_frame
 from pyjoy.engine.mux import ChannelTransport, Outgoing, SplitTransport
 from pyjoy.rpc import Session
 from pyjoy.rpc.codec import dotdict
@@ -55,9 +56,12 @@ class RemotePlugin:
 class _Frames:
     """An aiohttp client WebSocket as mux.Outgoing writes to it: `write_nowait` masks each
     frame in one pass over its payload (masking.py; aiohttp copies a payload, masks the copy
-    and copies it again behind the header) and hands it to the transport whole, with no turn
-    of the event loop per message; while the transport has no room (or aiohttp has not the
-    internals this relies on), aiohttp's own send_str/send_bytes, which wait for it."""
+    and copies it again behind the header) into a buffer used again once free, and hands it
+    to the transport whole, with no turn of the event loop per message, only while the
+    transport holds nothing unsent (asyncio's keeps what the socket did not take in a buffer
+    of its own that it copies into and moves with each send: it holds one frame's rest at
+    most). send_str/send_bytes (the writer task's, when it must wait) wait for that. Where
+    aiohttp lacks the internals this relies on, its own send_str/send_bytes."""
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self._ws = ws
@@ -65,29 +69,43 @@ class _Frames:
         self._transport = getattr(writer, "transport", None)
         self._protocol = getattr(writer, "protocol", None)
         self._writer = writer
+        self._memory = bytearray()
         self._direct = (getattr(writer, "use_mask", False) and self._transport is not None
-                        and hasattr(self._protocol, "writing_paused"))
+                        and hasattr(self._protocol, "writing_paused") and hasattr(self._protocol, "_drain_helper"))
+        if self._direct:
+            self._transport.set_write_buffer_limits(high=0)  # paused while anything waits unsent
 
     def write_nowait(self, frame: str | bytes | memoryview) -> bool:
-        """Writes the frame now if the socket is open and its transport has room; else False."""
+        """Writes the frame now if the socket is open and its transport holds nothing unsent; else False."""
         transport = self._transport
         if (not self._direct or self._ws.closed or getattr(self._writer, "_closing", True)
                 or transport.is_closing() or self._protocol.writing_paused):
             return False
-        if isinstance(frame, str):
-            transport.write(masked_frame(frame.encode(), opcode=0x1))
-        else:
-            transport.write(masked_frame(frame))
+        data, opcode = (frame.encode(), 0x1) if isinstance(frame, str) else (frame, 0x2)
+        size = len(data) + FRAME_EXTRA_BYTES
+        # One buffer, used again once nothing else holds it (a transport may keep a view of
+        # what it has not sent): fresh memory for each frame would cost a page fault per 4 KiB.
+        if sys.getrefcount(self._memory) > 2 or len(self._memory) < size:
+            self._memory = bytearray(size)
+        transport.write(masked_frame(data, opcode, self._memory))
         return True
 
     def flush(self) -> None:
         """(Each frame was written whole: nothing waits.)"""
 
+    async def _send(self, frame: str | bytes | memoryview) -> None:
+        while self._direct and not self.write_nowait(frame):
+            if self._ws.closed or getattr(self._writer, "_closing", True) or self._transport.is_closing():
+                raise ConnectionResetError("the WebSocket is closed")
+            await self._protocol._drain_helper()
+        if not self._direct:
+            await (self._ws.send_str(frame) if isinstance(frame, str) else self._ws.send_bytes(frame))
+
     async def send_str(self, text: str) -> None:
-        await self._ws.send_str(text)
+        await self._send(text)
 
     async def send_bytes(self, data: bytes | memoryview) -> None:
-        await self._ws.send_bytes(data)
+        await self._send(data)
 
 
 class EngineClient:

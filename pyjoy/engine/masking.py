@@ -58,10 +58,15 @@ def mask_into(out: memoryview, payload: Any, key: bytes) -> None:
         out[at] = payload[at] ^ key[at % 4]
 
 
-def masked_frame(payload: Any, opcode: int = 0x2) -> memoryview:
+#: What a frame adds to its payload in masked_frame's buffer, at most: alignment, header, key.
+FRAME_EXTRA_BYTES = 15 + 10 + 4
+
+
+def masked_frame(payload: Any, opcode: int = 0x2, memory: bytearray | None = None) -> memoryview:
     """A client's frame (FIN, `opcode`, masked with a fresh random key from os.urandom) of
-    `payload`: one buffer, written in one pass over the payload (its masked bytes start at
-    an address a multiple of 16, so that numpy XORs aligned words)."""
+    `payload`, written in one pass over the payload into `memory` (at least len(payload) +
+    FRAME_EXTRA_BYTES; a new buffer if None): a view of it, its masked bytes at an address
+    a multiple of 16, so that numpy XORs aligned words."""
     payload = memoryview(payload).cast("B")
     n = payload.nbytes
     if n < 126:
@@ -72,11 +77,14 @@ def masked_frame(payload: Any, opcode: int = 0x2) -> memoryview:
         header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
     key = os.urandom(4)
     head = len(header) + 4
-    pad = -head % 16
-    np = _np()
-    # numpy's empty memory: not zeroed first (every byte is written below), 16-byte aligned.
-    memory = memoryview(np.empty(pad + head + n, np.uint8) if np is not None else bytearray(pad + head + n))
-    frame = memory[pad:]
+    view = memoryview(memory if memory is not None else bytearray(n + FRAME_EXTRA_BYTES))
+    pad = -(_address(view) + head) % 16
+    frame = view[pad:pad + head + n]
     frame[:head] = header + key
     mask_into(frame[head:], payload, key)
     return frame
+
+
+def _address(view: memoryview) -> int:
+    np = _np()
+    return np.frombuffer(view, np.uint8).ctypes.data if np is not None else 0
