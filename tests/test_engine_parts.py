@@ -494,7 +494,7 @@ def test_a_fragmented_frame_and_frames_that_break_the_rules_go_to_websockets_whi
     import numpy as np
 
     from websockets.client import ClientProtocol
-    from websockets.frames import Close
+    from websockets.frames import Close, apply_mask
     from websockets.protocol import State
 
     array = np.arange(100_000, dtype=np.int32)
@@ -521,9 +521,9 @@ def test_a_fragmented_frame_and_frames_that_break_the_rules_go_to_websockets_whi
             client.send_text(header.encode())
             if fragmented:
                 client.send_binary(payload, fin=False)
-            key = os.urandom(4)
-            body = bytes(np.bitwise_xor(np.frombuffer(payload, np.uint32), np.frombuffer(key, np.uint32)[0])) if masked else payload
-            frame = struct.pack("!BBQ", first_byte, (0x80 if masked else 0) | 127, len(payload)) + (key if masked else b"") + body
+            key = os.urandom(4) if masked else b""
+            body = apply_mask(payload, key) if masked else payload
+            frame = struct.pack("!BBQ", first_byte, (0x80 if masked else 0) | 127, len(payload)) + key + body
             # `websockets` judges an unmasked frame by its header, the others once their payload
             # came (all sent is read before the verdict: the socket closes with nothing unread).
             await loop.sock_sendall(page, b"".join(client.data_to_send()) + (frame if masked else frame[:4096]))

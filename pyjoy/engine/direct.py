@@ -10,10 +10,11 @@ The engine completed the WebSocket handshake (token, Origin, ticket) and stopped
 the socket; this process speaks the frames from there on, as the server side (masked frames
 in, unmasked out), with `websockets`' sans-I/O protocol in the OPEN state (its C speedups
 unmask), on an asyncio transport; a big binary frame that its message waits for is received
-straight into that message's buffer instead, and unmasked there (_Socket). The messages are the engine's wire, wire.py's frames on
-the one channel "plugin", numbered and kept as the main socket's are (mux.Outgoing, the page's
-ChannelSocket), so that a direct socket that drops is re-opened with a new ticket and each
-side sends again what the other missed: the hello's `received` and the URL's say how many.
+straight into that message's buffer instead, and unmasked there (_Socket). The messages are
+the engine's wire, wire.py's frames on the one channel "plugin", numbered and kept as the
+main socket's are (mux.Outgoing, the page's ChannelSocket), so that a direct socket that
+drops is re-opened with a new ticket and each side sends again what the other missed: the
+hello's `received` and the URL's say how many.
 `report(number)` tells the engine that socket `number` closed, so that it lets go of its copy.
 This module never imports aiohttp: a plugin process imports it.
 """
@@ -177,7 +178,7 @@ class _Socket(asyncio.BufferedProtocol):
             self._on_frame(data)
 
     def eof_received(self) -> bool:
-        self._ws.receive_eof()  # (a payload cut short: `websockets` sees the stream end too soon)
+        self._ws.receive_eof()  # (in a payload received in place too: the stream ended with no closing handshake)
         self._events()
         self._flush()
         return False

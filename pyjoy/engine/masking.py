@@ -24,7 +24,8 @@ try:  # its C speedups where built
 except ImportError:  # pragma: no cover  (the engine extra installs websockets)
     def _apply_mask(data: Any, mask: bytes) -> bytes:
         n = len(data)
-        return (int.from_bytes(data, "little") ^ int.from_bytes((mask * (n // 4 + 1))[:n], "little")).to_bytes(n, "little")
+        key = int.from_bytes((mask * (n // 4 + 1))[:n], "little")
+        return (int.from_bytes(data, "little") ^ key).to_bytes(n, "little")
 
 #: Payloads from this size are masked with numpy (below it, its call costs more than the bytes).
 NUMPY_BYTES = 4096
