@@ -513,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average before: {load_before:.2f}\n")
     print(table(page, python, model) + "\n\nPython client, context:\n\n" + context_table(python))
     print(f"\nmodel, the transfer alone (to a plugin that only counts the batches): "
-          f"{statistics.median(model['transfer_only_images_per_s']):.0f} images/s")
+          f"{statistics.median(model['transfer_only_images_per_s']):.0f} images/s; each round's engine / direct: "
+          f"{', '.join(f'{r:.2f}' for r in model['paired_ratios'])}")
     record = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {**machine_facts(chromium, load_before), "onnxruntime": onnxruntime.__version__},

@@ -124,4 +124,7 @@ async def model_throughput(url: str, model: Path, integrity: str, images: int = 
         "provider_direct": provider, "provider_engine": loaded["provider"], "reason": reason,
         "direct_images_per_s": direct, "engine_images_per_s": engine, "transfer_only_images_per_s": transfer,
         "ratio": statistics.median(engine) / statistics.median(direct),
+        # Each round's engine over the direct run just before it (the goal stays `ratio`): load
+        # that comes and goes on a shared machine falls on both runs of a pair alike.
+        "paired_ratios": [e / d for e, d in zip(engine, direct)],
     }

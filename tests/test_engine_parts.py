@@ -374,3 +374,199 @@ def test_kept_messages_are_numbered_resent_after_what_the_other_side_received_an
 
     run_async(scenario())
 
+
+
+# -- a plugin process's direct socket (direct.py): WebSocket frames received in place --------
+
+ALL_DTYPES = ["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "bool"]
+
+
+def array_message(arrays: list) -> dict:
+    """A call carrying each array as the RPC's `ndarray` (PROTOCOL.md, Values)."""
+    return {"type": "call", "id": "c1", "method": "f", "args": [
+        {"_rtype": "ndarray", "_rvalue": memoryview(a).cast("B"), "_rshape": list(a.shape), "_rdtype": str(a.dtype)}
+        for a in arrays]}
+
+
+def client_bytes(message: dict, fragment: bool = False) -> bytes:
+    """What a page sends for `message` on its direct socket: wire.py's frames, each a masked
+    client frame made by `websockets`' own client protocol (an implementation independent of
+    direct.py's), the first buffer in two fragments if `fragment`."""
+    from websockets.client import ClientProtocol
+    from websockets.protocol import State
+
+    client = ClientProtocol("ws://127.0.0.1/", state=State.OPEN, max_size=None)
+    tree, buffers = wire.split(message)
+    for at, frame in enumerate(wire.frames("plugin", tree, buffers)):
+        if isinstance(frame, str):
+            client.send_text(frame.encode())
+        elif fragment and at == 1:
+            half = len(frame) // 2
+            client.send_binary(bytes(frame[:half]), fin=False)
+            client.send_continuation(bytes(frame[half:]), fin=True)
+        else:
+            client.send_binary(bytes(frame))
+    return b"".join(client.data_to_send())
+
+
+def direct_pair():
+    """A Direct attached to one end of a socket pair (as the engine passes a page's socket); the
+    other end, raw; what Direct delivers, in a queue; the places Incoming.reserve gave."""
+    import asyncio
+    import socket
+
+    from pyjoy.engine.direct import Direct
+
+    got: asyncio.Queue = asyncio.Queue()
+    direct = Direct(lambda message, problem=None: got.put_nowait((message, problem)), lambda number: None)
+    page, engine_side = socket.socketpair()
+    page.setblocking(False)
+    return direct, page, engine_side, got
+
+
+async def send_in_chunks(page, data: bytes, sizes: list[int]) -> None:
+    """Writes `data` in chunks of these sizes in turn (a frame's header split too), letting the
+    reader run between them."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    at, turn = 0, 0
+    while at < len(data):
+        size = sizes[turn % len(sizes)]
+        await loop.sock_sendall(page, data[at:at + size])
+        at, turn = at + size, turn + 1
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("sizes", [[1 << 30], [1, 7, 3, 70001], [13, 100_000]], ids=["whole", "odd pieces", "split"])
+def test_arrays_of_every_dtype_arrive_on_a_direct_socket_intact_and_big_ones_in_place(sizes: list[int]) -> None:
+    import asyncio
+
+    import numpy as np
+
+    from pyjoy.engine import direct as direct_module
+
+    rng = np.random.default_rng(7)
+    arrays = []
+    for name in ALL_DTYPES:
+        for count in (3, 40_001):  # a few bytes (through `websockets`); over IN_PLACE_BYTES but for 1-byte dtypes
+            if name == "bool":
+                arrays.append(rng.integers(0, 2, count).astype(bool))
+            else:
+                arrays.append((rng.random(count) * 250).astype(name).reshape(-1, 1))
+    arrays.append(rng.random((3, 224, 224), dtype=np.float32))  # a 3-D image, 602 KB
+
+    async def scenario() -> None:
+        placed: list = []
+        reserve = wire.Incoming.reserve
+
+        def spy(self, length):
+            view = reserve(self, length)
+            placed.append(view)
+            return view
+
+        direct, page, engine_side, got = direct_pair()
+        await direct.attach(engine_side, 1, None, 0)
+        wire.Incoming.reserve = spy
+        try:
+            await send_in_chunks(page, client_bytes(array_message(arrays)), sizes)
+            message, problem = await asyncio.wait_for(got.get(), 10)
+        finally:
+            wire.Incoming.reserve = reserve
+        assert problem is None
+        for original, value in zip(arrays, message["args"]):
+            received = np.frombuffer(value["_rvalue"], dtype=value["_rdtype"]).reshape(value["_rshape"])
+            assert received.dtype == original.dtype and np.array_equal(received, original)
+        big = [value["_rvalue"] for value in message["args"] if len(value["_rvalue"]) >= direct_module.IN_PLACE_BYTES]
+        # Each big buffer was received where its message joined it: through a view of it.
+        assert len(big) == 9 and all(any(view is not None and view.obj is buffer for view in placed) for buffer in big)
+        direct.close()
+        page.close()
+
+    run_async(scenario())
+
+
+def test_a_fragmented_frame_and_frames_that_break_the_rules_go_to_websockets_which_judges_them() -> None:
+    import asyncio
+    import os
+    import struct
+
+    import numpy as np
+
+    from websockets.client import ClientProtocol
+    from websockets.frames import Close, apply_mask
+    from websockets.protocol import State
+
+    array = np.arange(100_000, dtype=np.int32)
+
+    async def scenario() -> None:
+        # Over IN_PLACE_BYTES, but in two fragments: joined by `websockets`, still whole.
+        direct, page, engine_side, got = direct_pair()
+        await direct.attach(engine_side, 1, None, 0)
+        await send_in_chunks(page, client_bytes(array_message([array]), fragment=True), [65_536])
+        message, problem = await asyncio.wait_for(got.get(), 10)
+        assert problem is None and np.array_equal(np.frombuffer(message["args"][0]["_rvalue"], np.int32), array)
+
+        # The next piece of a message, big, but unmasked (a client MUST mask), or with a reserved
+        # bit set, or whole while a fragmented message is under way: not taken in place;
+        # `websockets` closes the socket with 1002.
+        loop = asyncio.get_running_loop()
+        payload = array.tobytes()
+        header = wire.dumps({"channel": "plugin", "message": {"type": "call", "id": "c2", "method": "f", "args": []},
+                             "buffers": [2 * len(payload)]})
+        for first_byte, masked, fragmented in ((0x82, False, False), (0xC2, True, False), (0x82, True, True)):
+            direct, page, engine_side, got = direct_pair()
+            await direct.attach(engine_side, 1, None, 0)
+            client = ClientProtocol("ws://127.0.0.1/", state=State.OPEN)
+            client.send_text(header.encode())
+            if fragmented:
+                client.send_binary(payload, fin=False)
+            key = os.urandom(4) if masked else b""
+            body = apply_mask(payload, key) if masked else payload
+            frame = struct.pack("!BBQ", first_byte, (0x80 if masked else 0) | 127, len(payload)) + key + body
+            # `websockets` judges an unmasked frame by its header, the others once their payload
+            # came (all sent is read before the verdict: the socket closes with nothing unread).
+            await loop.sock_sendall(page, b"".join(client.data_to_send()) + (frame if masked else frame[:4096]))
+            received = bytearray()
+            while True:  # until the server closes: what it sent (its hello, then its close frame)
+                chunk = await asyncio.wait_for(loop.sock_recv(page, 65_536), 10)
+                if not chunk:
+                    break
+                received += chunk
+            client.receive_data(bytes(received))
+            closes = [Close.parse(event.data) for event in client.events_received() if event.opcode.name == "CLOSE"]
+            assert [close.code for close in closes] == [1002]
+            assert got.empty()  # nothing of that frame reached the session
+            page.close()
+
+    run_async(scenario())
+
+
+def test_masking_in_one_pass_matches_websockets_and_a_client_frame_parses_with_a_fresh_key() -> None:
+    import os
+
+    from websockets.frames import Frame, apply_mask
+    from websockets.streams import StreamReader
+
+    from pyjoy.engine.masking import FRAME_EXTRA_BYTES, mask_into, masked_frame
+
+    for n in (0, 1, 3, 4, 5, 125, 126, 4095, 4096, 4099, 65_535, 65_536, 70_001):
+        payload, key = os.urandom(n), os.urandom(4)
+        out = bytearray(n)
+        mask_into(memoryview(out), payload, key)
+        assert bytes(out) == apply_mask(payload, key)
+        same = bytearray(payload)
+        mask_into(memoryview(same), same, key)  # in place
+        assert same == out
+        for opcode, memory in ((1, None), (2, None), (2, bytearray(n + FRAME_EXTRA_BYTES))):
+            frame = masked_frame(payload, opcode, memory)
+            assert memory is None or frame.obj is memory  # written into the buffer given
+            reader = StreamReader()
+            reader.feed_data(bytes(frame))
+            parse = Frame.parse(reader.read_exact, mask=True)
+            with pytest.raises(StopIteration) as done:
+                next(parse)
+            frame = done.value.value
+            assert frame.data == payload and frame.fin and frame.opcode.value == opcode
+    # Each frame its own random key: the same payload masks differently.
+    assert bytes(masked_frame(bytes(64)))[2:] != bytes(masked_frame(bytes(64)))[2:]

@@ -24,6 +24,7 @@ plugin's session then ends), so tests of the relay leave it off (the default).
 from __future__ import annotations
 
 import asyncio
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ import aiohttp
 from pyjoy.engine import wire
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from pyjoy.engine.masking import FRAME_EXTRA_BYTES, masked_frame
 from pyjoy.engine.mux import ChannelTransport, Outgoing, SplitTransport
 from pyjoy.rpc import Session
 from pyjoy.rpc.codec import dotdict
@@ -66,6 +68,61 @@ class RemotePlugin:
         return self.info["id"]
 
 
+class _Frames:
+    """An aiohttp client WebSocket as mux.Outgoing writes to it: `write_nowait` masks each
+    frame in one pass over its payload (masking.py; aiohttp copies a payload, masks the copy
+    and copies it again behind the header) into a buffer used again once free, and hands it
+    to the transport whole, with no turn of the event loop per message, only while the
+    transport holds nothing unsent (asyncio's keeps what the socket did not take in a buffer
+    of its own that it copies into and moves with each send: it holds one frame's rest at
+    most). send_str/send_bytes (the writer task's, when it must wait) wait for that. Where
+    aiohttp lacks the internals this relies on, its own send_str/send_bytes."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self._ws = ws
+        writer = getattr(ws, "_writer", None)
+        self._transport = getattr(writer, "transport", None)
+        self._protocol = getattr(writer, "protocol", None)
+        self._writer = writer
+        self._memory = bytearray()
+        self._direct = (getattr(writer, "use_mask", False) and self._transport is not None
+                        and hasattr(self._protocol, "writing_paused") and hasattr(self._protocol, "_drain_helper"))
+        if self._direct:
+            self._transport.set_write_buffer_limits(high=0)  # paused while anything waits unsent
+
+    def write_nowait(self, frame: str | bytes | memoryview) -> bool:
+        """Writes the frame now if the socket is open and its transport holds nothing unsent; else False."""
+        transport = self._transport
+        if (not self._direct or self._ws.closed or getattr(self._writer, "_closing", True)
+                or transport.is_closing() or self._protocol.writing_paused):
+            return False
+        data, opcode = (frame.encode(), 0x1) if isinstance(frame, str) else (frame, 0x2)
+        size = len(data) + FRAME_EXTRA_BYTES
+        # One buffer, used again once nothing else holds it (a transport may keep a view of
+        # what it has not sent): fresh memory for each frame would cost a page fault per 4 KiB.
+        if sys.getrefcount(self._memory) > 2 or len(self._memory) < size:
+            self._memory = bytearray(size)
+        transport.write(masked_frame(data, opcode, self._memory))
+        return True
+
+    def flush(self) -> None:
+        """(Each frame was written whole: nothing waits.)"""
+
+    async def _send(self, frame: str | bytes | memoryview) -> None:
+        while self._direct and not self.write_nowait(frame):
+            if self._ws.closed or getattr(self._writer, "_closing", True) or self._transport.is_closing():
+                raise ConnectionResetError("the WebSocket is closed")
+            await self._protocol._drain_helper()
+        if not self._direct:
+            await (self._ws.send_str(frame) if isinstance(frame, str) else self._ws.send_bytes(frame))
+
+    async def send_str(self, text: str) -> None:
+        await self._send(text)
+
+    async def send_bytes(self, data: bytes | memoryview) -> None:
+        await self._send(data)
+
+
 class EngineClient:
     def __init__(self, http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse, url: str,
                  origin: str | None, auto_resume: bool = True, direct: bool = False) -> None:
@@ -75,7 +132,7 @@ class EngineClient:
         self.auto_resume = auto_resume
         self.direct = direct
         self._direct: list[tuple[aiohttp.ClientWebSocketResponse, Outgoing, asyncio.Task[None]]] = []
-        self.outgoing = Outgoing(ws, keep=True)  # until the engine's hello says it keeps no connection
+        self.outgoing = Outgoing(_Frames(ws), keep=True)  # until the engine's hello says it keeps no connection
         self.notices: asyncio.Queue[str] = asyncio.Queue()
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.resume_key: str | None = None  # from the engine's hello: a secret, as the token
@@ -185,7 +242,7 @@ class EngineClient:
         if not items or not isinstance(items[0], wire.Hello):
             await ws.close()
             return None
-        outgoing = Outgoing(ws)
+        outgoing = Outgoing(_Frames(ws))
         transport = ChannelTransport(outgoing, "plugin")
 
         async def read() -> None:
@@ -296,7 +353,7 @@ class EngineClient:
             raise EngineRefused(f"the engine refused to resume the connection: {why}")
         self.ws = ws
         self.dropped.clear()
-        self.outgoing.attach(ws, items[0].info["received"], [])
+        self.outgoing.attach(_Frames(ws), items[0].info["received"], [])
         self._reader = asyncio.get_running_loop().create_task(self._read(ws))
 
     def drop(self) -> None:

@@ -9,10 +9,12 @@ engine accepted and handed over (ENGINE.md, "The direct socket").
 The engine completed the WebSocket handshake (token, Origin, ticket) and stopped reading
 the socket; this process speaks the frames from there on, as the server side (masked frames
 in, unmasked out), with `websockets`' sans-I/O protocol in the OPEN state (its C speedups
-unmask), on an asyncio transport. The messages are the engine's wire, wire.py's frames on
-the one channel "plugin", numbered and kept as the main socket's are (mux.Outgoing, the page's
-ChannelSocket), so that a direct socket that drops is re-opened with a new ticket and each
-side sends again what the other missed: the hello's `received` and the URL's say how many.
+unmask), on an asyncio transport; a big binary frame that its message waits for is received
+straight into that message's buffer instead, and unmasked there (_Socket). The messages are
+the engine's wire, wire.py's frames on the one channel "plugin", numbered and kept as the
+main socket's are (mux.Outgoing, the page's ChannelSocket), so that a direct socket that
+drops is re-opened with a new ticket and each side sends again what the other missed: the
+hello's `received` and the URL's say how many.
 `report(number)` tells the engine that socket `number` closed, so that it lets go of its copy.
 This module never imports aiohttp: a plugin process imports it.
 """
@@ -26,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pyjoy.engine import wire
+from pyjoy.engine.masking import mask_into
 from pyjoy.engine.mux import Outgoing
 
 try:  # the engine extra installs it; a plugin whose Python lacks it stays on the relay
@@ -40,6 +43,12 @@ Deliver = Callable[[Any, Exception | None], None]
 CLOSE_RESUME_REFUSED = 4410
 #: Bytes queued in the transport past which senders wait (as the page's HIGH_WATER_BYTES).
 HIGH_WATER_BYTES = 16 * 2**20
+#: A binary frame this big or bigger is received in place when its message waits for it.
+IN_PLACE_BYTES = 64 * 2**10
+#: What other frames are read through, many per system call.
+SCRATCH_BYTES = 256 * 2**10
+#: Frames to send smaller than this are joined into one write (copied: a few bytes of each).
+JOIN_BYTES = 64 * 2**10
 
 
 #: Set (to 1) in the engine's environment, its plugin processes take no direct socket: every
@@ -54,26 +63,103 @@ def available() -> str | None:
     return None if ServerProtocol is not None else "this plugin's Python has no `websockets` package"
 
 
-class _Socket(asyncio.Protocol):
+class _Socket(asyncio.BufferedProtocol):
     """One direct socket: WebSocket frames over an asyncio transport. `send_str`/`send_bytes`
-    are what mux.Outgoing writes with (as aiohttp's WebSocket has them)."""
+    are what mux.Outgoing writes with (as aiohttp's WebSocket has them).
 
-    def __init__(self, on_frame: Callable[[str | bytes], None], on_end: Callable[[], None]) -> None:
+    Received bytes go to `websockets`, which checks and parses them, except a big binary
+    frame that is the next piece of the message being read (`place(length)`, wire.Incoming's
+    reserve, gives where it goes): read past its header, the socket receives its payload
+    straight into that place, where it is unmasked (masking.py), so an array's bytes are
+    copied by the kernel alone. Such a frame is one `websockets` would take as it is: final,
+    no reserved bits, masked, within the size limit, outside a fragmented message, while the
+    connection is open; every other frame, and any that breaks a rule, goes to `websockets`."""
+
+    def __init__(self, on_frame: Callable[[str | bytes | memoryview], None], on_end: Callable[[], None],
+                 place: Callable[[int], memoryview | None]) -> None:
         self._ws = ServerProtocol(state=State.OPEN, max_size=wire.CLOSE_FRAME_BYTES)
         self._on_frame = on_frame
         self._on_end = on_end
+        self._place = place
         self._transport: asyncio.Transport | None = None
         self._room: asyncio.Future[None] | None = None
         self._fragments: list[bytes] = []
         self._fragment_kind: Any = None
         self.closed = False
+        self._scratch = memoryview(bytearray(SCRATCH_BYTES))
+        self._start = self._end = 0  # bytes read into the scratch buffer, not yet looked at
+        self._through = 0  # bytes of the current frame still to hand to `websockets`
+        self._fragmented = False  # a fragmented message is under way (its frames go to `websockets`)
+        self._payload: memoryview | None = None  # a big binary frame's payload, received in place
+        self._got = 0
+        self._key = b""
 
     def connection_made(self, transport: Any) -> None:
         self._transport = transport
         transport.set_write_buffer_limits(high=HIGH_WATER_BYTES)
 
-    def data_received(self, data: bytes) -> None:
-        self._ws.receive_data(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._payload is not None:
+            return self._payload[self._got:]
+        return self._scratch[self._end:]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._payload is not None:
+            self._got += nbytes
+            self._payload_came()
+        else:
+            self._end += nbytes
+        self._scan()
+        self._flush()
+
+    def _scan(self) -> None:
+        """Hands the scratch buffer's bytes on, frame by frame, until a payload is received in place."""
+        view = self._scratch
+        while self._payload is None and self._start < self._end:
+            if self._through:
+                n = min(self._through, self._end - self._start)
+                self._ws.receive_data(bytes(view[self._start:self._start + n]))
+                self._start += n
+                self._through -= n
+                self._events()
+                continue
+            header = _header(view, self._start, self._end)
+            if header is None:
+                break  # the rest of the header is not here yet
+            size, opcode, fin, rsv, masked, length = header
+            place = None
+            if (opcode == Opcode.BINARY.value and fin and not rsv and masked and not self._fragmented
+                    and length >= IN_PLACE_BYTES and self._ws.state is State.OPEN):
+                place = self._place(length)
+            if place is None:
+                if opcode in (Opcode.TEXT.value, Opcode.BINARY.value, Opcode.CONT.value):
+                    self._fragmented = not fin
+                self._through = size + length
+                continue
+            self._key = bytes(view[self._start + size - 4:self._start + size])
+            self._start += size
+            have = min(self._end - self._start, length)
+            place[:have] = view[self._start:self._start + have]
+            self._start += have
+            self._payload, self._got = place, have
+            self._payload_came()
+        if self._start == self._end:
+            self._start = self._end = 0
+        elif self._end == len(view):  # the start of a header at the end: to the front
+            left = self._end - self._start
+            view[:left] = view[self._start:self._end]
+            self._start, self._end = 0, left
+
+    def _payload_came(self) -> None:
+        """Once the payload is whole: unmasks it where it is (one pass) and delivers it."""
+        payload = self._payload
+        assert payload is not None
+        if self._got == payload.nbytes:
+            self._payload = None
+            mask_into(payload, payload, self._key)
+            self._on_frame(payload)
+
+    def _events(self) -> None:
         for frame in self._ws.events_received():
             if frame.opcode in (Opcode.TEXT, Opcode.BINARY) and frame.fin:
                 self._frame(frame.opcode, frame.data)
@@ -84,7 +170,6 @@ class _Socket(asyncio.Protocol):
                 if frame.fin:
                     data_, self._fragments = b"".join(self._fragments), []
                     self._frame(self._fragment_kind, data_)
-        self._flush()
 
     def _frame(self, opcode: Any, data: bytes) -> None:
         if opcode is Opcode.TEXT:
@@ -93,7 +178,8 @@ class _Socket(asyncio.Protocol):
             self._on_frame(data)
 
     def eof_received(self) -> bool:
-        self._ws.receive_eof()
+        self._ws.receive_eof()  # (in a payload received in place too: the stream ended with no closing handshake)
+        self._events()
         self._flush()
         return False
 
@@ -112,15 +198,26 @@ class _Socket(asyncio.Protocol):
             self._room.set_result(None)
 
     def _flush(self) -> None:
+        """Writes what `websockets` has to send: small frames joined (a message's header and
+        small buffers in one system call), big ones as they are (no copy)."""
         transport = self._transport
         if transport is None or transport.is_closing():
             return
+        small: list[bytes] = []
         for data in self._ws.data_to_send():
+            if data and len(data) < JOIN_BYTES:
+                small.append(data)
+                continue
+            if small:
+                transport.write(b"".join(small))
+                small = []
             if data:
                 transport.write(data)
             else:  # the closing handshake is over: the end of the stream
                 transport.close()
                 return
+        if small:
+            transport.write(b"".join(small))
         if self._ws.state is State.CLOSED:
             transport.close()
 
@@ -133,15 +230,18 @@ class _Socket(asyncio.Protocol):
                 raise ConnectionError("the direct socket is closed")
 
     def write_nowait(self, frame: str | bytes | memoryview) -> bool:
-        """Sends a frame now if the transport has room (mux.Outgoing's fast path); else False."""
+        """Takes a frame to send if the transport has room (mux.Outgoing's fast path; it calls
+        flush() after the frames it has); else False."""
         if self.closed or self._ws.state is not State.OPEN or (self._room is not None and not self._room.done()):
             return False
         if isinstance(frame, str):
             self._ws.send_text(frame.encode())
         else:
             self._ws.send_binary(frame)
-        self._flush()
         return True
+
+    def flush(self) -> None:
+        self._flush()
 
     async def send_str(self, text: str) -> None:
         await self._room_to_send()
@@ -159,6 +259,22 @@ class _Socket(asyncio.Protocol):
         self._flush()
         if self._transport is not None:
             asyncio.get_running_loop().call_later(1.0, self._transport.abort)  # a page that never answers
+
+
+def _header(view: memoryview, start: int, end: int) -> tuple[int, int, bool, int, bool, int] | None:
+    """The frame header at `start` (RFC 6455, 5.2): its size, opcode, FIN, RSV bits, MASK and
+    payload length; None while it has not all come."""
+    if end - start < 2:
+        return None
+    first, second = view[start], view[start + 1]
+    length = second & 0x7F
+    extended = 2 if length == 126 else 8 if length == 127 else 0
+    size = 2 + extended + (4 if second & 0x80 else 0)
+    if end - start < size:
+        return None
+    if extended:
+        length = int.from_bytes(view[start + 2:start + 2 + extended], "big")
+    return size, first & 0x0F, bool(first & 0x80), first & 0x70, bool(second & 0x80), length
 
 
 class Direct:
@@ -187,7 +303,7 @@ class Direct:
                 self._dropped()
             self._report(number)
 
-        current = _Socket(self._frame, on_end)
+        current = _Socket(self._frame, on_end, lambda length: self._incoming.reserve(length))
         await loop.connect_accepted_socket(lambda: current, sock=sock)
         problem = None
         if received is None and self.attached:
@@ -214,7 +330,7 @@ class Direct:
         self._incoming = wire.Incoming()
         self._socket = None
 
-    def _frame(self, frame: str | bytes) -> None:
+    def _frame(self, frame: str | bytes | memoryview) -> None:
         if isinstance(frame, str):
             self.received += 1
         for item in self._incoming.feed(frame):

@@ -98,14 +98,17 @@ class Outgoing:
             self._room.set()
 
     def _write_now(self) -> None:
-        """Writes what is queued at once on a socket that can (`write_nowait`, direct.py's): no
-        turn of the event loop per message. What it cannot take yet waits for the writer task."""
+        """Writes what is queued at once on a socket that can (`write_nowait`, then `flush`:
+        direct.py's, client.py's): no turn of the event loop per message, and the frames of
+        a message in one system call where the socket joins them. What it cannot take yet
+        waits for the writer task."""
         while self._queue:
             frame = self._queue[0]
             if not self._ws.write_nowait(frame):
-                return
+                break
             self._queue.popleft()
             self._queued_bytes -= len(frame)
+        self._ws.flush()
 
     def send(self, channel: str, message: Message) -> None:
         tree, buffers = wire.split(message)

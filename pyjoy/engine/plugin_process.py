@@ -200,5 +200,5 @@ async def main(fd: int) -> None:
 if __name__ == "__main__":
     if len(sys.argv) != 2 or not sys.argv[1].isdigit():
         sys.exit("usage: python -m pyjoy.engine.plugin_process FD (the engine starts this)")
-    tuning.keep_freed_memory()  # a direct socket's frames come as fresh memory (websockets' bytes): reused
+    tuning.keep_freed_memory()  # a direct socket's small frames come as fresh memory (websockets' bytes): reused
     tuning.run(main(int(sys.argv[1])))

@@ -47,7 +47,8 @@ OUTPUT_CHARACTERS_PER_INTERVAL = 16_384
 ROOT = Path(__file__).resolve().parents[2]
 # What a plugin process imports besides the browser's runtime (pyjoy.rpc, pyjoy.plugin).
 ENGINE_MODULES = ("pyjoy/engine/__init__.py", "pyjoy/engine/wire.py", "pyjoy/engine/pipe.py", "pyjoy/engine/tuning.py",
-                  "pyjoy/engine/plugin_process.py", "pyjoy/engine/direct.py", "pyjoy/engine/mux.py",
+                  "pyjoy/engine/plugin_process.py", "pyjoy/engine/direct.py", "pyjoy/engine/masking.py",
+                  "pyjoy/engine/mux.py",
                   "pyjoy/engine/model_service.py",  # the model service runs as a built-in plugin
                   "pyjoy/engine/ray_worker.py")  # a plugin as a Ray actor (--ray)
 _runtime_dirs: dict[Path, Path] = {}
