@@ -38,6 +38,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -178,7 +179,7 @@ class FileService:
             return _refuse(404, f"{target.name} is no longer on the engine")
         kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         return web.FileResponse(target, headers={**SERVED, "Content-Type": kind,
-                                                 "Content-Disposition": f"inline; filename*=UTF-8''{_quote(target.name)}"})
+                                                 "Content-Disposition": f"inline; filename*=UTF-8''{quote(target.name, safe='')}"})
 
     async def _upload(self, request: web.Request) -> web.Response:
         digest = _digest(request.match_info["key"])
@@ -244,12 +245,6 @@ def _safe_name(name: Any) -> str:
     if base in ("", ".", ".."):
         raise FileError("the upload names no file: give the URL a path, or send a file with a name")
     return base
-
-
-def _quote(name: str) -> str:
-    from urllib.parse import quote
-
-    return quote(name, safe="")
 
 
 def _refuse(status: int, text: str) -> web.Response:
