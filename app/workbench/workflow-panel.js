@@ -16,7 +16,10 @@ export function mountWorkflows(doc, { workbench, tools, api, status, chooseFiles
   let draft = { name: "My workflow", version: "1", input: null, steps: [] };
   let inputKind = "op"; // "op": draft.input's op; "file": an image file; "camera": one frame
   let inputFile = null;
-  const forms = []; // per step (and the input op first, when used): () => params
+  // Each shown step's form, by the step object itself: a render builds its new forms only after
+  // awaiting the ops on offer, so what is typed meanwhile is read from the old forms then (sync).
+  const forms = new WeakMap(); // step -> () => params
+  let renders = 0; // only the latest render builds the panel
 
   async function ops() {
     if (!workbench.hostStarted) return [];
@@ -26,12 +29,16 @@ export function mountWorkflows(doc, { workbench, tools, api, status, chooseFiles
     return [...pluginOps, ...host.services.find({ type: "operator" })];
   }
 
-  /** The draft with each form's current values as its steps' params. */
+  /** Reads what is typed in the shown forms into the draft's steps. */
+  function sync() {
+    for (const step of [draft.input, ...draft.steps]) if (step && forms.has(step)) step.params = forms.get(step)();
+  }
+
+  /** A copy of the draft with each form's current values as its steps' params. */
   function current() {
-    const steps = draft.steps.map((step, index) => ({ ...step, params: forms[index + 1]?.() ?? step.params }));
+    sync();
     // The input op is kept while a file or the camera is the input (a given image takes its place).
-    const input = draft.input ? { ...draft.input, params: (inputKind === "op" && forms[0]?.()) || draft.input.params } : null;
-    return { ...draft, name: body.querySelector("[data-role=name]")?.value.trim() || draft.name, input, steps };
+    return { ...draft, input: draft.input && { ...draft.input }, steps: draft.steps.map((step) => ({ ...step })) };
   }
 
   function stepElement(step, index, known, label) {
@@ -46,7 +53,7 @@ export function mountWorkflows(doc, { workbench, tools, api, status, chooseFiles
     }
     for (const each of fields) if (Object.hasOwn(step.params, each.id)) each.value = step.params[each.id];
     const box = fieldsElement(fields);
-    forms[index] = () => readFields(box, fields);
+    forms.set(step, () => readFields(box, fields));
     const item = el("li", "workflow-step");
     item.dataset.step = String(index);
     const head = el("div", "workflow-step-head");
@@ -55,8 +62,8 @@ export function mountWorkflows(doc, { workbench, tools, api, status, chooseFiles
     state.dataset.role = "state";
     head.append(state);
     if (index > 0) head.append(button("Remove", () => {
-      draft = current();
-      draft.steps.splice(index - 1, 1);
+      sync();
+      draft.steps = draft.steps.filter((each) => each !== step);
       render();
     }, "small"));
     item.append(head, box);
@@ -81,11 +88,13 @@ export function mountWorkflows(doc, { workbench, tools, api, status, chooseFiles
   }
 
   async function render() {
+    const generation = ++renders;
     const known = await ops();
     const shelf = (await tools()).shelf;
     const saved = await shelf.list();
+    if (generation !== renders) return; // a later render builds it
+    sync(); // what was typed while the ops were awaited
     panel.hidden = known.length === 0 && saved.length === 0 && draft.steps.length === 0;
-    forms.length = 0;
 
     const bar = el("div", "workflow-bar");
     const open = el("select");
@@ -99,10 +108,11 @@ export function mountWorkflows(doc, { workbench, tools, api, status, chooseFiles
     name.dataset.role = "name";
     name.setAttribute("aria-label", "Workflow name");
     name.value = draft.name;
+    name.addEventListener("input", () => { draft.name = name.value.trim() || draft.name; });
     bar.append(open, name,
       button("Save", act(async () => {
         const saved = await shelf.save(current());
-        draft = saved;
+        Object.assign(draft, { name: saved.name, version: saved.version });
         status.toast(`Workflow "${saved.name}" saved`);
         render();
       }), "small"),
@@ -133,7 +143,7 @@ export function mountWorkflows(doc, { workbench, tools, api, status, chooseFiles
       new Option("Input from the camera (one frame)", "camera"));
     kind.value = inputKind;
     kind.addEventListener("change", () => {
-      draft = current();
+      sync();
       inputKind = kind.value;
       render();
     });
@@ -145,7 +155,7 @@ export function mountWorkflows(doc, { workbench, tools, api, status, chooseFiles
       }), "small"));
     } else if (inputKind === "op") {
       inputRow.append(...opChooser(known, "Set input op", (step) => {
-        draft = current();
+        sync();
         draft.input = step;
         render();
       }));
@@ -153,12 +163,11 @@ export function mountWorkflows(doc, { workbench, tools, api, status, chooseFiles
 
     const list = el("ol", "workflow-steps");
     if (inputKind === "op" && draft.input) list.append(stepElement(draft.input, 0, known, "Input:"));
-    else forms[0] = null;
     draft.steps.forEach((step, index) => list.append(stepElement(step, index + 1, known, `${index + 1}.`)));
 
     const adder = el("div", "workflow-add");
     adder.append(...opChooser(known, "Add step", (step) => {
-      draft = current();
+      sync();
       draft.steps.push(step);
       render();
     }));
@@ -204,7 +213,6 @@ export function mountWorkflows(doc, { workbench, tools, api, status, chooseFiles
 
   // Plugins starting or stopping change the ops on offer: render again, keeping what was typed.
   const refresh = () => {
-    if (body.childElementCount) draft = current();
     render().catch((error) => status.toast(error.message, "error"));
   };
   workbench.subscribe(refresh);
