@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -296,3 +297,44 @@ def test_without_ray_the_engine_refuses_replicas_and_map_saying_they_need_it(tmp
 
     with engine_running(tmp_path, env={"PYJOY_ENGINE_TOKEN": TOKEN}) as (url, _):
         run_async(main(url))
+
+
+def test_sigterm_to_the_ray_engine_ends_its_engine_process_and_the_actors_with_it(tmp_path) -> None:
+    """`pyjoy engine --ray` is a supervisor running the engine as its child: a service manager's
+    SIGTERM to it must end the child and its Ray (actors included), not orphan them."""
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+    def children(pid: int) -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError):
+                pass
+        return found
+
+    async def actor_pid(url: str) -> int:
+        client = await EngineClient.connect(url, origin=APP)
+        try:
+            return (await client.load_plugin(REPLICATED)).info["runs"]["replicas"][0]["pid"]
+        finally:
+            await client.close()
+
+    env = {"PYJOY_ENGINE_TOKEN": TOKEN}
+    with engine_running(tmp_path, "--ray", "--ray-init", json.dumps(RAY_INIT), env=env) as (url, supervisor):
+        engine_children = children(supervisor.pid)
+        assert len(engine_children) == 1, engine_children  # the engine itself, run by the supervisor
+        actor = run_async(actor_pid(url))
+        assert alive(actor)
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=40) == 0
+    deadline = time.monotonic() + 20
+    while alive(engine_children[0]) or alive(actor):
+        assert time.monotonic() < deadline, "the engine's child or its Ray actor outlived the supervisor"
+        time.sleep(0.2)

@@ -775,29 +775,36 @@ def supervise(token: str, ray: str, workdir: Path) -> int:
     env = {**os.environ, ENGINE_TOKEN_VARIABLE: token, RAY_CHILD_VARIABLE: "1"}
     lost, connected_once = "", False
     where = f"the Ray cluster at {ray or 'local'}"
-    while True:
-        child = subprocess.Popen([sys.executable, "-m", "pyjoy.cli", *sys.argv[1:]], env={**env, RAY_LOST_VARIABLE: lost})
-        try:
+    # Ctrl+C, and a service manager's SIGTERM, end the engine as they would unsupervised: the
+    # child is told and waited for (its Ray is shut down), never left running on its own. Set
+    # here even where the engine was started with SIGINT ignored (a background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGINT))
+    child: subprocess.Popen[bytes] | None = None
+    try:
+        while True:
+            child = subprocess.Popen([sys.executable, "-m", "pyjoy.cli", *sys.argv[1:]], env={**env, RAY_LOST_VARIABLE: lost})
             status = child.wait()
-        except KeyboardInterrupt:  # Ctrl+C: the engine ends as it would unsupervised
-            if child.poll() is None:
-                child.send_signal(signal.SIGINT)
-            try:
-                return child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                return 1
-        if status == ray_actors.CLUSTER_BACK_STATUS:
-            lost = ""
-            continue
-        if status == CANNOT_CONNECT_STATUS and not connected_once:
-            return 1  # as unsupervised: the first connection failing is the command failing
-        if status in (0, 2) or (lost and status != ray_actors.CLUSTER_LOST_STATUS):
-            return status
-        connected_once = connected_once or status != CANNOT_CONNECT_STATUS
-        told = ray_actors.read_state(workdir).get("lost")
-        lost = told if status == ray_actors.CLUSTER_LOST_STATUS and told else (
-            f"{where} was lost: the engine's Ray driver ended (status {status})" if status != CANNOT_CONNECT_STATUS
-            else f"{where} does not answer")
-        print(f"pyjoy engine: {lost}; serving without it, trying it again", file=sys.stderr, flush=True)
-
+            if status == ray_actors.CLUSTER_BACK_STATUS:
+                lost = ""
+                continue
+            if status == CANNOT_CONNECT_STATUS and not connected_once:
+                return 1  # as unsupervised: the first connection failing is the command failing
+            if status in (0, 2) or (lost and status != ray_actors.CLUSTER_LOST_STATUS):
+                return status
+            connected_once = connected_once or status != CANNOT_CONNECT_STATUS
+            told = ray_actors.read_state(workdir).get("lost")
+            lost = told if status == ray_actors.CLUSTER_LOST_STATUS and told else (
+                f"{where} was lost: the engine's Ray driver ended (status {status})" if status != CANNOT_CONNECT_STATUS
+                else f"{where} does not answer")
+            print(f"pyjoy engine: {lost}; serving without it, trying it again", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        if child is None:
+            return 1
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT)
+        try:
+            return child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            return 1
