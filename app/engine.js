@@ -44,6 +44,45 @@ const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000, 15000];
 const STOPPING_MS = 5000;
 export const UNREACHABLE = "refused (is this page's origin allowed? see pyjoy engine --allow-origin) or unreachable";
 
+/** A map's items go in groups of at most this many bytes of arrays, this many groups at a time (ENGINE.md, map). */
+export const MAP_GROUP_BYTES = 4 * 2 ** 20;
+export const MAP_GROUPS_IN_FLIGHT = 2;
+/** The most bytes of arrays one message to the engine's own channel holds (pyjoy/engine/wire.py). */
+export const MAX_ENGINE_MESSAGE_BYTES = 16 * 2 ** 20;
+
+/** The bytes of arrays (ArrayBuffers, typed arrays, ndarrays) a value sends as buffers. */
+function bufferBytes(value) {
+  if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) return value.byteLength;
+  if (Array.isArray(value)) return value.reduce((sum, each) => sum + bufferBytes(each), 0);
+  if (value && typeof value === "object") return Object.values(value).reduce((sum, each) => sum + bufferBytes(each), 0);
+  return 0;
+}
+
+/**
+ * [[start, end]] of consecutive items whose arrays add up to at most `limit` bytes (an item
+ * bigger than that alone), as pyjoy/engine/client.py's map_groups; throws naming an item
+ * over the engine's bound.
+ */
+export function mapGroups(items, limit = MAP_GROUP_BYTES) {
+  const groups = [];
+  let start = 0;
+  let size = 0;
+  items.forEach((item, index) => {
+    const bytes = bufferBytes(item);
+    if (bytes > MAX_ENGINE_MESSAGE_BYTES) {
+      throw new RangeError(`map: item ${index} holds ${bytes} bytes of arrays, over the ${MAX_ENGINE_MESSAGE_BYTES} the engine takes in one message: split it, or pass where to read it (a file on the engine)`);
+    }
+    if (index > start && size + bytes > limit) {
+      groups.push([start, index]);
+      start = index;
+      size = 0;
+    }
+    size += bytes;
+  });
+  groups.push([start, items.length]);
+  return groups;
+}
+
 /** An engine could not be reached or refused the page: the message says which. */
 export class EngineError extends Error {
   constructor(message, { code = "engine-unreachable" } = {}) {

@@ -458,7 +458,7 @@ def test_malformed_and_oversized_frames_are_errors_and_the_connection_stays(engi
         await ws.send_bytes(b"\0" * (wire.MAX_FRAME_BYTES + 10))
         answer = await next_text(ws)
         assert answer["message"]["id"] == "big" and "over the limit" in answer["message"]["error"]["message"]
-        await ws.send_str(call("engine-bound", buffers=[server.MAX_ENGINE_MESSAGE_BYTES + 1]))
+        await ws.send_str(call("engine-bound", buffers=[wire.MAX_ENGINE_MESSAGE_BYTES + 1]))
         assert "engine's channel holds more than" in (await next_text(ws))["message"]["error"]["message"]
         await ws.send_bytes(b"\0" * 1000)  # its pieces are dropped quietly
         await ws.send_str(call("too-many", buffers=[1] * (wire.MAX_BUFFERS + 1)))

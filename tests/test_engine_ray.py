@@ -145,6 +145,18 @@ def test_map_over_two_replicas_answers_two_hundred_items_in_order_with_progress(
             with pytest.raises(RemoteError, match=r"map: square\(item 37\) failed on replica [01]: TypeError: can't "
                                                   "multiply sequence"):
                 await client.map(replicated, "square", bad)
+            # More arrays than one message to the engine holds (16 MiB): the client sends them as
+            # several maps, the replicas answer all, in order, errors naming the item in the whole batch.
+            arrays = [np.full(40_000, i, dtype=np.float32) for i in range(110)]  # 17.6 MB
+            progress.clear()
+            answers = await client.map(replicated, "square", arrays, progress=progress.append)
+            assert [float(answer["square"][0]) for answer in answers] == [float(i * i) for i in range(110)]
+            await asyncio.sleep(0.2)
+            assert progress[-1] == {"done": 110, "total": 110}
+            with pytest.raises(RemoteError, match=r"map: square\(item 100\) failed on replica [01]: TypeError"):
+                await client.map(replicated, "square", [*arrays[:100], "seven", *arrays[101:]])
+            with pytest.raises(ValueError, match="map: item 1 holds 20000000 bytes of arrays, over the 16777216"):
+                await client.map(replicated, "square", [1, np.zeros(20_000_000, dtype=np.uint8)])
             three = await client.load_plugin(REPLICATED, replicas=3)  # a count chosen by the page, not the config's
             assert len(three.info["runs"]["replicas"]) == 3
             pids = {r["pid"] for r in await client.map(three, "square", list(range(30)))}

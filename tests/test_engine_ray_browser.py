@@ -47,6 +47,21 @@ def test_the_page_maps_over_replicas_and_shows_where_its_engine_plugins_run(page
     assert len(answer["pids"]) == 2 and answer["last"] == {"done": 60, "total": 60}
     refused = page.evaluate("pyjoy.mapOnEngine('Nobody', 'square', [1]).then(() => 'answered', (e) => e.message)")
     assert refused == "map: no running engine plugin named Nobody"
+    # More arrays than one message to the engine holds (16 MiB): sent as several maps, answered
+    # in order; a failing item is named by its index in the whole batch.
+    big = page.evaluate("""async () => {
+      const array = (i) => ({_rtype: "ndarray", _rvalue: new Float32Array(40000).fill(i).buffer, _rshape: [40000], _rdtype: "float32"});
+      const items = Array.from({length: 110}, (_, i) => array(i));  // 17.6 MB
+      const progress = [];
+      const results = await pyjoy.mapOnEngine("Replicated", "square", items, {onProgress: (p) => progress.push(p)});
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const bad = Array.from({length: 110}, (_, i) => (i === 100 ? "seven" : array(i)));  // (sent buffers are moved)
+      const failed = await pyjoy.mapOnEngine("Replicated", "square", bad).then(() => "answered", (e) => e.message);
+      return {firsts: results.map((r) => new Float32Array(r.square._rvalue)[0]), last: progress.at(-1), failed};
+    }""")
+    assert big["firsts"] == [float(i * i) for i in range(110)]
+    assert big["last"] == {"done": 110, "total": 110}
+    assert re.search(r"map: square\(item 100\) failed on replica [01]: TypeError", big["failed"]), big["failed"]
     # Where it runs, in the plugin list: the cluster, two actors, each one's node.
     runs = page.locator(".plugin-item[data-name='Replicated'] .plugin-runs")
     expect(runs).to_contain_text("Runs on the Ray cluster")

@@ -39,6 +39,7 @@ import { parsePlugin } from "./format.js";
 import { hostApiFor } from "./host-api.js";
 import { packageIndex } from "../python/package-index.js";
 import { Sandbox } from "./sandbox.js";
+import { MAP_GROUPS_IN_FLIGHT, mapGroups } from "../engine.js";
 
 const CONSOLE_LINES_PER_SECOND = 100;
 // How long an ended plugin's api.on("close") handlers may run before its sandbox goes
@@ -179,8 +180,28 @@ export class PluginHost {
     const sandbox = plugin?.sandbox;
     if (!sandbox?.info?.id || !sandbox.engine?.api) throw new Error(`map: no running engine plugin named ${name}`);
     if (!Array.isArray(items)) throw new TypeError("map: items should be an array");
-    const progress = onProgress ? (event) => onProgress({ done: event?.done ?? 0, total: event?.total ?? items.length }) : null;
-    return sandbox.engine.api.map(sandbox.info.id, method, items, { progress, _rkwargs: true });
+    // Items with more arrays than one message to the engine takes go as several maps, two at
+    // a time (as pyjoy/engine/client.py's map; ENGINE.md, map), numbered from their offset.
+    const groups = mapGroups(items);
+    const done = groups.map(() => 0);
+    const results = new Array(items.length);
+    let next = 0;
+    let failed = false; // a group that failed: the map fails, no further group starts
+    const run = async () => {
+      while (!failed && next < groups.length) {
+        const index = next++;
+        const [start, end] = groups[index];
+        const progress = onProgress ? (event) => {
+          done[index] = event?.done ?? 0;
+          onProgress({ done: done.reduce((a, b) => a + b, 0), total: items.length });
+        } : null;
+        const answers = await sandbox.engine.api.map(sandbox.info.id, method, items.slice(start, end), { progress, offset: start, _rkwargs: true })
+          .catch((error) => { failed = true; throw error; });
+        answers.forEach((answer, offset) => { results[start + offset] = answer; });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(MAP_GROUPS_IN_FLIGHT, groups.length) }, run));
+    return results;
   }
 
   /**

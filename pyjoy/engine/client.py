@@ -41,6 +41,40 @@ from pyjoy.rpc.codec import dotdict
 
 #: How long connect() waits for the engine's answer by default.
 CONNECT_TIMEOUT_S = 30.0
+#: A map's items go in groups of at most this many bytes of arrays (ENGINE.md, map), and
+#: at most this many groups at a time; one item may have up to the engine's bound alone.
+MAP_GROUP_BYTES = 4 * 2**20
+MAP_GROUPS_IN_FLIGHT = 2
+
+
+def buffer_bytes(value: Any) -> int:
+    """The bytes of arrays (numpy arrays, bytes) a value sends as buffers, nested in lists and dicts."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return memoryview(value).nbytes
+    if hasattr(value, "dtype") and isinstance(getattr(value, "nbytes", None), int):
+        return value.nbytes
+    if isinstance(value, dict):
+        return sum(buffer_bytes(each) for each in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(buffer_bytes(each) for each in value)
+    return 0
+
+
+def map_groups(items: list[Any], limit: int = MAP_GROUP_BYTES) -> list[tuple[int, int]]:
+    """[(start, end)] of consecutive items whose arrays add up to at most `limit` bytes (an
+    item bigger than that alone); ValueError naming an item over the engine's bound."""
+    groups, start, size = [], 0, 0
+    for index, item in enumerate(items):
+        nbytes = buffer_bytes(item)
+        if nbytes > wire.MAX_ENGINE_MESSAGE_BYTES:
+            raise ValueError(f"map: item {index} holds {nbytes} bytes of arrays, over the {wire.MAX_ENGINE_MESSAGE_BYTES} "
+                             "the engine takes in one message: split it, or pass where to read it (a file on the engine)")
+        if index > start and size + nbytes > limit:
+            groups.append((start, index))
+            start, size = index, 0
+        size += nbytes
+    groups.append((start, len(items)))
+    return groups
 
 
 class EngineRefused(ConnectionError):
@@ -205,8 +239,38 @@ class EngineClient:
 
     async def map(self, plugin: RemotePlugin, name: str, items: list[Any], progress: Any = None) -> list[Any]:
         """`name(item)` of the plugin's export for each item, spread over its replicas on a Ray
-        cluster (ENGINE.md, On a Ray cluster), results in input order; `progress({done, total})`."""
-        return await self.engine.map(plugin.id, name, items, progress=progress)
+        cluster (ENGINE.md, On a Ray cluster), results in input order; `progress({done, total})`.
+        Items with more arrays than one message takes go as several maps (map_groups), two
+        at a time, so the replicas start on the first while the next travel."""
+        groups = map_groups(items)
+        if len(groups) == 1:
+            return await self.engine.map(plugin.id, name, items, progress=progress)
+        results: list[Any] = [None] * len(items)
+        done = [0] * len(groups)
+        room = asyncio.Semaphore(MAP_GROUPS_IN_FLIGHT)
+
+        def reporter(index: int) -> Any:
+            def report(event: Any) -> None:
+                done[index] = event["done"]
+                if progress is not None:
+                    progress({"done": sum(done), "total": len(items)})
+            return report
+
+        async def run(index: int, start: int, end: int) -> None:
+            async with room:
+                results[start:end] = await self.engine.map(plugin.id, name, items[start:end],
+                                                            progress=reporter(index), offset=start)
+
+        tasks = [asyncio.ensure_future(run(index, *group)) for index, group in enumerate(groups)]
+        try:
+            finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in finished:
+                if task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            for task in tasks:
+                task.cancel()
+        return results
 
     async def model_service(self, **callbacks: Any) -> RemotePlugin:
         """This connection's model service (ENGINE.md, The model service), started and loaded;

@@ -504,8 +504,10 @@ class RayPluginProcess:
 
     # -- map over the replicas -----------------------------------------------------------------
 
-    async def map(self, name: str, items: list[Any], progress: Callable[[dict[str, Any]], Any] | None) -> list[Any]:
-        """`name(item)` for each item, spread over the replicas in chunks, results in input order."""
+    async def map(self, name: str, items: list[Any], progress: Callable[[dict[str, Any]], Any] | None,
+                  offset: int = 0) -> list[Any]:
+        """`name(item)` for each item, spread over the replicas in chunks, results in input order;
+        errors number the items from `offset` (a client's bigger batch, sent as several maps)."""
         import ray
 
         results: list[Any] = [None] * len(items)
@@ -527,16 +529,16 @@ class RayPluginProcess:
                 try:
                     answers, failure = await _ray_call(replica.actor.call_chunk, name, items[first:last])
                 except ray.exceptions.RayTaskError as error:
-                    raise ClusterError(f"map: {name}(item {first}) failed on replica {replica.index}: "
+                    raise ClusterError(f"map: {name}(item {offset + first}) failed on replica {replica.index}: "
                                        f"{_cause(error)}") from None
                 except ray.exceptions.RayError as error:
                     self._restart(replica)
                     raise ClusterError(f"map: replica {replica.index} of plugin {self._name!r} died during "
-                                       f"{name}(items {first} to {last - 1}): {_cause(error)}; it is being started "
+                                       f"{name}(items {offset + first} to {offset + last - 1}): {_cause(error)}; it is being started "
                                        "again") from None
                 if failure is not None:
-                    offset, why = failure
-                    raise ClusterError(f"map: {name}(item {first + offset}) failed on replica {replica.index}: {why}")
+                    at, why = failure
+                    raise ClusterError(f"map: {name}(item {offset + first + at}) failed on replica {replica.index}: {why}")
                 results[first:last] = answers
                 state["done"] += last - first
                 report()

@@ -48,9 +48,6 @@ from pyjoy.rpc import Session
 
 #: The most plugins one connection runs at once: each is an OS process.
 MAX_PLUGINS = 32
-#: The most bytes of buffers one message to the engine's own channel holds: its calls take
-#: text and callbacks, and the engine joins what they hold.
-MAX_ENGINE_MESSAGE_BYTES = 16 * 2**20
 log = logging.getLogger("pyjoy.engine")
 CLOSE_WRONG_TOKEN = 4401
 #: A resume refused: its key is wrong, its grace period passed, or what the page missed is no longer kept.
@@ -362,9 +359,9 @@ class Connection:
         """Where a message's header and pieces go; it is answered here when nowhere."""
         message = header["message"]
         if channel == "engine":
-            if sum(header.get("buffers", [])) <= MAX_ENGINE_MESSAGE_BYTES:
+            if sum(header.get("buffers", [])) <= wire.MAX_ENGINE_MESSAGE_BYTES:
                 return []
-            self.report(wire.FrameError(f"a message to the engine's channel holds more than {MAX_ENGINE_MESSAGE_BYTES} "
+            self.report(wire.FrameError(f"a message to the engine's channel holds more than {wire.MAX_ENGINE_MESSAGE_BYTES} "
                                         "bytes of buffers", channel, message))
             return None
         plugin = self.plugins.get(channel)
@@ -590,18 +587,22 @@ class Control:
         await plugin.process.stop()
         return True
 
-    async def map(self, plugin_id: str, name: str, items: list[Any], progress: Any = None) -> list[Any]:
+    async def map(self, plugin_id: str, name: str, items: list[Any], progress: Any = None, offset: int = 0) -> list[Any]:
         """`name(item)` of a plugin's export for each of `items`, spread over its replicas (--ray),
-        the results in input order; `progress({done, total})` as they come."""
+        the results in input order; `progress({done, total})` as they come. `offset`: the index
+        of items[0] in the client's whole batch, which errors name (a bigger batch than one
+        message holds goes as several maps)."""
         plugin = self._connection.plugins.get(plugin_id) if isinstance(plugin_id, str) else None
         if plugin is None or plugin.status is not None:
             raise EngineError(f"map: no running plugin {plugin_id!r} on this connection")
         if not isinstance(name, str) or not isinstance(items, list):
             raise EngineError("map: expected map(plugin_id, name, items): a function's name and a list of items")
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            raise EngineError(f"map: offset should be a whole number from 0, not {offset!r}")
         if not hasattr(plugin.process, "map"):
             raise EngineError(f"map: plugin {plugin.name!r} runs as a local process; map spreads calls over a "
                               "plugin's replicas on a Ray cluster (pyjoy engine --ray)")
-        return await plugin.process.map(name, items, (lambda event: _notify(progress, event)) if progress else None)
+        return await plugin.process.map(name, items, (lambda event: _notify(progress, event)) if progress else None, offset)
 
     def files(self, op: str, args: dict[str, Any] | None = None, plugin_id: str | None = None) -> Any:
         """The file service (files.py; ENGINE.md, "Files"): `op` one of url, upload_url,

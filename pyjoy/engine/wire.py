@@ -36,6 +36,9 @@ MAX_BUFFERS = 1000
 #: The most bytes one message's buffers hold together: its receiver (a plugin process, the
 #: page) holds a message until it is whole, so this bounds what one message makes it hold.
 MAX_MESSAGE_BYTES = 2 * 2**30
+#: The most bytes of buffers one message to the engine's own channel holds: its calls take
+#: text and callbacks, and the engine joins what they hold (a client's map sends more as several).
+MAX_ENGINE_MESSAGE_BYTES = 16 * 2**20
 PLACEHOLDER = "_pyjoy_rpc_buffer"
 #: Joined buffers at least this big are kept for reuse once nothing refers to them (below).
 REUSE_MIN_BYTES = 64 * 2**10
