@@ -45,7 +45,7 @@ const STOPPING_MS = 5000;
 export const UNREACHABLE = "refused (is this page's origin allowed? see pyjoy engine --allow-origin) or unreachable";
 
 /** A map's items go in groups of at most this many bytes of arrays, this many groups at a time (ENGINE.md, map). */
-export const MAP_GROUP_BYTES = 4 * 2 ** 20;
+export const MAP_GROUP_BYTES = 12 * 2 ** 20;
 export const MAP_GROUPS_IN_FLIGHT = 2;
 /** The most bytes of arrays one message to the engine's own channel holds (pyjoy/engine/wire.py). */
 export const MAX_ENGINE_MESSAGE_BYTES = 16 * 2 ** 20;
@@ -59,20 +59,25 @@ function bufferBytes(value) {
 }
 
 /**
- * [[start, end]] of consecutive items whose arrays add up to at most `limit` bytes (an item
- * bigger than that alone), as pyjoy/engine/client.py's map_groups; throws naming an item
- * over the engine's bound.
+ * [[start, end]] of consecutive items, as few groups as hold at most `limit` bytes of arrays
+ * each (an item bigger than that alone), of about equal bytes, as pyjoy/engine/client.py's
+ * map_groups; throws naming an item over the engine's bound.
  */
 export function mapGroups(items, limit = MAP_GROUP_BYTES) {
-  const groups = [];
-  let start = 0;
-  let size = 0;
-  items.forEach((item, index) => {
-    const bytes = bufferBytes(item);
+  const sizes = items.map(bufferBytes);
+  sizes.forEach((bytes, index) => {
     if (bytes > MAX_ENGINE_MESSAGE_BYTES) {
       throw new RangeError(`map: item ${index} holds ${bytes} bytes of arrays, over the ${MAX_ENGINE_MESSAGE_BYTES} the engine takes in one message: split it, or pass where to read it (a file on the engine)`);
     }
-    if (index > start && size + bytes > limit) {
+  });
+  const total = sizes.reduce((a, b) => a + b, 0);
+  if (total <= limit) return [[0, items.length]];
+  const target = total / Math.ceil(total / limit); // the total over as few groups as can hold it
+  const groups = [];
+  let start = 0;
+  let size = 0;
+  sizes.forEach((bytes, index) => {
+    if (index > start && (size + bytes > limit || size >= target)) {
       groups.push([start, index]);
       start = index;
       size = 0;

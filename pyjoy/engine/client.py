@@ -43,7 +43,7 @@ from pyjoy.rpc.codec import dotdict
 CONNECT_TIMEOUT_S = 30.0
 #: A map's items go in groups of at most this many bytes of arrays (ENGINE.md, map), and
 #: at most this many groups at a time; one item may have up to the engine's bound alone.
-MAP_GROUP_BYTES = 4 * 2**20
+MAP_GROUP_BYTES = 12 * 2**20
 MAP_GROUPS_IN_FLIGHT = 2
 
 
@@ -61,15 +61,22 @@ def buffer_bytes(value: Any) -> int:
 
 
 def map_groups(items: list[Any], limit: int = MAP_GROUP_BYTES) -> list[tuple[int, int]]:
-    """[(start, end)] of consecutive items whose arrays add up to at most `limit` bytes (an
-    item bigger than that alone); ValueError naming an item over the engine's bound."""
-    groups, start, size = [], 0, 0
-    for index, item in enumerate(items):
-        nbytes = buffer_bytes(item)
+    """[(start, end)] of consecutive items, as few groups as hold at most `limit` bytes of
+    arrays each (an item bigger than that alone), of about equal bytes: each group is a map
+    of its own, whose last chunks are small (ray_actors.chunk_size), so fewer is cheaper.
+    ValueError naming an item over the engine's bound."""
+    sizes = [buffer_bytes(item) for item in items]
+    for index, nbytes in enumerate(sizes):
         if nbytes > wire.MAX_ENGINE_MESSAGE_BYTES:
             raise ValueError(f"map: item {index} holds {nbytes} bytes of arrays, over the {wire.MAX_ENGINE_MESSAGE_BYTES} "
                              "the engine takes in one message: split it, or pass where to read it (a file on the engine)")
-        if index > start and size + nbytes > limit:
+    total = sum(sizes)
+    if total <= limit:
+        return [(0, len(items))]
+    target = total / -(-total // limit)  # the total over as few groups as can hold it
+    groups, start, size = [], 0, 0
+    for index, nbytes in enumerate(sizes):
+        if index > start and (size + nbytes > limit or size >= target):
             groups.append((start, index))
             start, size = index, 0
         size += nbytes
