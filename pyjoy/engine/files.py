@@ -95,7 +95,7 @@ class FileService:
         if full in self._urls:
             return self._urls[full]
         key = secrets.token_urlsafe(32)
-        self._downloads[_digest(key)] = full
+        self._downloads[secret_digest(key)] = full
         _bound(self._downloads, lambda gone: self._urls.pop(gone, None))
         url = self._urls[full] = f"/file/{key}/{full.name or 'root'}"
         return url
@@ -112,7 +112,7 @@ class FileService:
             if target.is_dir():
                 raise FileError(f"{path!r} is a folder on the engine ({target}), not a file")
         key = secrets.token_urlsafe(32)
-        self._uploads[_digest(key)] = Upload(target, target_folder, bool(overwrite), time.monotonic() + UPLOAD_SECONDS)
+        self._uploads[secret_digest(key)] = Upload(target, target_folder, bool(overwrite), time.monotonic() + UPLOAD_SECONDS)
         _bound(self._uploads)
         return f"/upload/{key}"
 
@@ -121,7 +121,7 @@ class FileService:
         if not isinstance(url, str) or "/file/" not in url:
             raise FileError(f"{url!r} is not a file URL of this engine (…/file/KEY/NAME)")
         key = url.split("/file/", 1)[1].split("/", 1)[0]
-        full = self._downloads.get(_digest(key))
+        full = self._downloads.get(secret_digest(key))
         if full is None:
             raise FileError(f"{url!r} is not a file URL this engine handed out")
         return str(full)
@@ -158,7 +158,7 @@ class FileService:
                                                  "Access-Control-Allow-Headers": "content-type"})
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
-        full = self._downloads.get(_digest(request.match_info["key"]))
+        full = self._downloads.get(secret_digest(request.match_info["key"]))
         if full is None:
             return _refuse(403, "this file URL is not one this engine handed out (or the engine restarted)")
         first, _, rest = request.match_info["name"].partition("/")
@@ -182,7 +182,7 @@ class FileService:
                                                  "Content-Disposition": f"inline; filename*=UTF-8''{quote(target.name, safe='')}"})
 
     async def _upload(self, request: web.Request) -> web.Response:
-        digest = _digest(request.match_info["key"])
+        digest = secret_digest(request.match_info["key"])
         upload = self._uploads.get(digest)
         if upload is None or upload.expires < time.monotonic():
             self._uploads.pop(digest, None)
@@ -251,7 +251,9 @@ def _refuse(status: int, text: str) -> web.Response:
     return web.Response(status=status, text=text, headers=CORS)
 
 
-def _digest(key: str) -> bytes:
+def secret_digest(key: str) -> bytes:
+    """A secret's SHA-256, to look it up by (server.py's tickets and resume keys too): a dict
+    keyed by the secret itself would tell a timing attack how much of a guess matched."""
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hashlib
 import hmac
 import importlib.util
 import logging
@@ -40,7 +39,7 @@ from aiohttp import WSMsgType, web
 
 from pyjoy.engine import model_service, tuning, wire
 from pyjoy.engine.envs import Environments
-from pyjoy.engine.files import FileError, FileService
+from pyjoy.engine.files import FileError, FileService, secret_digest
 from pyjoy.engine.mux import ChannelTransport, Outgoing
 from pyjoy.engine.plugin_file import parse_plugin
 from pyjoy.engine.processes import PluginProcess, describe_status, plugin_dir
@@ -146,7 +145,7 @@ class Engine:
         for digest in [digest for digest, ticket in self._tickets.items() if ticket.expires < now]:
             del self._tickets[digest]
         secret = secrets.token_urlsafe(32)
-        self._tickets[_digest(secret)] = Ticket(secret, connection, plugin_id, now + TICKET_SECONDS)
+        self._tickets[secret_digest(secret)] = Ticket(secret, connection, plugin_id, now + TICKET_SECONDS)
         return secret
 
     async def _handle_plugin(self, request: web.Request) -> web.StreamResponse:
@@ -157,7 +156,7 @@ class Engine:
         if not isinstance(ws, web.WebSocketResponse) or ws.closed:
             return ws
         secret, plugin_id = request.query.get("ticket", ""), request.query.get("plugin", "")
-        ticket = self._tickets.pop(_digest(secret), None)
+        ticket = self._tickets.pop(secret_digest(secret), None)
         loop = asyncio.get_running_loop()
         if (ticket is None or not hmac.compare_digest(secret.encode(), ticket.secret.encode())
                 or not hmac.compare_digest(plugin_id.encode(), ticket.plugin_id.encode()) or ticket.expires < loop.time()):
@@ -197,13 +196,13 @@ class Engine:
             connection, received = Connection(self), None
             self._connections.add(connection)
             if connection.key is not None:
-                self._resumable[_digest(connection.key)] = connection
+                self._resumable[secret_digest(connection.key)] = connection
         await connection.serve(ws, request, received)
         return ws
 
     async def _resume(self, key: str, received: str) -> tuple[Connection | None, int, str]:
         """The connection `key` resumes, and how many messages the page received on it; or why not."""
-        digest = _digest(key)
+        digest = secret_digest(key)
         connection = self._resumable.get(digest)
         if connection is None or not hmac.compare_digest(key.encode(), (connection.key or "").encode()):
             ended = self._ended.get(digest)
@@ -220,7 +219,7 @@ class Engine:
     def forget(self, connection: Connection, why: str) -> None:
         self._connections.discard(connection)
         if connection.key is not None:
-            digest = _digest(connection.key)
+            digest = secret_digest(connection.key)
             if self._resumable.get(digest) is connection:
                 del self._resumable[digest]
                 self._ended[digest] = why
@@ -243,10 +242,6 @@ class Engine:
         await stop.wait()
         await self.shutdown()
         await runner.cleanup()
-
-
-def _digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
 
 
 class Connection:
