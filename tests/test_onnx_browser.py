@@ -1,4 +1,4 @@
-"""pyjoy.onnx in real Chromium (a web-python plugin: Pyodide, onnxruntime-web) and on a real
+"""pyjoy.onnx in real Chromium (a web-python plugin and a Python window: Pyodide, onnxruntime-web) and on a real
 engine (a native-python plugin: onnxruntime), with one plugin script for both. The tiny
 model made by test_onnx.py (x @ W + b, n + n) gives outputs identical to numpy's, in the
 browser, on the engine and under CPython; the app's own model, named by its relative URL,
@@ -101,9 +101,10 @@ const arrays = (inputs) => Object.fromEntries(Object.entries(inputs).map(([k, v]
 """
 
 
-def browser_session(page: Page, name: str, tiny: bytes) -> dict:
-    """Loads the plugin in the page and runs everything the tests check; returns what it saw."""
-    source = plugin("web-python", {"tiny": base64.b64encode(tiny).decode()})
+def browser_session(page: Page, kind: str, tiny: bytes) -> dict:
+    """Loads the plugin (as `kind`) in the page and runs everything the tests check; returns what it saw."""
+    name = f"Tiny ONNX {kind}"
+    source = plugin(kind, {"tiny": base64.b64encode(tiny).decode()})
     assert page.evaluate("(text) => pyjoy.loadPlugin(text).then(() => 'ok', (e) => e.message)", source) == "ok"
     inputs = {key: wire(value) for key, value in tiny_inputs().items()}
     bad = bad_inputs()
@@ -215,17 +216,30 @@ def test_a_web_python_plugin_runs_the_tiny_model_as_numpy_does(page: Page, base_
     tiny = tiny_model()
     page.goto(base_url)
     page.evaluate("pyjoy.ready")
-    seen = browser_session(page, "Tiny ONNX web-python", tiny)
+    seen = browser_session(page, "web-python", tiny)
     check_session(seen, tiny)
     check_info(seen["loaded"]["info"])
     assert seen["loaded"]["info"]["provider"] == "wasm"  # headless Chromium here: no GPU adapter
     assert seen["attachment"]["info"]["provider"] == "wasm"
 
 
+def test_a_python_window_runs_the_same_script_with_the_same_outputs(page: Page, base_url: str) -> None:
+    """The same script as a Python window (PyScript in its own sandboxed frame, ImJoy's
+    web-python-window): onnxruntime-web on the window's thread, the same outputs and errors."""
+    tiny = tiny_model()
+    page.goto(base_url)
+    page.evaluate("pyjoy.ready")
+    seen = browser_session(page, "web-python-window", tiny)
+    check_session(seen, tiny)
+    check_info(seen["loaded"]["info"])
+    # A window frame is cross-origin isolated as a worker's frame is: one thread per core.
+    assert seen["loaded"]["info"]["crossOriginIsolated"] is True and seen["loaded"]["info"]["threads"] >= 1
+
+
 def test_offline_after_one_visit(profile_context, base_url: str) -> None:
     page = open_offline(profile_context, base_url)
     tiny = tiny_model()
-    seen = browser_session(page, "Tiny ONNX web-python", tiny)
+    seen = browser_session(page, "web-python", tiny)
     check_session(seen, tiny)
 
 
