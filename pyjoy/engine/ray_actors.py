@@ -62,6 +62,11 @@ IN_FLIGHT_PER_REPLICA = 2
 #: and at most MAX_CHUNK items are in one (a chunk's items are in the object store at once).
 CHUNKS_PER_REPLICA = 2
 MAX_CHUNK = 64
+#: ...and once the first chunks said how long an item takes, at least this many seconds of
+#: items: a Ray call whose arguments go through the object store costs about 2 ms of CPU
+#: (the gateway's and the raylet's, bench/cluster.py), taken from the replicas' cores, so the
+#: chunks of a map's end stay about 10x that (5 ms images: 4 a chunk, not 1).
+MIN_CHUNK_SECONDS = 0.02
 #: How long an actor may take to be placed and start (its requirements installed) before its start fails.
 READY_TIMEOUT_S = 600.0
 PROGRESS_INTERVAL_S = 0.1
@@ -139,9 +144,11 @@ def infeasible(options: dict[str, Any], nodes: list[dict[str, Any]]) -> str | No
                                                                    wanted.items() if amount)
 
 
-def chunk_size(left: int, replicas: int) -> int:
-    """How many of a map's `left` items (not yet sent) go in the next actor call."""
-    return max(1, min(MAX_CHUNK, -(-left // (replicas * CHUNKS_PER_REPLICA))))
+def chunk_size(left: int, replicas: int, item_seconds: float = 0.0) -> int:
+    """How many of a map's `left` items (not yet sent) go in the next actor call, items
+    having taken `item_seconds` each so far (0: not known yet)."""
+    floor = min(MAX_CHUNK, -(-MIN_CHUNK_SECONDS // item_seconds)) if item_seconds > 0 else 1
+    return int(min(left, max(floor, min(MAX_CHUNK, -(-left // (replicas * CHUNKS_PER_REPLICA))))))
 
 
 def gcs_answers(gcs: str, timeout: float = 1.0) -> bool:
@@ -511,7 +518,7 @@ class RayPluginProcess:
         import ray
 
         results: list[Any] = [None] * len(items)
-        state = {"next": 0, "done": 0, "reported": 0.0}
+        state = {"next": 0, "done": 0, "reported": 0.0, "seconds": 0.0, "timed": 0}
         loop = asyncio.get_running_loop()
 
         def report(force: bool = False) -> None:
@@ -524,10 +531,11 @@ class RayPluginProcess:
                 if self.exited.done():
                     raise ClusterError(f"map: plugin {self._name!r} {self._why}")
                 first = state["next"]
-                state["next"] = last = first + chunk_size(len(items) - first, len(self.replicas))
+                item_seconds = state["seconds"] / state["timed"] if state["timed"] else 0.0
+                state["next"] = last = first + chunk_size(len(items) - first, len(self.replicas), item_seconds)
                 replica = self.replicas[slot % len(self.replicas)]
                 try:
-                    answers, failure = await _ray_call(replica.actor.call_chunk, name, items[first:last])
+                    answers, failure, seconds = await _ray_call(replica.actor.call_chunk, name, items[first:last])
                 except ray.exceptions.RayTaskError as error:
                     raise ClusterError(f"map: {name}(item {offset + first}) failed on replica {replica.index}: "
                                        f"{_cause(error)}") from None
@@ -540,6 +548,8 @@ class RayPluginProcess:
                     at, why = failure
                     raise ClusterError(f"map: {name}(item {offset + first + at}) failed on replica {replica.index}: {why}")
                 results[first:last] = answers
+                state["seconds"] += seconds
+                state["timed"] += last - first
                 state["done"] += last - first
                 report()
 

@@ -10,7 +10,7 @@
     await actor.call_one.remote(name, args, kwargs)   # a page's call spread to a replica past the first
     actor.until_ended.remote()          # never answers: the engine learns of the actor's death
     await actor.call_chunk.remote(name, items)  # the plugin's exported `name` on each item (map):
-                                                # (results, None or (offset, "Type: message"))
+                                                # (results, None or (offset, "Type: message"), seconds)
 
 The plugin runs as in its own process (plugin_process.py): the same pyjoy.rpc session with
 the page, the same `EngineKernel` and script runner, so the page cannot tell the two apart.
@@ -32,6 +32,7 @@ import asyncio
 import inspect
 import os
 import sys
+import time
 from typing import Any
 
 from pyjoy.engine import wire
@@ -181,20 +182,22 @@ class PluginActor:
         await _setup(exported)
         self.loaded(exported)
 
-    async def call_chunk(self, name: str, items: list[Any]) -> tuple[list[Any], tuple[int, str] | None]:
+    async def call_chunk(self, name: str, items: list[Any]) -> tuple[list[Any], tuple[int, str] | None, float]:
         """The plugin's exported function `name` on each of a chunk of items (the engine's map):
-        their results, and the first failure as (its offset in the chunk, "Type: message"), the
-        items after it not run. One Ray call per chunk, not per item: a call's own cost (the
-        gateway's, the raylet's, this worker's) is most of a small item's."""
+        their results, the first failure as (its offset in the chunk, "Type: message"), the
+        items after it not run, and the seconds the items took here (the engine sizes its
+        chunks by it). One Ray call per chunk, not per item: a call's own cost (the gateway's,
+        the raylet's, this worker's) is most of a small item's."""
         function = await self._function(name)
         results: list[Any] = []
+        started = time.perf_counter()
         for offset, item in enumerate(items):
             try:
                 result = function(item)
                 results.append(await result if inspect.isawaitable(result) else result)
             except Exception as error:
-                return results, (offset, f"{type(error).__name__}: {error}")
-        return results, None
+                return results, (offset, f"{type(error).__name__}: {error}"), time.perf_counter() - started
+        return results, None, time.perf_counter() - started
 
     async def call_one(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
         """The plugin's exported function `name` with the page's arguments, on a replica past
