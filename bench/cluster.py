@@ -152,8 +152,8 @@ def summary(times: list[float]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/cluster.json")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--images", type=int, default=48)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--images", type=int, default=96)
     args = parser.parse_args()
     entry = json.loads((ROOT / "dist/models.json").read_text())["models"]["efficientnet-lite0"]
     model = ROOT / "dist" / entry["url"]
