@@ -61,7 +61,7 @@ const workbenchReady = painted.then(() => Promise.all([
   const builtinManifest = new URL("plugins/manifest.imjoy.json", document.baseURI).href;
   workbench = await Workbench.start({ ui, host, workspace: params.get("w"), builtinManifest });
   enginesUI = mountEngines(document, { workbench, engines, dialogs, status });
-  mountManager(document, { workbench, status, dialogs, windows, show: showView, builtinManifest, actions: {
+  mountManager(document, { workbench, engines, status, dialogs, windows, show: showView, builtinManifest, actions: {
     engines: () => enginesUI.dialog(),
     "package-index": () => import("./workbench/package-index.js").then(({ packageIndexDialog }) => packageIndexDialog({ build, dialogs, status })),
   } });
@@ -204,10 +204,14 @@ window.pyjoy = {
   loadPackage: (names) => runtime.loadPackage(names),
   /** Milliseconds since navigation start at each boot milestone. */
   timings: {},
-  /** Loads a plugin from a URL or its source for this page only; resolves to its API (a proxy). */
-  loadPlugin: async (urlOrSource) => (await (await pluginHost()).load(urlOrSource).catch(rethrow)).api,
-  /** Installs a plugin into the open workspace (kept, offline too) and starts it; its API. */
-  installPlugin: async (urlOrSource) => (await workbenchReady).installer.install(urlOrSource).catch(rethrow),
+  /**
+   * Loads a plugin from a URL or its source for this page only; resolves to its API (a proxy).
+   * replicas: a native-python plugin's count of Ray actors on a --ray engine, from its first start.
+   */
+  loadPlugin: async (urlOrSource, { replicas = null } = {}) => (await (await pluginHost()).load(urlOrSource, { replicas }).catch(rethrow)).api,
+  /** Installs a plugin into the open workspace (kept, offline too) and starts it; its API. replicas: as
+   * loadPlugin's, kept in the workspace (the plugin list's Replicas). */
+  installPlugin: async (urlOrSource, { replicas = null } = {}) => (await workbenchReady).installer.install(urlOrSource, { replicas }).catch(rethrow),
   /** Removes an installed plugin from the open workspace. */
   uninstallPlugin: async (name) => (await workbenchReady).installer.uninstall(name).catch(rethrow),
   /** A plugin's API by name: a loaded one's, or an installed one's, started if needed. */
