@@ -72,7 +72,7 @@ const workbenchReady = painted.then(() => Promise.all([
   const engineConnected = params.has("engine")
     ? enginesUI.connect(params.get("engine"), { keep: true }).catch((error) => status.toast(`Could not connect the engine: ${error.message}`, "error"))
     : null;
-  if (params.has("plugin")) Promise.resolve(engineConnected).then(() => openSharedPlugin(workbench, dialogs, params.get("plugin")));
+  if (params.has("plugin")) Promise.resolve(engineConnected).then(() => openSharedPlugin(workbench, dialogs, params.get("plugin"), params.get("replicas")));
   if (params.has("workflow")) Promise.resolve(engineConnected).then(() => openSharedWorkflow(workbench, dialogs, params.get("workflow")));
   // ?docs=PAGE#HEADING opens the Docs view there.
   if (params.has("docs")) docs().then((viewer) => viewer.open(params.get("docs") || null, decodeURIComponent(location.hash.slice(1)) || null)).catch(docsFailed);
@@ -93,9 +93,12 @@ const pluginHost = () => workbenchReady.then((workbench) => workbench.host());
 // ?plugin=URL: install that plugin with its dependencies (asking first, naming them all,
 // since it is code from elsewhere) and run it. As ImJoy's ?plugin= (Imjoy.vue, through
 // imjoy-core getPluginFromUrl), a URL ending in ".imjoy.html@TAG" or "owner/repo:Name@TAG"
-// picks one of the plugin's tags.
-async function openSharedPlugin(workbench, dialogs, spec) {
+// picks one of the plugin's tags. &replicas=N: a native-python plugin's Ray actors on a
+// --ray engine from its first start, kept in the workspace (checked as pyjoy.installPlugin's).
+async function openSharedPlugin(workbench, dialogs, spec, replicasParam = null) {
   const declined = new Error("declined");
+  // Digits are a count; anything else goes as it was written, for the error to name it.
+  const replicas = replicasParam === null ? null : /^\d+$/.test(replicasParam) ? Number(replicasParam) : replicasParam;
   try {
     const { dependenciesText, dependencySource, fetchPluginText, permissionsOf, splitTag } = await import("./workbench/install.js");
     const named = splitTag(spec);
@@ -106,13 +109,19 @@ async function openSharedPlugin(workbench, dialogs, spec) {
       url: fetched.url,
       tag,
       start: false,
+      replicas,
       async approve(config, _url, replaced, dependencies) {
         const { name, type: kind } = config;
         type = kind;
-        if (replaced?.text === fetched.text && (replaced.tag ?? null) === config.tag && !dependencies.length) return; // installed as it is
+        if (replaced?.text === fetched.text && (replaced.tag ?? null) === config.tag && !dependencies.length) { // installed as it is
+          if (replicas === null || workbench.workspace.replicas(replaced.id) === replicas) return;
+          const question = `Run ${name} as ${replicas} Ray actors from now on (kept in workspace "${workbench.workspace.name}"), as the link asks?`;
+          if (!(await dialogs.confirm("Replicas", question))) throw declined;
+          return;
+        }
         const asks = permissionsOf(config);
         const needs = dependenciesText(dependencies);
-        const variant = config.tags.length > 1 ? ` (its tag ${config.tag})` : "";
+        const variant = `${config.tags.length > 1 ? ` (its tag ${config.tag})` : ""}${replicas === null ? "" : ` as ${replicas} Ray actors`}`;
         const question = replaced
           ? `A different version of ${name} is installed${replaced.url ? ` (from ${replaced.url})` : ""}. Replace it with the one from ${fetched.url}${variant}? ${asks} ${needs}`
           : `Install the ${kind} plugin ${name}${variant} from ${fetched.url} into workspace "${workbench.workspace.name}"? ${asks} ${needs} Plugins run in a sandbox, but only install plugins you trust.`;
