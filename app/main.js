@@ -61,7 +61,7 @@ const workbenchReady = painted.then(() => Promise.all([
   const builtinManifest = new URL("plugins/manifest.imjoy.json", document.baseURI).href;
   workbench = await Workbench.start({ ui, host, workspace: params.get("w"), builtinManifest });
   enginesUI = mountEngines(document, { workbench, engines, dialogs, status });
-  mountManager(document, { workbench, status, dialogs, windows, show: showView, builtinManifest, actions: {
+  mountManager(document, { workbench, engines, status, dialogs, windows, show: showView, builtinManifest, actions: {
     engines: () => enginesUI.dialog(),
     "package-index": () => import("./workbench/package-index.js").then(({ packageIndexDialog }) => packageIndexDialog({ build, dialogs, status })),
   } });
@@ -72,7 +72,7 @@ const workbenchReady = painted.then(() => Promise.all([
   const engineConnected = params.has("engine")
     ? enginesUI.connect(params.get("engine"), { keep: true }).catch((error) => status.toast(`Could not connect the engine: ${error.message}`, "error"))
     : null;
-  if (params.has("plugin")) Promise.resolve(engineConnected).then(() => openSharedPlugin(workbench, dialogs, params.get("plugin")));
+  if (params.has("plugin")) Promise.resolve(engineConnected).then(() => openSharedPlugin(workbench, dialogs, params.get("plugin"), params.get("replicas")));
   if (params.has("workflow")) Promise.resolve(engineConnected).then(() => openSharedWorkflow(workbench, dialogs, params.get("workflow")));
   // ?docs=PAGE#HEADING opens the Docs view there.
   if (params.has("docs")) docs().then((viewer) => viewer.open(params.get("docs") || null, decodeURIComponent(location.hash.slice(1)) || null)).catch(docsFailed);
@@ -93,9 +93,12 @@ const pluginHost = () => workbenchReady.then((workbench) => workbench.host());
 // ?plugin=URL: install that plugin with its dependencies (asking first, naming them all,
 // since it is code from elsewhere) and run it. As ImJoy's ?plugin= (Imjoy.vue, through
 // imjoy-core getPluginFromUrl), a URL ending in ".imjoy.html@TAG" or "owner/repo:Name@TAG"
-// picks one of the plugin's tags.
-async function openSharedPlugin(workbench, dialogs, spec) {
+// picks one of the plugin's tags. &replicas=N: a native-python plugin's Ray actors on a
+// --ray engine from its first start, kept in the workspace (checked as pyjoy.installPlugin's).
+async function openSharedPlugin(workbench, dialogs, spec, replicasParam = null) {
   const declined = new Error("declined");
+  // Digits are a count; anything else goes as it was written, for the error to name it.
+  const replicas = replicasParam === null ? null : /^\d+$/.test(replicasParam) ? Number(replicasParam) : replicasParam;
   try {
     const { dependenciesText, dependencySource, fetchPluginText, permissionsOf, splitTag } = await import("./workbench/install.js");
     const named = splitTag(spec);
@@ -106,13 +109,19 @@ async function openSharedPlugin(workbench, dialogs, spec) {
       url: fetched.url,
       tag,
       start: false,
+      replicas,
       async approve(config, _url, replaced, dependencies) {
         const { name, type: kind } = config;
         type = kind;
-        if (replaced?.text === fetched.text && (replaced.tag ?? null) === config.tag && !dependencies.length) return; // installed as it is
+        if (replaced?.text === fetched.text && (replaced.tag ?? null) === config.tag && !dependencies.length) { // installed as it is
+          if (replicas === null || workbench.workspace.replicas(replaced.id) === replicas) return;
+          const question = `Run ${name} as ${replicas} Ray actors from now on (kept in workspace "${workbench.workspace.name}"), as the link asks?`;
+          if (!(await dialogs.confirm("Replicas", question))) throw declined;
+          return;
+        }
         const asks = permissionsOf(config);
         const needs = dependenciesText(dependencies);
-        const variant = config.tags.length > 1 ? ` (its tag ${config.tag})` : "";
+        const variant = `${config.tags.length > 1 ? ` (its tag ${config.tag})` : ""}${replicas === null ? "" : ` as ${replicas} Ray actors`}`;
         const question = replaced
           ? `A different version of ${name} is installed${replaced.url ? ` (from ${replaced.url})` : ""}. Replace it with the one from ${fetched.url}${variant}? ${asks} ${needs}`
           : `Install the ${kind} plugin ${name}${variant} from ${fetched.url} into workspace "${workbench.workspace.name}"? ${asks} ${needs} Plugins run in a sandbox, but only install plugins you trust.`;
@@ -204,10 +213,14 @@ window.pyjoy = {
   loadPackage: (names) => runtime.loadPackage(names),
   /** Milliseconds since navigation start at each boot milestone. */
   timings: {},
-  /** Loads a plugin from a URL or its source for this page only; resolves to its API (a proxy). */
-  loadPlugin: async (urlOrSource) => (await (await pluginHost()).load(urlOrSource).catch(rethrow)).api,
-  /** Installs a plugin into the open workspace (kept, offline too) and starts it; its API. */
-  installPlugin: async (urlOrSource) => (await workbenchReady).installer.install(urlOrSource).catch(rethrow),
+  /**
+   * Loads a plugin from a URL or its source for this page only; resolves to its API (a proxy).
+   * replicas: a native-python plugin's count of Ray actors on a --ray engine, from its first start.
+   */
+  loadPlugin: async (urlOrSource, { replicas = null } = {}) => (await (await pluginHost()).load(urlOrSource, { replicas }).catch(rethrow)).api,
+  /** Installs a plugin into the open workspace (kept, offline too) and starts it; its API. replicas: as
+   * loadPlugin's, kept in the workspace (the plugin list's Replicas). */
+  installPlugin: async (urlOrSource, { replicas = null } = {}) => (await workbenchReady).installer.install(urlOrSource, { replicas }).catch(rethrow),
   /** Removes an installed plugin from the open workspace. */
   uninstallPlugin: async (name) => (await workbenchReady).installer.uninstall(name).catch(rethrow),
   /** A plugin's API by name: a loaded one's, or an installed one's, started if needed. */

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -527,3 +528,38 @@ def engine_children(pid: int) -> set[int]:
             except (OSError, ValueError, IndexError):
                 continue
     return found
+
+
+def test_replicas_on_an_engine_without_ray_are_refused_or_said_to_need_it(page: Page, base_url: str,
+                                                                          engine: dict, tmp_path: Path) -> None:
+    # An engine without --ray runs each plugin as one local process (ENGINE.md, "On a Ray cluster").
+    label = engine["url"].split("?")[0]
+    asks_two = plugin("Asks Two", "import os\napi.export({'pid': os.getpid})", replicas=2)
+    before = engine_children(engine["process"].pid)
+    # A shared link's count (&replicas=) is refused before anything is asked or installed.
+    (tmp_path / "asks-two.imjoy.html").write_text(asks_two)
+    with repository_server(tmp_path) as repository:
+        page.goto(f"{base_url}?w=local-replicas&engine={quote(engine['url'], safe='')}"
+                  f"&plugin={repository}asks-two.imjoy.html&replicas=2")
+        expect(chip(page)).to_have_attribute("data-state", "connected", timeout=30_000)
+        expect(page.locator(".toast").filter(has_text="Could not open the shared plugin")).to_have_text(re.compile(
+            r"Could not open the shared plugin .*asks-two\.imjoy\.html: replicas of Asks Two: replicas need an engine "
+            r"on a Ray cluster \(pyjoy engine --ray\); engine ws://[\d.:]+/ runs each plugin as one local process"),
+            timeout=30_000)
+    expect(page.locator("dialog")).to_have_count(0)  # nobody was asked
+    # A count the page chooses is refused before anything starts, saying what replicas need.
+    for call in ("loadPlugin", "installPlugin"):
+        refused = page.evaluate(f"(text) => pyjoy.{call}(text, {{replicas: 2}}).then(() => 'started', (e) => e.message)", asks_two)
+        assert refused == (f"replicas of Asks Two: replicas need an engine on a Ray cluster (pyjoy engine --ray); "
+                           f"engine {label} runs each plugin as one local process"), refused
+    assert "Asks Two" not in [p["name"] for p in page.evaluate("pyjoy.plugins()")]
+    assert not engine_children(engine["process"].pid) - before
+    # Its config's count: it runs as one local process, and its entry in the list says why.
+    assert page.evaluate("(text) => pyjoy.installPlugin(text).then(() => 'ok', (e) => e.message)", asks_two) == "ok"
+    pid = page.evaluate("pyjoy.getPlugin('Asks Two').then((p) => p.pid())")
+    assert engine_children(engine["process"].pid) - before == {pid}
+    item = page.locator(".plugin-item[data-name='Asks Two']")
+    expect(item.locator(".plugin-runs").filter(has_text="Replicas")).to_have_text(
+        f"Replicas: its config asks for 2; they need an engine on a Ray cluster (pyjoy engine --ray), and engine {label} "
+        "runs it as one local process")
+    expect(item.locator(".plugin-replicas")).to_have_count(0)  # no count to choose here

@@ -5,7 +5,9 @@ local Ray it starts (2 CPUs, a 500 MB object store), real Chromium; no mocks of 
 from __future__ import annotations
 
 import json
+import os
 import re
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -13,8 +15,9 @@ from playwright.sync_api import Page, expect
 
 pytest.importorskip("ray")
 
+from conftest import repository_server  # noqa: E402
 from pyjoy.devtools import engine_running  # noqa: E402
-from tests.test_engine import TOKEN  # noqa: E402
+from tests.test_engine import TOKEN, plugin  # noqa: E402
 from tests.test_engine_ray import RAY_INIT, REPLICATED  # noqa: E402
 
 
@@ -90,3 +93,72 @@ def test_the_page_maps_over_replicas_and_shows_where_its_engine_plugins_run(page
     choice.dispatch_event("change")
     expect(page.get_by_text("replicas of Replicated: a whole number from 1 to 64, not 0", exact=True)).to_be_visible()
     expect(page.locator(".plugin-item[data-name='Replicated'] .plugin-runs")).to_contain_text("3 actors")
+
+
+CHOSEN = plugin("Chosen Replicas", '''
+import os
+class Chosen:
+    def where(self, x):
+        return {"pid": os.getpid(), "x": x}
+api.export(Chosen())
+''')  # no "replicas" in its config: one actor unless the person or the page chooses more
+
+
+def test_a_replica_count_chosen_before_the_first_start(page: Page, base_url: str, engine: dict, tmp_path: Path) -> None:
+    def actors_answering(name: str) -> set[int]:
+        """The processes that answer a map over 20 items: the plugin's actors, as the engine runs them."""
+        results = page.evaluate("(name) => pyjoy.mapOnEngine(name, 'where', Array.from({length: 20}, (_, i) => i))", name)
+        assert [result["x"] for result in results] == list(range(20))
+        return {result["pid"] for result in results}
+
+    (tmp_path / "chosen.imjoy.html").write_text(CHOSEN)
+    with repository_server(tmp_path) as repository:
+        page.goto(f"{base_url}?w=chosen&engine={quote(engine['url'], safe='')}")
+        expect(page.locator("#engine-status .engine-chip")).to_have_attribute("data-state", "connected", timeout=30_000)
+        # Bad counts are refused before anything is asked, installed or started, naming the value.
+        for value, shown in ((0, "0"), (-2, "-2"), (1.5, "1.5"), (65, "65"), ("2", '"2"')):
+            for call in ("loadPlugin", "installPlugin"):
+                refused = page.evaluate(f"([text, n]) => pyjoy.{call}(text, {{replicas: n}}).then(() => 'started', (e) => e.message)",
+                                        [CHOSEN, value])
+                assert refused == f"replicas of Chosen Replicas: a whole number from 1 to 64, not {shown}", (call, refused)
+        assert not [p for p in page.evaluate("pyjoy.plugins()") if p["name"] == "Chosen Replicas"]
+        browser_plugin = '<config lang="json">{"name": "In The Browser", "type": "web-worker"}</config>' \
+                         '<script lang="javascript">api.export({})</script>'
+        refused = page.evaluate("(text) => pyjoy.loadPlugin(text, {replicas: 2}).then(() => 'loaded', (e) => e.message)",
+                                browser_plugin)
+        assert refused.startswith("replicas of In The Browser: replicas are Ray actors of a native-python plugin"), refused
+
+        # The person installs it by URL choosing 2 replicas in the Add-plugin dialog (shown since
+        # the engine runs on Ray): its first start runs 2 actors, which a map reaches (2 processes).
+        page.click("#add-plugin")
+        expect(page.locator("#plugin-replicas")).to_be_visible()
+        page.fill("#plugin-url", repository + "chosen.imjoy.html")
+        page.fill("#plugin-replicas", "2")
+        page.click("dialog button[type=submit]")
+        expect(page.locator("dialog")).to_have_count(0, timeout=60_000)
+        item = page.locator(".plugin-item[data-name='Chosen Replicas']")
+        expect(item).to_have_attribute("data-state", "running", timeout=60_000)
+        pids = actors_answering("Chosen Replicas")
+        assert len(pids) == 2 and engine["process"].pid not in pids
+        for pid in pids:
+            os.kill(pid, 0)  # each a live process on this machine (the local Ray's worker)
+        expect(item.locator(".plugin-runs")).to_contain_text("2 actors")
+        expect(item.locator(".plugin-replicas input")).to_have_value("2")
+
+        # Not running, its box still chooses: kept, and its next start has the count.
+        page.evaluate("pyjoy.terminatePlugin('Chosen Replicas')")
+        expect(item).not_to_have_attribute("data-state", "running")
+        box = item.locator(".plugin-replicas input")
+        expect(box).to_have_value("2")
+        box.fill("3")
+        box.dispatch_event("change")
+        expect(page.get_by_text("Chosen Replicas will run as 3 Ray actors when it starts", exact=True)).to_be_visible()
+        expect(item).not_to_have_attribute("data-state", "running")  # not started by the choice
+        item.get_by_role("button", name="Run", exact=True).click()
+        expect(item).to_have_attribute("data-state", "running", timeout=60_000)
+        assert len(actors_answering("Chosen Replicas")) == 3
+        # The page's loadPlugin chooses too.
+        loaded = page.evaluate("(text) => pyjoy.loadPlugin(text.replace('Chosen Replicas', 'Loaded Replicas'), {replicas: 2})"
+                               ".then(() => 'ok', (e) => e.message)", CHOSEN)
+        assert loaded == "ok"
+        assert len(actors_answering("Loaded Replicas")) == 2

@@ -5,6 +5,7 @@
 //   const plugin = await host.load(urlOrSource);   // -> Plugin; plugin.api is its export
 //   await host.load("https://host/x.imjoy.html@GPU"); // that tag of it (or { tag: "GPU" });
 //                                                   // its config `dependencies` load first
+//   await host.load(nativeSource, { replicas: 3 });  // as 3 Ray actors on a --ray engine
 //   await (await host.getPlugin("Name")).run({});
 //   host.list();                                   // [{id, name, type, version, state, error}]
 //   host.terminate(host.idOf("Name"));
@@ -35,6 +36,7 @@
 import { CODES, PluginError, asPluginError } from "../errors.js";
 import { formCallback, uiFields } from "../workbench/forms.js";
 import { resolvePlugins, splitTag } from "../workbench/install.js";
+import { checkReplicas } from "../workbench/workspace.js";
 import { parsePlugin } from "./format.js";
 import { hostApiFor } from "./host-api.js";
 import { packageIndex } from "../python/package-index.js";
@@ -95,6 +97,7 @@ export class Plugin {
     this.sandbox = null;
     this.window = null;
     this.error = null;
+    this.replicas = null; // the Ray actor count its load chose (host.load's replicas), or null
     this.closeHandlers = new Set(); // api.on("close", handler) / api.onClose(handler)
     this.ended = null; // once it is ended: settles when its sandbox is gone (its close handlers heard)
   }
@@ -245,6 +248,9 @@ export class PluginHost {
    *   whatever runs under that id or that name, without the checks below, and without its
    *   dependencies (the workbench starts an installed plugin's);
    * - tag: which of its config `tags` to load (else the URL's, else its first);
+   * - replicas: how many Ray actors a native-python plugin runs as, in place of its config's
+   *   (and of the count kept in the workspace for an installed one): checkReplicas below,
+   *   before anything is asked or started; kept for its reloads; its dependencies keep theirs;
    * - approve(config, url, dependencies): asked once the file and its dependencies are read,
    *   before anything starts; it throws (a PluginError "consent-denied") to refuse.
    *   dependencies: [{name, type, url, permissions}], those this load starts anew.
@@ -256,7 +262,7 @@ export class PluginHost {
    * A plugin with the name of a loaded one replaces it (a reload) when the same owner
    * loaded it or the page loads it; otherwise it is refused ("plugin-name-taken").
    */
-  async load(urlOrSource, { url, id = null, owner = PAGE, approve = null, tag = null } = {}) {
+  async load(urlOrSource, { url, id = null, owner = PAGE, approve = null, tag = null, replicas = null } = {}) {
     let text = String(urlOrSource);
     if (!url && looksLikeURL(text)) {
       const named = splitTag(text);
@@ -267,6 +273,7 @@ export class PluginHost {
     const source = parse(text, url, "", tag);
     const { name } = source.config;
     this.#runnable(source.config);
+    if (replicas !== null) this.checkReplicas(source.config, replicas);
     const ownerId = typeof owner === "string" ? owner : owner.id;
     if (!id) this.#idFor(name, ownerId); // refused before anyone is asked
     const dependencies = id || !source.config.dependencies.length ? [] : await this.#dependenciesOf(source, text, url, ownerId);
@@ -284,7 +291,25 @@ export class PluginHost {
         throw new PluginError(`${dependency.neededBy} needs the plugin ${dependency.config.name}, which could not start: ${error.message}`, { code: error.code ?? CODES.loadFailed });
       }
     }
-    return this.#loadOne(source, text, url, id, ownerId);
+    return this.#loadOne(source, text, url, id, ownerId, replicas);
+  }
+
+  /**
+   * A replica count chosen for a plugin before it starts (load's and the workbench's
+   * install's `replicas`; ENGINE.md, "On a Ray cluster"), or a PluginError naming what is
+   * wrong: the count (a whole number from 1 to MAX_REPLICAS), a plugin that is not
+   * native-python (replicas are Ray actors on an engine), or a connected engine without Ray
+   * (it runs each plugin as one local process, and refuses a count: server.py start).
+   */
+  checkReplicas(config, count) {
+    checkReplicas(config.name, count);
+    if (config.type !== "native-python") {
+      throw new PluginError(`replicas of ${config.name}: replicas are Ray actors of a native-python plugin on an engine started with --ray; ${config.name} is a ${config.type} plugin, which runs in the browser`);
+    }
+    const engine = this.engines?.connected();
+    if (engine && !engine.info?.cluster) {
+      throw new PluginError(`replicas of ${config.name}: replicas need an engine on a Ray cluster (pyjoy engine --ray); engine ${engine.label} runs each plugin as one local process`);
+    }
   }
 
   // A plugin's type is one PyJoy runs (in a sandbox, or native-python on a connected
@@ -323,9 +348,10 @@ export class PluginHost {
   }
 
   // Starts a parsed plugin under `id`, ending what ran under that id or its name first.
-  async #loadOne(source, text, url, id, ownerId) {
+  async #loadOne(source, text, url, id, ownerId, replicas = null) {
     const { name } = source.config;
     const plugin = new Plugin({ source, url, text, id, owner: ownerId });
+    plugin.replicas = replicas;
     // What ran under this id (a reload) or this name (replaced) ends first.
     for (const previous of new Set([this.#plugins.get(id), this.#plugins.get(this.idOf(name))])) {
       if (!previous) continue;
@@ -550,8 +576,9 @@ export class PluginHost {
       this.ui.log?.(`${plugin.name}: ${text}`, "info");
     };
     const tag = typeof plugin.config.tag === "string" ? plugin.config.tag : null;
-    // The person's replica count for an installed plugin (the plugin list's "Replicas"), on a Ray engine only.
-    const replicas = engine.info?.cluster ? this.installer?.replicas?.(plugin.id) ?? null : null;
+    // The count its load chose (the engine refuses one without Ray), else the person's count kept for an
+    // installed plugin (the plugin list's "Replicas"), on a Ray engine only (elsewhere it runs as one process).
+    const replicas = plugin.replicas ?? (engine.info?.cluster ? this.installer?.replicas?.(plugin.id) ?? null : null);
     try {
       const sandbox = await engine.startPlugin(plugin.text, { tag, replicas, onProgress, onOutput });
       if (progressed) this.ui.progress(`${plugin.name}: environment ready`, 1); // the bar ends full
@@ -691,7 +718,7 @@ export class PluginHost {
   async reload(id) {
     const plugin = this.#plugins.get(id);
     if (!plugin) throw new PluginError(`no plugin ${id} is loaded`, { code: CODES.notFound });
-    return this.load(plugin.url ?? plugin.text, { id: plugin.id, owner: plugin.owner, tag: plugin.config.tag });
+    return this.load(plugin.url ?? plugin.text, { id: plugin.id, owner: plugin.owner, tag: plugin.config.tag, replicas: plugin.replicas });
   }
 
   /**

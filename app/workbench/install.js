@@ -5,7 +5,7 @@
 //   rawURL("https://github.com/o/r/blob/main/x.imjoy.html")  // -> raw.githubusercontent.com/...
 //   const { text, url } = await fetchPluginText(url);
 //   const manifest = await fetchManifest(url);  // {name, url, plugins: [{name, type, version, uri, ...}]}
-//   describe(parsedPlugin) -> {name, type, version, description, tags, tag, icon, permissions, dependencies}
+//   describe(parsedPlugin) -> {name, type, version, description, tags, tag, icon, permissions, dependencies, replicas}
 //   splitTag("https://host/x.imjoy.html@GPU")  // -> {uri: "https://host/x.imjoy.html", tag: "GPU"}
 //   await dependencySource("Image Window@GPU", { from: pluginURL })  // -> {url, tag}: what to fetch, which tag
 //   const plan = await resolvePlugins(urlOrText, { installed });  // the plugin and its dependencies, parsed
@@ -47,8 +47,9 @@ export async function fetchPluginText(input) {
 
 /** What the plugin list shows of a parsed plugin; `tag` is the one it was parsed with (ImJoy's config.tag). */
 export function describe(plugin) {
-  const { name, type, version = "", description = "", tags = [], tag = null, icon = "", permissions = [] } = plugin.config;
-  return { name, type, version: String(version), description, tags, tag, icon, permissions, dependencies: dependencyList(plugin.config) };
+  const { name, type, version = "", description = "", tags = [], tag = null, icon = "", permissions = [], replicas = null } = plugin.config;
+  // replicas: its config's count of Ray actors (a native-python plugin; the engine checks it), shown before it starts
+  return { name, type, version: String(version), description, tags, tag, icon, permissions, dependencies: dependencyList(plugin.config), replicas };
 }
 
 /** What a consent question says of a plugin's permissions (from its config). */

@@ -4,7 +4,7 @@
 // message log, the phone's tab bar, and dropping files on the page. It draws what the
 // Workbench (workbench.js) holds and calls it for every action.
 //
-//   mountManager(document, { workbench, status, dialogs, windows, builtinManifest, show });  // show(view): ui/views.js
+//   mountManager(document, { workbench, engines, status, dialogs, windows, builtinManifest, show });  // show(view): ui/views.js
 import { fetchManifest, isNewer } from "./install.js";
 import { opForm } from "./forms.js";
 import { openEditorWindow } from "./editor-window.js";
@@ -12,7 +12,7 @@ import { button, el } from "../ui/dom.js";
 import { describeRuns } from "./engines.js";
 import { MAX_REPLICAS } from "./workspace.js";
 
-export function mountManager(doc, { workbench, status, dialogs, windows, builtinManifest, show, actions = {} }) {
+export function mountManager(doc, { workbench, engines = null, status, dialogs, windows, builtinManifest, show, actions = {} }) {
   const list = doc.getElementById("plugin-list");
   const emptyHint = doc.getElementById("plugin-empty");
   const select = doc.getElementById("workspace-select");
@@ -44,6 +44,8 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
     }
     item.append(title, meta);
     if (plugin.runs) item.append(el("p", "plugin-runs", describeRuns(plugin.runs, plugin.engine)));
+    const replicasNote = localReplicasNote(plugin);
+    if (replicasNote) item.append(el("p", "plugin-runs", replicasNote));
     if (plugin.description) item.append(el("p", "plugin-description", plugin.description));
     if (plugin.error) item.append(el("p", "plugin-error", plugin.error));
     const actions = el("div", "plugin-actions");
@@ -60,7 +62,7 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
       }),
       button("Remove", act(() => removePlugin(plugin))),
       ...((plugin.tags ?? []).length > 1 ? [tagChooser(plugin)] : []),
-      ...(plugin.runs?.where === "cluster" ? [replicasChooser(plugin)] : []),
+      ...(choosesReplicas(plugin) ? [replicasChooser(plugin)] : []),
       // The camera and microphone answers kept for this plugin (workbench.consent): changed
       // here; revoking also ends what the plugin has open.
       ...["camera", "microphone"].filter((device) => workbench.workspace.grant(plugin.id, device) !== null).map((device) => button(
@@ -73,17 +75,46 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
     return item;
   }
 
+  // The engine a native-python plugin starts on (host.js: the first connected), or null.
+  const engineNow = () => engines?.connected() ?? null;
+
+  // A plugin whose Ray actor count the person may choose: one running on the cluster, or an
+  // installed native-python plugin not started yet (or stopped) while the engine it would
+  // start on runs on Ray, so that its first start has the count.
+  function choosesReplicas(plugin) {
+    if (plugin.state === "running") return plugin.runs?.where === "cluster";
+    return plugin.type === "native-python" && plugin.state !== "loading" && Boolean(engineNow()?.info?.cluster);
+  }
+
+  // On an engine without Ray a native-python plugin is one local process whatever count it
+  // has (its config's, or one kept from a Ray engine): say so, and what replicas need.
+  function localReplicasNote(plugin) {
+    const engine = engineNow();
+    if (plugin.type !== "native-python" || !engine || engine.info?.cluster || plugin.runs?.where === "cluster") return null;
+    const count = plugin.replicas ?? (Number.isInteger(plugin.configReplicas) && plugin.configReplicas > 1 ? plugin.configReplicas : null);
+    if (count === null) return null;
+    const whose = plugin.replicas === null ? "its config asks for" : "your choice kept in this workspace:";
+    return `Replicas: ${whose} ${count}; they need an engine on a Ray cluster (pyjoy engine --ray), and engine ${engine.label} runs it as one local process`;
+  }
+
   // How many Ray actors a plugin runs as on a --ray engine (ENGINE.md, "On a Ray cluster"):
-  // the person's count, kept in the workspace; the plugin starts again with it.
+  // the person's count, kept in the workspace; a running plugin starts again with it, one
+  // not started has it at its first start. An empty box: its config's count again.
   function replicasChooser(plugin) {
     const label = el("label", "plugin-replicas", "Replicas ");
-    const running = Array.isArray(plugin.runs.replicas) ? plugin.runs.replicas.length : 1;
-    const count = label.appendChild(Object.assign(el("input"), { type: "number", min: "1", max: String(MAX_REPLICAS), step: "1", value: String(running) }));
+    const running = plugin.state === "running" && Array.isArray(plugin.runs?.replicas) ? plugin.runs.replicas.length : null;
+    const configured = Number.isInteger(plugin.configReplicas) ? plugin.configReplicas : 1;
+    const shown = running ?? plugin.replicas;
+    const count = label.appendChild(Object.assign(el("input"), {
+      type: "number", min: "1", max: String(MAX_REPLICAS), step: "1", value: shown === null ? "" : String(shown), placeholder: String(configured),
+    }));
     count.title = plugin.replicas === null ? "as its config says; change it to run more or fewer actors" : "your choice, kept in this workspace";
     count.addEventListener("change", act(async () => {
-      const chosen = Number(count.value);
+      const chosen = count.value.trim() === "" ? null : Number(count.value);
       await workbench.setReplicas(plugin.id, chosen);
-      status.toast(`${plugin.name} runs as ${chosen} Ray actor${chosen === 1 ? "" : "s"}`);
+      const actors = (n) => `${n} Ray actor${n === 1 ? "" : "s"}`;
+      if (chosen === null) status.toast(`${plugin.name} runs as its config says (${actors(configured)})`);
+      else status.toast(running === null ? `${plugin.name} will run as ${actors(chosen)} when it starts` : `${plugin.name} runs as ${actors(chosen)}`);
     }));
     return label;
   }
@@ -201,6 +232,9 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
       <label for="plugin-url">From a URL (a plugin file, a GitHub file or a Gist)</label>
       <div class="dialog-row"><input id="plugin-url" name="url" type="url" placeholder="https://…/my-plugin.imjoy.html" autocomplete="off">
       <button type="submit" value="url">Install</button></div>
+      <div class="dialog-row" id="plugin-replicas-row" hidden><label for="plugin-replicas">Replicas on the Ray cluster
+      (a native-python plugin's actors from its first start; empty: as its config says)</label>
+      <input id="plugin-replicas" name="replicas" type="number" min="1" max="${MAX_REPLICAS}" step="1" placeholder="config"></div>
       <h2>From a repository</h2>
       <div class="dialog-row"><select id="repository" name="repository"></select>
       <button type="button" class="secondary" id="add-repository">Other…</button></div>
@@ -209,6 +243,8 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
       <div class="dialog-buttons"><button type="button" class="secondary" id="close-add">Close</button></div>`;
     dialog.append(form);
     doc.body.append(dialog);
+    // On an engine on Ray, a plugin installed by URL may start with a count of actors chosen here.
+    form.querySelector("#plugin-replicas-row").hidden = !engineNow()?.info?.cluster;
     const repositories = [builtinManifest, ...(await workbench.workspaces.store.getState("repositories") ?? [])].filter(Boolean);
     const repoSelect = form.querySelector("#repository");
     const fill = () => repoSelect.replaceChildren(...repositories.map((url) => new Option(url === builtinManifest ? "PyJoy built-in plugins" : url, url)));
@@ -266,7 +302,8 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
       event.preventDefault();
       const url = form.elements.url.value.trim();
       if (!url) return;
-      const entry = await installWithFeedback(url);
+      const replicas = form.elements.replicas.value.trim();
+      const entry = await installWithFeedback(url, replicas === "" ? undefined : { replicas: Number(replicas) });
       if (entry) dialog.close();
     }));
     dialog.addEventListener("close", () => dialog.remove());
@@ -363,6 +400,7 @@ export function mountManager(doc, { workbench, status, dialogs, windows, builtin
     });
   };
   workbench.subscribe(render);
+  engines?.onChange(render); // what the list offers of replicas depends on the engine (Ray or not)
   render();
   return { render, installFiles };
 }

@@ -11,7 +11,8 @@
 //   await workbench.install(url, { approve: (config, url, installed, dependencies) => ... });
 //   await workbench.install("https://host/x.imjoy.html@GPU");  // or { tag: "GPU" }: one of its config `tags`, kept in its entry
 //   await workbench.switchTag(entry.id, "CPU");  // installs it again with another of its tags
-//   await workbench.setReplicas(entry.id, 3);   // its replica count on a Ray engine (null: its config's); started again
+//   await workbench.install(url, { replicas: 3 });  // a native-python plugin's Ray actors, from its first start
+//   await workbench.setReplicas(entry.id, 3);   // its replica count on a Ray engine (null: its config's); started again if running
 //   workbench.list();                       // [{id, name, type, version, state, ...}]
 //
 // Installed plugins are known by their id (given at install, workspace.js); the host's
@@ -19,7 +20,7 @@
 import { CODES, PluginError } from "../errors.js";
 import { describe, fetchManifest, resolvePlugins } from "./install.js";
 import { memoryStore, openStore } from "./store.js";
-import { MAX_REPLICAS, Workspaces } from "./workspace.js";
+import { Workspaces, checkReplicas } from "./workspace.js";
 
 export class Workbench {
   #host;
@@ -109,7 +110,8 @@ export class Workbench {
    */
   get installer() {
     return {
-      install: async (source, { approve } = {}) => this.#apiOf((await this.install(source, { approve })).id),
+      // replicas: the page's (pyjoy.installPlugin); plugins' installPlugin never passes it (host-api.js)
+      install: async (source, { approve, replicas = null } = {}) => this.#apiOf((await this.install(source, { approve, replicas })).id),
       uninstall: async (name, { approve } = {}) => {
         const entry = this.#installedNamed(name);
         await approve?.(entry);
@@ -180,7 +182,8 @@ export class Workbench {
         id: entry.id, name: entry.name, type: entry.type, version: entry.version, description: entry.description,
         tags: entry.tags, tag: entry.tag ?? null, icon: entry.icon, url: entry.url,
         state: loaded?.state ?? "installed", error: loaded?.error ?? null, runs: loaded?.runs ?? null, engine: loaded?.engine ?? null,
-        replicas: this.workspace.replicas(entry.id),
+        replicas: this.workspace.replicas(entry.id), // the person's count, or null
+        configReplicas: entry.replicas ?? null, // its config's (entries installed before it was kept: null)
       };
     });
   }
@@ -194,12 +197,16 @@ export class Workbench {
    * so every start loads that tag. approve(config, url, installedEntryOrNull, dependencies)
    * is asked first, once for the plugin and all its dependencies ([{name, type, url,
    * permissions, replaces}], those not already installed as they are), and may throw to
-   * refuse: nothing is then installed. Resolves to its entry. A malformed file is a
+   * refuse: nothing is then installed. `replicas`: how many Ray actors a native-python
+   * plugin runs as (ENGINE.md, "On a Ray cluster"), kept in the workspace as setReplicas
+   * keeps it, so that its first start has them; checked before anything is asked or
+   * installed (host.checkReplicas: a whole number from 1 to MAX_REPLICAS, a native-python
+   * plugin, an engine on Ray). Resolves to its entry. A malformed file is a
    * PluginError "plugin-parse-error" (block, line), and nothing is installed; so is a
    * dependency that cannot be fetched or parsed (the error names it and the plugin that
    * needs it), an unknown tag (named, with the plugin's tags), and a dependency cycle.
    */
-  async install(urlOrText, { url = null, filename = null, tag = null, start = true, approve = null } = {}) {
+  async install(urlOrText, { url = null, filename = null, tag = null, start = true, approve = null, replicas = null } = {}) {
     const plan = await resolvePlugins(String(urlOrText), { url, filename, tag, installed: (name) => this.workspace.pluginNamed(name) });
     const { parsed, url: mainURL } = [...plan.values()].pop();
     const asInstalled = (item, entry) => entry?.text === item.text && (entry.tag ?? null) === item.tag;
@@ -209,6 +216,7 @@ export class Workbench {
       .map(({ parsed: { config }, url: from, installed }) => ({
         name: config.name, type: config.type, url: from, permissions: config.permissions ?? [], replaces: installed ?? null,
       }));
+    if (replicas !== null) (await this.host()).checkReplicas(parsed.config, replicas);
     await approve?.(parsed.config, mainURL, this.workspace.pluginNamed(parsed.config.name), dependencies);
     let entry;
     for (const item of plan.values()) {
@@ -220,6 +228,7 @@ export class Workbench {
       // A running dependency picks up its new version now.
       if (!isMain && this.#hostNow?.plugin(entry.id)) await this.start(entry.id);
     }
+    if (replicas !== null) await this.workspace.setReplicas(entry.id, replicas);
     // A running plugin picks up the new version now; otherwise when it is next started.
     if (start || this.#hostNow?.plugin(entry.id)) await this.start(entry.id);
     return entry;
@@ -228,16 +237,14 @@ export class Workbench {
   /**
    * The replica count a plugin runs with on a Ray engine (ENGINE.md, "On a Ray cluster"): the
    * person's choice (`count`, 1 to MAX_REPLICAS; null: the plugin's config's), kept in the
-   * workspace; a running plugin starts again with it.
+   * workspace; a running plugin starts again with it, one not running has it when it starts.
    */
   async setReplicas(id, count) {
     const entry = this.workspace.plugin(id);
     if (!entry) throw new PluginError(`no plugin ${id} is installed in workspace "${this.workspace.name}"`, { code: CODES.notFound });
-    if (count !== null && !(Number.isInteger(count) && count >= 1 && count <= MAX_REPLICAS)) {
-      throw new PluginError(`replicas of ${entry.name}: a whole number from 1 to ${MAX_REPLICAS}, not ${JSON.stringify(count)}`, { code: CODES.loadFailed });
-    }
+    if (count !== null) checkReplicas(entry.name, count);
     await this.workspace.setReplicas(id, count);
-    if (this.#hostNow?.plugin(id)) await this.start(id);
+    if (this.#hostNow?.plugin(id)?.state === "running") await this.start(id);
   }
 
   /** Installs an installed plugin again with another of its tags (the person's choice in its menu). */

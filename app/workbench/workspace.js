@@ -18,10 +18,19 @@
 //
 // Changes are made on a copy and kept only once stored, so a failed write (a full disk)
 // leaves both the stored and the shown workspace as they were.
+import { CODES, PluginError } from "../errors.js";
 
 export const DEFAULT_WORKSPACE = "default";
 /** The most replicas a plugin may run on a Ray engine (pyjoy/engine/ray_actors.py MAX_REPLICAS). */
 export const MAX_REPLICAS = 64;
+
+/** `count` when it is a replica count (a whole number from 1 to MAX_REPLICAS) for the
+ * plugin named `name`; otherwise a PluginError naming the value. */
+export function checkReplicas(name, count) {
+  if (Number.isInteger(count) && count >= 1 && count <= MAX_REPLICAS) return count;
+  const shown = typeof count === "number" ? String(count) : JSON.stringify(count) ?? String(count);
+  throw new PluginError(`replicas of ${name}: a whole number from 1 to ${MAX_REPLICAS}, not ${shown}`, { code: CODES.loadFailed });
+}
 const EXPORT_FORMAT = "pyjoy-workspace";
 const EXPORT_VERSION = 2; // 2: plugins have ids, and settings and windows are kept by id (1: by name; still read)
 
