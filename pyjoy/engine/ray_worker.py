@@ -9,7 +9,8 @@
     await actor.set_peers.remote([handle, ...])   # the first: the others, over which it spreads the page's calls
     await actor.call_one.remote(name, args, kwargs)   # a page's call spread to a replica past the first
     actor.until_ended.remote()          # never answers: the engine learns of the actor's death
-    await actor.call_chunk.remote(name, items)  # the plugin's exported `name` on each item (map):
+    await actor.call_chunk.remote(name, batch, first, last)  # the plugin's `name` on batch[first:last] (map;
+                                                # batch: a map's items, put in the object store once):
                                                 # (results, None or (offset, "Type: message"), seconds)
 
 The plugin runs as in its own process (plugin_process.py): the same pyjoy.rpc session with
@@ -182,16 +183,19 @@ class PluginActor:
         await _setup(exported)
         self.loaded(exported)
 
-    async def call_chunk(self, name: str, items: list[Any]) -> tuple[list[Any], tuple[int, str] | None, float]:
-        """The plugin's exported function `name` on each of a chunk of items (the engine's map):
-        their results, the first failure as (its offset in the chunk, "Type: message"), the
-        items after it not run, and the seconds the items took here (the engine sizes its
-        chunks by it). One Ray call per chunk, not per item: a call's own cost (the gateway's,
-        the raylet's, this worker's) is most of a small item's."""
+    async def call_chunk(self, name: str, batch: list[Any], first: int, last: int
+                         ) -> tuple[list[Any], tuple[int, str] | None, float]:
+        """The plugin's exported function `name` on each of a chunk of a map's items,
+        batch[first:last] (the engine puts the map's items in the object store once, and each
+        chunk's call names its part of them: Ray hands the batch over from the store without
+        a copy): their results, the first failure as (its offset in the chunk, "Type:
+        message"), the items after it not run, and the seconds the items took here (the engine
+        sizes its chunks by it). One Ray call per chunk, not per item: a call's own cost (the
+        gateway's, the raylet's, this worker's) is most of a small item's."""
         function = await self._function(name)
         results: list[Any] = []
         started = time.perf_counter()
-        for offset, item in enumerate(items):
+        for offset, item in enumerate(batch[first:last]):
             try:
                 result = function(item)
                 results.append(await result if inspect.isawaitable(result) else result)
