@@ -45,7 +45,7 @@ const STOPPING_MS = 5000;
 export const UNREACHABLE = "refused (is this page's origin allowed? see pyjoy engine --allow-origin) or unreachable";
 
 /** A map's items go in groups of at most this many bytes of arrays, this many groups at a time (ENGINE.md, map). */
-export const MAP_GROUP_BYTES = 12 * 2 ** 20;
+export const MAP_GROUP_BYTES = 15 * 2 ** 20;
 export const MAP_GROUPS_IN_FLIGHT = 2;
 /** The most bytes of arrays one message to the engine's own channel holds (pyjoy/engine/wire.py). */
 export const MAX_ENGINE_MESSAGE_BYTES = 16 * 2 ** 20;

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from pyjoy.devtools import run_async
-from pyjoy.engine.client import EngineClient, EngineTimeout, map_groups
+from pyjoy.engine.client import MAP_GROUP_BYTES, EngineClient, EngineTimeout, map_groups
 
 SECRET = "never-in-messages-" + "t" * 30
 
@@ -73,18 +73,21 @@ def test_connect_to_a_websocket_that_never_sends_the_engines_root_fails_in_time(
 
 def test_a_maps_items_are_grouped_into_as_few_messages_as_hold_them_in_order() -> None:
     MiB = 2**20
+    assert MAP_GROUP_BYTES <= 15 * MiB  # under the engine's 16 MiB a message, with a margin
     assert map_groups([]) == [(0, 0)]
     assert map_groups([1, "two", {"three": 3}]) == [(0, 3)]  # no arrays: one map
     image = np.zeros(150_000, dtype=np.uint8)
-    assert map_groups([1, image, 2]) == [(0, 3)]  # under the limit: one map, as before grouping
-    # 96 images (14.4 MB) over 12 MiB: two maps of 48, not 83 + 13 (the first map's wait is shorter).
-    assert map_groups([image] * 96) == [(0, 48), (48, 96)]
+    assert map_groups([1, image, 2]) == [(0, 3)]
+    assert map_groups([image] * 96) == [(0, 96)]  # 14.4 MB: one map
+    # 200 images (30 MB) in two maps of 100, not 104 + 96 or 104 + 104 + ...
+    assert map_groups([image] * 200, limit=MAP_GROUP_BYTES) == [(0, 100), (100, 200)]
     for count, size in ((1000, 150_000), (37, 1_000_000), (5, 15 * MiB)):
         items = [np.zeros(size, dtype=np.uint8) for _ in range(count)]
         groups = map_groups(items)
         assert [start for start, _ in groups] == [0] + [end for _, end in groups[:-1]] and groups[-1][1] == count
-        assert all(sum(items[i].nbytes for i in range(start, end)) <= 12 * MiB or end - start == 1 for start, end in groups)
-        fewest = -(-count * size // (12 * MiB))  # counted another way: the bytes over the limit
-        assert fewest <= len(groups) <= fewest + 1 or size > 12 * MiB
+        assert all(sum(items[i].nbytes for i in range(start, end)) <= MAP_GROUP_BYTES or end - start == 1
+                   for start, end in groups)
+        fewest = -(-count * size // MAP_GROUP_BYTES)  # counted another way: the bytes over the limit
+        assert fewest <= len(groups) <= fewest + 1 or size > MAP_GROUP_BYTES // 2
     with pytest.raises(ValueError, match="map: item 1 holds 16777217 bytes of arrays, over the 16777216"):
         map_groups([image, np.zeros(16 * MiB + 1, dtype=np.uint8)])
