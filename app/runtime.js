@@ -2,12 +2,13 @@
 // to its kernel (pyjoy/plugin/kernel.py) over RPC. Python never runs on this thread.
 //
 // Besides RPC messages, the worker posts {type: "progress", phase, loaded, total},
-// {type: "ready", python, via, phases}, {type: "failed", error}, {type: "notice", message}
+// {type: "ready", python, via, phases, snapshot}, {type: "failed", error}, {type: "notice", message}
 // and {type: "stdout" | "stderr", text}; subscribe() hands these to the page.
 import { PythonError } from "./errors.js";
 import { Session } from "./rpc/session.js";
 import { PostMessageTransport } from "./rpc/transport.js";
 import { pythonConfig } from "./python/config.js";
+import { keepSnapshot } from "./python/kept-snapshot.js";
 
 // Errors from the kernel come as RemoteError; the embedding API names them PythonError.
 function asPythonError(error) {
@@ -27,11 +28,16 @@ export class PythonRuntime {
     const started = performance.now();
     // The worker reads its configuration from its name: available synchronously at its
     // start, so loading begins without waiting for a first message.
-    this.#worker = new Worker(new URL(build.worker, document.baseURI).href, { type: "module", name: JSON.stringify(pythonConfig(build)) });
+    const config = pythonConfig(build);
+    this.#worker = new Worker(new URL(build.worker, document.baseURI).href, { type: "module", name: JSON.stringify(config) });
     this.#session = new Session(new PostMessageTransport(this.#worker));
     const booted = new Promise((resolve, reject) => {
       this.#worker.addEventListener("message", ({ data }) => {
-        if (data?.type === "ready") resolve(data);
+        if (data?.type === "ready") {
+          // The snapshot's bytes, verified by the worker: sandboxes boot from copies of them.
+          keepSnapshot({ url: config.snapshotURL, integrity: config.snapshotIntegrity, bytes: data.snapshot });
+          resolve(data);
+        }
         else if (data?.type === "failed") reject(new PythonError(data.error));
         else if (data?.type) for (const listener of this.#listeners) listener(data);
       });

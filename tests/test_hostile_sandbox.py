@@ -10,11 +10,14 @@ told the page's own crash apart (TESTING.md).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page, Playwright
 from playwright.sync_api import Error as PlaywrightError
@@ -266,3 +269,37 @@ def test_the_asset_port_refuses_every_encoding_of_a_way_out(watched: Watched, ba
     for path in allowed:
         reply = replies[base_url + path]
         assert reply.get("status") == 200 and reply["text"] == (dist / path).read_text(), (path, reply.get("error"))
+
+
+def sri(data: bytes) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def test_the_asset_port_checks_the_integrity_a_request_names(watched: Watched, base_url: str, dist: Path) -> None:
+    """The page hashes what it answers against the integrity a request names (fetch()'s own
+    option, used before, let a malformed hash through and said only "Failed to fetch" of a
+    wrong one); the snapshot it keeps from the console's Python (python/kept-snapshot.js)
+    goes out only against the build's hash, and is the build's file."""
+    app = watched
+    app.eval("pyjoy.ready.then(() => true)", timeout_ms=60_000)  # the console has handed its snapshot over
+    name = "Sandbox Asset Prober (integrity)"
+    app.eval(f"pyjoy.loadPlugin({json.dumps(hostile_plugin('sandbox_asset_prober.imjoy.html', name=name))}).then(() => true)",
+             timeout_ms=60_000)
+    build = json.loads(re.search(r'<script type="application/json"[^>]*>(.*?)</script>', (dist / "index.html").read_text(), re.S).group(1))
+    models, snapshot = (dist / "models.json").read_bytes(), (dist / build["pyodide"]["snapshotURL"]).read_bytes()
+    models_url, snapshot_url = base_url + "models.json", base_url + build["pyodide"]["snapshotURL"]
+    wrong = sri(b"not the build's file")
+    assert build["pyodide"]["snapshotIntegrity"] == sri(snapshot)  # the reference: the file itself
+    cases = [(models_url, sri(models)), (models_url, wrong), (models_url, "md5-AAAA"), (models_url, "sha256-short"),
+             (snapshot_url, sri(snapshot)), (snapshot_url, wrong)]
+    urls, integrities = [url for url, _ in cases], [integrity for _, integrity in cases]
+    replies = app.eval(f"pyjoy.getPlugin({json.dumps(name)}).then(p => p.probe({json.dumps(models_url)}, "
+                       f"{json.dumps(urls)}, {json.dumps(integrities)}))", timeout_ms=60_000)
+    assert replies[models_url + sri(models)] == {"status": 200, "text": models.decode()}
+    assert "models.json is damaged" in replies[models_url + wrong].get("error", ""), replies[models_url + wrong]
+    for malformed in ("md5-AAAA", "sha256-short"):
+        assert "integrity should be one" in replies[models_url + malformed].get("error", ""), replies[models_url + malformed]
+    data = np.frombuffer(snapshot, dtype=np.uint8).astype(np.uint64)
+    checksum = int((data * (np.arange(len(data), dtype=np.uint64) % 251 + 1)).sum() % 2**32)
+    assert replies[snapshot_url + sri(snapshot)] == {"status": 200, "bytes": len(snapshot), "checksum": checksum}
+    assert "is damaged" in replies[snapshot_url + wrong].get("error", ""), replies[snapshot_url + wrong]

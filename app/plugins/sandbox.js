@@ -23,6 +23,8 @@
 // away or was taken out of the page, even before it loaded, or it reported itself failed)
 // is ended at once and its pending calls fail; one ended while it starts fails its start.
 import { pythonConfig } from "../python/config.js";
+import { checkIntegrity, sri } from "../python/integrity.js";
+import { snapshotCopy } from "../python/kept-snapshot.js";
 import { packageIndex } from "../python/package-index.js";
 import { Session } from "../rpc/session.js";
 import { FRAME_CHUNK_BYTES, PostMessageTransport } from "../rpc/transport.js";
@@ -112,10 +114,12 @@ function serveAssets(port, index) {
     const { id, url, integrity } = data ?? {};
     try {
       const wanted = typeof integrity === "string" && integrity ? integrity : "";
-      const response = indexWheel(url, index)
-        ? await fetchWheel(url, index, wanted)
-        : await fetch(readableURL(url), wanted ? { integrity: wanted } : {});
+      const kept = snapshotCopy(url, wanted); // the console's, verified: no fetch (python/kept-snapshot.js)
+      if (kept) return port.postMessage({ id, status: 200, statusText: "OK", contentType: "application/octet-stream", body: kept }, [kept]);
+      const wheel = indexWheel(url, index);
+      const response = wheel ? await fetchWheel(url, index, wanted) : await fetch(readableURL(url));
       const body = await response.arrayBuffer();
+      if (!wheel && wanted && response.ok) await checkIntegrity(body, wanted, url.slice(url.lastIndexOf("/") + 1));
       const contentType = response.headers.get("Content-Type") ?? "";
       port.postMessage({ id, status: response.status, statusText: response.statusText, contentType, body }, [body]);
     } catch (error) {
@@ -133,11 +137,6 @@ function indexWheel(url, index) {
   } catch {
     return false;
   }
-}
-
-async function sri(bytes) {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return `sha256-${btoa(String.fromCharCode(...digest))}`;
 }
 
 // The hash is checked here rather than by fetch's integrity option so that a mismatch can

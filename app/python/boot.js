@@ -4,26 +4,34 @@
 //
 //   const { pyodide, via, phases } = await bootPython({ config, fetch, importModule, importAsm, post });
 //
+// fetch: a fetch for PyJoy's files; where it has a bytes(url, {integrity}) method (a
+// sandbox's, sandbox/assets.js) the snapshot and the runtime come through that.
 // config: {indexURL, lockFileURL, packageBaseUrl, snapshotURL, snapshotBytes,
 // snapshotIntegrity, runtimeURL, runtimeIntegrity, appURL, buildIndex, packageIndex} with
 // absolute URLs. post(message)
 // reports {type: "progress" | "notice" | "stdout" | "stderr"} to whoever shows them;
 // output is batched and bounded on the way (output.js).
 
+import { checkIntegrity } from "./integrity.js";
 import { boundedOutput } from "./output.js";
 
-async function sri(bytes) {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return `sha256-${btoa(String.fromCharCode(...digest))}`;
+// Fetches one of PyJoy's files whole and checks its hash. SubtleCrypto checks it here
+// where there is one; elsewhere the page does (plugins/sandbox.js, serveAssets).
+async function download(fetchAsset, url, { expectedBytes = 0, integrity, post }) {
+  const checkHere = Boolean(integrity && globalThis.crypto?.subtle);
+  const asked = checkHere || !integrity ? {} : { integrity };
+  // A sandbox's files come whole from the page as an ArrayBuffer: read through a Response,
+  // the 31 MB snapshot held the worker's thread ~290 ms, against ~50 with its hash
+  // (Chromium tracing, load average 5).
+  const bytes = fetchAsset.bytes ? new Uint8Array(await fetchAsset.bytes(url, asked)) : await streamed(fetchAsset, url, asked, expectedBytes, post);
+  if (checkHere) await checkIntegrity(bytes, integrity, url);
+  return bytes;
 }
 
-// Reads a download as it arrives so the page can show a progress bar, then checks its
-// hash: fetch()'s own integrity option would hold the whole body back until the end.
-async function download(fetchAsset, url, { expectedBytes = 0, integrity, post }) {
-  // Where there is no SubtleCrypto (a sandbox is not a secure context), the fetch itself
-  // checks the hash (the page does it for a sandbox: sandbox/assets.js).
-  const checkHere = Boolean(integrity && globalThis.crypto?.subtle);
-  const response = await fetchAsset(url, integrity && !checkHere ? { integrity } : {});
+// Reads a download as it arrives so the page can show a progress bar (fetch()'s own
+// integrity option would hold the whole body back until the end).
+async function streamed(fetchAsset, url, init, expectedBytes, post) {
+  const response = await fetchAsset(url, init);
   if (!response.ok) throw new Error(`${url} answered ${response.status} ${response.statusText}`);
   const total = expectedBytes || Number(response.headers.get("Content-Length")) || 0;
   const reader = response.body.getReader();
@@ -47,7 +55,6 @@ async function download(fetchAsset, url, { expectedBytes = 0, integrity, post })
     offset += chunk.length;
   }
   post?.({ type: "progress", phase: "download", loaded, total: loaded });
-  if (checkHere && (await sri(bytes)) !== integrity) throw new Error(`${url} is damaged: its sha256 does not match the build's`);
   return bytes;
 }
 
@@ -57,6 +64,42 @@ function pointLockAt(pyodide, from, to) {
   if (!from || !to || from === to) return;
   for (const entry of Object.values(pyodide.lockfile.packages)) {
     if (entry.file_name.startsWith(from)) entry.file_name = to + entry.file_name.slice(from.length);
+  }
+}
+
+// Starts fetching urls now; until the returned function is called, the global fetch
+// answers each of them once with that response. Pyodide fetches its own files with the
+// global fetch, and only once loadPyodide runs, after pyodide.mjs has come and been
+// imported (in a sandbox a round trip through the page: plugins/sandbox.js).
+function fetchEarly(fetchAsset, urls) {
+  const early = new Map(urls.map((url) => [url, fetchAsset(url)]));
+  for (const response of early.values()) response.catch(() => {}); // handled where Pyodide awaits it
+  const globalFetch = globalThis.fetch;
+  globalThis.fetch = (input, init) => {
+    const url = input instanceof Request ? input.url : String(input); // Pyodide's are absolute
+    const response = early.get(url);
+    if (!response || init?.integrity) return globalFetch(input, init);
+    early.delete(url);
+    return response;
+  };
+  return () => (globalThis.fetch = globalFetch);
+}
+
+// Python from the snapshot; from scratch where the snapshot cannot be restored.
+async function restore(loadPyodide, options, snapshot, post) {
+  try {
+    const pyodide = await loadPyodide({ ...options, _loadSnapshot: snapshot });
+    // The snapshot was made on Node, without a browser's language; set LANG as Pyodide
+    // does at a cold start.
+    const lang = `${(navigator.language ?? "C").replace("-", "_")}.UTF-8`;
+    const globals = pyodide.toPy({ lang });
+    pyodide.runPython("import os\nos.environ['LANG'] = lang", { globals });
+    globals.destroy();
+    return { pyodide, via: "snapshot" };
+  } catch (error) {
+    // A snapshot that cannot be restored costs speed, not the session.
+    post({ type: "notice", message: `Python's memory snapshot could not be used (${error.message}); starting Python from scratch.` });
+    return { pyodide: await loadPyodide(options), via: "cold" };
   }
 }
 
@@ -76,14 +119,16 @@ export async function bootPython({ config, fetch: fetchAsset, importModule, impo
   const runtime = download(fetchAsset, config.runtimeURL, { integrity: config.runtimeIntegrity });
   runtime.catch(() => {});
 
-  const { loadPyodide } = await importModule(`${config.indexURL}pyodide.mjs`);
+  // Pyodide's files, all at once beside the snapshot rather than one after another.
+  const endEarly = fetchEarly(fetchAsset, [
+    `${config.indexURL}pyodide.asm.wasm`, `${config.indexURL}python_stdlib.zip`, config.lockFileURL,
+  ]);
   // A sandbox must import pyodide.asm.mjs through its importModule; loadPyodide awaits this
   // promise where it would import the file itself. Elsewhere Pyodide imports it, later.
   const createPyodideModule = importAsm
     ? importModule(`${config.indexURL}pyodide.asm.mjs`).then((module) => module.default)
     : undefined;
   createPyodideModule?.catch(() => {});
-  mark("module");
   const output = boundedOutput(post);
   const options = {
     indexURL: config.indexURL,
@@ -93,22 +138,16 @@ export async function bootPython({ config, fetch: fetchAsset, importModule, impo
     stdout: (text) => output.write("stdout", text),
     stderr: (text) => output.write("stderr", text),
   };
-  let pyodide;
-  let via = "snapshot";
+  let restored;
   try {
-    pyodide = await loadPyodide({ ...options, _loadSnapshot: snapshot });
-    // The snapshot was made on Node, without a browser's language; set LANG as Pyodide
-    // does at a cold start.
-    const lang = `${(navigator.language ?? "C").replace("-", "_")}.UTF-8`;
-    const globals = pyodide.toPy({ lang });
-    pyodide.runPython("import os\nos.environ['LANG'] = lang", { globals });
-    globals.destroy();
-  } catch (error) {
-    // A snapshot that cannot be restored costs speed, not the session.
-    post({ type: "notice", message: `Python's memory snapshot could not be used (${error.message}); starting Python from scratch.` });
-    pyodide = await loadPyodide(options);
-    via = "cold";
+    const { loadPyodide } = await importModule(`${config.indexURL}pyodide.mjs`);
+    mark("module");
+    restored = await restore(loadPyodide, options, snapshot, post);
+    mark("restored");
+  } finally {
+    endEarly(); // what Python fetches from now on goes the usual way
   }
+  const { pyodide, via } = restored;
   pointLockAt(pyodide, config.buildIndex, config.packageIndex);
   // The snapshot holds pyjoy's modules already imported; their files back tracebacks
   // and anything imported later.
@@ -122,7 +161,9 @@ export async function bootPython({ config, fetch: fetchAsset, importModule, impo
   }
   mark("ready");
   const python = pyodide.runPython("import sys; '.'.join(map(str, sys.version_info[:3]))");
-  return { pyodide, via, phases, python };
+  // The snapshot's bytes are copied into Python's memory: the caller may hand them on
+  // (the console's worker gives them to the page, python/kept-snapshot.js).
+  return { pyodide, via, phases, python, snapshot: via === "snapshot" ? await snapshot : null };
 }
 
 // Python errors reach the page with Python's type, its last line and the traceback.

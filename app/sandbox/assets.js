@@ -5,8 +5,12 @@
 // the worker's boot configuration: python/package-index.js) go through the page too, so
 // they are cached for offline use like the build's; other origins are fetched directly.
 //
-// The messages: contract.js, "assets". The page checks integrity: a sandbox is not a
-// secure context and has no SubtleCrypto.
+// The messages: contract.js, "assets". The page checks integrity when a request names
+// one (python/boot.js checks its own downloads where it has SubtleCrypto).
+//
+//   const fetchAsset = assetFetcher(port, hostOrigin, packageIndex);
+//   await fetchAsset(url, {integrity})  // a Response, as fetch gives
+//   await fetchAsset.bytes(url, {integrity})  // an ArrayBuffer (one of our files only)
 
 export function assetFetcher(port, hostOrigin, packageIndex = null) {
   const pending = new Map();
@@ -28,7 +32,7 @@ export function assetFetcher(port, hostOrigin, packageIndex = null) {
     });
 
   const realFetch = globalThis.fetch.bind(globalThis);
-  return async function fetchAsset(input, init = {}) {
+  async function fetchAsset(input, init = {}) {
     const url = new URL(input instanceof Request ? input.url : String(input), hostOrigin);
     const indexWheel = Boolean(packageIndex) && url.href.startsWith(packageIndex) && url.pathname.endsWith(".whl");
     if (url.origin !== hostOrigin && !indexWheel) return realFetch(input, init);
@@ -39,5 +43,13 @@ export function assetFetcher(port, hostOrigin, packageIndex = null) {
       statusText: reply.statusText,
       headers: { "Content-Type": reply.contentType },
     });
+  }
+  // One of our files as the ArrayBuffer the page sent, for python/boot.js: making a
+  // Response of the 31 MB snapshot and reading it back costs far more (boot.js, download).
+  fetchAsset.bytes = async (url, { integrity } = {}) => {
+    const reply = await ask(new URL(url, hostOrigin).href, integrity);
+    if (reply.status < 200 || reply.status > 299) throw new Error(`${url} answered ${reply.status} ${reply.statusText}`);
+    return reply.body;
   };
+  return fetchAsset;
 }

@@ -41,8 +41,9 @@
 // itself (opaque origin, no service worker): {id, url, integrity?} -> {id, status,
 // statusText, contentType, body: ArrayBuffer} or {id, error}. The page answers only for
 // paths under ASSET_PREFIXES, decided after decoding the path (plugins/sandbox.js), and for
-// .whl files under the package index the person chose (python/package-index.js), which it
-// checks against the integrity given.
+// .whl files under the package index the person chose (python/package-index.js); it checks
+// each answer against the integrity given ("sha256-<base64>"; another form is an error). The
+// build's snapshot may come from the copy the page keeps (python/kept-snapshot.js).
 //
 // media: window frames only: getUserMedia answered by the page (plugins/media.js,
 // sandbox/media.js); video and audio are constraints, or false.

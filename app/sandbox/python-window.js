@@ -84,19 +84,16 @@ export async function startPythonWindow({ rpcPort, fetchAsset, post, python, jav
   };
   Object.defineProperty(globalThis, "indexedDB", { value: memoryIndexedDB(), configurable: true });
 
+  // Python boots while PyScript loads (1 MB of JavaScript, fetched through the page), not
+  // after it, when PyScript asks for it.
+  const booting = bootPython({ config, fetch: fetchAsset, importModule, importAsm: true, post });
+  booting.catch(fail);
   // PyScript's loadPyodide: ours. PyScript's own options (its indexURL, derived from the
   // runtime's name, and its stdout/stderr, the console) are not used: Python's output goes
   // where a web-python plugin's goes.
   globalThis[BOOT] = async function loadPyodide() {
     restoreIndexedDB(); // PyScript has opened its cache by now
-    let booted;
-    try {
-      booted = await bootPython({ config, fetch: fetchAsset, importModule, importAsm: true, post });
-    } catch (error) {
-      fail(error);
-      throw error;
-    }
-    const { pyodide, python, via, phases } = booted;
+    const { pyodide, python, via, phases } = await booting;
     pyodide.registerJsModule("_pyjoy_window", {
       rpc: rpcPort,
       javascript,

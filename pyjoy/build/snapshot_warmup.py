@@ -6,6 +6,7 @@ only carry Python state.
 """
 
 import asyncio  # noqa: F401  top-level await in runPython
+import html  # noqa: F401  PyScript's pyscript.display imports it as a Python window starts
 import json  # noqa: F401
 import sys
 import traceback  # noqa: F401
