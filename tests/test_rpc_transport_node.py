@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = r"""
 import { Session } from "./app/rpc/session.js";
-import { CHUNK, CHUNKED, ENVELOPE, MAX_ASSEMBLING_BUFFERS, MAX_CHUNKED_BUFFER_BYTES, PLACEHOLDER, PostMessageTransport }
-  from "./app/rpc/transport.js";
+import { CHUNK, CHUNKED, ENVELOPE, MAX_ASSEMBLING_BUFFERS, MAX_CHUNKED_BUFFER_BYTES, PLACEHOLDER, PROBLEM,
+  PostMessageTransport, chunkingEndpoint } from "./app/rpc/transport.js";
 
 // Node 20 lacks ArrayBuffer.prototype.transfer (Chromium has it): a copy, the original detached.
 ArrayBuffer.prototype.transfer ??= function () {
@@ -163,6 +163,39 @@ async function hostile() {
   out.ms = performance.now() - start;
   t.close();
 }
+// chunkingEndpoint, the port Python's transport is given in another process than the page:
+// what it posts goes in pieces, what comes in pieces reaches its listener whole (and what
+// came before the listener is kept), a refused buffer's message comes with its PROBLEM.
+{
+  const { port1, port2 } = new MessageChannel();
+  const endpoint = chunkingEndpoint(port1, { chunkBytes: 1000, chunkTimeoutMs: 100 });
+  const raw = [];
+  port2.onmessage = ({ data }) => raw.push(data);
+  endpoint.postMessage({ [ENVELOPE]: { type: "result", id: "r1", value: "x" } }, []);
+  const big = new Uint8Array(2500).fill(7).buffer;
+  endpoint.postMessage({ [ENVELOPE]: { type: "result", id: "r2", value: big } }, [big]);
+  await sleep(50);
+  out.endpointPieces = raw.filter((data) => Object.hasOwn(data, CHUNK)).map((data) => data[CHUNK].offset);
+  const last = raw.at(-1);
+  out.endpointLast = { id: last[ENVELOPE]?.id, chunked: last[CHUNKED] };
+  // The other way: a chunking sender to the endpoint, before and after its listener is set.
+  const sender = new PostMessageTransport(port2, { chunkBytes: 1000 });
+  await sender.send({ type: "call", id: "c1", value: new Uint8Array(2500).fill(3).buffer },
+                    [/* the buffer */]);
+  const whole = new Uint8Array(2500).fill(5).buffer;
+  await sender.send({ type: "call", id: "c2", value: whole }, [whole]);
+  port2.postMessage({ [CHUNK]: { buffer: "b", offset: 0, size: 10 }, bytes: new ArrayBuffer(4) });
+  port2.postMessage({ [ENVELOPE]: { type: "call", id: "c3", value: { [PLACEHOLDER]: "b" } }, [CHUNKED]: ["b"] });
+  await sleep(20);
+  const heard = [];
+  endpoint.addEventListener("message", ({ data }) => heard.push(data));
+  await sleep(20);
+  out.endpointHeard = heard.map((data) => ({ id: data[ENVELOPE].id, bytes: data[ENVELOPE].value?.byteLength ?? null,
+    first: data[ENVELOPE].value instanceof ArrayBuffer ? new Uint8Array(data[ENVELOPE].value)[0] : null,
+    problem: data[PROBLEM] ?? null }));
+  endpoint.close();
+  port2.close();
+}
 process.stdout.write(JSON.stringify(out));
 process.exit(0);
 """
@@ -236,3 +269,12 @@ def test_an_exploding_message_is_refused_at_once(out: dict) -> None:
     assert refused(out["bomb"], "too large"), out["bomb"]
     assert out["ms"] < 10_000  # the whole run; a naive walk of 2**30 values would take minutes
     assert out["final"] == {"assembling": 0, "assemblingBytes": 0}
+
+
+def test_the_endpoint_python_is_given_sends_and_takes_big_buffers_in_pieces(out: dict) -> None:
+    assert out["endpointPieces"] == [0, 1000, 2000]  # 2500 bytes in pieces of 1000, then the message
+    assert out["endpointLast"] == {"id": "r2", "chunked": ["0"]}
+    heard = out["endpointHeard"]
+    assert [h["id"] for h in heard] == ["c1", "c2", "c3"]  # kept until the listener came, in order
+    assert heard[1] == {"id": "c2", "bytes": 2500, "first": 5, "problem": None}  # reassembled whole
+    assert heard[2]["problem"] and "b" in heard[2]["problem"]  # 4 of 10 bytes came: refused, saying so

@@ -224,10 +224,10 @@ export class Sandbox {
     if (kind === "window") channels.media = new MessageChannel();
     this.#ports = Object.values(channels).map((channel) => channel.port1);
     serveAssets(channels.assets.port1, packageIndex(build));
-    // A frame is another process: big buffers go to it in pieces (rpc/transport.js), except
-    // to Python (a Python window, an isolated web-python worker), whose transport takes no
-    // pieces (PROTOCOL.md, "Chunks").
-    const chunkBytes = (kind === "window" && !python) || (isolated && kind === "web-worker") ? FRAME_CHUNK_BYTES : 0;
+    // A frame is another process: big buffers go to it in pieces (rpc/transport.js; Python
+    // there takes them through transport.js's chunkingEndpoint). A worker in the page's
+    // process needs none: transfer moves them free.
+    const chunkBytes = kind === "window" || isolated ? FRAME_CHUNK_BYTES : 0;
     this.session = new Session(new PostMessageTransport(channels.rpc.port1, { chunkBytes }));
     this.#crashed = new Promise((_resolve, reject) => (this.#rejectCrashed = reject));
     this.#crashed.catch(() => {});

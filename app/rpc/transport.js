@@ -313,6 +313,44 @@ export class PostMessageTransport {
 
 // A task boundary that does not wait like setTimeout's 4 ms clamp does, and lets input
 // and drawing run first (a MessageChannel message is an ordinary task).
+/** Where a message arrived broken: the text of its RPCError, beside the envelope (chunkingEndpoint). */
+export const PROBLEM = "_pyjoy_rpc_problem";
+
+/**
+ * A port as Python's transport (pyjoy/rpc/pyodide_transport.py) uses one (postMessage,
+ * addEventListener, removeEventListener), whose messages go through a PostMessageTransport:
+ * so a Python sandbox in another process than the page (a Python window, an isolated
+ * web-python worker) sends and takes big buffers in pieces with this file's one
+ * implementation of chunks and of their bounds (PROTOCOL.md, "Chunks"). What arrives before
+ * the first listener is kept for it (the transport's inbox), as a port not yet started keeps
+ * it; a message that arrived broken carries its RPCError's text under PROBLEM.
+ */
+export function chunkingEndpoint(port, options) {
+  const transport = new PostMessageTransport(port, options);
+  const listeners = new Set();
+  return {
+    pyjoyEndpoint: true, // pyodide_transport.py closes it as it closes a MessagePort
+    postMessage(data, transfer = []) {
+      const sent = transport.send(data[ENVELOPE], [...transfer]);
+      sent?.catch((error) => console.warn(`pyjoy rpc: a message in pieces was not sent: ${error.message}`));
+    },
+    addEventListener(type, listener) {
+      if (type !== "message") return;
+      listeners.add(listener);
+      transport.onMessage ??= (message, problem) => {
+        const data = problem ? { [ENVELOPE]: message, [PROBLEM]: problem.message } : { [ENVELOPE]: message };
+        for (const each of listeners) each({ data });
+      };
+    },
+    removeEventListener(type, listener) {
+      listeners.delete(listener);
+    },
+    close() {
+      transport.close();
+    },
+  };
+}
+
 function nextTask() {
   return new Promise((resolve) => {
     const { port1, port2 } = new MessageChannel();

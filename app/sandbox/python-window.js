@@ -15,6 +15,7 @@
 // kernel a web-python worker runs (pyjoy/plugin/kernel.py): the same `api`, `load_plugin`,
 // requirements and tracebacks. Python's output goes to the status port, as a worker's does.
 import { bootPython, describeError } from "../python/boot.js";
+import { FRAME_CHUNK_BYTES, chunkingEndpoint } from "../rpc/transport.js";
 import { STATUS } from "./contract.js";
 import { memoryIndexedDB } from "./memory-idb.js";
 
@@ -95,7 +96,8 @@ export async function startPythonWindow({ rpcPort, fetchAsset, post, python, jav
     restoreIndexedDB(); // PyScript has opened its cache by now
     const { pyodide, python, via, phases } = await booting;
     pyodide.registerJsModule("_pyjoy_window", {
-      rpc: rpcPort,
+      // This frame is another process than the page: big buffers come and go in pieces.
+      rpc: chunkingEndpoint(rpcPort, { chunkBytes: FRAME_CHUNK_BYTES }),
       javascript,
       boot: { python, via, phases }, // via: "snapshot", or "cold" where it could not be restored
       failed: (traceback) => post({ type: STATUS.failed, error: { type: "PythonError", message: "PyScript could not start the plugin's kernel", traceback } }),

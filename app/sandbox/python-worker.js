@@ -9,6 +9,7 @@
 // plugin's Python lacks: it can run any JavaScript here already (pyodide.code.run_js), and
 // this worker has the opaque origin of its data: URL.
 import { bootPython, describeError } from "../python/boot.js";
+import { chunkingEndpoint } from "../rpc/transport.js";
 import { assetFetcher } from "./assets.js";
 import { PORTS, STATUS, WORKER_HANDSHAKE } from "./contract.js";
 import { loadInWorker } from "./requirements.js";
@@ -41,7 +42,10 @@ self.addEventListener("message", function boot({ data, ports }) {
         loadRequirement: (requirement) => loadInWorker(requirement, importScripts),
         runScript: (code, line, name, type) => runWorkerScript({ code, line, attrs: { type } }, name, importScripts),
       };
-      pyodide.pyimport("pyjoy.plugin.kernel").serve(rpcPort, javascript);
+      // In a frame of its own (isolated), this worker is another process than the page: big
+      // buffers come and go in pieces (data.chunkBytes; PROTOCOL.md, Chunks).
+      const rpc = data.chunkBytes ? chunkingEndpoint(rpcPort, { chunkBytes: data.chunkBytes }) : rpcPort;
+      pyodide.pyimport("pyjoy.plugin.kernel").serve(rpc, javascript);
       post({ type: STATUS.ready, python, via, phases });
     },
     (error) => post({ type: STATUS.failed, error: describeError(error) }),

@@ -16,7 +16,8 @@ which is then transferred, not copied again. On receive, objects and arrays beco
 and lists, null and undefined None, and each ArrayBuffer (or typed array) is copied into
 the heap once, as a writable memoryview of bytes. Messages that come before the session
 registers its handler are kept for it. `close()` stops listening; it closes a MessagePort
-(made for this transport) but not a worker's scope, which others share.
+(made for this transport), or transport.js's chunkingEndpoint over one, but not a worker's
+scope, which others share.
 
 Why JSON: most messages (calls, results, releases) hold no buffer, and converting them
 object by object through Pyodide's FFI cost about half of a call's time. A message with no
@@ -45,6 +46,10 @@ from .transport import Buffer, Handler, Inbox, Message
 
 log = logging.getLogger("pyjoy.rpc")
 ENVELOPE = "_pyjoy_rpc"
+# Beside the envelope, the text of the RPCError of a message that arrived broken: set by
+# transport.js's chunkingEndpoint, the target a Python sandbox in another process than the
+# page is given (its big buffers come and go in pieces: PROTOCOL.md, Chunks).
+PROBLEM = "_pyjoy_rpc_problem"
 
 # Made once: json.dumps with options builds a new encoder on every call.
 _ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
@@ -138,7 +143,8 @@ class PyodideTransport:
         self._inbox.clear()
         self._target.removeEventListener("message", self._listener)
         self._listener.destroy()
-        if js.Object.prototype.toString.call(self._target) == "[object MessagePort]":
+        if js.Object.prototype.toString.call(self._target) == "[object MessagePort]" \
+                or getattr(self._target, "pyjoyEndpoint", False) is True:
             self._target.close()
 
     def _receive(self, event: Any) -> None:
@@ -151,10 +157,12 @@ class PyodideTransport:
         problem = None
         try:
             js_message = getattr(data, ENVELOPE)
+            if self._has_own(data, PROBLEM):  # its buffers were refused on the way (chunkingEndpoint)
+                problem = RPCError(str(getattr(data, PROBLEM)))
             text = self._as_json(js_message, MAX_DECODE_VALUES, MAX_DECODE_DEPTH)
             if text is False:
                 message = _head(js_message)
-                problem = RPCError(f"message too large: more than {MAX_DECODE_VALUES} values, or nested more than "
+                problem = problem or RPCError(f"message too large: more than {MAX_DECODE_VALUES} values, or nested more than "
                                    f"{MAX_DECODE_DEPTH} levels (shared references count each time)")
             else:
                 message = json.loads(text) if type(text) is str else _from_js(js_message)
