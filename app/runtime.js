@@ -37,8 +37,7 @@ export class PythonRuntime {
           // The snapshot's bytes, verified by the worker: sandboxes boot from copies of them.
           keepSnapshot({ url: config.snapshotURL, integrity: config.snapshotIntegrity, bytes: data.snapshot });
           resolve(data);
-        }
-        else if (data?.type === "failed") reject(new PythonError(data.error));
+        } else if (data?.type === "failed") reject(new PythonError(data.error));
         else if (data?.type) for (const listener of this.#listeners) listener(data);
       });
       this.#worker.addEventListener("error", (event) => {

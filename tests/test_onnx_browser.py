@@ -212,28 +212,23 @@ def check_info(info: dict) -> None:
         assert info["provider"] == "webgpu" and "WebGPU" in info["reason"]
 
 
-def test_a_web_python_plugin_runs_the_tiny_model_as_numpy_does(page: Page, base_url: str) -> None:
+@pytest.mark.parametrize("kind", ["web-python", "web-python-window"])
+def test_a_python_plugin_runs_the_tiny_model_as_numpy_does(page: Page, base_url: str, kind: str) -> None:
+    """The same script as a web-python plugin (its worker) and as a Python window (PyScript in
+    its own sandboxed frame, ImJoy's web-python-window: onnxruntime-web on the window's
+    thread): the same outputs and errors."""
     tiny = tiny_model()
     page.goto(base_url)
     page.evaluate("pyjoy.ready")
-    seen = browser_session(page, "web-python", tiny)
+    seen = browser_session(page, kind, tiny)
     check_session(seen, tiny)
     check_info(seen["loaded"]["info"])
-    assert seen["loaded"]["info"]["provider"] == "wasm"  # headless Chromium here: no GPU adapter
-    assert seen["attachment"]["info"]["provider"] == "wasm"
-
-
-def test_a_python_window_runs_the_same_script_with_the_same_outputs(page: Page, base_url: str) -> None:
-    """The same script as a Python window (PyScript in its own sandboxed frame, ImJoy's
-    web-python-window): onnxruntime-web on the window's thread, the same outputs and errors."""
-    tiny = tiny_model()
-    page.goto(base_url)
-    page.evaluate("pyjoy.ready")
-    seen = browser_session(page, "web-python-window", tiny)
-    check_session(seen, tiny)
-    check_info(seen["loaded"]["info"])
-    # A window frame is cross-origin isolated as a worker's frame is: one thread per core.
-    assert seen["loaded"]["info"]["crossOriginIsolated"] is True and seen["loaded"]["info"]["threads"] >= 1
+    if kind == "web-python":
+        assert seen["loaded"]["info"]["provider"] == "wasm"  # headless Chromium here: no GPU adapter
+        assert seen["attachment"]["info"]["provider"] == "wasm"
+    else:
+        # A window frame is cross-origin isolated as a worker's frame is: one thread per core.
+        assert seen["loaded"]["info"]["crossOriginIsolated"] is True and seen["loaded"]["info"]["threads"] >= 1
 
 
 def test_offline_after_one_visit(profile_context, base_url: str) -> None:

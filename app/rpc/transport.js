@@ -311,8 +311,6 @@ export class PostMessageTransport {
   }
 }
 
-// A task boundary that does not wait like setTimeout's 4 ms clamp does, and lets input
-// and drawing run first (a MessageChannel message is an ordinary task).
 /** Where a message arrived broken: the text of its RPCError, beside the envelope (chunkingEndpoint). */
 export const PROBLEM = "_pyjoy_rpc_problem";
 
@@ -351,6 +349,8 @@ export function chunkingEndpoint(port, options) {
   };
 }
 
+// A task boundary that does not wait like setTimeout's 4 ms clamp does, and lets input
+// and drawing run first (a MessageChannel message is an ordinary task).
 function nextTask() {
   return new Promise((resolve) => {
     const { port1, port2 } = new MessageChannel();
