@@ -311,26 +311,29 @@ def test_without_ray_the_engine_refuses_replicas_and_map_saying_they_need_it(tmp
         run_async(main(url))
 
 
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def children(pid: int) -> list[int]:
+    """The live processes whose parent is `pid` (from /proc: no process library needed)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+        except (OSError, IndexError):
+            pass
+    return found
+
+
 def test_sigterm_to_the_ray_engine_ends_its_engine_process_and_the_actors_with_it(tmp_path) -> None:
     """`pyjoy engine --ray` is a supervisor running the engine as its child: a service manager's
     SIGTERM to it must end the child and its Ray (actors included), not orphan them."""
-    def alive(pid: int) -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-
-    def children(pid: int) -> list[int]:
-        found = []
-        for entry in Path("/proc").iterdir():
-            try:
-                if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-            except (OSError, IndexError):
-                pass
-        return found
-
     async def actor_pid(url: str) -> int:
         client = await EngineClient.connect(url, origin=APP)
         try:
@@ -350,3 +353,32 @@ def test_sigterm_to_the_ray_engine_ends_its_engine_process_and_the_actors_with_i
     while alive(engine_children[0]) or alive(actor):
         assert time.monotonic() < deadline, "the engine's child or its Ray actor outlived the supervisor"
         time.sleep(0.2)
+
+
+def test_a_local_ray_whose_driver_ends_is_started_again_and_the_reason_is_told(tmp_path) -> None:
+    """A local Ray ends with its driver (the engine's child): the supervisor serves without it,
+    saying why (the status, the child's last line on stderr), then starts the engine on a new
+    local Ray, which runs plugins again. Before, it waited for the dead head for ever."""
+    from tests.test_engine_ray_lost import connect_when
+
+    async def main(url: str, supervisor: int) -> None:
+        [first] = children(supervisor)
+        os.kill(first, signal.SIGKILL)  # as a crash would: its local Ray's processes end with it
+        lost = await connect_when(url, "lost", within=30)
+        try:
+            reason = (await lost.engine.info())["cluster"]["reason"]
+            assert reason == "the Ray cluster at local was lost: the engine's Ray driver ended (status -9) (killed by SIGKILL)"
+        finally:
+            await lost.close()
+        client = await connect_when(url, "connected", within=90)
+        try:
+            [again] = children(supervisor)
+            assert again != first and not alive(first)
+            replicated = await client.load_plugin(REPLICATED)
+            assert (await replicated.api.square(7))["square"] == 49
+        finally:
+            await client.close()
+
+    env = {"PYJOY_ENGINE_TOKEN": TOKEN}
+    with engine_running(tmp_path, "--ray", "--ray-init", json.dumps(RAY_INIT), env=env) as (url, supervisor):
+        run_async(main(url, supervisor.pid))

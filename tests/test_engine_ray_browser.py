@@ -27,6 +27,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory, base_url: str):
     with engine_running(root / "work", "--app", base_url, "--ray", "--ray-init", json.dumps(RAY_INIT),
                         env={"PYJOY_ENGINE_TOKEN": TOKEN}) as (url, process):
         yield {"url": url, "process": process}
+        # Shown by pytest where a test of this module failed: the engine's and Ray's own words.
+        print("the engine printed:\n" + "".join(process.output))
 
 
 def test_the_page_maps_over_replicas_and_shows_where_its_engine_plugins_run(page: Page, base_url: str,
@@ -34,8 +36,9 @@ def test_the_page_maps_over_replicas_and_shows_where_its_engine_plugins_run(page
     page.goto(f"{base_url}?engine={quote(engine['url'], safe='')}")
     expect(page.locator("#engine-status .engine-chip")).to_have_attribute("data-state", "connected", timeout=30_000)
     # The engine's chip says it runs plugins on a Ray cluster, and what the cluster holds.
+    # (Within a minute: should the engine's local Ray end under load, the supervisor starts a new one.)
     expect(page.locator("#engine-status .engine-chip")).to_have_attribute(
-        "title", re.compile(r"Ray 2\.60\.0 cluster \(local\): 1 nodes, 2 CPUs, 0 GPUs"))
+        "title", re.compile(r"Ray 2\.60\.0 cluster \(local\): 1 nodes, 2 CPUs, 0 GPUs"), timeout=60_000)
     loaded = page.evaluate("""(text) => pyjoy.installPlugin(text).then(() => pyjoy.reloadPlugin("Replicated"))
       .then(() => 'ok', (e) => `${e.name}: ${e.message}`)""", REPLICATED)
     assert loaded == "ok"

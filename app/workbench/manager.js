@@ -109,12 +109,20 @@ export function mountManager(doc, { workbench, engines = null, status, dialogs, 
       type: "number", min: "1", max: String(MAX_REPLICAS), step: "1", value: shown === null ? "" : String(shown), placeholder: String(configured),
     }));
     count.title = plugin.replicas === null ? "as its config says; change it to run more or fewer actors" : "your choice, kept in this workspace";
-    let applied = plugin.replicas; // a second change event with the same value (focus moving on) changes nothing
+    // A second change event with the same value (focus moving on, even while the first is
+    // still being kept) changes nothing: the value counts as applied from the moment it is asked.
+    let applied = plugin.replicas;
     count.addEventListener("change", act(async () => {
       const chosen = count.value.trim() === "" ? null : Number(count.value);
       if (chosen === applied) return;
-      await workbench.setReplicas(plugin.id, chosen);
+      const before = applied;
       applied = chosen;
+      try {
+        await workbench.setReplicas(plugin.id, chosen);
+      } catch (error) {
+        applied = before;
+        throw error;
+      }
       const actors = (n) => `${n} Ray actor${n === 1 ? "" : "s"}`;
       if (chosen === null) status.toast(`${plugin.name} runs as its config says (${actors(configured)})`);
       else status.toast(running === null ? `${plugin.name} will run as ${actors(chosen)} when it starts` : `${plugin.name} runs as ${actors(chosen)}`);

@@ -272,8 +272,9 @@ class LostCluster:
     """The engine's cluster while it is lost (run by the supervisor without Ray): info() says
     so, start refuses saying so, and its head is tried again with backoff."""
 
-    def __init__(self, address: str | None, reason: str, gcs: str) -> None:
+    def __init__(self, address: str | None, reason: str, gcs: str, tries: int = 0) -> None:
         self.address, self.reason, self.gcs = address, reason, gcs
+        self.tries = tries  # the lost runs before this one in a row: its backoff goes on from there
         self.processes: set[RayPluginProcess] = set()
         self.since = time.time()
         self.next_try = 0.0
@@ -288,16 +289,19 @@ class LostCluster:
 
     async def watch(self) -> None:
         """Tries the head with backoff; once it answers, exits for the supervisor to start the
-        engine connected again. A local Ray (no address) is started again at once."""
-        tries = 0
+        engine connected again. A local Ray (no head to try) is started again after the wait."""
+        tries = self.tries
         while True:
             wait = RETRY_BACKOFF_S[min(tries, len(RETRY_BACKOFF_S) - 1)]
             self.next_try = time.time() + wait
             await asyncio.sleep(wait)
             tries += 1
-            if not self.gcs or await asyncio.to_thread(gcs_answers, self.gcs):
-                print(f"pyjoy engine: the Ray cluster at {self.address or self.gcs or 'local'} answers again: "
-                      "reconnecting", file=sys.stderr, flush=True)
+            if not self.gcs:
+                print("pyjoy engine: starting a new local Ray", file=sys.stderr, flush=True)
+                os._exit(CLUSTER_BACK_STATUS)
+            if await asyncio.to_thread(gcs_answers, self.gcs):
+                print(f"pyjoy engine: the Ray cluster at {self.address or self.gcs} answers again: reconnecting",
+                      file=sys.stderr, flush=True)
                 os._exit(CLUSTER_BACK_STATUS)
 
 

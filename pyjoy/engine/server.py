@@ -722,7 +722,10 @@ def run(host: str, port: int, workdir: Path, app_url: str, extra_origins: list[s
 
         lost = os.environ.get(RAY_LOST_VARIABLE, "")
         if lost:  # run by the supervisor while the cluster is lost: without Ray, trying its head
-            engine.cluster = ray_actors.LostCluster(ray or None, lost, ray_actors.read_state(workdir).get("gcs", ""))
+            # A local Ray ended with its driver: no head to wait for, it is started again after the backoff.
+            gcs = ray_actors.read_state(workdir).get("gcs", "") if ray else ""
+            tries = int(os.environ.get(RAY_TRIES_VARIABLE) or 0)
+            engine.cluster = ray_actors.LostCluster(ray or None, lost, gcs, tries)
         else:
             try:
                 engine.cluster = ray_actors.Cluster.connect(ray or None, workdir, ray_init)
@@ -753,6 +756,10 @@ def run(host: str, port: int, workdir: Path, app_url: str, extra_origins: list[s
 #: the cluster is lost when it is to run without Ray.
 RAY_CHILD_VARIABLE = "PYJOY_ENGINE_RAY_CHILD"
 RAY_LOST_VARIABLE = "PYJOY_ENGINE_RAY_LOST"
+RAY_TRIES_VARIABLE = "PYJOY_ENGINE_RAY_TRIES"  # the lost runs in a row: where its backoff starts
+#: A connected run shorter than this that ends the cluster again counts as the same failure
+#: (its backoff goes on growing: a head that answers and fails at once is not tried every second).
+STABLE_RUN_S = 60.0
 CANNOT_CONNECT_STATUS = 3
 
 
@@ -764,12 +771,13 @@ def supervise(token: str, ray: str, workdir: Path) -> int:
     import os
     import signal
     import subprocess
+    import time
 
     from pyjoy.engine import ray_actors
     from pyjoy.engine.envs import ENGINE_TOKEN_VARIABLE
 
     env = {**os.environ, ENGINE_TOKEN_VARIABLE: token, RAY_CHILD_VARIABLE: "1"}
-    lost, connected_once = "", False
+    lost, connected_once, failures = "", False, 0
     where = f"the Ray cluster at {ray or 'local'}"
     # Ctrl+C, and a service manager's SIGTERM, end the engine as they would unsupervised: the
     # child is told and waited for (its Ray is shut down), never left running on its own. Set
@@ -779,7 +787,10 @@ def supervise(token: str, ray: str, workdir: Path) -> int:
     child: subprocess.Popen[bytes] | None = None
     try:
         while True:
-            child = subprocess.Popen([sys.executable, "-m", "pyjoy.cli", *sys.argv[1:]], env={**env, RAY_LOST_VARIABLE: lost})
+            started = time.monotonic()
+            child = subprocess.Popen([sys.executable, "-m", "pyjoy.cli", *sys.argv[1:]], stderr=subprocess.PIPE,
+                                     env={**env, RAY_LOST_VARIABLE: lost, RAY_TRIES_VARIABLE: str(failures)})
+            last_words = passed_on(child.stderr)
             status = child.wait()
             if status == ray_actors.CLUSTER_BACK_STATUS:
                 lost = ""
@@ -789,10 +800,14 @@ def supervise(token: str, ray: str, workdir: Path) -> int:
             if status in (0, 2) or (lost and status != ray_actors.CLUSTER_LOST_STATUS):
                 return status
             connected_once = connected_once or status != CANNOT_CONNECT_STATUS
+            failures = failures + 1 if time.monotonic() - started < STABLE_RUN_S else 0
             told = ray_actors.read_state(workdir).get("lost")
+            said = f"killed by {signal.Signals(-status).name}" if status < 0 and -status in signal.valid_signals() \
+                else last_words()
+            ended = f" ({said})" if said else ""
             lost = told if status == ray_actors.CLUSTER_LOST_STATUS and told else (
-                f"{where} was lost: the engine's Ray driver ended (status {status})" if status != CANNOT_CONNECT_STATUS
-                else f"{where} does not answer")
+                f"{where} was lost: the engine's Ray driver ended (status {status}){ended}"
+                if status != CANNOT_CONNECT_STATUS else f"{where} does not answer")
             print(f"pyjoy engine: {lost}; serving without it, trying it again", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         if child is None:
@@ -804,3 +819,31 @@ def supervise(token: str, ray: str, workdir: Path) -> int:
         except subprocess.TimeoutExpired:
             child.kill()
             return 1
+
+
+def passed_on(stream: Any, recent_s: float = 10.0) -> Callable[[], str]:
+    """Copies the engine child's stderr to the supervisor's as it comes; answers its last line
+    if written in its last `recent_s` seconds (Ray's or Python's last words when its driver
+    ends: the reason the lost cluster names; an old warning is not one)."""
+    import threading
+    import time
+
+    last = (0.0, "")
+
+    def copy() -> None:
+        nonlocal last
+        for line in iter(stream.readline, b""):
+            sys.stderr.buffer.write(line)
+            sys.stderr.flush()
+            if line.strip():
+                last = (time.monotonic(), line.decode(errors="replace").strip()[:300])
+
+    reader = threading.Thread(target=copy, daemon=True)
+    reader.start()
+
+    def last_words() -> str:
+        reader.join(timeout=1.0)  # the rest of what it wrote (Ray's processes may hold the pipe open)
+        when, line = last
+        return line if time.monotonic() - when < recent_s else ""
+
+    return last_words
