@@ -353,7 +353,15 @@ def test_the_engines_entry_connects_by_url_and_the_header_forgets_it(page: Page,
     expect(chip(page)).to_have_attribute("data-state", "connected")
     host = engine["url"].split("/")[2]
     expect(chip(page)).to_have_text(f"Engine {host}: connected")
-    # The workspace remembers it (and no other workspace has it).
+    # The workspace remembers it (and no other workspace has it). Written down a moment after
+    # its chip says connected: the reload waits until IndexedDB holds it.
+    page.wait_for_function("""() => new Promise((resolve) => {
+      const opening = indexedDB.open("pyjoy");
+      opening.onsuccess = () => {
+        const read = opening.result.transaction("workspaces").objectStore("workspaces").get("engines-ui");
+        read.onsuccess = () => { resolve((read.result?.engines ?? []).length === 1); opening.result.close(); };
+      };
+    })""")
     page.reload()
     expect(chip(page)).to_have_attribute("data-state", "connected", timeout=30_000)
     page.goto(f"{base_url}?w=another")
