@@ -15,6 +15,7 @@ import pyodide.code  # noqa: F401  eval_code_async runs console and plugin code
 import pyodide.ffi  # noqa: F401
 
 import imjoy  # noqa: F401  what ImJoy plugins import their api from
+import pyjoy.onnx.web  # noqa: F401  a plugin's models (pyjoy.onnx): 230-310 ms to import in a browser worker
 import pyjoy.plugin.kernel  # noqa: F401  the worker's side of its connection to the page
 import pyjoy.rpc.pyodide_transport  # noqa: F401
 
