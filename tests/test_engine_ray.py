@@ -355,29 +355,40 @@ def test_sigterm_to_the_ray_engine_ends_its_engine_process_and_the_actors_with_i
         time.sleep(0.2)
 
 
-def test_a_local_ray_whose_driver_ends_is_started_again_and_the_reason_is_told(tmp_path) -> None:
+def test_a_local_ray_whose_driver_or_raylet_ends_is_started_again_and_the_reason_is_told(tmp_path) -> None:
     """A local Ray ends with its driver (the engine's child): the supervisor serves without it,
-    saying why (the status, the child's last line on stderr), then starts the engine on a new
-    local Ray, which runs plugins again. Before, it waited for the dead head for ever."""
+    saying why (the status), then starts the engine on a new local Ray, which runs plugins
+    again. Its raylet killed (the driver lives on, the head answers): the engine notices once
+    the head counts the node dead, and starts a new one likewise. Before, it waited for the
+    dead head for ever, or stayed "connected" to a node that could run nothing."""
     from tests.test_engine_ray_lost import connect_when
 
-    async def main(url: str, supervisor: int) -> None:
-        [first] = children(supervisor)
-        os.kill(first, signal.SIGKILL)  # as a crash would: its local Ray's processes end with it
-        lost = await connect_when(url, "lost", within=30)
+    async def lost_then_back(url: str, reason: str) -> None:
+        lost = await connect_when(url, "lost", within=60)
         try:
-            reason = (await lost.engine.info())["cluster"]["reason"]
-            assert reason == "the Ray cluster at local was lost: the engine's Ray driver ended (status -9) (killed by SIGKILL)"
+            assert (await lost.engine.info())["cluster"]["reason"] == reason
         finally:
             await lost.close()
         client = await connect_when(url, "connected", within=90)
         try:
-            [again] = children(supervisor)
-            assert again != first and not alive(first)
             replicated = await client.load_plugin(REPLICATED)
             assert (await replicated.api.square(7))["square"] == 49
         finally:
             await client.close()
+
+    async def main(url: str, supervisor: int) -> None:
+        [first] = children(supervisor)
+        os.kill(first, signal.SIGKILL)  # as a crash would: its local Ray's processes end with it
+        await lost_then_back(url, "the Ray cluster at local was lost: the engine's Ray driver ended (status -9) "
+                                  "(killed by SIGKILL)")
+        [second] = children(supervisor)
+        assert second != first and not alive(first)
+        [raylet] = [pid for pid in children(second) if Path(f"/proc/{pid}/comm").read_text().strip() == "raylet"]
+        os.kill(raylet, signal.SIGKILL)
+        await lost_then_back(url, "the Ray cluster at local was lost: the head counts this engine's node (its raylet) "
+                                  "as dead")
+        [third] = children(supervisor)
+        assert third != second
 
     env = {"PYJOY_ENGINE_TOKEN": TOKEN}
     with engine_running(tmp_path, "--ray", "--ray-init", json.dumps(RAY_INIT), env=env) as (url, supervisor):

@@ -76,6 +76,9 @@ CLUSTER_BACK_STATUS = 76
 #: The head's GCS port is tried this often; this many failures in a row is a lost cluster.
 WATCH_INTERVAL_S = 1.0
 LOST_AFTER_FAILURES = 3
+#: How often the head is asked whether the engine's own node (its raylet) is alive; the head
+#: itself takes 15-20 s to count a dead raylet as dead.
+NODE_CHECK_S = 5.0
 #: The waits between tries of a lost cluster's head.
 RETRY_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 #: Where the engine keeps, in its workdir, the head's GCS address and why the cluster was lost.
@@ -185,7 +188,7 @@ class Cluster:
 
     @property
     def name(self) -> str:
-        return f"the Ray cluster at {self.address or self.gcs or 'local'}"
+        return f"the Ray cluster at {self.address or 'local'}"  # local: a Ray of the engine's own, as the supervisor says
 
     def lost_reason(self) -> str | None:
         """Why the cluster is lost, when its head does not answer; None while it does."""
@@ -194,16 +197,23 @@ class Cluster:
         return f"{self.name} was lost: its head (GCS {self.gcs}) does not answer"
 
     async def watch(self) -> None:
-        """Tries the head every WATCH_INTERVAL_S; once lost, ends the Ray plugins saying so and
-        exits for the supervisor to run the engine without Ray until the head answers."""
-        failures = 0
+        """Tries the head every WATCH_INTERVAL_S, and every NODE_CHECK_S whether the head
+        still counts the node this engine's driver runs on (its raylet: with it gone, no actor
+        starts and the driver is useless while the head answers; a local Ray is such a node);
+        once lost, ends the Ray plugins saying so and exits for the supervisor to run the
+        engine without Ray until the head answers (a local Ray: on a new one)."""
+        failures, ticks = 0, 0
         while True:
             await asyncio.sleep(WATCH_INTERVAL_S)
+            ticks += 1
             answers = await asyncio.to_thread(gcs_answers, self.gcs)
             failures = 0 if answers else failures + 1
-            if failures < LOST_AFTER_FAILURES:
+            if failures >= LOST_AFTER_FAILURES:
+                why = f"{self.name} was lost: its head (GCS {self.gcs}) has not answered for {failures:g} s"
+            elif answers and ticks % round(NODE_CHECK_S / WATCH_INTERVAL_S) == 0 and not await self.own_node_alive():
+                why = f"{self.name} was lost: the head counts this engine's node (its raylet) as dead"
+            else:
                 continue
-            why = f"{self.name} was lost: its head (GCS {self.gcs}) has not answered for {failures:g} s"
             for process in list(self.processes):
                 process.lose(why)
             if self.workdir is not None:
@@ -211,6 +221,20 @@ class Cluster:
             print(f"pyjoy engine: {why}; its plugins were ended; trying it again", file=sys.stderr, flush=True)
             await asyncio.sleep(1.0)  # the plugins' exits reach the pages
             os._exit(CLUSTER_LOST_STATUS)  # not ray.shutdown: it blocks on the lost head
+
+    async def own_node_alive(self) -> bool:
+        """False once the head lists the driver's node as not alive (True where it cannot tell:
+        a Ray Client driver has no node of its own)."""
+        import ray
+
+        def check() -> bool:
+            try:
+                own = ray.get_runtime_context().get_node_id()
+                return all(node.get("Alive") for node in ray.nodes() if node.get("NodeID") == own)
+            except Exception:  # noqa: BLE001  the head between answers: its port watch decides
+                return True
+
+        return await asyncio.to_thread(check)
 
     @classmethod
     def connect(cls, address: str | None, workdir: Path, init_options: dict[str, Any] | None = None) -> Cluster:
