@@ -223,3 +223,19 @@ def test_the_engines_model_service_shares_the_checks() -> None:
     from pyjoy.engine import model_service
 
     assert model_service.ModelError is ModelError and model_service.choose_providers is choose_providers
+
+
+def test_the_warm_up_network_in_web_js_is_the_one_warm_up_py_makes() -> None:
+    """web.js's WARM_UP (run as a WASM runtime starts) is pyjoy/onnx/warm_up.py's model, which runs."""
+    import re
+
+    import onnxruntime
+
+    from pyjoy.onnx.warm_up import warm_up_model
+
+    web_js = (Path(__file__).resolve().parents[1] / "pyjoy" / "onnx" / "web.js").read_text()
+    embedded = base64.b64decode(re.search(r'const WARM_UP = Uint8Array\.from\(atob\("([^"]+)"\)', web_js).group(1))
+    assert embedded == warm_up_model()
+    session = onnxruntime.InferenceSession(embedded, providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {"x": np.zeros((64, 64, 3), np.uint8)})
+    assert out.shape == (1, 10)
