@@ -88,6 +88,11 @@ _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
 Progress = Callable[[dict[str, Any]], None]
 
 
+def cluster_name(address: str | None) -> str:
+    """How every message names the cluster: its address, or `local` (a Ray of the engine's own)."""
+    return f"the Ray cluster at {address or 'local'}"
+
+
 class ClusterError(Exception):
     """What the cluster cannot do (an infeasible request, a failed start): the message says what."""
 
@@ -188,7 +193,7 @@ class Cluster:
 
     @property
     def name(self) -> str:
-        return f"the Ray cluster at {self.address or 'local'}"  # local: a Ray of the engine's own, as the supervisor says
+        return cluster_name(self.address)
 
     def lost_reason(self) -> str | None:
         """Why the cluster is lost, when its head does not answer; None while it does."""
@@ -320,12 +325,13 @@ class LostCluster:
             self.next_try = time.time() + wait
             await asyncio.sleep(wait)
             tries += 1
-            if not self.gcs:
-                print("pyjoy engine: starting a new local Ray", file=sys.stderr, flush=True)
+            if not self.gcs:  # a local Ray, or a head whose address was never written down
+                again = "starting a new local Ray" if self.address is None else f"trying {cluster_name(self.address)} again"
+                print(f"pyjoy engine: {again}", file=sys.stderr, flush=True)
                 os._exit(CLUSTER_BACK_STATUS)
             if await asyncio.to_thread(gcs_answers, self.gcs):
-                print(f"pyjoy engine: the Ray cluster at {self.address or self.gcs} answers again: reconnecting",
-                      file=sys.stderr, flush=True)
+                print(f"pyjoy engine: {cluster_name(self.address)} answers again: reconnecting", file=sys.stderr,
+                      flush=True)
                 os._exit(CLUSTER_BACK_STATUS)
 
 

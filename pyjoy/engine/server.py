@@ -778,7 +778,7 @@ def supervise(token: str, ray: str, workdir: Path) -> int:
 
     env = {**os.environ, ENGINE_TOKEN_VARIABLE: token, RAY_CHILD_VARIABLE: "1"}
     lost, connected_once, failures = "", False, 0
-    where = f"the Ray cluster at {ray or 'local'}"
+    where = ray_actors.cluster_name(ray)
     # Ctrl+C, and a service manager's SIGTERM, end the engine as they would unsupervised: the
     # child is told and waited for (its Ray is shut down), never left running on its own. Set
     # here even where the engine was started with SIGINT ignored (a background job).
@@ -802,12 +802,14 @@ def supervise(token: str, ray: str, workdir: Path) -> int:
             connected_once = connected_once or status != CANNOT_CONNECT_STATUS
             failures = failures + 1 if time.monotonic() - started < STABLE_RUN_S else 0
             told = ray_actors.read_state(workdir).get("lost")
-            said = f"killed by {signal.Signals(-status).name}" if status < 0 and -status in signal.valid_signals() \
-                else last_words()
-            ended = f" ({said})" if said else ""
-            lost = told if status == ray_actors.CLUSTER_LOST_STATUS and told else (
-                f"{where} was lost: the engine's Ray driver ended (status {status}){ended}"
-                if status != CANNOT_CONNECT_STATUS else f"{where} does not answer")
+            if status == ray_actors.CLUSTER_LOST_STATUS and told:
+                lost = told
+            elif status == CANNOT_CONNECT_STATUS:
+                lost = f"{where} does not answer"
+            else:
+                said = f"killed by {signal.Signals(-status).name}" if status < 0 and -status in signal.valid_signals() \
+                    else last_words()
+                lost = f"{where} was lost: the engine's Ray driver ended (status {status})" + (f" ({said})" if said else "")
             print(f"pyjoy engine: {lost}; serving without it, trying it again", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         if child is None:
