@@ -9,21 +9,24 @@ Run from the repository root after `python build.py`:
 Each route `--fresh` times (default 3), in turns, each on a new incognito context (what a
 first visit gets: no service worker yet, an empty HTTP cache) once the page's console
 Python is ready; the plugin loads the app's image-recognition model (EfficientNet-Lite0,
-float32 [1, 3, 224, 224], as models.json names it) and runs it `--runs` times (default 16)
+float32 [1, 3, 224, 224], as models.json names it) and runs it `--runs` times (default 24)
 on zeros, each run timed:
 
 - web-python, isolated (`"isolated": true`: a worker of a hidden frame, cross-origin
   isolated, so onnxruntime-web has a thread per core), bench/plugins/onnx_first.imjoy.html:
   `pyjoy.onnx.load_model(url)`, then `await model.run(x)`, timed in Python;
 - the same, its runs timed in JavaScript one after the other (no Python between them);
+- the same, its Python idle for 6 s before it loads the model (the boot's work done);
+- the same plugin, the model loaded with web.js in a worker of the plugin's worker (the
+  same process, a JavaScript realm with no Python; bench/plugins/onnx_first_runner.js);
 - web-python in the page's process (one thread: not cross-origin isolated);
-- JavaScript: a web-worker plugin (bench/plugins/onnx_first_js.imjoy.html) importing web.js
-  and calling its `load`, then `session.run`, timed in JavaScript (one thread).
+- JavaScript: the same runner in a window plugin's frame (bench/plugins/onnx_first_js.imjoy.html:
+  cross-origin isolated, a process with no Python in it, as the JavaScript Image
+  Recognition plugin's worker is).
 
-Reported, medians over the pages: loadPlugin (its Python's boot), load_model, runs 1, 2, 3,
-5 and 10, the steady run (median of the last four), and the first run within 1.5x of the
-steady one. Writes every sample, with the machine, to bench/results/onnx_first.json. About
-2 minutes.
+Reported, medians over the pages of each page's: loadPlugin (its Python's boot), load_model,
+the first run, the median of runs 2-10, of runs 11-20 and of the last four. Writes every
+sample, with the machine, to bench/results/onnx_first.json. About 2 minutes.
 """
 
 from __future__ import annotations
@@ -48,38 +51,43 @@ PYTHON = (ROOT / "bench" / "plugins" / "onnx_first.imjoy.html").read_text()
 ISOLATED = PYTHON.replace('"type": "web-python",', '"type": "web-python",\n  "isolated": true,')
 JAVASCRIPT = (ROOT / "bench" / "plugins" / "onnx_first_js.imjoy.html").read_text()
 WEB_JS = (ROOT / "pyjoy" / "onnx" / "web.js").read_text()
+# A function expression after its comment lines (run_js and `export default` take it so).
+RUNNER = "\n".join(line for line in (ROOT / "bench" / "plugins" / "onnx_first_runner.js").read_text().splitlines()
+                   if not line.startswith("//"))
 MODEL = "efficientnet-lite0"
 
-# route -> (plugin source, how its runs are timed)
+# route -> (plugin source, where its runs are timed, seconds its Python idles before loading)
 ROUTES = {
-    "web-python, isolated": (ISOLATED, "python"),
-    "web-python, isolated; runs timed in JavaScript": (ISOLATED, "javascript"),
-    "web-python": (PYTHON, "python"),
-    "JavaScript (web-worker, web.js)": (JAVASCRIPT, "javascript"),
+    "web-python, isolated": (ISOLATED, "python", 0),
+    "web-python, isolated; runs timed in JavaScript": (ISOLATED, "javascript", 0),
+    "web-python, isolated; Python idle 6 s first": (ISOLATED, "python", 6),
+    "web-python, isolated; the model in a nested worker": (ISOLATED, "nested worker", 0),
+    "web-python": (PYTHON, "python", 0),
+    "JavaScript (a window's worker, web.js)": (JAVASCRIPT, "nested worker", 0),
 }
 
-RUN = """async ([text, timedIn, webSource, path, integrity, runs]) => {
+RUN = """async ([text, timedIn, idle, javascript, webSource, runnerSource, path, integrity, runs]) => {
   const asked = performance.timeOrigin + performance.now();
   const plugin = await pyjoy.loadPlugin(text);
   const loaded = performance.timeOrigin + performance.now();
   const url = new URL(path, document.baseURI).href;
-  const result = webSource
-    ? await plugin.first_runs(webSource, new URL(".", document.baseURI).href, url, integrity, runs)
-    : await plugin.first_runs(url, integrity, runs, timedIn);
+  const result = javascript
+    ? await plugin.first_runs(runnerSource, webSource, new URL(".", document.baseURI).href, url, runs)
+    : await plugin.first_runs(url, integrity, runs, timedIn, idle, webSource, runnerSource);
   return { loadPlugin: loaded - asked, started: result.started - asked, load_model: result.load_model,
            runs: result.runs, threads: result.threads };
 }"""
 
 
 def fresh_page(browser: Browser, url: str, route: str, model: dict, runs: int) -> dict:
-    source, timed_in = ROUTES[route]
+    source, timed_in, idle = ROUTES[route]
     context = browser.new_context()
     try:
         page = context.new_page()
         page.goto(url)
         page.evaluate("pyjoy.ready")
-        web_source = WEB_JS if source is JAVASCRIPT else None
-        return page.evaluate(RUN, [source, timed_in, web_source, model["url"], model["integrity"], runs])
+        javascript = source is JAVASCRIPT
+        return page.evaluate(RUN, [source, timed_in, idle, javascript, WEB_JS, RUNNER, model["url"], model["integrity"], runs])
     finally:
         context.close()
 
@@ -88,14 +96,11 @@ def summary(samples: list[dict]) -> dict:
     def median(values) -> float:
         return round(statistics.median(values), 1)
 
-    steady = [statistics.median(sample["runs"][-4:]) for sample in samples]
-    # The first run within 1.5x of its page's steady run (1-based).
-    settled = [next(index + 1 for index, ms in enumerate(sample["runs"]) if ms <= 1.5 * level)
-               for sample, level in zip(samples, steady)]
-    runs = {f"run {n}": median(sample["runs"][n - 1] for sample in samples) for n in (1, 2, 3, 5, 10)
-            if n <= len(samples[0]["runs"])}
     return {"loadPlugin": median(s["loadPlugin"] for s in samples), "load_model": median(s["load_model"] for s in samples),
-            **runs, "steady": median(steady), "settled_at_run": statistics.median(settled),
+            "run 1": median(s["runs"][0] for s in samples),
+            "runs 2-10": median(statistics.median(s["runs"][1:10]) for s in samples),
+            "runs 11-20": median(statistics.median(s["runs"][10:20]) for s in samples),
+            "last 4 runs": median(statistics.median(s["runs"][-4:]) for s in samples),
             "threads": sorted({s["threads"] for s in samples})}
 
 
@@ -112,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "onnx_first.json")
     parser.add_argument("--fresh", type=int, default=3, help="fresh pages per route (default 3)")
-    parser.add_argument("--runs", type=int, default=16, help="runs of the model on each page (default 16)")
+    parser.add_argument("--runs", type=int, default=24, help="runs of the model on each page (default 24)")
     parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="the built app (python build.py)")
     args = parser.parse_args(argv)
     model = json.loads((args.dist / "models.json").read_text())["models"][MODEL]
@@ -144,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     args.json.write_text(json.dumps(results, indent=1))
     print(f"# A Python plugin's first inference, {results['date']}, Chromium {chromium}, "
           f"{results['machine']['nproc']} CPUs, load average {load_before:.2f} before\n")
-    print("ms, medians of fresh pages: loadPlugin, load_model, runs; settled_at_run: the first run within 1.5x of the steady one\n")
+    print("ms, medians over fresh pages of each page's loadPlugin, load_model and runs\n")
     print(table(summaries))
     print(f"\nwrote {args.json}")
     return 0
