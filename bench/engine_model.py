@@ -19,6 +19,7 @@ One call in flight by default: where onnxruntime's threads fill the cores (2 her
 batch that travels while another runs takes its time from the run (measured with 8-image
 batches: 2 in flight 0.77-0.82x, 1 in flight 0.84x; 16-image batches, 1 in flight
 0.86-0.88x). With more cores than onnxruntime uses, `in_flight=2` hides the transfer.
+
 Beside them, what the engine's transfer alone allows: the same batches, the same way, to a
 plugin that only counts them (`SINK`), so that the engine's share of the time shows apart
 from the model's.
