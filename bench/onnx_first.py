@@ -10,7 +10,7 @@ Each route `--fresh` times (default 3), in turns, each on a new incognito contex
 first visit gets: no service worker yet, an empty HTTP cache; one route reloads first) once
 the page's console Python is ready; the plugin loads the app's image-recognition model
 (EfficientNet-Lite0, float32 [1, 3, 224, 224], as models.json names it) and runs it
-`--runs` times (default 24) on zeros, each run timed:
+`--runs` times (default 40) on zeros, each run timed:
 
 - web-python, isolated (`"isolated": true`: a worker of a hidden frame, cross-origin
   isolated, so onnxruntime-web has a thread per core), bench/plugins/onnx_first.imjoy.html:
@@ -27,7 +27,7 @@ the page's console Python is ready; the plugin loads the app's image-recognition
   Recognition plugin's worker is).
 
 Reported, medians over the pages of each page's: loadPlugin (its Python's boot), load_model,
-the first run, the median of runs 2-10, of runs 11-20 and of the last four. Writes every
+the first run, the median of runs 2-10, 11-20, 21-30 and of the last four. Writes every
 sample, with the machine, to bench/results/onnx_first.json. About 3 minutes.
 """
 
@@ -109,6 +109,7 @@ def summary(samples: list[dict]) -> dict:
             "run 1": median(s["runs"][0] for s in samples),
             "runs 2-10": median(statistics.median(s["runs"][1:10]) for s in samples),
             "runs 11-20": median(statistics.median(s["runs"][10:20]) for s in samples),
+            "runs 21-30": median(statistics.median(s["runs"][20:30]) for s in samples),
             "last 4 runs": median(statistics.median(s["runs"][-4:]) for s in samples),
             "threads": sorted({s["threads"] for s in samples})}
 
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "onnx_first.json")
     parser.add_argument("--fresh", type=int, default=3, help="fresh pages per route (default 3)")
-    parser.add_argument("--runs", type=int, default=24, help="runs of the model on each page (default 24)")
+    parser.add_argument("--runs", type=int, default=40, help="runs of the model on each page (default 40)")
     parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="the built app (python build.py)")
     args = parser.parse_args(argv)
     model = json.loads((args.dist / "models.json").read_text())["models"][MODEL]
