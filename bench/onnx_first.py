@@ -41,6 +41,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from playwright.sync_api import Browser, sync_playwright
 
@@ -58,45 +59,51 @@ RUNNER = "\n".join(line for line in (ROOT / "bench" / "plugins" / "onnx_first_ru
                    if not line.startswith("//"))
 MODEL = "efficientnet-lite0"
 
-# route -> (plugin source, where its runs are timed, seconds its Python idles before loading,
-# whether the page is a second visit: its service worker installed, then the page reloaded)
+
+class Route(NamedTuple):
+    source: str  # the plugin's
+    timed_in: str  # where its runs are timed: "python", "javascript" or "nested worker"
+    idle_s: float = 0  # how long its Python idles before it loads the model
+    second_visit: bool = False  # the page's service worker installed, then the page reloaded
+
+
 ROUTES = {
-    "web-python, isolated": (ISOLATED, "python", 0, False),
-    "web-python, isolated; runs timed in JavaScript": (ISOLATED, "javascript", 0, False),
-    "web-python, isolated; Python idle 6 s first": (ISOLATED, "python", 6, False),
-    "web-python, isolated; the model in a nested worker": (ISOLATED, "nested worker", 0, False),
-    "web-python, isolated; a second visit": (ISOLATED, "python", 0, True),
-    "web-python": (PYTHON, "python", 0, False),
-    "JavaScript (a window's worker, web.js)": (JAVASCRIPT, "nested worker", 0, False),
+    "web-python, isolated": Route(ISOLATED, "python"),
+    "web-python, isolated; runs timed in JavaScript": Route(ISOLATED, "javascript"),
+    "web-python, isolated; Python idle 6 s first": Route(ISOLATED, "python", idle_s=6),
+    "web-python, isolated; the model in a nested worker": Route(ISOLATED, "nested worker"),
+    "web-python, isolated; a second visit": Route(ISOLATED, "python", second_visit=True),
+    "web-python": Route(PYTHON, "python"),
+    "JavaScript (a window's worker, web.js)": Route(JAVASCRIPT, "nested worker"),
 }
 
 RUN = """async ([text, timedIn, idle, javascript, webSource, runnerSource, path, integrity, runs]) => {
-  const asked = performance.timeOrigin + performance.now();
+  const asked = performance.now();
   const plugin = await pyjoy.loadPlugin(text);
-  const loaded = performance.timeOrigin + performance.now();
+  const loaded = performance.now();
   const url = new URL(path, document.baseURI).href;
   const result = javascript
     ? await plugin.first_runs(runnerSource, webSource, new URL(".", document.baseURI).href, url, runs)
     : await plugin.first_runs(url, integrity, runs, timedIn, idle, webSource, runnerSource);
-  return { loadPlugin: loaded - asked, started: result.started - asked, load_model: result.load_model,
-           runs: result.runs, threads: result.threads };
+  return { loadPlugin: loaded - asked, load_model: result.load_model, runs: result.runs, threads: result.threads };
 }"""
 
 
-def fresh_page(browser: Browser, url: str, route: str, model: dict, runs: int) -> dict:
-    source, timed_in, idle, second_visit = ROUTES[route]
+def fresh_page(browser: Browser, url: str, name: str, model: dict, runs: int) -> dict:
+    route = ROUTES[name]
     context = browser.new_context()
     try:
         page = context.new_page()
         page.goto(url)
         page.evaluate("pyjoy.ready")
-        if second_visit:
+        if route.second_visit:
             # Active only once its install has filled the cache (service_worker/sw.js).
             page.evaluate("navigator.serviceWorker.ready.then(() => true)")
             page.reload()
             page.evaluate("pyjoy.ready")
-        javascript = source is JAVASCRIPT
-        return page.evaluate(RUN, [source, timed_in, idle, javascript, WEB_JS, RUNNER, model["url"], model["integrity"], runs])
+        javascript = route.source is JAVASCRIPT
+        return page.evaluate(RUN, [route.source, route.timed_in, route.idle_s, javascript, WEB_JS, RUNNER,
+                                   model["url"], model["integrity"], runs])
     finally:
         context.close()
 
