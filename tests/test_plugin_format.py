@@ -312,6 +312,30 @@ def test_a_window_plugin_written_in_python_is_a_python_window(parse) -> None:
     assert "a native-python plugin runs python" in error["message"], error
 
 
+@pytest.mark.parametrize(("code", "imports"), [
+    ("import pyjoy.onnx\n", True),
+    ("from pyjoy.onnx import load_model\n", True),
+    ("from pyjoy import onnx\n", True),
+    ("from pyjoy import rpc, onnx as o\n", True),
+    ("from pyjoy import (onnx)\n", True),
+    ("class P:\n    async def go(self):\n        import pyjoy.onnx\n", True),  # inside a function
+    ("import pyjoy.onnxish\n", False),
+    ("from pyjoy import onnxish\n", False),
+    ("# import pyjoy.onnx\n", False),
+    ("x = 'import pyjoy.onnx'\n", False),
+    ("import importlib\nimportlib.import_module('pyjoy.onnx')\n", False),
+])
+def test_whether_a_plugin_imports_pyjoy_onnx(format_page: Page, code: str, imports: bool) -> None:
+    """importsPyjoyOnnx: its sandbox loads onnxruntime-web as its Python boots (plugins/host.js)."""
+    text = f'<config lang="json">{{"name": "P", "type": "web-python"}}</config>\n<script lang="python">\n{code}</script>\n'
+    javascript = text.replace('"web-python"', '"web-worker"').replace('lang="python"', 'lang="javascript"')
+    seen = format_page.evaluate("""async (texts) => {
+      const { importsPyjoyOnnx, parsePlugin } = await import('./modules/plugins/format.js');
+      return texts.map((text) => importsPyjoyOnnx(parsePlugin(text)));
+    }""", [text, javascript])
+    assert seen == [imports, False]  # a JavaScript plugin's text never counts
+
+
 def test_an_attachment_named_proto_is_a_key_not_a_prototype(format_page: Page) -> None:
     names = format_page.evaluate("""async () => {
       const { parsePlugin } = await import('./modules/plugins/format.js');

@@ -29,7 +29,7 @@ class Probe:
         info = model.info()
         await model.close()
         return {"isolated": bool(js.crossOriginIsolated), "threads": info["threads"],
-                "born": js.performance.timeOrigin}
+                "born": js.performance.timeOrigin, "reason": info["reason"]}
 
     def total(self, array):
         return sum(array.data) if hasattr(array, "data") and not hasattr(array, "sum") else int(array.sum())
@@ -39,11 +39,16 @@ api.export(Probe())
 '''
 
 
-def plugin(name: str, isolated: bool | None) -> str:
+# What a model's info() says when its onnxruntime-web was loaded as the plugin's Python
+# started (pyjoy/onnx/web.js, preload): a plugin whose Python imports pyjoy.onnx.
+LOADED_AHEAD = "onnxruntime-web loaded ahead, as the plugin's Python started (it imports pyjoy.onnx)"
+
+
+def plugin(name: str, isolated: bool | None, script: str = SCRIPT) -> str:
     config = {"name": name, "type": "web-python", "version": "0.1.0", "api_version": "0.1.8"}
     if isolated is not None:
         config["isolated"] = isolated
-    return f'<config lang="json">\n{json.dumps(config)}\n</config>\n<script lang="python">{SCRIPT}</script>\n'
+    return f'<config lang="json">\n{json.dumps(config)}\n</config>\n<script lang="python">{script}</script>\n'
 
 
 TINY = base64.b64encode(tiny_model()).decode()
@@ -78,6 +83,7 @@ def test_an_isolated_web_python_plugin_is_cross_origin_isolated_and_runs_threads
     cores = page.evaluate("navigator.hardwareConcurrency")
     plain = load_and_ask(page, plugin("Plain Python", None))
     assert plain["isolated"] is False and plain["threads"] == 1, plain
+    assert LOADED_AHEAD in plain["reason"], plain  # in the page's process too
     assert page.locator("iframe.plugin-worker-frame").count() == 0  # in the page's process
     isolated = load_and_ask(page, plugin("Isolated Python", True))
     assert isolated["isolated"] is True, isolated
@@ -100,11 +106,27 @@ def test_a_plugin_started_after_idle_takes_the_spare_and_a_new_spare_follows(pag
     open_app(page, base_url)
     first = load_and_ask(page, plugin("Isolated One", True))
     assert first["born"] >= first["asked"]  # no spare yet: booted for it
+    # It imports pyjoy.onnx: its worker loaded onnxruntime-web as its Python booted.
+    assert LOADED_AHEAD in first["reason"], first
     wait_for_frames(page, 2)  # its frame and the spare's, booted once the page was idle
     second = load_and_ask(page, plugin("Isolated Two", True))
     assert second["isolated"] is True
     assert second["born"] < second["asked"], second  # its worker existed before it was asked for: the spare
+    # The spare was booted for no plugin in particular: told as this one started (its kernel).
+    assert LOADED_AHEAD in second["reason"], second
     wait_for_frames(page, 3)  # and another spare after it
+
+
+def test_a_plugin_that_does_not_import_pyjoy_onnx_gets_no_onnxruntime_web_ahead(page: Page, base_url: str) -> None:
+    """Only an import line asks for it: a plugin that reaches pyjoy.onnx another way (here
+    importlib, once called) loads onnxruntime-web when it loads its model, as before."""
+    open_app(page, base_url)
+    script = SCRIPT.replace("from pyjoy.onnx import load_model\n", "import importlib\n").replace(
+        "model = await load_model(", "model = await importlib.import_module('pyjoy.onnx').load_model(")
+    assert "import pyjoy" not in script and "from pyjoy" not in script
+    for name, isolated in (("Plain Later", None), ("Isolated Later", True)):
+        seen = load_and_ask(page, plugin(name, isolated, script))
+        assert seen["threads"] >= 1 and LOADED_AHEAD not in seen["reason"], seen
 
 
 def remove_the_spare(page: Page) -> None:

@@ -26,6 +26,15 @@ import { PluginFormatError, languageOf, locator, mayBePython, normalizeConfig } 
 
 export { PluginFormatError };
 
+// A line of Python that imports pyjoy.onnx: `import pyjoy.onnx`, `from pyjoy.onnx import ...`,
+// `from pyjoy import onnx` (indented too: inside a function).
+const IMPORTS_PYJOY_ONNX = /^[ \t]*(?:import[ \t]+pyjoy\.onnx\b|from[ \t]+pyjoy\.onnx\b|from[ \t]+pyjoy[ \t]+import[ \t(]+(?:[\w \t,]*[ \t,(])?onnx\b)/m;
+
+/** Whether the parsed plugin's Python imports pyjoy.onnx (its sandbox may load onnxruntime-web early). */
+export function importsPyjoyOnnx(plugin) {
+  return (plugin.scripts ?? [plugin.script]).some((script) => script?.lang === "python" && IMPORTS_PYJOY_ONNX.test(script.code));
+}
+
 export function parsePlugin(text, { filename, url, tag } = {}) {
   // One line ending everywhere, so line numbers are the same whatever the file used.
   text = String(text ?? "").replace(/^\uFEFF/, "").replace(/\r\n?/g, "\n");

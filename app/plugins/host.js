@@ -37,7 +37,7 @@ import { CODES, PluginError, asPluginError } from "../errors.js";
 import { formCallback, uiFields } from "../workbench/forms.js";
 import { resolvePlugins, splitTag } from "../workbench/install.js";
 import { checkReplicas } from "../workbench/workspace.js";
-import { parsePlugin } from "./format.js";
+import { importsPyjoyOnnx, parsePlugin } from "./format.js";
 import { hostApiFor } from "./host-api.js";
 import { packageIndex } from "../python/package-index.js";
 import { Sandbox } from "./sandbox.js";
@@ -407,7 +407,7 @@ export class PluginHost {
     // A plugin's print() and stderr reach Messages under its name (ImJoy showed them too).
     const onOutput = (output) => this.log(plugin, output.type === "stderr" ? "error" : "info", output.text);
     const sandbox = plugin.type === "native-python" ? await this.#startOnEngine(plugin, onOutput)
-      : kind === "web-python" ? await this.#takePython(plugin.config.isolated === true)
+      : kind === "web-python" ? await this.#takePython(plugin.config.isolated === true, importsPyjoyOnnx(plugin.source))
       : await Sandbox.create({
         build: this.build, kind, container: container ?? this.hiddenContainer,
         permissions: plugin.config.permissions ?? [], onOutput, python: kind === "window" && plugin.config.lang === "python",
@@ -605,25 +605,30 @@ export class PluginHost {
   // A spare booted before the person set another package index would fetch from the old
   // one; a spare that failed to boot, or died while it waited, is never handed out: the
   // plugin gets a fresh sandbox instead (its own boot's error, if that fails too).
-  async #takePython(isolated) {
+  // preloadOnnx: the plugin imports pyjoy.onnx, so onnxruntime-web starts loading now, in a
+  // fresh sandbox while Python boots (pyjoy/onnx/web.js, preload).
+  async #takePython(isolated, preloadOnnx = false) {
     const spare = this.#spare;
     this.#spare = null;
     this.#spareKind = isolated;
     if (spare && spare.index === packageIndex(this.build) && spare.isolated === isolated) {
       const sandbox = await spare.sandbox.catch(() => null);
-      if (sandbox?.state === "running") return sandbox;
+      if (sandbox?.state === "running") {
+        if (preloadOnnx) sandbox.kernel.preload_onnx().catch(() => {}); // its load_model tells any error
+        return sandbox;
+      }
       sandbox?.terminate("a spare that died while it waited");
     } else {
       spare?.sandbox.then((sandbox) => sandbox.terminate(), () => {});
     }
-    return this.#bootPython(isolated).sandbox;
+    return this.#bootPython(isolated, preloadOnnx).sandbox;
   }
 
   #spareKind = false; // isolated or not: what the last web-python plugin asked for
 
-  #bootPython(isolated) {
+  #bootPython(isolated, preloadOnnx = false) {
     const index = packageIndex(this.build); // what Sandbox.create gives the worker
-    const sandbox = Sandbox.create({ build: this.build, kind: "web-python", isolated, container: this.hiddenContainer, onOutput: (output) => console.log(output.text) });
+    const sandbox = Sandbox.create({ build: this.build, kind: "web-python", isolated, preloadOnnx, container: this.hiddenContainer, onOutput: (output) => console.log(output.text) });
     sandbox.catch(() => {});
     return { sandbox, index, isolated };
   }

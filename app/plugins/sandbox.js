@@ -192,13 +192,15 @@ export class Sandbox {
    * "microphone" (asked when it opens one, plugins/media.js); by default no.
    * isolated: a worker in a hidden sandboxed frame (in container), in another process;
    * by default web-worker plugins are, web-python ones are not unless asked (see the top of this file).
+   * preloadOnnx: a web-python worker starts loading onnxruntime-web as its Python boots
+   * (its plugin imports pyjoy.onnx; pyjoy/onnx/web.js, preload).
    * Resolves once the sandbox's kernel is reachable (for Python: once booted).
    */
-  static async create({ build, kind, container, permissions = [], onOutput = () => {}, consent = async () => false, isolated = kind === "web-worker", python = false }) {
+  static async create({ build, kind, container, permissions = [], onOutput = () => {}, consent = async () => false, isolated = kind === "web-worker", python = false, preloadOnnx = false }) {
     if (isolated && kind === "window") throw new Error("only worker sandboxes (web-worker, web-python) can be isolated in a frame, not window");
     if (python && kind !== "window") throw new Error(`only window sandboxes run Python with PyScript, not ${kind}`);
     const sandbox = new Sandbox();
-    await sandbox.#start({ build, kind, container, permissions, onOutput, consent, isolated, python });
+    await sandbox.#start({ build, kind, container, permissions, onOutput, consent, isolated, python, preloadOnnx });
     return sandbox;
   }
 
@@ -219,7 +221,7 @@ export class Sandbox {
   #frameLoaded = false;
   #childlessSince = null; // when the liveness watch first saw the loaded frame without its child
 
-  async #start({ build, kind, container, permissions, onOutput, consent, isolated, python }) {
+  async #start({ build, kind, container, permissions, onOutput, consent, isolated, python, preloadOnnx }) {
     const channels = { rpc: new MessageChannel(), status: new MessageChannel(), assets: new MessageChannel() };
     if (kind === "window") channels.media = new MessageChannel();
     this.#ports = Object.values(channels).map((channel) => channel.port1);
@@ -245,12 +247,12 @@ export class Sandbox {
     } else {
       const source = await scriptText(kind === "web-python" ? build.sandbox["python-worker"] : build.sandbox["js-worker"]);
       if (isolated) {
-        const worker = kind === "web-python" ? { source, chunkBytes, kind, config: pythonConfig(build) } : { source, chunkBytes, kind };
+        const worker = kind === "web-python" ? { source, chunkBytes, kind, config: { ...pythonConfig(build), preloadOnnx } } : { source, chunkBytes, kind };
         const handshake = { type: FRAME_HANDSHAKE, hostOrigin: location.origin, worker };
         await this.#startFrame(build, container, allowAttribute([]), ports, handshake);
       } else {
         const handshake = { type: WORKER_HANDSHAKE, hostOrigin: location.origin, chunkBytes };
-        if (kind === "web-python") handshake.config = pythonConfig(build);
+        if (kind === "web-python") handshake.config = { ...pythonConfig(build), preloadOnnx };
         this.#startWorker(source, kind, ports, handshake);
       }
     }

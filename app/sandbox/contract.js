@@ -11,7 +11,9 @@
 //   ready/failed and Python's output as a Python worker's does.
 // - a worker plugin's worker (sandbox/js-worker.js, sandbox/python-worker.js):
 //     worker.postMessage({type: WORKER_HANDSHAKE, hostOrigin, chunkBytes, config?}, [rpc, status, assets])
-//   config: Python's boot configuration (python/config.js), for Python workers only;
+//   config: Python's boot configuration (python/config.js), for Python workers only, with
+//   preloadOnnx: true where the plugin imports pyjoy.onnx (the worker loads onnxruntime-web
+//   while Python boots: pyjoy/onnx/web.js, preload);
 //   chunkBytes: the RPC transport's chunk size (0 in the page's process).
 // - a web-worker plugin isolated in a hidden frame, or a web-python one that asked to be
 //   (`"isolated": true`): the frame gets

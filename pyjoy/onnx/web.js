@@ -1,12 +1,14 @@
 // The JavaScript half of pyjoy.onnx in the browser: onnxruntime-web driven for Python
 // (pyjoy/onnx/web.py imports this file's text as a blob: module, in whatever Pyodide runs
-// it: a web-python plugin's worker, the console's worker, a frame).
+// it: the console's worker, a frame; a web-python plugin's worker has it bundled in, as
+// globalThis.pyjoyOnnxWeb, and web.py takes that copy: app/sandbox/python-worker.js).
 //
 //   const session = await load({ appURL, model: { url, integrity } | { buffer }, provider, threads, name });
 //   session.inputs; session.outputs; session.info;     // described for Python
 //   const [described, ...data] = await run(session, inputsJSON, ...buffers);
 //   await close(session);
 //   const bytes = await fetchBytes(url, integrity, what);   // an ArrayBuffer
+//   await preload(appURL);   // the runtime load() would take, started before a model is asked for
 //
 // onnxruntime-web's files are PyJoy's own (models.json says where, with their hashes): the
 // sandbox's fetch() gets them from the page, offline too. Arrays cross without a
@@ -82,6 +84,7 @@ function threadedGlue(glueText, counter) {
 }
 
 // onnxruntime-web for one provider, once per JavaScript realm: its files from models.json.
+const PRELOADED = new Set(); // RUNTIMES' keys that preload() started
 function runtime(appURL, provider, threads) {
   const key = `${provider} ${threads ?? "auto"}`;
   if (!RUNTIMES.has(key)) {
@@ -178,6 +181,19 @@ async function loadRuntime(appURL, provider, wanted, oneThread) {
   return { ort, version: files.version, provider, threads, counter, simd, wasmFile, notes };
 }
 
+/**
+ * Starts loading the runtime that load() with provider "auto" and threads null would take,
+ * before any model is asked for: a Python plugin's worker calls it while Python boots when
+ * the plugin imports pyjoy.onnx (plugins/host.js), so that the two overlap. Never rejects:
+ * a runtime that fails is loaded again by load(), which tells its error.
+ */
+export async function preload(appURL) {
+  const provider = (await webgpuAdapter()).adapter ? "webgpu" : "wasm";
+  const key = `${provider} auto`;
+  if (!RUNTIMES.has(key)) PRELOADED.add(key);
+  await runtime(appURL, provider, null).catch(() => PRELOADED.delete(key));
+}
+
 const SESSIONS = new Set();
 
 /**
@@ -236,6 +252,7 @@ export async function load({ appURL, model, provider = "auto", threads = null, n
   }
   const { loaded, session } = made;
   why.push(...loaded.notes);
+  if (PRELOADED.has(`${chosen} ${threads ?? "auto"}`)) why.push("onnxruntime-web loaded ahead, as the plugin's Python started (it imports pyjoy.onnx)");
   const describe = (metadata) =>
     metadata.map((value) => ({ name: value.name, type: value.isTensor ? value.type : "non-tensor", shape: value.isTensor ? [...value.shape] : [] }));
   const handle = {

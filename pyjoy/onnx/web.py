@@ -1,5 +1,7 @@
 """pyjoy.onnx in the browser: onnxruntime-web, driven from Pyodide through web.js (beside
-this file, imported once per Python as a blob: module: a sandbox imports nothing by URL).
+this file, imported once per Python as a blob: module: a sandbox imports nothing by URL; a
+plugin worker's own copy where it has one, which may have started loading onnxruntime-web
+as Python booted: app/sandbox/python-worker.js).
 
     session = await load(name, url=..., data=..., integrity=..., provider="auto" | "wasm" | "webgpu", threads=None)
     outputs = await session.run(feed, kind)     # feed: checked arrays by input name
@@ -22,8 +24,12 @@ _module: asyncio.Future[Any] | None = None
 
 
 async def _import_web_js() -> Any:
+    import js
     from pyodide.code import run_js
 
+    bundled = getattr(js, "pyjoyOnnxWeb", None)
+    if bundled is not None:
+        return bundled
     source = (Path(__file__).parent / "web.js").read_text()
     importer = run_js("(text) => import(URL.createObjectURL(new Blob([text], { type: 'text/javascript' })))")
     return await importer(source)
@@ -36,6 +42,14 @@ def web_js() -> asyncio.Future[Any]:
     if _module is None or (_module.done() and _module.exception() is not None):
         _module = asyncio.ensure_future(_import_web_js())
     return _module
+
+
+async def preload() -> None:
+    """Starts loading the onnxruntime-web that `load` would take (web.js's preload): for a
+    plugin that imports pyjoy.onnx, given a Python booted before it was known (a spare)."""
+    base = app_url()
+    if base is not None:
+        await (await web_js()).preload(base)
 
 
 def js_error(error: Exception) -> str:

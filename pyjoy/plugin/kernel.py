@@ -10,6 +10,7 @@ with loaders that also put the plugin's HTML and styles into its page.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -228,6 +229,15 @@ class Kernel:
         # console's worker, which loads no plugins.
         self._javascript = javascript
         self._console: dict[str, Any] = {"__name__": "__main__"}
+        self._preloading: asyncio.Future[None] | None = None
+
+    def preload_onnx(self) -> None:
+        """Starts loading onnxruntime-web for the plugin about to load, which imports
+        pyjoy.onnx: the page asks it of a spare worker, booted before its plugin was known (a
+        worker it boots for the plugin starts it as Python boots: app/plugins/host.js)."""
+        from pyjoy.onnx import web
+
+        self._preloading = asyncio.ensure_future(web.preload())
 
     async def run_python(self, code: str) -> Any:
         await load_packages([], code=code)
