@@ -3,7 +3,9 @@ spare Python the host keeps booted (plugins/host.js), in real Chromium: an isola
 worker is cross-origin isolated (onnxruntime-web gets a thread per core, counted as started)
 where a plain one's is not; arrays bigger than a chunk cross whole; a plugin started after
 idle takes the spare (its worker was made before the load was asked for) and a new spare
-follows; a spare that died while it waited is never handed out."""
+follows; a spare that died while it waited is never handed out; a plugin that imports
+pyjoy.onnx gets onnxruntime-web loading as its Python boots (or as it takes the spare), and a
+runtime that fails on the way is told by load_model and loaded again."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import json
 import time
 
 import numpy as np
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page, Route
 
 from test_onnx import tiny_model
 
@@ -127,6 +129,40 @@ def test_a_plugin_that_does_not_import_pyjoy_onnx_gets_no_onnxruntime_web_ahead(
     for name, isolated in (("Plain Later", None), ("Isolated Later", True)):
         seen = load_and_ask(page, plugin(name, isolated, script))
         assert seen["threads"] >= 1 and LOADED_AHEAD not in seen["reason"], seen
+
+
+def test_a_runtime_that_fails_to_load_ahead_is_told_by_load_model_and_loaded_again(browser: Browser, base_url: str) -> None:
+    """onnxruntime-web's WASM corrupt on the way while it loads ahead: the plugin's first
+    load_model says which file and why (the preload swallowed nothing), and once the file
+    comes whole the next load_model loads the runtime again and runs."""
+    context = browser.new_context(service_workers="block")  # every request through the page's fetch, routed here
+    try:
+        page = context.new_page()
+        open_app(page, base_url)
+        def corrupt(route: Route) -> None:
+            route.fulfill(status=200, body=b"\0asm not onnxruntime", content_type="application/wasm")
+
+        page.route("**/ort-wasm-simd-threaded.wasm", corrupt)
+        source = plugin("Isolated Corrupt", True, SCRIPT.replace("    def total(self, array):", TRY_FACTS + "\n    def total(self, array):"))
+        first = page.evaluate("async ([source, tiny]) => (await pyjoy.loadPlugin(source)).try_facts(tiny)", [source, TINY])
+        assert "ort-wasm-simd-threaded.wasm" in first and "do not match its integrity" in first, first
+        page.unroute("**/ort-wasm-simd-threaded.wasm", corrupt)
+        second = page.evaluate("async (tiny) => (await pyjoy.getPlugin('Isolated Corrupt')).try_facts(tiny)", TINY)
+        assert isinstance(second, dict) and second["isolated"] is True and second["threads"] >= 1, second
+        assert LOADED_AHEAD not in second["reason"], second  # this runtime was loaded by load_model
+    finally:
+        context.close()
+
+
+# A method for SCRIPT's class: facts(), or the ModelError's message.
+TRY_FACTS = """
+    async def try_facts(self, tiny_b64):
+        from pyjoy.onnx import ModelError
+        try:
+            return await self.facts(tiny_b64)
+        except ModelError as error:
+            return str(error)
+"""
 
 
 def remove_the_spare(page: Page) -> None:
