@@ -25,6 +25,8 @@ the page's console Python is ready; the plugin loads the app's image-recognition
 - the same plugin on a second visit: the page's service worker installed (its cache
   filled), then the page reloaded, as an installed app opens;
 - web-python in the page's process (one thread: not cross-origin isolated);
+- the same script as a Python window (PyScript in the window's frame), and as one reaching
+  pyjoy.onnx with `__import__`;
 - JavaScript: the same runner in a window plugin's frame (bench/plugins/onnx_first_js.imjoy.html:
   cross-origin isolated, a process with no Python in it, as the JavaScript Image
   Recognition plugin's worker is).
@@ -60,6 +62,10 @@ ISOLATED = PYTHON.replace('"type": "web-python",', '"type": "web-python",\n  "is
 # onnxruntime-web while Python boots (plugins/host.js), as every plugin's did before.
 NOT_AHEAD = ISOLATED.replace("        import pyjoy.onnx\n", "        pyjoy = __import__('pyjoy.onnx')\n")
 assert NOT_AHEAD != ISOLATED
+# The same script as a Python window (PyScript in its frame, on the frame's own thread).
+WINDOW, WINDOW_NOT_AHEAD = (text.replace('"type": "web-python",\n  "isolated": true,', '"type": "window",')
+                            for text in (ISOLATED, NOT_AHEAD))
+assert WINDOW != ISOLATED
 JAVASCRIPT = (ROOT / "bench" / "plugins" / "onnx_first_js.imjoy.html").read_text()
 WEB_JS = (ROOT / "pyjoy" / "onnx" / "web.js").read_text()
 # A function expression after its comment lines (run_js and `export default` take it so).
@@ -83,6 +89,8 @@ ROUTES = {
     "web-python, isolated; the model in a nested worker": Route(NOT_AHEAD, "nested worker"),
     "web-python, isolated; a second visit": Route(ISOLATED, "python", second_visit=True),
     "web-python": Route(PYTHON, "python"),
+    "Python window": Route(WINDOW, "python"),
+    "Python window; onnxruntime-web not loaded ahead": Route(WINDOW_NOT_AHEAD, "python"),
     "JavaScript (a window's worker, web.js)": Route(JAVASCRIPT, "nested worker"),
 }
 

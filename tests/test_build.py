@@ -66,13 +66,20 @@ def test_page_references_content_hashed_bundles(dist: Path) -> None:
     config = build_config(dist)
     page = (dist / "index.html").read_text()
     bundles = [url for url in (dist / "assets").iterdir() if url.suffix in (".js", ".css")]
-    assert {p.name.split("-")[0] for p in bundles} == {"main", "python", "style"}
+    assert {p.name.split("-")[0] for p in bundles} == {"main", "python", "style", "onnx"}
     for bundle in bundles:
         if not bundle.name.startswith("python-worker"):
             assert f"assets/{bundle.name}" in page
         # esbuild names each bundle after its content
         assert bundle.stem.rsplit("-", 1)[1].isalnum()
     assert config["worker"].startswith("assets/python-worker-")
+    # pyjoy.onnx's JavaScript half, as sandboxes import it: the package's file, minified.
+    assert config["onnxWeb"].startswith("assets/onnx-web-")
+    served = (dist / config["onnxWeb"]).read_text()
+    source = (ROOT / "pyjoy" / "onnx" / "web.js").read_text()
+    assert len(served) < len(source) and "export" in served
+    for name in ("load", "run", "close", "fetchBytes", "preload"):
+        assert f"export async function {name}(" in source and name in served
 
 
 def test_served_lock_records_the_hash_of_the_vendored_micropip(dist: Path) -> None:

@@ -21,6 +21,7 @@ from pyjoy.devtools import CHROMIUM, CHROMIUM_ARGS, engine_running, run_async
 from pyjoy.engine.client import EngineClient
 from pyjoy.onnx import ModelError, load_model
 from test_onnx import reference, sri, tiny_inputs, tiny_model
+from test_python_isolated import LOADED_AHEAD
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -223,6 +224,8 @@ def test_a_python_plugin_runs_the_tiny_model_as_numpy_does(page: Page, base_url:
     seen = browser_session(page, kind, tiny)
     check_session(seen, tiny)
     check_info(seen["loaded"]["info"])
+    # Its Python imports pyjoy.onnx: its sandbox (a worker, a frame) loaded onnxruntime-web as Python booted.
+    assert LOADED_AHEAD in seen["loaded"]["info"]["reason"], seen["loaded"]["info"]
     if kind == "web-python":
         assert seen["loaded"]["info"]["provider"] == "wasm"  # headless Chromium here: no GPU adapter
         assert seen["attachment"]["info"]["provider"] == "wasm"

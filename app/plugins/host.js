@@ -411,6 +411,7 @@ export class PluginHost {
       : await Sandbox.create({
         build: this.build, kind, container: container ?? this.hiddenContainer,
         permissions: plugin.config.permissions ?? [], onOutput, python: kind === "window" && plugin.config.lang === "python",
+        preloadOnnx: kind === "window" && plugin.config.lang === "python" && importsPyjoyOnnx(plugin.source),
         consent: (what) => this.consent(plugin, what), // the person's answer (workbench.consent)
       });
     if (plugin.state === "stopped") { // stopped or replaced while its sandbox (or engine process) started

@@ -192,8 +192,8 @@ export class Sandbox {
    * "microphone" (asked when it opens one, plugins/media.js); by default no.
    * isolated: a worker in a hidden sandboxed frame (in container), in another process;
    * by default web-worker plugins are, web-python ones are not unless asked (see the top of this file).
-   * preloadOnnx: a web-python worker starts loading onnxruntime-web as its Python boots
-   * (its plugin imports pyjoy.onnx; pyjoy/onnx/web.js, preload).
+   * preloadOnnx: a Python sandbox (a web-python worker, a Python window) starts loading
+   * onnxruntime-web as its Python boots (its plugin imports pyjoy.onnx; python/boot.js).
    * Resolves once the sandbox's kernel is reachable (for Python: once booted).
    */
   static async create({ build, kind, container, permissions = [], onOutput = () => {}, consent = async () => false, isolated = kind === "web-worker", python = false, preloadOnnx = false }) {
@@ -242,7 +242,7 @@ export class Sandbox {
       this.media = serveMedia(channels.media.port1, { permissions, consent });
       const handshake = { type: FRAME_HANDSHAKE, hostOrigin: location.origin };
       // A Python window boots Python from the build's snapshot with PyScript (sandbox/python-window.js).
-      if (python) handshake.python = { config: pythonConfig(build), pyscript: new URL(build.pyscript, document.baseURI).href };
+      if (python) handshake.python = { config: { ...pythonConfig(build), preloadOnnx }, pyscript: new URL(build.pyscript, document.baseURI).href };
       await this.#startFrame(build, container, allowAttribute(permissions), ports, handshake);
     } else {
       const source = await scriptText(kind === "web-python" ? build.sandbox["python-worker"] : build.sandbox["js-worker"]);

@@ -7,8 +7,8 @@
 // fetch: a fetch for PyJoy's files; where it has a bytes(url, {integrity}) method (a
 // sandbox's, sandbox/assets.js) the snapshot and the runtime come through that.
 // config: {indexURL, lockFileURL, packageBaseUrl, snapshotURL, snapshotBytes,
-// snapshotIntegrity, runtimeURL, runtimeIntegrity, appURL, buildIndex, packageIndex} with
-// absolute URLs. post(message)
+// snapshotIntegrity, runtimeURL, runtimeIntegrity, appURL, onnxWebURL, buildIndex,
+// packageIndex, preloadOnnx?} with absolute URLs. post(message)
 // reports {type: "progress" | "notice" | "stdout" | "stderr"} to whoever shows them;
 // output is batched and bounded on the way (output.js).
 
@@ -85,6 +85,16 @@ function fetchEarly(fetchAsset, urls) {
   return () => (globalThis.fetch = globalFetch);
 }
 
+// The plugin imports pyjoy.onnx (plugins/host.js): pyjoy/onnx/web.js is imported now and
+// loads onnxruntime-web while Python boots (first visit, isolated worker: the model's first
+// run came ~300 ms sooner, bench/onnx_first.py). pyjoy/onnx/web.py takes this module from
+// globalThis.pyjoyOnnxWeb (one module: its runtimes and sessions shared).
+function preloadOnnx(importModule, config) {
+  const module = importModule(config.onnxWebURL);
+  module.then((web) => web.preload(config.appURL), () => {}); // a failed import: web.py imports its own copy
+  globalThis.pyjoyOnnxWeb = module;
+}
+
 // Python from the snapshot; from scratch where the snapshot cannot be restored.
 async function restore(loadPyodide, options, snapshot, post) {
   try {
@@ -118,6 +128,7 @@ export async function bootPython({ config, fetch: fetchAsset, importModule, impo
   snapshot.catch(() => {}); // handled where loadPyodide awaits it
   const runtime = download(fetchAsset, config.runtimeURL, { integrity: config.runtimeIntegrity });
   runtime.catch(() => {});
+  if (config.preloadOnnx) preloadOnnx(importModule, config);
 
   // Pyodide's files, all at once beside the snapshot rather than one after another.
   const endEarly = fetchEarly(fetchAsset, [

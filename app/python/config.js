@@ -23,6 +23,7 @@ export function pythonConfig(build) {
     runtimeURL: absolute(pyodide.runtimeURL),
     runtimeIntegrity: pyodide.runtimeIntegrity,
     appURL: absolute("."), // Python's PYJOY_APP_URL: what relative URLs of PyJoy's files are relative to (pyjoy.onnx)
+    onnxWebURL: absolute(build.onnxWeb), // pyjoy/onnx/web.js, loaded as Python boots where the plugin imports pyjoy.onnx
     version: pyodide.version,
     // Where the lock's packages that dist/ does not vendor come from: the build's index, or
     // the person's mirror (package-index.js), read as each worker starts.

@@ -7,13 +7,13 @@
 // - a window or iframe plugin's frame (sandbox/frame.js), once it has loaded:
 //     frame.contentWindow.postMessage({type: FRAME_HANDSHAKE, hostOrigin, python?}, "*", [rpc, status, assets, media])
 //   python: {config, pyscript} for a Python window (sandbox/python-window.js): Python's boot
-//   configuration (python/config.js) and PyScript's URL; its status port then carries
-//   ready/failed and Python's output as a Python worker's does.
+//   configuration (python/config.js, with preloadOnnx as a worker's below) and PyScript's
+//   URL; its status port then carries ready/failed and Python's output as a Python worker's does.
 // - a worker plugin's worker (sandbox/js-worker.js, sandbox/python-worker.js):
 //     worker.postMessage({type: WORKER_HANDSHAKE, hostOrigin, chunkBytes, config?}, [rpc, status, assets])
 //   config: Python's boot configuration (python/config.js), for Python workers only, with
-//   preloadOnnx: true where the plugin imports pyjoy.onnx (the worker loads onnxruntime-web
-//   while Python boots: pyjoy/onnx/web.js, preload);
+//   preloadOnnx: true where the plugin imports pyjoy.onnx (python/boot.js then loads
+//   onnxruntime-web while Python boots);
 //   chunkBytes: the RPC transport's chunk size (0 in the page's process).
 // - a web-worker plugin isolated in a hidden frame, or a web-python one that asked to be
 //   (`"isolated": true`): the frame gets

@@ -14,11 +14,6 @@ import { assetFetcher } from "./assets.js";
 import { PORTS, STATUS, WORKER_HANDSHAKE } from "./contract.js";
 import { loadInWorker } from "./requirements.js";
 import { runWorkerScript } from "./worker-scripts.js";
-import * as onnxWeb from "../../pyjoy/onnx/web.js";
-
-// pyjoy.onnx's JavaScript half, bundled into this worker so that it can start before Python
-// does; pyjoy/onnx/web.py takes this copy (one module: its runtimes and sessions shared).
-globalThis.pyjoyOnnxWeb = onnxWeb;
 
 self.addEventListener("message", function boot({ data, ports }) {
   if (data?.type !== WORKER_HANDSHAKE) return;
@@ -41,9 +36,6 @@ self.addEventListener("message", function boot({ data, ports }) {
     const text = await (await fetchAsset(url)).text();
     return import(URL.createObjectURL(new Blob([text], { type: "text/javascript" })));
   };
-  // The plugin imports pyjoy.onnx (plugins/host.js): onnxruntime-web loads while Python
-  // boots (first visit, isolated worker: the model's first run came 15% sooner; bench/onnx_first.py).
-  if (data.config?.preloadOnnx) onnxWeb.preload(data.config.appURL);
   bootPython({ config: data.config, fetch: fetchAsset, importModule, importAsm: true, post }).then(
     ({ pyodide, via, phases, python }) => {
       const javascript = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from pathlib import Path
@@ -27,7 +28,27 @@ def bundle(app_dir: Path, node_modules: Path, site: Path) -> dict[str, str]:
     if missing:
         raise BuildError(f"esbuild wrote no output for {', '.join(sorted(missing))}", "check the entries in pyjoy/build/bundle.py")
     urls["pyscript"] = bundle_pyscript(esbuild, node_modules, site)
+    urls["onnx-web"] = minify_onnx_web(esbuild, app_dir.parent / "pyjoy" / "onnx" / "web.js", site)
     return urls
+
+
+def minify_onnx_web(esbuild: Path, source: Path, site: Path) -> str:
+    """pyjoy.onnx's JavaScript half (pyjoy/onnx/web.js, one ES module without imports) as
+    assets/onnx-web-<hash>.js: a Python sandbox whose plugin imports pyjoy.onnx imports it
+    over its asset port as Python starts to boot (python/boot.js), so onnxruntime-web loads
+    meanwhile. The same file is in pyjoy's package, which web.py imports where nothing did."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "web.js"
+        run_tool(
+            [str(esbuild), str(source), "--format=esm", "--target=es2022", "--minify", "--log-level=error",
+             f"--outfile={out}"],
+            what="minifying pyjoy/onnx/web.js with esbuild",
+            fix="fix the JavaScript error named above",
+        )
+        text = out.read_bytes()
+    url = f"assets/onnx-web-{hashlib.sha256(text).hexdigest()[:12]}.js"
+    (site / url).write_bytes(text)
+    return url
 
 
 def bundle_pyscript(esbuild: Path, node_modules: Path, site: Path) -> str:

@@ -199,6 +199,8 @@ def write_pages(site: Path, sources: Sources, build: str, bundles: dict[str, str
         "windows": bundles["windows/builtin.js"],
         # PyScript for Python window plugins, read by their sandboxes over the asset port.
         "pyscript": bundles["pyscript"],
+        # pyjoy.onnx's JavaScript half, read by Python sandboxes whose plugin imports pyjoy.onnx.
+        "onnxWeb": bundles["onnx-web"],
         "pyodide": runtime,
         "packageIndex": package_index,
     }

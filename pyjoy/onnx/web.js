@@ -1,7 +1,7 @@
 // The JavaScript half of pyjoy.onnx in the browser: onnxruntime-web driven for Python
 // (pyjoy/onnx/web.py imports this file's text as a blob: module, in whatever Pyodide runs
-// it: the console's worker, a frame; a web-python plugin's worker has it bundled in, as
-// globalThis.pyjoyOnnxWeb, and web.py takes that copy: app/sandbox/python-worker.js).
+// it: a plugin's worker or frame, the console's worker; or takes the build's copy,
+// assets/onnx-web-<hash>.js, that app/python/boot.js imported as Python booted).
 //
 //   const session = await load({ appURL, model: { url, integrity } | { buffer }, provider, threads, name });
 //   session.inputs; session.outputs; session.info;     // described for Python
@@ -183,8 +183,8 @@ async function loadRuntime(appURL, provider, wanted, oneThread) {
 
 /**
  * Starts loading the runtime that load() with provider "auto" and threads null would take,
- * before any model is asked for: a Python plugin's worker calls it while Python boots when
- * the plugin imports pyjoy.onnx (plugins/host.js), so that the two overlap. Never rejects:
+ * before any model is asked for: a Python sandbox calls it while Python boots when its
+ * plugin imports pyjoy.onnx (python/boot.js), so that the two overlap. Never rejects:
  * a runtime that fails is loaded again by load(), which tells its error.
  */
 export async function preload(appURL) {

@@ -1,7 +1,7 @@
 """pyjoy.onnx in the browser: onnxruntime-web, driven from Pyodide through web.js (beside
-this file, imported once per Python as a blob: module: a sandbox imports nothing by URL; a
-plugin worker's own copy where it has one, which may have started loading onnxruntime-web
-as Python booted: app/sandbox/python-worker.js).
+this file, imported once per Python as a blob: module: a sandbox imports nothing by URL;
+or the build's copy, imported as Python booted for a plugin that imports pyjoy.onnx, which
+started loading onnxruntime-web meanwhile: app/python/boot.js).
 
     session = await load(name, url=..., data=..., integrity=..., provider="auto" | "wasm" | "webgpu", threads=None)
     outputs = await session.run(feed, kind)     # feed: checked arrays by input name
@@ -27,9 +27,12 @@ async def _import_web_js() -> Any:
     import js
     from pyodide.code import run_js
 
-    bundled = getattr(js, "pyjoyOnnxWeb", None)
-    if bundled is not None:
-        return bundled
+    loading = getattr(js, "pyjoyOnnxWeb", None)  # imported as Python booted (app/python/boot.js)
+    if loading is not None:
+        try:
+            return await loading
+        except Exception:  # that import failed: this package's copy instead
+            pass
     source = (Path(__file__).parent / "web.js").read_text()
     importer = run_js("(text) => import(URL.createObjectURL(new Blob([text], { type: 'text/javascript' })))")
     return await importer(source)
