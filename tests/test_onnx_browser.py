@@ -239,6 +239,7 @@ def test_offline_after_one_visit(profile_context, base_url: str) -> None:
     tiny = tiny_model()
     seen = browser_session(page, "web-python", tiny)
     check_session(seen, tiny)
+    assert LOADED_AHEAD in seen["loaded"]["info"]["reason"]  # the build's web.js from the service worker's cache
 
 
 # The console's Python (pyjoy.runPython): a same-origin module worker of the page, which is
