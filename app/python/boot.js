@@ -87,7 +87,7 @@ function fetchEarly(fetchAsset, urls) {
 
 // The plugin imports pyjoy.onnx (plugins/host.js): pyjoy/onnx/web.js is imported now and
 // loads onnxruntime-web while Python boots (first visit, isolated worker: the model's first
-// run came ~300 ms sooner, bench/onnx_first.py). pyjoy/onnx/web.py takes this module from
+// run came ~0.26 s sooner, bench/onnx_first.py). pyjoy/onnx/web.py takes this module from
 // globalThis.pyjoyOnnxWeb (one module: its runtimes and sessions shared).
 function preloadOnnx(importModule, config) {
   const module = importModule(config.onnxWebURL);
