@@ -152,9 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "onnx_first.json")
     parser.add_argument("--fresh", type=int, default=3, help="fresh pages per route (default 3)")
-    parser.add_argument("--runs", type=int, default=40, help="runs of the model on each page (default 40)")
+    parser.add_argument("--runs", type=int, default=40, help="runs of the model on each page (default 40, at least 34)")
     parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="the built app (python build.py)")
     args = parser.parse_args(argv)
+    if args.runs < 34:  # the table has runs 21-30 and the last four apart
+        parser.error(f"--runs {args.runs}: at least 34 runs, for the table's runs 21-30 and last four")
     model = json.loads((args.dist / "models.json").read_text())["models"][MODEL]
     load_before = os.getloadavg()[0]
     began = time.perf_counter()
