@@ -406,12 +406,12 @@ export class PluginHost {
     }
     // A plugin's print() and stderr reach Messages under its name (ImJoy showed them too).
     const onOutput = (output) => this.log(plugin, output.type === "stderr" ? "error" : "info", output.text);
+    const python = kind === "window" && plugin.config.lang === "python"; // a Python window
     const sandbox = plugin.type === "native-python" ? await this.#startOnEngine(plugin, onOutput)
       : kind === "web-python" ? await this.#takePython(plugin.config.isolated === true, importsPyjoyOnnx(plugin.source))
       : await Sandbox.create({
         build: this.build, kind, container: container ?? this.hiddenContainer,
-        permissions: plugin.config.permissions ?? [], onOutput, python: kind === "window" && plugin.config.lang === "python",
-        preloadOnnx: kind === "window" && plugin.config.lang === "python" && importsPyjoyOnnx(plugin.source),
+        permissions: plugin.config.permissions ?? [], onOutput, python, preloadOnnx: python && importsPyjoyOnnx(plugin.source),
         consent: (what) => this.consent(plugin, what), // the person's answer (workbench.consent)
       });
     if (plugin.state === "stopped") { // stopped or replaced while its sandbox (or engine process) started
@@ -606,8 +606,8 @@ export class PluginHost {
   // A spare booted before the person set another package index would fetch from the old
   // one; a spare that failed to boot, or died while it waited, is never handed out: the
   // plugin gets a fresh sandbox instead (its own boot's error, if that fails too).
-  // preloadOnnx: the plugin imports pyjoy.onnx, so onnxruntime-web starts loading now, in a
-  // fresh sandbox while Python boots (pyjoy/onnx/web.js, preload).
+  // preloadOnnx: the plugin imports pyjoy.onnx, so onnxruntime-web starts loading now: in a
+  // fresh sandbox while Python boots (python/boot.js), in a spare through its kernel.
   async #takePython(isolated, preloadOnnx = false) {
     const spare = this.#spare;
     this.#spare = null;

@@ -85,8 +85,9 @@ function threadedGlue(glueText, counter) {
 
 // onnxruntime-web for one provider, once per JavaScript realm: its files from models.json.
 const PRELOADED = new Set(); // RUNTIMES' keys that preload() started
+const runtimeKey = (provider, threads) => `${provider} ${threads ?? "auto"}`;
 function runtime(appURL, provider, threads) {
-  const key = `${provider} ${threads ?? "auto"}`;
+  const key = runtimeKey(provider, threads);
   if (!RUNTIMES.has(key)) {
     const loading = startRuntime(appURL, provider, threads);
     loading.catch(() => RUNTIMES.delete(key)); // the next load tries again
@@ -189,7 +190,7 @@ async function loadRuntime(appURL, provider, wanted, oneThread) {
  */
 export async function preload(appURL) {
   const provider = (await webgpuAdapter()).adapter ? "webgpu" : "wasm";
-  const key = `${provider} auto`;
+  const key = runtimeKey(provider, null);
   if (!RUNTIMES.has(key)) PRELOADED.add(key);
   await runtime(appURL, provider, null).catch(() => PRELOADED.delete(key));
 }
@@ -252,7 +253,7 @@ export async function load({ appURL, model, provider = "auto", threads = null, n
   }
   const { loaded, session } = made;
   why.push(...loaded.notes);
-  if (PRELOADED.has(`${chosen} ${threads ?? "auto"}`)) why.push("onnxruntime-web loaded ahead, as the plugin's Python started (it imports pyjoy.onnx)");
+  if (PRELOADED.has(runtimeKey(chosen, threads))) why.push("onnxruntime-web loaded ahead, as the plugin's Python started (it imports pyjoy.onnx)");
   const describe = (metadata) =>
     metadata.map((value) => ({ name: value.name, type: value.isTensor ? value.type : "non-tensor", shape: value.isTensor ? [...value.shape] : [] }));
   const handle = {
