@@ -3,7 +3,7 @@
 Run from the repository root after `python build.py` (needs the test extra: onnxruntime,
 scikit-image):
 
-    python bench/vision.py [--runs N] [--seconds S] [--json PATH] [--dist DIR] [--baseline DIR ...]
+    python bench/vision.py [--runs N] [--seconds S] [--openings N] [--json PATH] [--dist DIR] [--baseline DIR ...]
 
 `--baseline DIR` (repeatable) also measures the plugin of another build, served beside
 this one in the same run (e.g. the JavaScript plugin before it became a Python window:
@@ -14,8 +14,9 @@ In one run, on scikit-image's `chelsea` (451x300), for each build:
 1. Native, the floor: onnxruntime on CPython (CPU, one intra-op thread per core) running
    dist/'s own model file on the build's preprocessing of the image; median of N runs of
    inference, and of preprocessing (numpy).
-0. Opening: from loadPlugin (the window opens) to the first classify() answered, on a
-   fresh page whose Python is ready.
+0. Opening: from loadPlugin (the window opens) to the first classify() answered, at once
+   after the page's Python is ready, on a first visit (a new browser context: no service
+   worker yet, an empty HTTP cache); median of --openings such pages.
 2. The browser: the built-in Image Recognition plugin in Debian's Chromium, timed inside
    the plugin (`timings()`; the Python plugin's "inference" is the frame model, its
    preprocessing included, and its "preprocess" what is left outside onnxruntime), median of N: onnxruntime-web's WASM backend with SIMD and one
@@ -113,6 +114,12 @@ OPEN_AND_CLASSIFY = f"""async (arg) => {{ {NDARRAY}
     return {{ms: performance.now() - started, label: top[0].label}}; }}"""
 
 
+def opening(page: Page, url: str, sent: dict) -> dict:
+    page.goto(url)
+    page.evaluate("pyjoy.ready")
+    return page.evaluate(OPEN_AND_CLASSIFY, {"image": sent})
+
+
 def browser(dist: Path, image: np.ndarray, video: Path, args: argparse.Namespace, p) -> dict:
     """One build's plugin, in a browser of its own: opening, backends, the live camera."""
     results: dict = {"dist": str(dist)}
@@ -121,12 +128,21 @@ def browser(dist: Path, image: np.ndarray, video: Path, args: argparse.Namespace
             "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}",
         ]))
         results["chromium"] = chromium.version
-        page = chromium.new_page()
-        page.goto(url)
-        page.evaluate("pyjoy.ready")
         sent = as_ndarray(image)
-        results["open_to_first_recognition"] = page.evaluate(OPEN_AND_CLASSIFY, {"image": sent})
+        openings = []
+        for _ in range(args.openings - 1):  # each in a context of its own, closed after it
+            context = chromium.new_context()
+            openings.append(opening(context.new_page(), url, sent))
+            context.close()
+        page = chromium.new_page()  # the last opening's page goes on to the measurements below
+        openings.append(opening(page, url, sent))
+        results["open_to_first_recognition"] = {"ms": median([o["ms"] for o in openings]), "label": openings[-1]["label"],
+                                                "samples_ms": [o["ms"] for o in openings]}
         print(f"{dist}: opened, {results['open_to_first_recognition']}", file=sys.stderr, flush=True)
+        # What follows is the plugin at work, not a first visit's one-off: the service
+        # worker's first install (the whole build downloaded, hashed and stored, ~2 s of
+        # both cores) has ended before it is timed.
+        page.evaluate("pyjoy.offlineReady")
         results["wasm_threads"] = browser_backend(page, sent, args.runs, {"backend": "wasm"})
         results["wasm_one_thread"] = browser_backend(page, sent, args.runs, {"backend": "wasm", "threads": 1})
         webgpu = results["wasm_threads"]["info"]["webgpu"]
@@ -166,7 +182,8 @@ def table(name: str, n: dict, r: dict, runs: int) -> None:
         print(f"| {label} | {fmt(pre)} | {fmt(infer)} | {fmt(classify)} | {ratio} |")
     camera = r["camera"]
     opened = r["open_to_first_recognition"]
-    print(f"\nOpening the window to the first recognition: {opened['ms']:.0f} ms ({opened['label']})")
+    print(f"\nOpening the window to the first recognition (first visit): {opened['ms']:.0f} ms, median of "
+          f"{len(opened['samples_ms'])} ({min(opened['samples_ms']):.0f}-{max(opened['samples_ms']):.0f}; {opened['label']})")
     print(f"Live camera (fake device, 450x300 frames): {camera['per_second']:.1f} recognitions/s, last {camera['last'][0]['label']}")
     best = median(r["wasm_threads"]["infer_ms"])
     print(f"Goals: browser within {GOAL_RATIO}x of native: {'met' if best / floor <= GOAL_RATIO else 'not met'} ({best / floor:.2f}x); "
@@ -178,6 +195,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/vision.json")
+    parser.add_argument("--openings", type=int, default=5, help="first visits timed from opening to the first recognition")
     parser.add_argument("--dist", type=Path, default=ROOT / "dist")
     parser.add_argument("--baseline", type=Path, action="append", default=[], help="another build's dist/ to measure beside it")
     args = parser.parse_args()

@@ -105,6 +105,57 @@ def test_offline_ready_shows_the_caching_and_then_everything_loads_offline(profi
     assert digest == hashlib.sha256((dist / model).read_bytes()).hexdigest()
 
 
+# When the page registers its service worker (performance.now() of each call), recorded
+# before the app's own scripts run.
+REGISTER_TIMES = """
+window.registeredAt = [];
+const register = ServiceWorkerContainer.prototype.register;
+ServiceWorkerContainer.prototype.register = function (...args) {
+  registeredAt.push(performance.now());
+  return register.apply(this, args);
+};
+"""
+
+
+def worker_plugin(name: str, setup: str) -> str:
+    return f"""<config lang="json">{{"name": "{name}", "type": "web-worker", "version": "0.1.0"}}</config>
+<script lang="javascript">
+api.export({{ setup() {{ {setup} }}, ping() {{ return "pong"; }} }});
+</script>
+"""
+
+
+def test_the_first_install_waits_until_no_plugin_has_been_loading_for_2_s(profile_context: BrowserContext, base_url: str) -> None:
+    # The install downloads and hashes the whole build: a plugin opened at once after
+    # Python is up would share the network and the CPU with it.
+    page = profile_context.new_page()
+    page.add_init_script(REGISTER_TIMES)
+    page.goto(base_url)
+    page.evaluate("pyjoy.ready")
+    slow = worker_plugin("Slow Setup", "return new Promise((resolve) => setTimeout(resolve, 1500));")
+    loaded_at = page.evaluate("(text) => pyjoy.loadPlugin(text).then((p) => p.ping()).then(() => performance.now())", slow)
+    assert page.evaluate("registeredAt") == []  # not while it loaded
+    wait_for_service_worker(page)
+    registered = page.evaluate("registeredAt")
+    assert len(registered) == 1 and registered[0] > loaded_at + 1500, (registered, loaded_at)
+    expect(page.locator("#offline-status")).to_have_text("Ready offline")
+
+
+def test_a_plugin_that_never_finishes_loading_delays_the_first_install_30_s_at_most(profile_context: BrowserContext, base_url: str) -> None:
+    page = profile_context.new_page()
+    page.add_init_script(REGISTER_TIMES)
+    page.goto(base_url)
+    ready_at = page.evaluate("pyjoy.ready.then(() => performance.now())")
+    page.evaluate("(text) => { window.hanging = pyjoy.loadPlugin(text); }", worker_plugin("Hanging Setup", "return new Promise(() => {});"))
+    page.wait_for_timeout(5000)
+    states = "pyjoy.plugins().then((all) => all.filter((p) => p.name === 'Hanging Setup').map((p) => p.state))"
+    assert page.evaluate(states) == ["loading"]
+    assert page.evaluate("registeredAt") == []
+    wait_for_service_worker(page, timeout_ms=90_000)
+    registered = page.evaluate("registeredAt")
+    assert len(registered) == 1 and 29_000 < registered[0] - ready_at < 40_000, (registered, ready_at)
+
+
 def test_offline_ready_rejects_when_there_is_no_service_worker_to_register(page, dist: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
     shutil.copytree(dist, site, copy_function=os.link)  # hard links: the same files, at once
