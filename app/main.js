@@ -340,7 +340,7 @@ mountConsole(document, runtime);
 // onnxruntime-web, ...), hashes it and stores it: on a first visit that competes for the
 // network and the CPU with Python's own start and with any plugin opened meanwhile (the
 // Image Recognition window opened at once after Python was up answered its first
-// recognition in 1.54 s beside that install, 1.04 s without; 2 cores). So it registers
+// recognition in 1.53 s beside that install, 1.08 s without: bench/vision.py). So it registers
 // once Python is up (or after 10 s) and then no plugin has been loading for
 // PLUGINS_QUIET_MS (or after PLUGINS_WAIT_MS, whatever they do). A later visit's
 // registration only looks for an update, which waits alike.
