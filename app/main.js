@@ -5,6 +5,7 @@ import { CODES, PluginError, asPluginError } from "./errors.js";
 import { PythonRuntime } from "./runtime.js";
 import { createOfflineStatus, createStatus } from "./status.js";
 import { mountViews } from "./ui/views.js";
+import { whenQuiet } from "./quiet.js";
 import { offlineReadiness, watchForUpdates } from "./updates.js";
 
 const build = JSON.parse(document.getElementById("pyjoy-build").textContent);
@@ -340,16 +341,17 @@ mountConsole(document, runtime);
 // onnxruntime-web, ...), hashes it and stores it: on a first visit that competes for the
 // network and the CPU with Python's own start and with any plugin opened meanwhile (the
 // Image Recognition window opened at once after Python was up answered its first
-// recognition in 1.53 s beside that install, 1.08 s without: bench/vision.py). So it registers
-// once Python is up (or after 10 s) and then no plugin has been loading for
-// PLUGINS_QUIET_MS (or after PLUGINS_WAIT_MS, whatever they do). A later visit's
-// registration only looks for an update, which waits alike.
-const PLUGINS_QUIET_MS = 2_000;
-const PLUGINS_WAIT_MS = 30_000;
+// recognition in 1.53 s beside that install, 1.08 s without: bench/vision.py). So it
+// registers once Python is up (or after 10 s) and then the page is quiet (quiet.js: no
+// plugin loading for 2 s, 30 s at most). A later visit's registration only looks for an
+// update, which waits alike.
 const updateBanner = document.getElementById("update-banner");
 const pythonSettled = runtime.ready.then(() => {}, () => {});
 Promise.race([pythonSettled, new Promise((resolve) => setTimeout(resolve, 10_000))])
-  .then(() => workbenchReady.then((workbench) => pluginsQuiet(workbench, PLUGINS_QUIET_MS, PLUGINS_WAIT_MS), () => {}))
+  .then(() => workbenchReady.then((workbench) => whenQuiet({
+    subscribe: (listener) => workbench.subscribe(listener), // the workspace's changes, and every plugin's
+    busy: async () => workbench.hostStarted && (await workbench.host().then((host) => host.loading(), () => false)),
+  }), () => {}))
   .then(() => watchForUpdates({
   onUpdateReady(accept) {
     updateBanner.hidden = false;
@@ -363,33 +365,6 @@ Promise.race([pythonSettled, new Promise((resolve) => setTimeout(resolve, 10_000
     }
   },
 })).catch((error) => status.toast(`Offline use is unavailable: ${error.message}`, "error"));
-
-// Resolves once no plugin has been loading for quietMs, or after maxMs: the wait starts
-// again whenever a plugin's state changes (one begins loading, one has loaded), and ends
-// only when none is loading.
-function pluginsQuiet(workbench, quietMs, maxMs) {
-  return new Promise((resolve) => {
-    let timer = null;
-    const cap = setTimeout(finish, maxMs);
-    const unsubscribe = workbench.subscribe(wait);
-    function wait() {
-      clearTimeout(timer);
-      timer = setTimeout(settle, quietMs);
-    }
-    async function settle() {
-      const host = workbench.hostStarted ? await workbench.host().catch(() => null) : null;
-      if (host?.list().some((plugin) => plugin.state === "loading")) wait();
-      else finish();
-    }
-    function finish() {
-      clearTimeout(timer);
-      clearTimeout(cap);
-      unsubscribe();
-      resolve();
-    }
-    wait();
-  });
-}
 
 // Interactive means wired and painted: stamp after the frame that shows the shell.
 requestAnimationFrame(() => setTimeout(() => (window.pyjoy.timings.shellInteractive = Math.round(performance.now()))));

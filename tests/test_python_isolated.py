@@ -62,7 +62,8 @@ def load_and_ask(page: Page, source: str) -> dict:
         """async ([source, tiny]) => {
              const asked = performance.timeOrigin + performance.now();
              const plugin = await pyjoy.loadPlugin(source);
-             return {asked, ...(await plugin.facts(tiny))};
+             const loaded = performance.timeOrigin + performance.now();
+             return {asked, loaded, ...(await plugin.facts(tiny))};
            }""",
         [source, TINY],
     )
@@ -104,13 +105,28 @@ def test_an_isolated_web_python_plugin_is_cross_origin_isolated_and_runs_threads
     assert total == int(data.sum(dtype=np.int64))
 
 
+# When each sandbox's worker frame was added to the page (epoch ms), watched from before the action.
+WATCH_FRAMES = """() => {
+  window.framesAdded = [];
+  new MutationObserver((records) => {
+    for (const record of records) for (const node of record.addedNodes) {
+      if (node.matches?.("iframe.plugin-worker-frame")) framesAdded.push(performance.timeOrigin + performance.now());
+    }
+  }).observe(document.body, { childList: true, subtree: true });
+}"""
+
+
 def test_a_plugin_started_after_idle_takes_the_spare_and_a_new_spare_follows(page: Page, base_url: str) -> None:
     open_app(page, base_url)
+    page.evaluate(WATCH_FRAMES)
     first = load_and_ask(page, plugin("Isolated One", True))
     assert first["born"] >= first["asked"]  # no spare yet: booted for it
     # It imports pyjoy.onnx: its worker loaded onnxruntime-web as its Python booted.
     assert LOADED_AHEAD in first["reason"], first
     wait_for_frames(page, 2)  # its frame and the spare's, booted once the page was idle
+    # Not while the plugin did its first work: once no plugin had been loading for 2 s (quiet.js).
+    added = page.evaluate("framesAdded")
+    assert len(added) == 2 and added[1] > first["loaded"] + 1500, (added, first["loaded"])
     second = load_and_ask(page, plugin("Isolated Two", True))
     assert second["isolated"] is True
     assert second["born"] < second["asked"], second  # its worker existed before it was asked for: the spare

@@ -37,6 +37,7 @@ import { CODES, PluginError, asPluginError } from "../errors.js";
 import { formCallback, uiFields } from "../workbench/forms.js";
 import { resolvePlugins, splitTag } from "../workbench/install.js";
 import { checkReplicas } from "../workbench/workspace.js";
+import { whenQuiet } from "../quiet.js";
 import { importsPyjoyOnnx, parsePlugin } from "./format.js";
 import { hostApiFor } from "./host-api.js";
 import { packageIndex } from "../python/package-index.js";
@@ -166,6 +167,11 @@ export class PluginHost {
 
   #changed() {
     for (const listener of this.#changeListeners) listener();
+  }
+
+  /** Whether a plugin is loading now (started, and not yet running or failed). */
+  loading() {
+    return [...this.#plugins.values()].some((plugin) => plugin.state === "loading");
   }
 
   /** The loaded plugin with this id, or null. */
@@ -634,11 +640,17 @@ export class PluginHost {
     return { sandbox, index, isolated };
   }
 
+  // The spare boots once the page is quiet (quiet.js): booted as a plugin loaded, it took the
+  // cores from that plugin's first work (an isolated plugin's first inference 1.53 s against
+  // 1.37 without it, bench/onnx_first.py's plugin; 2 cores).
+  #spareWaiting = false;
   #prepareSpare() {
-    if (this.#spare || ![...this.#plugins.values()].some((plugin) => plugin.type === "web-python")) return;
-    const boot = () => (this.#spare ??= this.#bootPython(this.#spareKind));
-    if ("requestIdleCallback" in window) requestIdleCallback(boot, { timeout: 5000 });
-    else setTimeout(boot, 500);
+    if (this.#spare || this.#spareWaiting || ![...this.#plugins.values()].some((plugin) => plugin.type === "web-python")) return;
+    this.#spareWaiting = true;
+    whenQuiet({ subscribe: (listener) => this.onChange(listener), busy: () => this.loading() }).then(() => {
+      this.#spareWaiting = false;
+      this.#spare ??= this.#bootPython(this.#spareKind);
+    });
   }
 
   /**
