@@ -347,24 +347,30 @@ mountConsole(document, runtime);
 // update, which waits alike.
 const updateBanner = document.getElementById("update-banner");
 const pythonSettled = runtime.ready.then(() => {}, () => {});
-Promise.race([pythonSettled, new Promise((resolve) => setTimeout(resolve, 10_000))])
-  .then(() => workbenchReady.then((workbench) => whenQuiet({
-    subscribe: (listener) => workbench.subscribe(listener), // the workspace's changes, and every plugin's
-    busy: async () => workbench.hostStarted && (await workbench.host().then((host) => host.loading(), () => false)),
-  }), () => {}))
-  .then(() => watchForUpdates({
-  onUpdateReady(accept) {
-    updateBanner.hidden = false;
-    document.getElementById("update-button").onclick = accept;
-  },
-  onUpdateFailed(message) {
-    if (navigator.serviceWorker.controller) {
-      status.toast(`Update not installed: ${message}. PyJoy keeps running this version.`, "error");
-    } else {
-      status.toast(`PyJoy could not be saved for offline use: ${message}. It tries again on the next visit.`, "error");
-    }
-  },
-})).catch((error) => status.toast(`Offline use is unavailable: ${error.message}`, "error"));
+async function registerServiceWorker() {
+  await Promise.race([pythonSettled, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+  const workbench = await workbenchReady.catch(() => null);
+  if (workbench) {
+    await whenQuiet({
+      subscribe: (listener) => workbench.subscribe(listener), // the workspace's changes, and every plugin's
+      busy: async () => workbench.hostStarted && (await workbench.host().then((host) => host.loading(), () => false)),
+    });
+  }
+  return watchForUpdates({
+    onUpdateReady(accept) {
+      updateBanner.hidden = false;
+      document.getElementById("update-button").onclick = accept;
+    },
+    onUpdateFailed(message) {
+      if (navigator.serviceWorker.controller) {
+        status.toast(`Update not installed: ${message}. PyJoy keeps running this version.`, "error");
+      } else {
+        status.toast(`PyJoy could not be saved for offline use: ${message}. It tries again on the next visit.`, "error");
+      }
+    },
+  });
+}
+registerServiceWorker().catch((error) => status.toast(`Offline use is unavailable: ${error.message}`, "error"));
 
 // Interactive means wired and painted: stamp after the frame that shows the shell.
 requestAnimationFrame(() => setTimeout(() => (window.pyjoy.timings.shellInteractive = Math.round(performance.now()))));

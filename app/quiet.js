@@ -12,18 +12,18 @@
 // have passed since the last change and nothing is loading then, or after MAX_WAIT_MS
 // whatever happens (a plugin stuck loading never holds the work back for good).
 
-export const QUIET_MS = 2_000;
-export const MAX_WAIT_MS = 30_000;
+const QUIET_MS = 2_000;
+const MAX_WAIT_MS = 30_000;
 
-export function whenQuiet({ subscribe, busy, quietMs = QUIET_MS, maxMs = MAX_WAIT_MS }) {
+export function whenQuiet({ subscribe, busy }) {
   return new Promise((resolve) => {
     let timer = null;
     let done = false;
-    const cap = setTimeout(finish, maxMs);
+    const cap = setTimeout(finish, MAX_WAIT_MS);
     const unsubscribe = subscribe(wait);
     function wait() {
       clearTimeout(timer);
-      if (!done) timer = setTimeout(settle, quietMs);
+      if (!done) timer = setTimeout(settle, QUIET_MS);
     }
     async function settle() {
       if (await busy()) wait();

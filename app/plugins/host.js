@@ -641,8 +641,8 @@ export class PluginHost {
   }
 
   // The spare boots once the page is quiet (quiet.js): booted as a plugin loaded, it took the
-  // cores from that plugin's first work (an isolated plugin's first inference 1.53 s against
-  // 1.37 without it, bench/onnx_first.py's plugin; 2 cores).
+  // cores from that plugin's first work (an isolated plugin's first inference 1.54 s against
+  // 1.38 without it, bench/onnx_first.py's plugin; 2 cores).
   #spareWaiting = false;
   #prepareSpare() {
     if (this.#spare || this.#spareWaiting || ![...this.#plugins.values()].some((plugin) => plugin.type === "web-python")) return;
