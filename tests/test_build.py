@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import zipfile
@@ -80,6 +81,21 @@ def test_page_references_content_hashed_bundles(dist: Path) -> None:
     assert len(served) < len(source) and "export" in served
     for name in ("load", "run", "close", "fetchBytes", "preload"):
         assert f"export async function {name}(" in source and name in served
+
+
+def test_pyscript_is_bundled_without_the_chunks_of_the_plugins_windows_turn_off(dist: Path) -> None:
+    """Its editor's CodeMirror, its terminal's xterm, py-game and donkey stay out of the bundle:
+    each is left as the import() PyScript's dist makes of it, which never runs here."""
+    from pyjoy.build.bundle import PYSCRIPT_UNUSED_CHUNKS
+
+    bundle = next((dist / "vendor").glob("pyscript-*/core.js")).read_text()
+    package = ROOT / "node_modules" / "@pyscript" / "core" / "dist"
+    imported = re.findall(r'import\("\./([^"]+)"\)', next(package.glob("core-*.js")).read_text())
+    left_out = [chunk for chunk in imported if chunk.startswith(tuple(f"{name}-" for name in PYSCRIPT_UNUSED_CHUNKS))]
+    assert len(left_out) >= 10, left_out  # the names still match this PyScript's chunks
+    for chunk in left_out:
+        assert f'import("./{chunk}")' in bundle, chunk
+    assert len(bundle) < 400_000  # with them inlined: 1.15 MB
 
 
 def test_served_lock_records_the_hash_of_the_vendored_micropip(dist: Path) -> None:

@@ -70,11 +70,19 @@ def bundle_pyscript(esbuild: Path, node_modules: Path, site: Path) -> str:
     url = f"vendor/pyscript-{PYSCRIPT_VERSION}/core.js"
     run_tool(
         [str(esbuild), str(package / "dist" / "core.js"), "--bundle", "--format=esm", "--target=es2022",
-         "--minify", "--log-level=error", "--define:location.href=document.baseURI", f"--outfile={site / url}"],
+         "--minify", "--log-level=error", "--define:location.href=document.baseURI",
+         *(f"--external:./{chunk}-*" for chunk in PYSCRIPT_UNUSED_CHUNKS), f"--outfile={site / url}"],
         what="bundling @pyscript/core with esbuild",
         fix="check node_modules/@pyscript/core (rm -r node_modules and build again)",
     )
     return url
+
+
+# PyScript's chunks that its dist loads only for what a plugin's window never uses here
+# (python-window.js turns those plugins off): left out, their import() stays unresolved.
+PYSCRIPT_UNUSED_CHUNKS = ("codemirror", "codemirror_commands", "codemirror_lang-python", "codemirror_language",
+                          "codemirror_state", "codemirror_view", "xterm", "xterm-readline", "xterm_addon-fit",
+                          "xterm_addon-web-links", "py-editor", "py-terminal", "py-game", "donkey")
 
 
 def run_esbuild(esbuild: Path, app_dir: Path, entries: tuple[str, ...], site: Path, format: str) -> dict[str, str]:
