@@ -127,6 +127,7 @@ def test_a_plugin_started_after_idle_takes_the_spare_and_a_new_spare_follows(pag
     # Not while the plugin did its first work: once no plugin had been loading for 2 s (quiet.js).
     added = page.evaluate("framesAdded")
     assert len(added) == 2 and added[1] > first["loaded"] + 1500, (added, first["loaded"])
+    page.wait_for_timeout(1000)  # the spare's worker starts once its frame has loaded
     second = load_and_ask(page, plugin("Isolated Two", True))
     assert second["isolated"] is True
     assert second["born"] < second["asked"], second  # its worker existed before it was asked for: the spare
