@@ -224,6 +224,8 @@ export class Sandbox {
   async #start({ build, kind, container, permissions, onOutput, consent, isolated, python, preloadOnnx }) {
     const channels = { rpc: new MessageChannel(), status: new MessageChannel(), assets: new MessageChannel() };
     if (kind === "window") channels.media = new MessageChannel();
+    // Python's boot configuration, for a web-python worker or a Python window.
+    const config = kind === "web-python" || python ? { ...pythonConfig(build), preloadOnnx } : null;
     this.#ports = Object.values(channels).map((channel) => channel.port1);
     serveAssets(channels.assets.port1, packageIndex(build));
     // A frame is another process: big buffers go to it in pieces (rpc/transport.js; Python
@@ -242,17 +244,17 @@ export class Sandbox {
       this.media = serveMedia(channels.media.port1, { permissions, consent });
       const handshake = { type: FRAME_HANDSHAKE, hostOrigin: location.origin };
       // A Python window boots Python from the build's snapshot with PyScript (sandbox/python-window.js).
-      if (python) handshake.python = { config: { ...pythonConfig(build), preloadOnnx }, pyscript: new URL(build.pyscript, document.baseURI).href };
+      if (python) handshake.python = { config, pyscript: new URL(build.pyscript, document.baseURI).href };
       await this.#startFrame(build, container, allowAttribute(permissions), ports, handshake);
     } else {
       const source = await scriptText(kind === "web-python" ? build.sandbox["python-worker"] : build.sandbox["js-worker"]);
       if (isolated) {
-        const worker = kind === "web-python" ? { source, chunkBytes, kind, config: { ...pythonConfig(build), preloadOnnx } } : { source, chunkBytes, kind };
+        const worker = kind === "web-python" ? { source, chunkBytes, kind, config } : { source, chunkBytes, kind };
         const handshake = { type: FRAME_HANDSHAKE, hostOrigin: location.origin, worker };
         await this.#startFrame(build, container, allowAttribute([]), ports, handshake);
       } else {
         const handshake = { type: WORKER_HANDSHAKE, hostOrigin: location.origin, chunkBytes };
-        if (kind === "web-python") handshake.config = { ...pythonConfig(build), preloadOnnx };
+        if (kind === "web-python") handshake.config = config;
         this.#startWorker(source, kind, ports, handshake);
       }
     }

@@ -51,6 +51,13 @@ def minify_onnx_web(esbuild: Path, source: Path, site: Path) -> str:
     return url
 
 
+# PyScript's chunks that its dist loads only for what a plugin's window never uses here
+# (python-window.js turns those plugins off): left out, their import() stays unresolved.
+PYSCRIPT_UNUSED_CHUNKS = ("codemirror", "codemirror_commands", "codemirror_lang-python", "codemirror_language",
+                          "codemirror_state", "codemirror_view", "xterm", "xterm-readline", "xterm_addon-fit",
+                          "xterm_addon-web-links", "py-editor", "py-terminal", "py-game", "donkey")
+
+
 def bundle_pyscript(esbuild: Path, node_modules: Path, site: Path) -> str:
     """@pyscript/core's browser module (dist/core.js and the chunks it imports) as one ES
     module under vendor/: a Python window's sandbox fetches it over its asset port and
@@ -76,13 +83,6 @@ def bundle_pyscript(esbuild: Path, node_modules: Path, site: Path) -> str:
         fix="check node_modules/@pyscript/core (rm -r node_modules and build again)",
     )
     return url
-
-
-# PyScript's chunks that its dist loads only for what a plugin's window never uses here
-# (python-window.js turns those plugins off): left out, their import() stays unresolved.
-PYSCRIPT_UNUSED_CHUNKS = ("codemirror", "codemirror_commands", "codemirror_lang-python", "codemirror_language",
-                          "codemirror_state", "codemirror_view", "xterm", "xterm-readline", "xterm_addon-fit",
-                          "xterm_addon-web-links", "py-editor", "py-terminal", "py-game", "donkey")
 
 
 def run_esbuild(esbuild: Path, app_dir: Path, entries: tuple[str, ...], site: Path, format: str) -> dict[str, str]:

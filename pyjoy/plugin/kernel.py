@@ -237,6 +237,7 @@ class Kernel:
         worker it boots for the plugin starts it as Python boots: app/plugins/host.js)."""
         from pyjoy.onnx import web
 
+        # Held: asyncio keeps only a weak reference to a task, which could end unfinished.
         self._preloading = asyncio.ensure_future(web.preload())
 
     async def run_python(self, code: str) -> Any:
