@@ -87,8 +87,9 @@ function fetchEarly(fetchAsset, urls) {
 
 // The plugin imports pyjoy.onnx (plugins/host.js): pyjoy/onnx/web.js is imported now and
 // loads onnxruntime-web while Python boots (first visit, the model's first inference: 1.43
-// -> 1.34 s in an isolated worker, 1.71 -> 1.59 s in a Python window, bench/onnx_first.py). pyjoy/onnx/web.py takes this module from
-// globalThis.pyjoyOnnxWeb (one module: its runtimes and sessions shared).
+// -> 1.33 s in an isolated worker, 1.64 -> 1.57 s in a Python window, bench/onnx_first.py).
+// pyjoy/onnx/web.py takes this module from globalThis.pyjoyOnnxWeb (one module: its
+// runtimes and sessions shared).
 function preloadOnnx(importModule, config) {
   const module = importModule(config.onnxWebURL);
   module.then((web) => web.preload(config.appURL), () => {}); // a failed import: web.py imports its own copy
