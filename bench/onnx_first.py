@@ -61,11 +61,16 @@ sys.path.insert(0, str(ROOT))
 
 from pyjoy.devtools import launch_options, machine_facts, served  # noqa: E402
 
+
+def isolated(source: str) -> str:
+    """A web-python plugin's source, isolated (`"isolated": true`: a worker of a hidden frame)."""
+    return source.replace('"type": "web-python",', '"type": "web-python",\n  "isolated": true,')
+
+
 PYTHON = (ROOT / "bench" / "plugins" / "onnx_first.imjoy.html").read_text()
+ISOLATED = isolated(PYTHON)
 # A trivial isolated web-python plugin: loaded first, it has the host keep a spare Python.
-TRIVIAL = (ROOT / "bench" / "plugins" / "python_boot.imjoy.html").read_text().replace(
-    '"type": "web-python",', '"type": "web-python",\n  "isolated": true,')
-ISOLATED = PYTHON.replace('"type": "web-python",', '"type": "web-python",\n  "isolated": true,')
+TRIVIAL = isolated((ROOT / "bench" / "plugins" / "python_boot.imjoy.html").read_text())
 # The same plugin reaching pyjoy.onnx without an import line: its worker does not load
 # onnxruntime-web while Python boots (plugins/host.js), as every plugin's did before.
 NOT_AHEAD = ISOLATED.replace("        import pyjoy.onnx\n", "        pyjoy = __import__('pyjoy.onnx')\n")
